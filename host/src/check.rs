@@ -1,0 +1,258 @@
+//! `sluice check`: a preflight that tells an operator what to fix before `sluice run`.
+//!
+//! Design note: each check yields a [`CheckResult`] with a status and, when it does not pass, the
+//! fix in words an operator can act on. The list follows `shared/CONTRACT.md` and the Python
+//! app's troubleshooting list ("Binary logging must be enabled for CDC", access denied, a purged
+//! position). Only failures make the command exit non-zero; `binlog_row_metadata` is a warning
+//! because the pipeline still works without it.
+
+use std::fmt;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use crate::config::Config;
+use crate::source::binlog::connect_opts;
+use crate::state::PositionStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// One line of the preflight report.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+    /// What to do when the check does not pass.
+    pub fix: Option<String>,
+}
+
+impl fmt::Display for CheckResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tag = match self.status {
+            Status::Pass => "PASS",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        };
+        write!(f, "[{tag}] {}: {}", self.name, self.detail)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "\n       fix: {fix}")?;
+        }
+        Ok(())
+    }
+}
+
+fn pass(name: &'static str, detail: impl Into<String>) -> CheckResult {
+    CheckResult { name, status: Status::Pass, detail: detail.into(), fix: None }
+}
+
+fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> CheckResult {
+    CheckResult { name, status: Status::Fail, detail: detail.into(), fix: Some(fix.into()) }
+}
+
+fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> CheckResult {
+    CheckResult { name, status: Status::Warn, detail: detail.into(), fix: Some(fix.into()) }
+}
+
+/// Runs every check. Never fails itself: problems are results.
+pub async fn run_checks(cfg: &Config) -> Vec<CheckResult> {
+    let m = &cfg.mysql;
+    let mut out = Vec::new();
+    let mut conn = match Conn::new(connect_opts(m, &m.host)).await {
+        Ok(c) => {
+            out.push(pass("connect", format!("connected to {}:{} as {}", m.host, m.port, m.user)));
+            c
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let fix = if text.contains("1045") || text.to_ascii_lowercase().contains("access denied") {
+                format!(
+                    "access denied for user '{}': check MYSQL_USER and MYSQL_PASSWORD, and that the user may connect from this host",
+                    m.user
+                )
+            } else {
+                format!("check that MySQL listens on {}:{} (MYSQL_HOST, MYSQL_PORT) and is reachable from here", m.host, m.port)
+            };
+            out.push(fail("connect", format!("cannot connect to {}:{}: {text}", m.host, m.port), fix));
+            return out;
+        }
+    };
+
+    let vars = server_variables(&mut conn).await;
+    let get = |name: &str| vars.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+
+    match get("log_bin").as_deref() {
+        Some("ON") | Some("1") => out.push(pass("log_bin", "binary logging is on")),
+        other => out.push(fail(
+            "log_bin",
+            format!("Binary logging must be enabled for CDC (log_bin={})", other.unwrap_or("unknown")),
+            "set log_bin (and server_id) in the server configuration and restart MySQL",
+        )),
+    }
+    match get("binlog_format").as_deref() {
+        Some("ROW") => out.push(pass("binlog_format", "binlog_format=ROW")),
+        other => out.push(fail(
+            "binlog_format",
+            format!("binlog_format={} but CDC needs ROW", other.unwrap_or("unknown")),
+            "SET GLOBAL binlog_format=ROW and set binlog_format=ROW in the server configuration",
+        )),
+    }
+    match get("binlog_row_image").as_deref() {
+        Some("FULL") => out.push(pass("binlog_row_image", "binlog_row_image=FULL")),
+        other => out.push(fail(
+            "binlog_row_image",
+            format!("binlog_row_image={} but events need every column", other.unwrap_or("unknown")),
+            "SET GLOBAL binlog_row_image=FULL and set it in the server configuration",
+        )),
+    }
+    match get("binlog_row_metadata").as_deref() {
+        Some("FULL") => out.push(pass("binlog_row_metadata", "binlog_row_metadata=FULL")),
+        other => out.push(warn(
+            "binlog_row_metadata",
+            format!(
+                "binlog_row_metadata={}: column names will come from information_schema, which can be wrong right after an ALTER TABLE",
+                other.unwrap_or("unsupported")
+            ),
+            "SET GLOBAL binlog_row_metadata=FULL (MySQL 8.0.1+, MariaDB 10.5+) and set it in the server configuration",
+        )),
+    }
+
+    out.push(check_privileges(&mut conn, cfg).await);
+    out.extend(check_tables(&mut conn, cfg).await);
+
+    match get("server_id").and_then(|v| v.parse::<u32>().ok()) {
+        Some(id) if id == m.server_id => out.push(fail(
+            "server_id",
+            format!("the server's server_id is {id}, the same as Sluice's MYSQL_SERVER_ID"),
+            "set MYSQL_SERVER_ID to a value no other server or replica in the topology uses",
+        )),
+        Some(id) => out.push(pass("server_id", format!("server_id={id}, Sluice uses {}", m.server_id))),
+        None => out.push(warn("server_id", "cannot read the server's server_id", "check the user may read @@server_id")),
+    }
+
+    out.push(check_position(&mut conn, cfg).await);
+    let _ = conn.disconnect().await;
+    out
+}
+
+async fn server_variables(conn: &mut Conn) -> Vec<(String, String)> {
+    conn.query(
+        "SHOW GLOBAL VARIABLES WHERE Variable_name IN \
+         ('log_bin','binlog_format','binlog_row_image','binlog_row_metadata','server_id')",
+    )
+    .await
+    .unwrap_or_default()
+}
+
+async fn check_privileges(conn: &mut Conn, cfg: &Config) -> CheckResult {
+    let grants: Vec<String> = match conn.query("SHOW GRANTS").await {
+        Ok(g) => g,
+        Err(e) => return fail("privileges", format!("cannot read grants: {e}"), "check the user exists"),
+    };
+    let global: Vec<String> = grants
+        .iter()
+        .map(|g| g.to_ascii_uppercase())
+        .filter(|g| g.contains(" ON *.* "))
+        .collect();
+    let has_global = |p: &str| global.iter().any(|g| g.contains("ALL PRIVILEGES") || g.contains(p));
+    let schema = cfg.mysql.schema.to_ascii_uppercase();
+    let has_select = has_global("SELECT")
+        || grants.iter().map(|g| g.to_ascii_uppercase()).any(|g| {
+            (g.contains("SELECT") || g.contains("ALL PRIVILEGES"))
+                && (g.contains(&format!(" ON `{schema}`.")) || g.contains(&format!(" ON {schema}.")))
+        });
+    let mut missing = Vec::new();
+    if !has_global("REPLICATION SLAVE") {
+        missing.push("REPLICATION SLAVE");
+    }
+    // MariaDB 10.5+ calls REPLICATION CLIENT "BINLOG MONITOR".
+    if !has_global("REPLICATION CLIENT") && !has_global("BINLOG MONITOR") {
+        missing.push("REPLICATION CLIENT");
+    }
+    if !has_select {
+        missing.push("SELECT");
+    }
+    if missing.is_empty() {
+        pass("privileges", "REPLICATION SLAVE, REPLICATION CLIENT and SELECT are granted")
+    } else {
+        let user = &cfg.mysql.user;
+        fail(
+            "privileges",
+            format!("user '{user}' lacks {}", missing.join(", ")),
+            format!("as an administrator: GRANT {} ON *.* TO '{user}'@'%'", missing.join(", ")),
+        )
+    }
+}
+
+async fn check_tables(conn: &mut Conn, cfg: &Config) -> Vec<CheckResult> {
+    let mut out = Vec::new();
+    for (schema, table) in cfg.captured_tables() {
+        let engine: Result<Option<Option<String>>, _> = conn
+            .exec_first(
+                "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&schema, &table),
+            )
+            .await;
+        out.push(match engine {
+            Ok(Some(Some(e))) if e.eq_ignore_ascii_case("InnoDB") => pass("table", format!("{schema}.{table} exists and uses InnoDB")),
+            Ok(Some(Some(e))) => fail(
+                "table",
+                format!("{schema}.{table} uses {e}, which cannot give a consistent snapshot"),
+                format!("ALTER TABLE `{schema}`.`{table}` ENGINE=InnoDB"),
+            ),
+            Ok(Some(None)) => fail("table", format!("{schema}.{table} is a view"), "capture the base table instead"),
+            Ok(None) => fail(
+                "table",
+                format!("{schema}.{table} does not exist (or the user cannot see it)"),
+                "check MYSQL_SCHEMA/MYSQL_DATABASE and MYSQL_TABLE, and that the user has SELECT on the table",
+            ),
+            Err(e) => fail("table", format!("cannot look up {schema}.{table}: {e}"), "check the user's SELECT privilege"),
+        });
+    }
+    out
+}
+
+async fn check_position(conn: &mut Conn, cfg: &Config) -> CheckResult {
+    let store = PositionStore::new(&cfg.state_dir, &cfg.position_file_name());
+    let saved = match store.load() {
+        Ok(Some(p)) => p,
+        Ok(None) => return pass("position", format!("no saved position at {}: Sluice will start from the current head", store.path().display())),
+        Err(e) => return fail("position", e.to_string(), "see the message above"),
+    };
+    let logs: Vec<mysql_async::Row> = match conn.query("SHOW BINARY LOGS").await {
+        Ok(l) => l,
+        Err(e) => {
+            return fail(
+                "position",
+                format!("cannot list binary logs to verify the saved position {saved}: {e}"),
+                "grant REPLICATION CLIENT (BINLOG MONITOR on MariaDB) to the user",
+            )
+        }
+    };
+    let found = logs.iter().find_map(|r| {
+        let name: String = r.get(0)?;
+        let size: u64 = r.get(1)?;
+        (name == saved.file).then_some(size)
+    });
+    match found {
+        Some(size) if saved.pos <= size => pass("position", format!("saved position {saved} is on the server")),
+        Some(size) => fail(
+            "position",
+            format!("saved position {saved} is beyond the end of {} ({size} bytes)", saved.file),
+            format!("the position file {} does not belong to this server: delete it or point MYSQL_HOST at the right server", store.path().display()),
+        ),
+        None => fail(
+            "position",
+            format!("saved position {saved} is gone: {} was purged from the server", saved.file),
+            format!(
+                "changes were lost: re-snapshot with INITIAL_SNAPSHOT=true FORCE_SNAPSHOT=true, or delete {} to resume from the current head; keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days)",
+                store.path().display()
+            ),
+        ),
+    }
+}

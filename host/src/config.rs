@@ -1,0 +1,372 @@
+//! Configuration: an optional TOML file, overridden by the contract's environment variables.
+//!
+//! Design note: the environment variable names and defaults are the Python app's, exactly
+//! (`shared/CONTRACT.md`). The TOML file holds the same settings under sections plus what only
+//! a file can express (per-transform settings, producer tuning). Loading is pure: it takes a
+//! lookup function, so tests do not touch the process environment. The password is never
+//! printed: `Debug` redacts it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::encode::KeyMode;
+
+/// Sluice's replica server id when `MYSQL_SERVER_ID` is not set.
+pub const DEFAULT_SERVER_ID: u32 = 4079;
+
+/// Everything `sluice run` and `sluice check` need.
+#[derive(Clone)]
+pub struct Config {
+    pub mysql: MysqlConfig,
+    pub snapshot: SnapshotConfig,
+    pub state_dir: PathBuf,
+    /// `None`: the embedded default, events go to stdout.
+    pub kafka: Option<KafkaConfig>,
+    pub pipeline: PipelineConfig,
+}
+
+/// The source database.
+#[derive(Clone)]
+pub struct MysqlConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub database: String,
+    /// Database of the captured tables (`MYSQL_SCHEMA`, default `MYSQL_DATABASE`).
+    pub schema: String,
+    pub tables: Vec<String>,
+    pub snapshot_host: String,
+    pub server_id: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SnapshotConfig {
+    pub initial: bool,
+    pub batch_size: usize,
+    pub force: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub topic: String,
+    pub key: KeyMode,
+    /// Extra librdkafka producer properties from the TOML file (`[kafka.producer]`).
+    pub producer: BTreeMap<String, String>,
+}
+
+/// Tuning of the stages.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Rows per batch before a large transaction is cut into pieces.
+    pub max_batch_rows: usize,
+    /// Batches queued between stages (the backpressure bound).
+    pub channel_capacity: usize,
+    /// How often an acknowledged position is written to disk, at most.
+    pub checkpoint_interval_ms: u64,
+}
+
+impl fmt::Debug for MysqlConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MysqlConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("database", &self.database)
+            .field("schema", &self.schema)
+            .field("tables", &self.tables)
+            .field("snapshot_host", &self.snapshot_host)
+            .field("server_id", &self.server_id)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("mysql", &self.mysql)
+            .field("snapshot", &self.snapshot)
+            .field("state_dir", &self.state_dir)
+            .field("kafka", &self.kafka)
+            .field("pipeline", &self.pipeline)
+            .finish()
+    }
+}
+
+/// A setting that is missing or malformed. Each names the variable and the TOML key to set.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} is required: set the environment variable {var} or `{toml}` in the config file")]
+    Missing { var: &'static str, toml: &'static str },
+    #[error("{var}={value:?} is not valid: expected {expected}")]
+    Invalid { var: &'static str, value: String, expected: &'static str },
+    #[error("cannot read the config file {path}: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("the config file {path} is not valid TOML for Sluice: {message}")]
+    ParseFile { path: PathBuf, message: String },
+}
+
+/// The TOML file's shape. Every field is optional; the environment fills in or overrides.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    mysql: FileMysql,
+    #[serde(default)]
+    snapshot: FileSnapshot,
+    #[serde(default)]
+    state: FileState,
+    #[serde(default)]
+    kafka: FileKafka,
+    #[serde(default)]
+    pipeline: FilePipeline,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMysql {
+    host: Option<String>,
+    port: Option<u16>,
+    user: Option<String>,
+    password: Option<String>,
+    database: Option<String>,
+    schema: Option<String>,
+    tables: Option<Vec<String>>,
+    snapshot_host: Option<String>,
+    server_id: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSnapshot {
+    initial: Option<bool>,
+    batch_size: Option<usize>,
+    force: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileState {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileKafka {
+    brokers: Option<String>,
+    topic: Option<String>,
+    key: Option<KeyMode>,
+    #[serde(default)]
+    producer: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePipeline {
+    max_batch_rows: Option<usize>,
+    channel_capacity: Option<usize>,
+    checkpoint_interval_ms: Option<u64>,
+}
+
+impl Config {
+    /// Loads from the process environment and an optional file.
+    pub fn from_env(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load(file, &|k| std::env::var(k).ok())
+    }
+
+    /// Loads from `env` (a lookup such as `std::env::var`) and an optional file.
+    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let fc: FileConfig = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError::ParseFile { path: path.to_owned(), message: e.to_string() })?
+            }
+            None => FileConfig::default(),
+        };
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+
+        let host = var("MYSQL_HOST").or(fc.mysql.host).ok_or(ConfigError::Missing { var: "MYSQL_HOST", toml: "mysql.host" })?;
+        let port = match var("MYSQL_PORT") {
+            Some(v) => parse(&v, "MYSQL_PORT", "a TCP port number such as 3306")?,
+            None => fc.mysql.port.unwrap_or(3306),
+        };
+        let user = var("MYSQL_USER").or(fc.mysql.user).ok_or(ConfigError::Missing { var: "MYSQL_USER", toml: "mysql.user" })?;
+        // An empty password is a legitimate value, so only absence is an error.
+        let password = env("MYSQL_PASSWORD")
+            .or(fc.mysql.password)
+            .ok_or(ConfigError::Missing { var: "MYSQL_PASSWORD", toml: "mysql.password" })?;
+        let database = var("MYSQL_DATABASE")
+            .or(fc.mysql.database)
+            .ok_or(ConfigError::Missing { var: "MYSQL_DATABASE", toml: "mysql.database" })?;
+        let schema = var("MYSQL_SCHEMA").or(fc.mysql.schema).unwrap_or_else(|| database.clone());
+        let tables: Vec<String> = match var("MYSQL_TABLE") {
+            Some(v) => v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect(),
+            None => fc.mysql.tables.unwrap_or_default(),
+        };
+        if tables.is_empty() {
+            return Err(ConfigError::Missing { var: "MYSQL_TABLE", toml: "mysql.tables" });
+        }
+        let snapshot_host = var("MYSQL_SNAPSHOT_HOST").or(fc.mysql.snapshot_host).unwrap_or_else(|| host.clone());
+        let server_id = match var("MYSQL_SERVER_ID") {
+            Some(v) => parse(&v, "MYSQL_SERVER_ID", "a replica server id between 1 and 4294967295")?,
+            None => fc.mysql.server_id.unwrap_or(DEFAULT_SERVER_ID),
+        };
+        if server_id == 0 {
+            return Err(ConfigError::Invalid {
+                var: "MYSQL_SERVER_ID",
+                value: "0".into(),
+                expected: "a replica server id between 1 and 4294967295",
+            });
+        }
+
+        let snapshot = SnapshotConfig {
+            initial: bool_var(var("INITIAL_SNAPSHOT"), "INITIAL_SNAPSHOT", fc.snapshot.initial)?,
+            batch_size: match var("SNAPSHOT_BATCH_SIZE") {
+                Some(v) => parse(&v, "SNAPSHOT_BATCH_SIZE", "a positive number of rows such as 1000")?,
+                None => fc.snapshot.batch_size.unwrap_or(1000),
+            },
+            force: bool_var(var("FORCE_SNAPSHOT"), "FORCE_SNAPSHOT", fc.snapshot.force)?,
+        };
+        if snapshot.batch_size == 0 {
+            return Err(ConfigError::Invalid {
+                var: "SNAPSHOT_BATCH_SIZE",
+                value: "0".into(),
+                expected: "a positive number of rows such as 1000",
+            });
+        }
+        let state_dir = var("Quix__State__Dir").map(PathBuf::from).or(fc.state.dir).unwrap_or_else(|| PathBuf::from("state"));
+
+        let brokers = var("KAFKA_BROKERS").or_else(|| var("Quix__Broker__Address")).or(fc.kafka.brokers);
+        let key = match var("KAFKA_KEY") {
+            Some(v) => match v.trim() {
+                "table" => KeyMode::Table,
+                "primary_key" => KeyMode::PrimaryKey,
+                _ => return Err(ConfigError::Invalid { var: "KAFKA_KEY", value: v, expected: "`table` or `primary_key`" }),
+            },
+            None => fc.kafka.key.unwrap_or_default(),
+        };
+        let kafka = match brokers {
+            Some(brokers) => {
+                let topic = var("output").or(fc.kafka.topic).ok_or(ConfigError::Missing { var: "output", toml: "kafka.topic" })?;
+                Some(KafkaConfig { brokers, topic, key, producer: fc.kafka.producer })
+            }
+            None => None,
+        };
+
+        let pipeline = PipelineConfig {
+            max_batch_rows: fc.pipeline.max_batch_rows.unwrap_or(1024).max(1),
+            channel_capacity: fc.pipeline.channel_capacity.unwrap_or(64).max(1),
+            checkpoint_interval_ms: fc.pipeline.checkpoint_interval_ms.unwrap_or(200),
+        };
+
+        Ok(Config {
+            mysql: MysqlConfig { host, port, user, password, database, schema, tables, snapshot_host, server_id },
+            snapshot,
+            state_dir,
+            kafka,
+            pipeline,
+        })
+    }
+
+    /// The `(schema, table)` pairs captured. A table may be written `db.table` to capture it
+    /// from another database than `MYSQL_SCHEMA`.
+    pub fn captured_tables(&self) -> Vec<(String, String)> {
+        self.mysql
+            .tables
+            .iter()
+            .map(|t| match t.split_once('.') {
+                Some((db, table)) => (db.to_owned(), table.to_owned()),
+                None => (self.mysql.schema.clone(), t.clone()),
+            })
+            .collect()
+    }
+
+    /// The position file's name (see the README): one file for the whole pipeline.
+    pub fn position_file_name(&self) -> String {
+        crate::state::position_file_name(&self.mysql.schema, &self.mysql.tables)
+    }
+}
+
+fn parse<T: std::str::FromStr>(v: &str, var: &'static str, expected: &'static str) -> Result<T, ConfigError> {
+    v.trim().parse().map_err(|_| ConfigError::Invalid { var, value: v.to_owned(), expected })
+}
+
+fn bool_var(v: Option<String>, var: &'static str, file: Option<bool>) -> Result<bool, ConfigError> {
+    match v {
+        None => Ok(file.unwrap_or(false)),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError::Invalid { var, value: v, expected: "`true` or `false`" }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load(None, &move |k| map.get(k).cloned())
+    }
+
+    const BASE: [(&str, &str); 5] = [
+        ("MYSQL_HOST", "db"),
+        ("MYSQL_USER", "u"),
+        ("MYSQL_PASSWORD", "secret-pw"),
+        ("MYSQL_DATABASE", "shop"),
+        ("MYSQL_TABLE", "orders"),
+    ];
+
+    #[test]
+    fn contract_defaults() {
+        let c = load(&BASE).unwrap();
+        assert_eq!(c.mysql.port, 3306);
+        assert_eq!(c.mysql.schema, "shop");
+        assert_eq!(c.mysql.snapshot_host, "db");
+        assert_eq!(c.snapshot.batch_size, 1000);
+        assert!(!c.snapshot.initial && !c.snapshot.force);
+        assert_eq!(c.state_dir, PathBuf::from("state"));
+        assert!(c.kafka.is_none());
+        assert_eq!(c.mysql.server_id, DEFAULT_SERVER_ID);
+        assert_eq!(c.position_file_name(), "binlog_position_shop_orders.json");
+        assert!(!format!("{c:?}").contains("secret-pw"));
+    }
+
+    #[test]
+    fn kafka_needs_a_topic_and_accepts_the_quix_alias() {
+        let mut vars = BASE.to_vec();
+        vars.push(("Quix__Broker__Address", "k:9092"));
+        let err = load(&vars).unwrap_err();
+        assert!(err.to_string().contains("output"), "{err}");
+        vars.push(("output", "cdc"));
+        vars.push(("KAFKA_KEY", "primary_key"));
+        let k = load(&vars).unwrap().kafka.unwrap();
+        assert_eq!((k.brokers.as_str(), k.topic.as_str(), k.key), ("k:9092", "cdc", KeyMode::PrimaryKey));
+    }
+
+    #[test]
+    fn several_tables_and_bad_values() {
+        let mut vars = BASE.to_vec();
+        vars[4] = ("MYSQL_TABLE", "orders, customers");
+        let c = load(&vars).unwrap();
+        assert_eq!(c.mysql.tables, vec!["orders", "customers"]);
+        assert_eq!(c.position_file_name(), "binlog_position_shop_orders_customers.json");
+        vars.push(("MYSQL_PORT", "x"));
+        assert!(load(&vars).unwrap_err().to_string().contains("MYSQL_PORT"));
+        let mut vars = BASE.to_vec();
+        vars.push(("INITIAL_SNAPSHOT", "maybe"));
+        assert!(load(&vars).unwrap_err().to_string().contains("INITIAL_SNAPSHOT"));
+        let err = load(&BASE[..4]).unwrap_err();
+        assert!(err.to_string().contains("MYSQL_TABLE"), "{err}");
+    }
+}

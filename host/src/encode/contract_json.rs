@@ -1,0 +1,260 @@
+//! The contract's event JSON (`shared/CONTRACT.md`, "Event format").
+//!
+//! `{"kind","schema","table","columnnames","columnvalues","oldkeys"}` with each MySQL value in
+//! the form the contract's table gives. This is the one place that knows those forms, so the
+//! golden files in `tests/golden/` pin it down.
+
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
+
+use crate::event::{ChangeEvent, Kind, Value};
+
+/// How the Kafka message key is built (`KAFKA_KEY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyMode {
+    /// `"{schema}.{table}"`, as the Python app did.
+    #[default]
+    Table,
+    /// The JSON array of the row's primary-key values.
+    PrimaryKey,
+}
+
+/// Appends the event's contract JSON to `out`.
+pub fn encode_value(event: &ChangeEvent, out: &mut Vec<u8>) {
+    let mut ser = serde_json::Serializer::new(out);
+    // Serializing plain data into a Vec cannot fail.
+    ContractEvent(event).serialize(&mut ser).expect("serializing to a Vec");
+}
+
+/// Appends the event's Kafka key to `out`.
+///
+/// With [`KeyMode::PrimaryKey`] and a table without a primary key, the whole row identifies it.
+pub fn encode_key(event: &ChangeEvent, mode: KeyMode, out: &mut Vec<u8>) {
+    match mode {
+        KeyMode::Table => {
+            out.extend_from_slice(event.meta.schema.as_bytes());
+            out.push(b'.');
+            out.extend_from_slice(event.meta.table.as_bytes());
+        }
+        KeyMode::PrimaryKey => {
+            let image = event.key_image();
+            let mut ser = serde_json::Serializer::new(out);
+            let result = if event.meta.primary_key.is_empty() {
+                Values(image).serialize(&mut ser)
+            } else {
+                let mut seq = ser.serialize_seq(Some(event.meta.primary_key.len())).expect("vec");
+                for &i in &event.meta.primary_key {
+                    seq.serialize_element(&JsonValue(image.get(i).unwrap_or(&Value::Null))).expect("vec");
+                }
+                SerializeSeq::end(seq)
+            };
+            result.expect("serializing to a Vec");
+        }
+    }
+}
+
+struct ContractEvent<'a>(&'a ChangeEvent);
+
+struct Names<'a>(&'a [String]);
+struct Values<'a>(&'a [Value]);
+struct JsonValue<'a>(&'a Value);
+struct OldKeys<'a>(&'a ChangeEvent);
+
+impl Serialize for ContractEvent<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ev = self.0;
+        let mut map = s.serialize_map(Some(6))?;
+        map.serialize_entry("kind", ev.kind.as_str())?;
+        map.serialize_entry("schema", &ev.meta.schema)?;
+        map.serialize_entry("table", &ev.meta.table)?;
+        if ev.kind == Kind::Delete {
+            map.serialize_entry("columnnames", &Names(&[]))?;
+            map.serialize_entry("columnvalues", &Values(&[]))?;
+        } else {
+            map.serialize_entry("columnnames", &Names(&ev.meta.columns))?;
+            map.serialize_entry("columnvalues", &Values(&ev.after))?;
+        }
+        map.serialize_entry("oldkeys", &OldKeys(ev))?;
+        map.end()
+    }
+}
+
+impl Serialize for Names<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
+}
+
+impl Serialize for Values<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(JsonValue))
+    }
+}
+
+impl Serialize for OldKeys<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ev = self.0;
+        match ev.kind {
+            Kind::Insert | Kind::SnapshotInsert => s.serialize_map(Some(0))?.end(),
+            Kind::Update | Kind::Delete => {
+                let mut map = s.serialize_map(Some(2))?;
+                map.serialize_entry("keynames", &Names(&ev.meta.columns))?;
+                map.serialize_entry("keyvalues", &Values(&ev.before))?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl Serialize for JsonValue<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::Int(v) => s.serialize_i64(*v),
+            Value::UInt(v) => s.serialize_u64(*v),
+            Value::Float(v) => s.serialize_f32(*v),
+            Value::Double(v) => s.serialize_f64(*v),
+            Value::Decimal(v) | Value::String(v) => s.serialize_str(v),
+            Value::Bytes(v) => s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v)),
+            Value::Json(v) => v.serialize(s),
+            other => s.serialize_str(&format_temporal(other)),
+        }
+    }
+}
+
+/// The contract's text form of DATE, DATETIME, TIMESTAMP and TIME values.
+pub fn format_temporal(value: &Value) -> String {
+    let mut out = String::with_capacity(32);
+    match *value {
+        Value::Date { year, month, day } => {
+            let _ = write!(out, "{year:04}-{month:02}-{day:02}");
+        }
+        Value::DateTime { year, month, day, hour, minute, second, micros, fsp } => {
+            let _ = write!(out, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}");
+            push_fraction(&mut out, micros, fsp);
+        }
+        Value::Timestamp { secs, micros, fsp } => {
+            let days = secs.div_euclid(86_400);
+            let rem = secs.rem_euclid(86_400);
+            let (year, month, day) = civil_from_days(days);
+            let _ = write!(
+                out,
+                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+                rem / 3600,
+                rem / 60 % 60,
+                rem % 60
+            );
+            push_fraction(&mut out, micros, fsp);
+            out.push('Z');
+        }
+        Value::Time { negative, hours, minutes, seconds, micros, fsp } => {
+            if negative {
+                out.push('-');
+            }
+            let _ = write!(out, "{hours:02}:{minutes:02}:{seconds:02}");
+            push_fraction(&mut out, micros, fsp);
+        }
+        _ => {}
+    }
+    out
+}
+
+fn push_fraction(out: &mut String, micros: u32, fsp: u8) {
+    if fsp == 0 {
+        return;
+    }
+    let fsp = fsp.min(6) as usize;
+    let digits = format!("{micros:06}");
+    out.push('.');
+    out.push_str(&digits[..fsp]);
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{SourcePosition, TableMeta};
+    use std::sync::Arc;
+
+    fn event(kind: Kind, after: Vec<Value>, before: Vec<Value>) -> ChangeEvent {
+        ChangeEvent {
+            kind,
+            meta: Arc::new(TableMeta {
+                schema: "shop".into(),
+                table: "orders".into(),
+                columns: vec!["id".into(), "total".into()],
+                primary_key: vec![0],
+            }),
+            after,
+            before,
+            position: SourcePosition::default(),
+            timestamp: 0,
+        }
+    }
+
+    fn json(ev: &ChangeEvent) -> String {
+        let mut out = Vec::new();
+        encode_value(ev, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn insert_matches_the_contract_example() {
+        let ev = event(Kind::Insert, vec![Value::Int(7), Value::Decimal("19.990".into())], vec![]);
+        assert_eq!(
+            json(&ev),
+            r#"{"kind":"insert","schema":"shop","table":"orders","columnnames":["id","total"],"columnvalues":[7,"19.990"],"oldkeys":{}}"#
+        );
+    }
+
+    #[test]
+    fn delete_has_empty_after_and_full_before() {
+        let ev = event(Kind::Delete, vec![], vec![Value::Int(7), Value::Null]);
+        assert_eq!(
+            json(&ev),
+            r#"{"kind":"delete","schema":"shop","table":"orders","columnnames":[],"columnvalues":[],"oldkeys":{"keynames":["id","total"],"keyvalues":[7,null]}}"#
+        );
+    }
+
+    #[test]
+    fn keys() {
+        let ev = event(Kind::Update, vec![Value::UInt(u64::MAX), Value::Null], vec![Value::Int(1), Value::Null]);
+        let mut k = Vec::new();
+        encode_key(&ev, KeyMode::Table, &mut k);
+        assert_eq!(k, b"shop.orders");
+        k.clear();
+        encode_key(&ev, KeyMode::PrimaryKey, &mut k);
+        assert_eq!(k, b"[18446744073709551615]");
+    }
+
+    #[test]
+    fn temporal_forms() {
+        let dt = Value::DateTime { year: 2024, month: 1, day: 31, hour: 12, minute: 0, second: 0, micros: 250_000, fsp: 3 };
+        assert_eq!(format_temporal(&dt), "2024-01-31T12:00:00.250");
+        let ts = Value::Timestamp { secs: 1_706_702_400, micros: 0, fsp: 0 };
+        assert_eq!(format_temporal(&ts), "2024-01-31T12:00:00Z");
+        let t = Value::Time { negative: true, hours: 838, minutes: 59, seconds: 59, micros: 0, fsp: 0 };
+        assert_eq!(format_temporal(&t), "-838:59:59");
+        let t = Value::Time { negative: false, hours: 1, minutes: 2, seconds: 3, micros: 5, fsp: 6 };
+        assert_eq!(format_temporal(&t), "01:02:03.000005");
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+}

@@ -1,0 +1,138 @@
+//! The typed change-event model that every pipeline stage shares.
+//!
+//! Design note: an event is a typed row (an enum of MySQL values plus shared column
+//! metadata), never a `serde_json::Value`. It is decoded once from the binlog, moves through
+//! the transform chain and is serialized to the contract's JSON exactly once, in the sink
+//! (`crate::encode`). Column names and key positions are shared per table version through an
+//! `Arc<TableMeta>`, so an event costs one allocation for its values and none for its names.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// What happened to the row. The names are the contract's `kind` strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A row read by the initial snapshot.
+    SnapshotInsert,
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Kind {
+    /// The contract's string for this kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::SnapshotInsert => "snapshot_insert",
+            Kind::Insert => "insert",
+            Kind::Update => "update",
+            Kind::Delete => "delete",
+        }
+    }
+
+    /// Parses a contract `kind` string.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "snapshot_insert" => Kind::SnapshotInsert,
+            "insert" => Kind::Insert,
+            "update" => Kind::Update,
+            "delete" => Kind::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// One column value, typed as MySQL defines it. Each variant maps to exactly one JSON form
+/// in the contract's value table (see `crate::encode::contract_json`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    /// TINYINT … BIGINT signed, and YEAR.
+    Int(i64),
+    /// TINYINT … BIGINT unsigned, and BIT.
+    UInt(u64),
+    Float(f32),
+    Double(f64),
+    /// DECIMAL, exact, already formatted with the column's scale (`"19.990"`).
+    Decimal(String),
+    /// CHAR, VARCHAR, TEXT (decoded with the column's character set), ENUM labels, SET labels
+    /// joined by commas, and MariaDB JSON (which is stored as text).
+    String(String),
+    /// BINARY, VARBINARY, BLOB: published as base64.
+    Bytes(Vec<u8>),
+    Date { year: u16, month: u8, day: u8 },
+    /// DATETIME(fsp): `micros` is the fraction; `fsp` digits of it are printed.
+    DateTime { year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8, micros: u32, fsp: u8 },
+    /// TIMESTAMP(fsp), as seconds since the epoch (UTC).
+    Timestamp { secs: i64, micros: u32, fsp: u8 },
+    /// TIME(fsp): a signed duration, -838:59:59 … 838:59:59.
+    Time { negative: bool, hours: u32, minutes: u8, seconds: u8, micros: u32, fsp: u8 },
+    /// MySQL's binary JSON, decoded into the JSON value itself.
+    Json(serde_json::Value),
+}
+
+/// The shape of one table version: names in table column order, and which of them form the
+/// primary key. Shared by every event of that table until its schema changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableMeta {
+    pub schema: String,
+    pub table: String,
+    pub columns: Vec<String>,
+    /// Indexes into `columns`, in key order. Empty when the table has no primary key.
+    pub primary_key: Vec<usize>,
+}
+
+impl TableMeta {
+    /// `"{schema}.{table}"`, the contract's default Kafka key.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
+}
+
+/// Where an event came from in the source, totally ordered within one server's history.
+///
+/// Binlog events are ordered by `(file, pos)` of their transaction's commit, then `row`;
+/// snapshot rows by their chunk and row. Every published event carries this in Kafka headers,
+/// which is what later lets recovery skip what a partition already holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourcePosition {
+    /// Binlog file that holds the event.
+    pub file: Arc<str>,
+    /// Start offset of the transaction (its GTID or BEGIN event) in `file`.
+    pub pos: u64,
+    /// Index of the row within its transaction, counting from 0.
+    pub row: u32,
+    /// The transaction's GTID, where GTIDs are on.
+    pub gtid: Option<Arc<str>>,
+}
+
+/// A row change, the unit every stage handles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEvent {
+    pub kind: Kind,
+    pub meta: Arc<TableMeta>,
+    /// The row after the change, in `meta.columns` order. Empty for `delete`.
+    pub after: Vec<Value>,
+    /// The row before the change, for `update` and `delete`. Empty otherwise.
+    pub before: Vec<Value>,
+    pub position: SourcePosition,
+    /// Commit time of the source transaction (seconds since the epoch), 0 when unknown.
+    pub timestamp: u32,
+}
+
+impl ChangeEvent {
+    /// The row image that identifies the row: `after`, or `before` for a delete.
+    pub fn key_image(&self) -> &[Value] {
+        if self.kind == Kind::Delete {
+            &self.before
+        } else {
+            &self.after
+        }
+    }
+}
+
+impl fmt::Display for SourcePosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}#{}", self.file, self.pos, self.row)
+    }
+}

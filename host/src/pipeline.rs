@@ -1,0 +1,191 @@
+//! Wires the stages together and keeps them running.
+//!
+//! Design note:
+//! ```text
+//!  binlog source ──Batch──► sink stage ──(Ack, checkpoint)──► checkpointer ──► position file
+//!        (bounded channel)      (encode, publish)     (bounded channel)   (awaits acks in order)
+//! ```
+//! Each stage is a tokio task joined to the next by a bounded channel, so a slow Kafka fills the
+//! channels and the binlog reader waits: memory stays bounded. A position reaches the file only
+//! after every event before it was acknowledged, and only at a commit boundary. Disk writes are
+//! coalesced to at most one per `checkpoint_interval_ms`, plus one at shutdown.
+//!
+//! The supervisor ([`run`]) restarts the stages from the last saved position after a retryable
+//! failure (MySQL disconnect, fatal producer error) with exponential backoff. That is
+//! at-least-once: a restart can republish events that were delivered but not yet checkpointed.
+//! SIGINT/SIGTERM stop the source at a transaction boundary, drain the stages, save, and exit 0.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::sink::{Ack, KafkaSink, Sink, SinkError, StdoutSink};
+use crate::source::binlog::{self, SourceError};
+use crate::source::{Batch, TableFilter};
+use crate::state::{BinlogPosition, PositionStore, StateError};
+
+/// Why the pipeline stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot prepare the Kafka topic: {0}")]
+    Topic(rdkafka::error::KafkaError),
+}
+
+impl PipelineError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            PipelineError::Source(e) => e.is_retryable(),
+            PipelineError::Sink(e) => !matches!(e, SinkError::Create(_) | SinkError::Stdout(_)),
+            PipelineError::State(_) => false,
+            PipelineError::Topic(_) => true,
+        }
+    }
+}
+
+/// Runs until `shutdown` turns true (returns `Ok`) or a non-retryable error occurs.
+pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
+    let store = PositionStore::new(&cfg.state_dir, &cfg.position_file_name());
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let started = Instant::now();
+        match run_once(cfg, &store, shutdown.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_retryable() && !*shutdown.borrow() => {
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff = Duration::from_millis(500);
+                }
+                tracing::warn!(error = %e, retry_in = ?backoff, "pipeline failed; resuming from the last acknowledged position");
+                let mut sd = shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = sd.wait_for(|s| *s) => return Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One life of the stages, from the saved position.
+async fn run_once(cfg: &Config, store: &PositionStore, shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
+    let start = match store.load()? {
+        Some(p) => {
+            tracing::info!(position = %p, file = %store.path().display(), "resuming from the saved position");
+            p
+        }
+        None => {
+            let mut conn = binlog::connect(&cfg.mysql).await?;
+            let head = binlog::current_head(&mut conn).await?;
+            let _ = conn.disconnect().await;
+            tracing::info!(position = %head, "no saved position: starting from the current binlog head");
+            // Record it at once, so that a restart before the first commit resumes here rather
+            // than at a later head (which would skip what happened in between).
+            store.save(&head)?;
+            head
+        }
+    };
+
+    let sink = match &cfg.kafka {
+        Some(k) => {
+            crate::sink::kafka::ensure_topic(k, 1).await.map_err(PipelineError::Topic)?;
+            Sink::Kafka(KafkaSink::new(k)?)
+        }
+        None => Sink::Stdout(StdoutSink::default()),
+    };
+
+    let (batch_tx, batch_rx) = mpsc::channel::<Batch>(cfg.pipeline.channel_capacity);
+    let (ack_tx, ack_rx) = mpsc::channel::<(Ack, Option<BinlogPosition>)>(cfg.pipeline.channel_capacity);
+
+    let filter = TableFilter::new(cfg.captured_tables());
+    let mysql = cfg.mysql.clone();
+    let max_rows = cfg.pipeline.max_batch_rows;
+    let source = tokio::spawn(async move { binlog::stream(&mysql, filter, start, max_rows, batch_tx, shutdown).await });
+    let sink_task = tokio::spawn(sink_stage(sink, batch_rx, ack_tx));
+    let checkpointer = tokio::spawn(checkpoint_stage(
+        store.clone(),
+        ack_rx,
+        Duration::from_millis(cfg.pipeline.checkpoint_interval_ms),
+    ));
+
+    // The source ends first (on stop or error); its channel closing drains the sink, whose
+    // channel closing drains the checkpointer. A failing downstream stage closes its input,
+    // which stops the stage before it.
+    let source_result = source.await.expect("source task panicked");
+    let sink_result = sink_task.await.expect("sink task panicked");
+    let checkpoint_result = checkpointer.await.expect("checkpoint task panicked");
+    // Report the root cause: a downstream failure makes the source stop with Ok.
+    checkpoint_result?;
+    sink_result?;
+    source_result?;
+    Ok(())
+}
+
+async fn sink_stage(
+    mut sink: Sink,
+    mut rx: mpsc::Receiver<Batch>,
+    acks: mpsc::Sender<(Ack, Option<BinlogPosition>)>,
+) -> Result<(), PipelineError> {
+    while let Some(batch) = rx.recv().await {
+        let ack = if batch.events.is_empty() { Ack::Done } else { sink.publish(&batch.events).await? };
+        if acks.send((ack, batch.checkpoint)).await.is_err() {
+            // The checkpointer failed; it reports why.
+            return Ok(());
+        }
+    }
+    sink.flush().await?;
+    Ok(())
+}
+
+async fn checkpoint_stage(
+    store: PositionStore,
+    mut rx: mpsc::Receiver<(Ack, Option<BinlogPosition>)>,
+    interval: Duration,
+) -> Result<(), PipelineError> {
+    let mut pending: Option<BinlogPosition> = None;
+    let mut last_save = Instant::now();
+    loop {
+        let item = if pending.is_some() {
+            match tokio::time::timeout(interval.saturating_sub(last_save.elapsed()), rx.recv()).await {
+                Ok(item) => item,
+                Err(_) => {
+                    // Idle or slow: write what is acknowledged now.
+                    store.save(pending.as_ref().expect("checked"))?;
+                    pending = None;
+                    last_save = Instant::now();
+                    continue;
+                }
+            }
+        } else {
+            rx.recv().await
+        };
+        let Some((ack, checkpoint)) = item else { break };
+        if let Err(e) = ack.wait().await {
+            // Save what was acknowledged before the failure, then fail.
+            if let Some(p) = pending.take() {
+                store.save(&p)?;
+            }
+            return Err(e.into());
+        }
+        if let Some(cp) = checkpoint {
+            pending = Some(cp);
+        }
+        if pending.is_some() && last_save.elapsed() >= interval {
+            store.save(pending.as_ref().expect("checked"))?;
+            pending = None;
+            last_save = Instant::now();
+        }
+    }
+    if let Some(p) = pending {
+        store.save(&p)?;
+        tracing::info!(position = %p, "saved the final position");
+    }
+    Ok(())
+}

@@ -1,0 +1,38 @@
+//! The embedded default sink: one JSON object per line on stdout, so `sluice run | jq` works.
+//!
+//! Logs go to stderr, so stdout carries nothing but events.
+
+use tokio::io::{AsyncWriteExt, BufWriter, Stdout};
+
+use super::{Ack, SinkError};
+use crate::encode::encode_value;
+use crate::event::ChangeEvent;
+
+pub struct StdoutSink {
+    out: BufWriter<Stdout>,
+    buf: Vec<u8>,
+}
+
+impl Default for StdoutSink {
+    fn default() -> Self {
+        StdoutSink { out: BufWriter::with_capacity(64 * 1024, tokio::io::stdout()), buf: Vec::with_capacity(64 * 1024) }
+    }
+}
+
+impl StdoutSink {
+    pub async fn publish(&mut self, events: &[ChangeEvent]) -> Result<Ack, SinkError> {
+        self.buf.clear();
+        for ev in events {
+            encode_value(ev, &mut self.buf);
+            self.buf.push(b'\n');
+        }
+        self.out.write_all(&self.buf).await.map_err(SinkError::Stdout)?;
+        // A batch is a transaction: flush it whole so a reader never waits on half of one.
+        self.out.flush().await.map_err(SinkError::Stdout)?;
+        Ok(Ack::Done)
+    }
+
+    pub async fn flush(&mut self) -> Result<(), SinkError> {
+        self.out.flush().await.map_err(SinkError::Stdout)
+    }
+}

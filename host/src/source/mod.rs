@@ -1,0 +1,13 @@
+//! Sources of change events: the binlog stream (and, later, the initial snapshot).
+//!
+//! Design note: pure parts (`schema`, `decode`, `gtid`, `processor`) are kept apart from the
+//! I/O (`binlog`), so that binlog files on disk (the MySQL 8 fixtures) and the live replica
+//! stream go through the same decoding code.
+
+pub mod binlog;
+pub mod decode;
+pub mod gtid;
+pub mod processor;
+pub mod schema;
+
+pub use processor::{Batch, Processor, Step, TableFilter};

@@ -1,0 +1,10 @@
+//! Durable pipeline state: the binlog position (and, later, snapshot progress).
+//!
+//! Design note: the position file is part of the external contract (`shared/CONTRACT.md`): its
+//! name, its fields and its atomic write (temporary file, fsync, rename, fsync of the
+//! directory). A position is saved only at a commit boundary and only after the sink acknowledged
+//! every event before it, so the file is a lower bound on what Kafka holds.
+
+pub mod position;
+
+pub use position::{position_file_name, BinlogPosition, PositionStore, StateError};
