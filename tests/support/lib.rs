@@ -1,1 +1,342 @@
+//! Shared support for Sluice's end-to-end tests: the real services, a Kafka reader, and a
+//! handle on a running `sluice` process.
+//!
+//! Every test gets its own table, topic, state directory and replica server id, so tests run in
+//! parallel against one MariaDB and one broker. The services come from `scripts/services.sh`,
+//! which `.ci/run` (and the README's test command) calls first; [`env`] calls it too, so a
+//! single test can be run on its own.
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use mysql_async::prelude::Queryable;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
+}
+
+/// The services' environment, as `scripts/services.sh env` prints it (after `up`).
+pub fn env() -> &'static HashMap<String, String> {
+    static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let script = root().join("scripts/services.sh");
+        let up = Command::new("bash").arg(&script).arg("up").status().expect("running scripts/services.sh up");
+        assert!(up.success(), "scripts/services.sh up failed");
+        let out = Command::new("bash").arg(&script).arg("env").output().expect("running scripts/services.sh env");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    })
+}
+
+/// Runs `scripts/services.sh ARG` (for the extra instances some tests need).
+pub fn services(arg: &str) -> Result<()> {
+    let st = Command::new("bash").arg(root().join("scripts/services.sh")).arg(arg).status()?;
+    if !st.success() {
+        bail!("scripts/services.sh {arg} failed");
+    }
+    Ok(())
+}
+
+/// The `sluice` binary built by `cargo build -p sluice`.
+pub fn sluice_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let bin = target.join("debug/sluice");
+    assert!(bin.exists(), "{} is missing: run `cargo build -p sluice` first", bin.display());
+    bin
+}
+
+/// A name unique to this test run, for tables, topics and replica server ids.
+pub fn unique(prefix: &str) -> (String, u32) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let pid = std::process::id();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let server_id = 100_000 + (pid % 100_000) * 16 + n;
+    (format!("{prefix}_{pid}_{n}_{}", nanos % 10_000), server_id)
+}
+
+/// The test database every test's tables live in.
+pub const DB: &str = "sluicetest";
+
+/// An admin connection to the main MariaDB, with the test database created.
+pub async fn admin() -> Result<mysql_async::Conn> {
+    let url = &env()["SLUICE_TEST_MYSQL_ADMIN_URL"];
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(url)?).await?;
+    c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}")).await?;
+    c.query_drop(format!("USE {DB}")).await?;
+    Ok(c)
+}
+
+/// Connects to a URL and selects the test database.
+pub async fn connect(url: &str) -> Result<mysql_async::Conn> {
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(url)?).await?;
+    c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}")).await?;
+    c.query_drop(format!("USE {DB}")).await?;
+    Ok(c)
+}
+
+/// How one `sluice` process is configured.
+#[derive(Clone)]
+pub struct SluiceConfig {
+    pub vars: Vec<(String, String)>,
+    pub state_dir: PathBuf,
+}
+
+impl SluiceConfig {
+    /// The main MariaDB, the given tables, a fresh state dir; Kafka when `topic` is given.
+    pub fn new(tables: &str, topic: Option<&str>, server_id: u32, state_dir: &Path) -> Self {
+        let e = env();
+        let mut vars = vec![
+            ("MYSQL_HOST".into(), e["MYSQL_HOST"].clone()),
+            ("MYSQL_PORT".into(), e["MYSQL_PORT"].clone()),
+            ("MYSQL_USER".into(), e["MYSQL_USER"].clone()),
+            ("MYSQL_PASSWORD".into(), e["MYSQL_PASSWORD"].clone()),
+            ("MYSQL_DATABASE".into(), DB.into()),
+            ("MYSQL_TABLE".into(), tables.into()),
+            ("MYSQL_SERVER_ID".into(), server_id.to_string()),
+            ("Quix__State__Dir".into(), state_dir.display().to_string()),
+            ("SLUICE_LOG".into(), "info,sluice=debug".into()),
+        ];
+        if let Some(t) = topic {
+            vars.push(("KAFKA_BROKERS".into(), e["SLUICE_TEST_KAFKA"].clone()));
+            vars.push(("output".into(), t.into()));
+        }
+        SluiceConfig { vars, state_dir: state_dir.to_owned() }
+    }
+
+    pub fn set(&mut self, k: &str, v: &str) -> &mut Self {
+        self.vars.retain(|(key, _)| key != k);
+        self.vars.push((k.into(), v.into()));
+        self
+    }
+
+    /// Runs `sluice ARGS...` to completion and returns (exit code, stdout, stderr).
+    pub fn run_to_end(&self, args: &[&str]) -> Result<(i32, String, String)> {
+        let out = self.command(args).output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(sluice_bin());
+        cmd.args(args).env_clear();
+        for key in ["PATH", "HOME"] {
+            if let Some(v) = std::env::var_os(key) {
+                cmd.env(key, v);
+            }
+        }
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Starts `sluice run` in the background.
+    pub fn spawn(&self) -> Result<Sluice> {
+        let mut child = self
+            .command(&["run"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting sluice")?;
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (o, e) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let so = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(o).lines().map_while(Result::ok) {
+                so.lock().unwrap().push(line);
+            }
+        });
+        let se = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(e).lines().map_while(Result::ok) {
+                se.lock().unwrap().push(line);
+            }
+        });
+        Ok(Sluice { child, stdout, stderr })
+    }
+
+    /// The position file's path for a single captured table.
+    pub fn position_file(&self) -> PathBuf {
+        let tables = &self.vars.iter().find(|(k, _)| k == "MYSQL_TABLE").unwrap().1;
+        let joined = tables.split(',').map(str::trim).collect::<Vec<_>>().join("_");
+        self.state_dir.join(format!("binlog_position_{DB}_{joined}.json"))
+    }
+
+    /// Starts sluice and waits until it streams (its first position file is written).
+    pub fn start(&self) -> Result<Sluice> {
+        let mut s = self.spawn()?;
+        let pos = self.position_file();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if s.log_contains("streaming the binlog") {
+                return Ok(s);
+            }
+            if let Some(st) = s.child.try_wait()? {
+                bail!("sluice exited early with {st}; stderr:\n{}", s.stderr_text());
+            }
+            if Instant::now() > deadline {
+                bail!("sluice did not start streaming within 30 s (position file {}); stderr:\n{}", pos.display(), s.stderr_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A running `sluice run`.
+pub struct Sluice {
+    pub child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Sluice {
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.stderr.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    /// Sends a signal (by number) to the process.
+    pub fn signal(&self, sig: i32) {
+        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+    }
+
+    /// SIGTERM, then waits for the exit code.
+    pub fn stop(mut self) -> Result<i32> {
+        self.signal(15);
+        self.wait(Duration::from_secs(60))
+    }
+
+    /// kill -9.
+    pub fn kill9(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> Result<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait()? {
+                // Let the reader threads catch the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return Ok(st.code().unwrap_or(-1));
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!("sluice did not exit within {timeout:?}; stderr:\n{}", self.stderr_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One record read back from Kafka.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<String>,
+    pub value: serde_json::Value,
+    pub headers: HashMap<String, String>,
+    pub offset: i64,
+}
+
+/// Reads every record of partition 0 of `topic` until `count` arrived (or `timeout` passed),
+/// then returns what it read. Uses a plain assignment, not a consumer group, so it needs no
+/// group coordination and never hangs on shutdown.
+pub fn read_topic(topic: &str, count: usize, timeout: Duration) -> Result<Vec<Record>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env()["SLUICE_TEST_KAFKA"])
+        .set("group.id", format!("sluice-test-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "10000")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    while out.len() < count && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(e)) => {
+                // The topic may not exist yet right after start-up.
+                if !e.to_string().contains("UnknownTopicOrPartition") {
+                    eprintln!("consumer: {e}");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Some(Ok(m)) => {
+                let value: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or(b"null"))
+                    .with_context(|| format!("record at offset {} is not JSON", m.offset()))?;
+                let mut headers = HashMap::new();
+                if let Some(h) = m.headers() {
+                    for i in 0..h.count() {
+                        let hd = h.get(i);
+                        headers.insert(hd.key.to_owned(), String::from_utf8_lossy(hd.value.unwrap_or(b"")).into_owned());
+                    }
+                }
+                out.push(Record {
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    value,
+                    headers,
+                    offset: m.offset(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads until no new record arrived for `quiet`, for tests that must prove nothing extra came.
+pub fn read_topic_settled(topic: &str, expected: usize, quiet: Duration) -> Result<Vec<Record>> {
+    let mut recs = read_topic(topic, expected, Duration::from_secs(60))?;
+    let extra = read_topic(topic, expected + 1_000_000, quiet)?;
+    if extra.len() > recs.len() {
+        recs = extra;
+    }
+    Ok(recs)
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}

@@ -6,6 +6,7 @@
 
 pub mod binlog;
 pub mod decode;
+pub mod file;
 pub mod gtid;
 pub mod processor;
 pub mod schema;

@@ -116,6 +116,8 @@ pub struct Processor {
     payload_end: Option<u64>,
     maria_gtids: MariaGtidState,
     max_batch_rows: usize,
+    /// Build schemas from TABLE_MAP alone (positional names) instead of asking for a catalog.
+    no_catalog: bool,
     ready: Batch,
     scratch: Vec<Value>,
 }
@@ -134,9 +136,17 @@ impl Processor {
             payload_end: None,
             maria_gtids,
             max_batch_rows: max_batch_rows.max(1),
+            no_catalog: false,
             ready: Batch::default(),
             scratch: Vec::new(),
         }
+    }
+
+    /// Never asks for catalog data: tables without column names in TABLE_MAP get positional
+    /// names. For reading binlog files offline.
+    pub fn without_catalog(mut self) -> Self {
+        self.no_catalog = true;
+        self
     }
 
     /// Takes the batch that the last [`Step::Emit`] announced.
@@ -304,7 +314,7 @@ impl Processor {
             self.tables.insert(id, TableEntry::Ignored { raw: raw.to_vec() });
             return Ok(Step::Continue);
         }
-        let catalog = if schema::has_column_names(&tme) {
+        let catalog = if self.no_catalog || schema::has_column_names(&tme) {
             None
         } else {
             match self.catalog.get(&(db.clone(), table.clone())) {

@@ -1,0 +1,56 @@
+//! ALTER TABLE mid-stream: later events carry the new column set, both with
+//! `binlog_row_metadata=FULL` (names from TABLE_MAP) and without it (names from
+//! information_schema, refreshed on DDL; the scratch instance runs with MINIMAL).
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use sluice_tests::*;
+
+async fn alter_mid_stream(url: &str, port: Option<&str>) -> anyhow::Result<()> {
+    let (table, server_id) = unique("alter");
+    let topic = format!("{table}_topic");
+    let mut db = connect(url).await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, a VARCHAR(10))")).await?;
+    let state = tempfile::tempdir()?;
+    let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
+    if let Some(p) = port {
+        cfg.set("MYSQL_PORT", p);
+    }
+    let sluice = cfg.start()?;
+
+    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'one')")).await?;
+    db.query_drop(format!("ALTER TABLE {table} ADD COLUMN extra VARCHAR(10) NOT NULL DEFAULT 'x'")).await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (2, 'two', 'new')")).await?;
+    db.query_drop(format!("ALTER TABLE {table} DROP COLUMN a")).await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (3, 'three')")).await?;
+    db.query_drop(format!("ALTER TABLE {table} ADD COLUMN num INT")).await?;
+    db.query_drop(format!("ALTER TABLE {table} MODIFY COLUMN num BIGINT UNSIGNED")).await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (4, 'four', 18446744073709551615)")).await?;
+    db.query_drop(format!("UPDATE {table} SET num = 5 WHERE id = 4")).await?;
+
+    let records = read_topic(&topic, 5, Duration::from_secs(60))?;
+    assert_eq!(records.len(), 5, "{}", sluice.stderr_text());
+    let row = |i: usize| (records[i].value["columnnames"].clone(), records[i].value["columnvalues"].clone());
+    use serde_json::json;
+    assert_eq!(row(0), (json!(["id", "a"]), json!([1, "one"])));
+    assert_eq!(row(1), (json!(["id", "a", "extra"]), json!([2, "two", "new"])));
+    assert_eq!(row(2), (json!(["id", "extra"]), json!([3, "three"])));
+    assert_eq!(row(3), (json!(["id", "extra", "num"]), json!([4, "four", 18446744073709551615u64])));
+    assert_eq!(row(4), (json!(["id", "extra", "num"]), json!([4, "four", 5])));
+    assert_eq!(records[4].value["oldkeys"]["keyvalues"], json!([4, "four", 18446744073709551615u64]));
+    assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_with_full_row_metadata() -> anyhow::Result<()> {
+    alter_mid_stream(&env()["SLUICE_TEST_MYSQL_ADMIN_URL"], None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scratch_alter_table_with_minimal_row_metadata_uses_information_schema() -> anyhow::Result<()> {
+    services("scratch")?;
+    let port = env()["SLUICE_TEST_MYSQL_SCRATCH_PORT"].clone();
+    alter_mid_stream(&env()["SLUICE_TEST_MYSQL_SCRATCH_URL"], Some(&port)).await
+}
