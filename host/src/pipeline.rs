@@ -107,24 +107,49 @@ async fn run_once(cfg: &Config, store: &PositionStore, shutdown: watch::Receiver
     let filter = TableFilter::new(cfg.captured_tables());
     let mysql = cfg.mysql.clone();
     let max_rows = cfg.pipeline.max_batch_rows;
-    let source = tokio::spawn(async move { binlog::stream(&mysql, filter, start, max_rows, batch_tx, shutdown).await });
-    let sink_task = tokio::spawn(sink_stage(sink, batch_rx, ack_tx));
-    let checkpointer = tokio::spawn(checkpoint_stage(
+    let mut source = tokio::spawn(async move { binlog::stream(&mysql, filter, start, max_rows, batch_tx, shutdown).await });
+    let mut sink_task = tokio::spawn(sink_stage(sink, batch_rx, ack_tx));
+    let mut checkpointer = tokio::spawn(checkpoint_stage(
         store.clone(),
         ack_rx,
         Duration::from_millis(cfg.pipeline.checkpoint_interval_ms),
     ));
 
-    // The source ends first (on stop or error); its channel closing drains the sink, whose
-    // channel closing drains the checkpointer. A failing downstream stage closes its input,
-    // which stops the stage before it.
-    let source_result = source.await.expect("source task panicked");
-    let sink_result = sink_task.await.expect("sink task panicked");
-    let checkpoint_result = checkpointer.await.expect("checkpoint task panicked");
-    // Report the root cause: a downstream failure makes the source stop with Ok.
-    checkpoint_result?;
-    sink_result?;
-    source_result?;
+    // Normally the source ends first (on stop or error); its channel closing drains the sink,
+    // whose channel closing drains the checkpointer, which saves last. When the sink or the
+    // checkpointer fails, the stages before it are stopped at once: an idle source would not
+    // notice otherwise.
+    let (mut source_result, mut sink_result, mut checkpoint_result) = (None, None, None);
+    while checkpoint_result.is_none() {
+        tokio::select! {
+            r = &mut source, if source_result.is_none() => {
+                source_result = Some(r.unwrap_or_else(|e| panic!("source task: {e}")));
+            }
+            r = &mut sink_task, if sink_result.is_none() => {
+                let r = r.unwrap_or_else(|e| panic!("sink task: {e}"));
+                if r.is_err() {
+                    source.abort();
+                }
+                sink_result = Some(r);
+            }
+            r = &mut checkpointer => {
+                let r = r.unwrap_or_else(|e| panic!("checkpoint task: {e}"));
+                if r.is_err() {
+                    source.abort();
+                    sink_task.abort();
+                }
+                checkpoint_result = Some(r);
+            }
+        }
+    }
+    // Report the root cause first: a downstream failure makes the stages before it stop.
+    checkpoint_result.expect("loop ends when set")?;
+    if let Some(r) = sink_result {
+        r?;
+    }
+    if let Some(r) = source_result {
+        r?;
+    }
     Ok(())
 }
 

@@ -152,3 +152,37 @@ async fn reconnects_after_the_server_drops_the_replica_connection() -> anyhow::R
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_lost_its_state_is_survived() -> anyhow::Result<()> {
+    let (table, server_id) = unique("brokerloss");
+    let topic = format!("{table}_topic");
+    let mut db = admin().await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)")).await?;
+    let mut broker = PrivateBroker::start()?;
+    let state = tempfile::tempdir()?;
+    let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
+    cfg.set("KAFKA_BROKERS", &broker.address());
+    // A short delivery timeout keeps the test short; the default is 60 s.
+    let toml = state.path().join("sluice.toml");
+    std::fs::write(&toml, "[kafka.producer]\n\"message.timeout.ms\" = \"5000\"\n")?;
+    let mut sluice = cfg.spawn_with(&["run", "--config", toml.to_str().unwrap()])?;
+    assert!(wait_until(Duration::from_secs(30), || sluice.log_contains("streaming the binlog")), "{}", sluice.stderr_text());
+    db.query_drop(format!("INSERT INTO {table} VALUES (1)")).await?;
+    assert_eq!(read_topic_from(&broker.address(), &topic, 1, Duration::from_secs(30))?.len(), 1);
+
+    // The broker dies; a change happens while it is down (the pipeline blocks, drops nothing).
+    broker.kill();
+    db.query_drop(format!("INSERT INTO {table} VALUES (2)")).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(sluice.child.try_wait()?.is_none(), "sluice waits for the broker: {}", sluice.stderr_text());
+    // It comes back empty: the idempotent producer's id is unknown to it, which is fatal for
+    // that producer. Sluice rebuilds it and republishes from the last acknowledged position.
+    broker.restart()?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (3)")).await?;
+    let records = read_topic_from(&broker.address(), &topic, 2, Duration::from_secs(60))?;
+    let got = ids(&records);
+    assert!(got.ends_with(&[2, 3]), "got {got:?}; stderr:\n{}", sluice.stderr_text());
+    assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}

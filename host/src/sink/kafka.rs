@@ -1,10 +1,12 @@
 //! The Kafka sink: an idempotent rdkafka producer that publishes the contract's JSON.
 //!
 //! Design note: `enable.idempotence=true` and `acks=all` give no retry duplicates and per-partition
-//! order; `message.timeout.ms=0` makes librdkafka retry forever, so a broker outage blocks the
-//! pipeline (backpressure) rather than dropping events. A fatal producer error (such as
-//! `UNKNOWN_PRODUCER_ID` after the broker lost its state) surfaces as a delivery error; the
-//! pipeline then rebuilds the producer and resumes from the last acknowledged position.
+//! order. While the broker is slow or down, librdkafka's queue fills and `publish` waits, so the
+//! pipeline blocks (backpressure) rather than dropping events. A delivery that is not confirmed
+//! within `message.timeout.ms` (60 s by default) fails; the pipeline then rebuilds the producer
+//! and resumes from the last acknowledged position, so nothing is lost. This also covers a
+//! broker that lost its state: librdkafka would otherwise retry `UNKNOWN_PRODUCER_ID` forever
+//! (seen against tansu, whose memory storage forgets producer ids on restart).
 //!
 //! Every message carries its source position in headers (`sluice.file`, `sluice.pos`,
 //! `sluice.row`, and `sluice.gtid` where there is one), which is what exactly-once recovery reads.
@@ -55,7 +57,7 @@ pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
-        .set("message.timeout.ms", "0")
+        .set("message.timeout.ms", "60000")
         .set("queue.buffering.max.kbytes", "65536")
         .set("client.id", "sluice");
     for (k, v) in &cfg.producer {

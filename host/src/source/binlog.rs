@@ -115,9 +115,9 @@ pub async fn current_head(conn: &mut Conn) -> Result<BinlogPosition, SourceError
 /// Reads column metadata of one table from `information_schema`.
 pub async fn fetch_catalog(conn: &mut Conn, schema: &str, table: &str) -> Result<InfoSchemaTable, SourceError> {
     let q = |source| SourceError::Query { context: "reading information_schema.COLUMNS", source };
-    let rows: Vec<(String, String, Option<String>)> = conn
+    let rows: Vec<(String, String, String, Option<String>)> = conn
         .exec(
-            "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME FROM information_schema.COLUMNS \
+            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME FROM information_schema.COLUMNS \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (schema, table),
         )
@@ -133,10 +133,11 @@ pub async fn fetch_catalog(conn: &mut Conn, schema: &str, table: &str) -> Result
         .map_err(q)?;
     let columns: Vec<InfoSchemaColumn> = rows
         .into_iter()
-        .map(|(name, column_type, charset)| {
+        .map(|(name, data_type, column_type, charset)| {
             let lower = column_type.to_ascii_lowercase();
             InfoSchemaColumn {
                 name,
+                data_type: data_type.to_ascii_lowercase(),
                 unsigned: lower.contains("unsigned"),
                 charset,
                 labels: if lower.starts_with("enum(") || lower.starts_with("set(") {

@@ -101,6 +101,8 @@ pub struct TableSchema {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InfoSchemaColumn {
     pub name: String,
+    /// `DATA_TYPE`, lower case (`int`, `varchar`, …), checked against the binlog's wire type.
+    pub data_type: String,
     pub unsigned: bool,
     /// `None` for non-character columns and for the binary character set.
     pub charset: Option<String>,
@@ -128,6 +130,12 @@ pub enum SchemaError {
          so that Sluice reads column names from the binlog itself"
     )]
     ColumnCountMismatch { table: String, binlog: usize, catalog: usize },
+    #[error(
+        "table {table}: column {column} is {catalog} in information_schema but binlog type {type_code} \
+         in these rows; the table changed since they were written. Set binlog_row_metadata=FULL on \
+         the server so that Sluice reads column metadata from the binlog itself"
+    )]
+    ColumnTypeMismatch { table: String, column: String, catalog: String, type_code: u8 },
 }
 
 /// Does this TABLE_MAP carry column names (that is, was it written with `binlog_row_metadata=FULL`)?
@@ -189,6 +197,16 @@ pub fn build_schema(tme: &TableMapEvent<'_>, catalog: Option<&InfoSchemaTable>) 
             let _ = enum_set_charsets.next();
         }
 
+        if let Some(c) = cat {
+            if names.is_empty() && !catalog_type_matches(real_type, &c.data_type) {
+                return Err(SchemaError::ColumnTypeMismatch {
+                    table: qualified.clone(),
+                    column: c.name.clone(),
+                    catalog: c.data_type.clone(),
+                    type_code: real_type,
+                });
+            }
+        }
         let m0 = meta.first().copied().unwrap_or(0);
         let m1 = meta.get(1).copied().unwrap_or(0);
         let kind = match type_code {
@@ -263,6 +281,37 @@ pub fn build_schema(tme: &TableMapEvent<'_>, catalog: Option<&InfoSchemaTable>) 
         meta: Arc::new(TableMeta { schema: schema_name, table: table_name, columns: column_names, primary_key }),
         columns,
     })
+}
+
+/// Whether an `information_schema` DATA_TYPE can be the column behind a binlog wire type. A
+/// safety net for the catalog path: a catalog read after a later ALTER must not rename columns.
+fn catalog_type_matches(real_type: u8, data_type: &str) -> bool {
+    let t = data_type.to_ascii_lowercase();
+    let t = t.as_str();
+    match real_type {
+        1 => matches!(t, "tinyint" | "bool" | "boolean"),
+        2 => t == "smallint",
+        9 => t == "mediumint",
+        3 => matches!(t, "int" | "integer"),
+        8 => t == "bigint",
+        4 => t == "float",
+        5 => matches!(t, "double" | "real" | "double precision"),
+        0 | 246 => matches!(t, "decimal" | "numeric" | "fixed"),
+        13 => t == "year",
+        10 | 14 => t == "date",
+        11 | 19 => t == "time",
+        12 | 18 => t == "datetime",
+        7 | 17 => t == "timestamp",
+        15 | 253 => matches!(t, "varchar" | "varbinary"),
+        254 => matches!(t, "char" | "binary" | "uuid" | "inet6" | "inet4"),
+        247 => t == "enum",
+        248 => t == "set",
+        249..=252 => t.ends_with("blob") || t.ends_with("text") || t == "json" || t == "long" || t == "long varchar",
+        245 => t == "json",
+        16 => t == "bit",
+        255 => !t.is_empty(),
+        _ => true,
+    }
 }
 
 /// The real type behind a binlog STRING column (ENUM and SET are written as STRING).
