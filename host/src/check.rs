@@ -48,15 +48,30 @@ impl fmt::Display for CheckResult {
 }
 
 fn pass(name: &'static str, detail: impl Into<String>) -> CheckResult {
-    CheckResult { name, status: Status::Pass, detail: detail.into(), fix: None }
+    CheckResult {
+        name,
+        status: Status::Pass,
+        detail: detail.into(),
+        fix: None,
+    }
 }
 
 fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> CheckResult {
-    CheckResult { name, status: Status::Fail, detail: detail.into(), fix: Some(fix.into()) }
+    CheckResult {
+        name,
+        status: Status::Fail,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
 }
 
 fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> CheckResult {
-    CheckResult { name, status: Status::Warn, detail: detail.into(), fix: Some(fix.into()) }
+    CheckResult {
+        name,
+        status: Status::Warn,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
 }
 
 /// Runs every check. Never fails itself: problems are results.
@@ -65,12 +80,17 @@ pub async fn run_checks(cfg: &Config) -> Vec<CheckResult> {
     let mut out = Vec::new();
     let mut conn = match Conn::new(connect_opts(m, &m.host)).await {
         Ok(c) => {
-            out.push(pass("connect", format!("connected to {}:{} as {}", m.host, m.port, m.user)));
+            out.push(pass(
+                "connect",
+                format!("connected to {}:{} as {}", m.host, m.port, m.user),
+            ));
             c
         }
         Err(e) => {
             let text = e.to_string();
-            let fix = if text.contains("1045") || text.to_ascii_lowercase().contains("access denied") {
+            let fix = if text.contains("1045")
+                || text.to_ascii_lowercase().contains("access denied")
+            {
                 format!(
                     "access denied for user '{}': check MYSQL_USER and MYSQL_PASSWORD, and that the user may connect from this host",
                     m.user
@@ -78,19 +98,30 @@ pub async fn run_checks(cfg: &Config) -> Vec<CheckResult> {
             } else {
                 format!("check that MySQL listens on {}:{} (MYSQL_HOST, MYSQL_PORT) and is reachable from here", m.host, m.port)
             };
-            out.push(fail("connect", format!("cannot connect to {}:{}: {text}", m.host, m.port), fix));
+            out.push(fail(
+                "connect",
+                format!("cannot connect to {}:{}: {text}", m.host, m.port),
+                fix,
+            ));
             return out;
         }
     };
 
     let vars = server_variables(&mut conn).await;
-    let get = |name: &str| vars.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let get = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
 
     match get("log_bin").as_deref() {
         Some("ON") | Some("1") => out.push(pass("log_bin", "binary logging is on")),
         other => out.push(fail(
             "log_bin",
-            format!("Binary logging must be enabled for CDC (log_bin={})", other.unwrap_or("unknown")),
+            format!(
+                "Binary logging must be enabled for CDC (log_bin={})",
+                other.unwrap_or("unknown")
+            ),
             "set log_bin (and server_id) in the server configuration and restart MySQL",
         )),
     }
@@ -98,7 +129,10 @@ pub async fn run_checks(cfg: &Config) -> Vec<CheckResult> {
         Some("ROW") => out.push(pass("binlog_format", "binlog_format=ROW")),
         other => out.push(fail(
             "binlog_format",
-            format!("binlog_format={} but CDC needs ROW", other.unwrap_or("unknown")),
+            format!(
+                "binlog_format={} but CDC needs ROW",
+                other.unwrap_or("unknown")
+            ),
             "SET GLOBAL binlog_format=ROW and set binlog_format=ROW in the server configuration",
         )),
     }
@@ -106,7 +140,10 @@ pub async fn run_checks(cfg: &Config) -> Vec<CheckResult> {
         Some("FULL") => out.push(pass("binlog_row_image", "binlog_row_image=FULL")),
         other => out.push(fail(
             "binlog_row_image",
-            format!("binlog_row_image={} but events need every column", other.unwrap_or("unknown")),
+            format!(
+                "binlog_row_image={} but events need every column",
+                other.unwrap_or("unknown")
+            ),
             "SET GLOBAL binlog_row_image=FULL and set it in the server configuration",
         )),
     }
@@ -131,8 +168,15 @@ pub async fn run_checks(cfg: &Config) -> Vec<CheckResult> {
             format!("the server's server_id is {id}, the same as Sluice's MYSQL_SERVER_ID"),
             "set MYSQL_SERVER_ID to a value no other server or replica in the topology uses",
         )),
-        Some(id) => out.push(pass("server_id", format!("server_id={id}, Sluice uses {}", m.server_id))),
-        None => out.push(warn("server_id", "cannot read the server's server_id", "check the user may read @@server_id")),
+        Some(id) => out.push(pass(
+            "server_id",
+            format!("server_id={id}, Sluice uses {}", m.server_id),
+        )),
+        None => out.push(warn(
+            "server_id",
+            "cannot read the server's server_id",
+            "check the user may read @@server_id",
+        )),
     }
 
     out.push(check_position(&mut conn, cfg).await);
@@ -152,19 +196,30 @@ async fn server_variables(conn: &mut Conn) -> Vec<(String, String)> {
 async fn check_privileges(conn: &mut Conn, cfg: &Config) -> CheckResult {
     let grants: Vec<String> = match conn.query("SHOW GRANTS").await {
         Ok(g) => g,
-        Err(e) => return fail("privileges", format!("cannot read grants: {e}"), "check the user exists"),
+        Err(e) => {
+            return fail(
+                "privileges",
+                format!("cannot read grants: {e}"),
+                "check the user exists",
+            )
+        }
     };
     let global: Vec<String> = grants
         .iter()
         .map(|g| g.to_ascii_uppercase())
         .filter(|g| g.contains(" ON *.* "))
         .collect();
-    let has_global = |p: &str| global.iter().any(|g| g.contains("ALL PRIVILEGES") || g.contains(p));
+    let has_global = |p: &str| {
+        global
+            .iter()
+            .any(|g| g.contains("ALL PRIVILEGES") || g.contains(p))
+    };
     let schema = cfg.mysql.schema.to_ascii_uppercase();
     let has_select = has_global("SELECT")
         || grants.iter().map(|g| g.to_ascii_uppercase()).any(|g| {
             (g.contains("SELECT") || g.contains("ALL PRIVILEGES"))
-                && (g.contains(&format!(" ON `{schema}`.")) || g.contains(&format!(" ON {schema}.")))
+                && (g.contains(&format!(" ON `{schema}`."))
+                    || g.contains(&format!(" ON {schema}.")))
         });
     let mut missing = Vec::new();
     if !has_global("REPLICATION SLAVE") {
@@ -178,13 +233,19 @@ async fn check_privileges(conn: &mut Conn, cfg: &Config) -> CheckResult {
         missing.push("SELECT");
     }
     if missing.is_empty() {
-        pass("privileges", "REPLICATION SLAVE, REPLICATION CLIENT and SELECT are granted")
+        pass(
+            "privileges",
+            "REPLICATION SLAVE, REPLICATION CLIENT and SELECT are granted",
+        )
     } else {
         let user = &cfg.mysql.user;
         fail(
             "privileges",
             format!("user '{user}' lacks {}", missing.join(", ")),
-            format!("as an administrator: GRANT {} ON *.* TO '{user}'@'%'", missing.join(", ")),
+            format!(
+                "as an administrator: GRANT {} ON *.* TO '{user}'@'%'",
+                missing.join(", ")
+            ),
         )
     }
 }
@@ -221,7 +282,15 @@ async fn check_position(conn: &mut Conn, cfg: &Config) -> CheckResult {
     let store = PositionStore::new(&cfg.state_dir, &cfg.position_file_name());
     let saved = match store.load() {
         Ok(Some(p)) => p,
-        Ok(None) => return pass("position", format!("no saved position at {}: Sluice will start from the current head", store.path().display())),
+        Ok(None) => {
+            return pass(
+                "position",
+                format!(
+                    "no saved position at {}: Sluice will start from the current head",
+                    store.path().display()
+                ),
+            )
+        }
         Err(e) => return fail("position", e.to_string(), "see the message above"),
     };
     let logs: Vec<mysql_async::Row> = match conn.query("SHOW BINARY LOGS").await {

@@ -101,12 +101,24 @@ impl fmt::Debug for Config {
 /// A setting that is missing or malformed. Each names the variable and the TOML key to set.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{var} is required: set the environment variable {var} or `{toml}` in the config file")]
-    Missing { var: &'static str, toml: &'static str },
+    #[error(
+        "{var} is required: set the environment variable {var} or `{toml}` in the config file"
+    )]
+    Missing {
+        var: &'static str,
+        toml: &'static str,
+    },
     #[error("{var}={value:?} is not valid: expected {expected}")]
-    Invalid { var: &'static str, value: String, expected: &'static str },
+    Invalid {
+        var: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     #[error("cannot read the config file {path}: {source}")]
-    ReadFile { path: PathBuf, source: std::io::Error },
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the config file {path} is not valid TOML for Sluice: {message}")]
     ParseFile { path: PathBuf, message: String },
 }
@@ -180,42 +192,81 @@ impl Config {
     }
 
     /// Loads from `env` (a lookup such as `std::env::var`) and an optional file.
-    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let fc: FileConfig = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })?;
-                toml::from_str(&text)
-                    .map_err(|e| ConfigError::ParseFile { path: path.to_owned(), message: e.to_string() })?
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
             }
             None => FileConfig::default(),
         };
         let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
 
-        let host = var("MYSQL_HOST").or(fc.mysql.host).ok_or(ConfigError::Missing { var: "MYSQL_HOST", toml: "mysql.host" })?;
+        let host = var("MYSQL_HOST")
+            .or(fc.mysql.host)
+            .ok_or(ConfigError::Missing {
+                var: "MYSQL_HOST",
+                toml: "mysql.host",
+            })?;
         let port = match var("MYSQL_PORT") {
             Some(v) => parse(&v, "MYSQL_PORT", "a TCP port number such as 3306")?,
             None => fc.mysql.port.unwrap_or(3306),
         };
-        let user = var("MYSQL_USER").or(fc.mysql.user).ok_or(ConfigError::Missing { var: "MYSQL_USER", toml: "mysql.user" })?;
+        let user = var("MYSQL_USER")
+            .or(fc.mysql.user)
+            .ok_or(ConfigError::Missing {
+                var: "MYSQL_USER",
+                toml: "mysql.user",
+            })?;
         // An empty password is a legitimate value, so only absence is an error.
         let password = env("MYSQL_PASSWORD")
             .or(fc.mysql.password)
-            .ok_or(ConfigError::Missing { var: "MYSQL_PASSWORD", toml: "mysql.password" })?;
+            .ok_or(ConfigError::Missing {
+                var: "MYSQL_PASSWORD",
+                toml: "mysql.password",
+            })?;
         let database = var("MYSQL_DATABASE")
             .or(fc.mysql.database)
-            .ok_or(ConfigError::Missing { var: "MYSQL_DATABASE", toml: "mysql.database" })?;
-        let schema = var("MYSQL_SCHEMA").or(fc.mysql.schema).unwrap_or_else(|| database.clone());
+            .ok_or(ConfigError::Missing {
+                var: "MYSQL_DATABASE",
+                toml: "mysql.database",
+            })?;
+        let schema = var("MYSQL_SCHEMA")
+            .or(fc.mysql.schema)
+            .unwrap_or_else(|| database.clone());
         let tables: Vec<String> = match var("MYSQL_TABLE") {
-            Some(v) => v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect(),
+            Some(v) => v
+                .split(',')
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect(),
             None => fc.mysql.tables.unwrap_or_default(),
         };
         if tables.is_empty() {
-            return Err(ConfigError::Missing { var: "MYSQL_TABLE", toml: "mysql.tables" });
+            return Err(ConfigError::Missing {
+                var: "MYSQL_TABLE",
+                toml: "mysql.tables",
+            });
         }
-        let snapshot_host = var("MYSQL_SNAPSHOT_HOST").or(fc.mysql.snapshot_host).unwrap_or_else(|| host.clone());
+        let snapshot_host = var("MYSQL_SNAPSHOT_HOST")
+            .or(fc.mysql.snapshot_host)
+            .unwrap_or_else(|| host.clone());
         let server_id = match var("MYSQL_SERVER_ID") {
-            Some(v) => parse(&v, "MYSQL_SERVER_ID", "a replica server id between 1 and 4294967295")?,
+            Some(v) => parse(
+                &v,
+                "MYSQL_SERVER_ID",
+                "a replica server id between 1 and 4294967295",
+            )?,
             None => fc.mysql.server_id.unwrap_or(DEFAULT_SERVER_ID),
         };
         if server_id == 0 {
@@ -227,9 +278,17 @@ impl Config {
         }
 
         let snapshot = SnapshotConfig {
-            initial: bool_var(var("INITIAL_SNAPSHOT"), "INITIAL_SNAPSHOT", fc.snapshot.initial)?,
+            initial: bool_var(
+                var("INITIAL_SNAPSHOT"),
+                "INITIAL_SNAPSHOT",
+                fc.snapshot.initial,
+            )?,
             batch_size: match var("SNAPSHOT_BATCH_SIZE") {
-                Some(v) => parse(&v, "SNAPSHOT_BATCH_SIZE", "a positive number of rows such as 1000")?,
+                Some(v) => parse(
+                    &v,
+                    "SNAPSHOT_BATCH_SIZE",
+                    "a positive number of rows such as 1000",
+                )?,
                 None => fc.snapshot.batch_size.unwrap_or(1000),
             },
             force: bool_var(var("FORCE_SNAPSHOT"), "FORCE_SNAPSHOT", fc.snapshot.force)?,
@@ -241,21 +300,42 @@ impl Config {
                 expected: "a positive number of rows such as 1000",
             });
         }
-        let state_dir = var("Quix__State__Dir").map(PathBuf::from).or(fc.state.dir).unwrap_or_else(|| PathBuf::from("state"));
+        let state_dir = var("Quix__State__Dir")
+            .map(PathBuf::from)
+            .or(fc.state.dir)
+            .unwrap_or_else(|| PathBuf::from("state"));
 
-        let brokers = var("KAFKA_BROKERS").or_else(|| var("Quix__Broker__Address")).or(fc.kafka.brokers);
+        let brokers = var("KAFKA_BROKERS")
+            .or_else(|| var("Quix__Broker__Address"))
+            .or(fc.kafka.brokers);
         let key = match var("KAFKA_KEY") {
             Some(v) => match v.trim() {
                 "table" => KeyMode::Table,
                 "primary_key" => KeyMode::PrimaryKey,
-                _ => return Err(ConfigError::Invalid { var: "KAFKA_KEY", value: v, expected: "`table` or `primary_key`" }),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: "KAFKA_KEY",
+                        value: v,
+                        expected: "`table` or `primary_key`",
+                    })
+                }
             },
             None => fc.kafka.key.unwrap_or_default(),
         };
         let kafka = match brokers {
             Some(brokers) => {
-                let topic = var("output").or(fc.kafka.topic).ok_or(ConfigError::Missing { var: "output", toml: "kafka.topic" })?;
-                Some(KafkaConfig { brokers, topic, key, producer: fc.kafka.producer })
+                let topic = var("output")
+                    .or(fc.kafka.topic)
+                    .ok_or(ConfigError::Missing {
+                        var: "output",
+                        toml: "kafka.topic",
+                    })?;
+                Some(KafkaConfig {
+                    brokers,
+                    topic,
+                    key,
+                    producer: fc.kafka.producer,
+                })
             }
             None => None,
         };
@@ -267,7 +347,17 @@ impl Config {
         };
 
         Ok(Config {
-            mysql: MysqlConfig { host, port, user, password, database, schema, tables, snapshot_host, server_id },
+            mysql: MysqlConfig {
+                host,
+                port,
+                user,
+                password,
+                database,
+                schema,
+                tables,
+                snapshot_host,
+                server_id,
+            },
             snapshot,
             state_dir,
             kafka,
@@ -294,8 +384,16 @@ impl Config {
     }
 }
 
-fn parse<T: std::str::FromStr>(v: &str, var: &'static str, expected: &'static str) -> Result<T, ConfigError> {
-    v.trim().parse().map_err(|_| ConfigError::Invalid { var, value: v.to_owned(), expected })
+fn parse<T: std::str::FromStr>(
+    v: &str,
+    var: &'static str,
+    expected: &'static str,
+) -> Result<T, ConfigError> {
+    v.trim().parse().map_err(|_| ConfigError::Invalid {
+        var,
+        value: v.to_owned(),
+        expected,
+    })
 }
 
 fn bool_var(v: Option<String>, var: &'static str, file: Option<bool>) -> Result<bool, ConfigError> {
@@ -304,7 +402,11 @@ fn bool_var(v: Option<String>, var: &'static str, file: Option<bool>) -> Result<
         Some(v) => match v.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(true),
             "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err(ConfigError::Invalid { var, value: v, expected: "`true` or `false`" }),
+            _ => Err(ConfigError::Invalid {
+                var,
+                value: v,
+                expected: "`true` or `false`",
+            }),
         },
     }
 }
@@ -315,7 +417,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::load(None, &move |k| map.get(k).cloned())
     }
 
@@ -351,7 +456,10 @@ mod tests {
         vars.push(("output", "cdc"));
         vars.push(("KAFKA_KEY", "primary_key"));
         let k = load(&vars).unwrap().kafka.unwrap();
-        assert_eq!((k.brokers.as_str(), k.topic.as_str(), k.key), ("k:9092", "cdc", KeyMode::PrimaryKey));
+        assert_eq!(
+            (k.brokers.as_str(), k.topic.as_str(), k.key),
+            ("k:9092", "cdc", KeyMode::PrimaryKey)
+        );
     }
 
     #[test]
@@ -360,12 +468,18 @@ mod tests {
         vars[4] = ("MYSQL_TABLE", "orders, customers");
         let c = load(&vars).unwrap();
         assert_eq!(c.mysql.tables, vec!["orders", "customers"]);
-        assert_eq!(c.position_file_name(), "binlog_position_shop_orders_customers.json");
+        assert_eq!(
+            c.position_file_name(),
+            "binlog_position_shop_orders_customers.json"
+        );
         vars.push(("MYSQL_PORT", "x"));
         assert!(load(&vars).unwrap_err().to_string().contains("MYSQL_PORT"));
         let mut vars = BASE.to_vec();
         vars.push(("INITIAL_SNAPSHOT", "maybe"));
-        assert!(load(&vars).unwrap_err().to_string().contains("INITIAL_SNAPSHOT"));
+        assert!(load(&vars)
+            .unwrap_err()
+            .to_string()
+            .contains("INITIAL_SNAPSHOT"));
         let err = load(&BASE[..4]).unwrap_err();
         assert!(err.to_string().contains("MYSQL_TABLE"), "{err}");
     }

@@ -60,13 +60,37 @@ pub enum Value {
     String(String),
     /// BINARY, VARBINARY, BLOB: published as base64.
     Bytes(Vec<u8>),
-    Date { year: u16, month: u8, day: u8 },
+    Date {
+        year: u16,
+        month: u8,
+        day: u8,
+    },
     /// DATETIME(fsp): `micros` is the fraction; `fsp` digits of it are printed.
-    DateTime { year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8, micros: u32, fsp: u8 },
+    DateTime {
+        year: u16,
+        month: u8,
+        day: u8,
+        hour: u8,
+        minute: u8,
+        second: u8,
+        micros: u32,
+        fsp: u8,
+    },
     /// TIMESTAMP(fsp), as seconds since the epoch (UTC).
-    Timestamp { secs: i64, micros: u32, fsp: u8 },
+    Timestamp {
+        secs: i64,
+        micros: u32,
+        fsp: u8,
+    },
     /// TIME(fsp): a signed duration, -838:59:59 … 838:59:59.
-    Time { negative: bool, hours: u32, minutes: u8, seconds: u8, micros: u32, fsp: u8 },
+    Time {
+        negative: bool,
+        hours: u32,
+        minutes: u8,
+        seconds: u8,
+        micros: u32,
+        fsp: u8,
+    },
     /// MySQL's binary JSON, decoded into the JSON value itself.
     Json(serde_json::Value),
 }

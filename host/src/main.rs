@@ -79,11 +79,20 @@ fn main() -> ExitCode {
 }
 
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
-    Config::from_env(path.as_deref()).context("invalid configuration (see `sluice run --help` and the README's configuration table)")
+    Config::from_env(path.as_deref()).context(
+        "invalid configuration (see `sluice run --help` and the README's configuration table)",
+    )
 }
 
 async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let cfg = load_config(config)?;
+    if cfg.snapshot.initial {
+        anyhow::bail!(
+            "INITIAL_SNAPSHOT=true: this version of Sluice cannot take the initial snapshot yet, and it \
+             will not pretend to. Unset INITIAL_SNAPSHOT to stream changes from the current binlog \
+             head (existing rows are not published), or keep running the previous tool for the snapshot"
+        );
+    }
     tracing::info!(
         tables = ?cfg.captured_tables(),
         sink = if cfg.kafka.is_some() { "kafka" } else { "stdout" },
@@ -93,7 +102,9 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("stopping: finishing the open transaction, draining and saving the position");
+        tracing::info!(
+            "stopping: finishing the open transaction, draining and saving the position"
+        );
         let _ = stop_tx.send(true);
         wait_for_signal().await;
         eprintln!("error: second signal: exiting without draining; the last saved position stands");

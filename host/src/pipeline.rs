@@ -75,7 +75,11 @@ pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), Pi
 }
 
 /// One life of the stages, from the saved position.
-async fn run_once(cfg: &Config, store: &PositionStore, shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
+async fn run_once(
+    cfg: &Config,
+    store: &PositionStore,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), PipelineError> {
     let start = match store.load()? {
         Some(p) => {
             tracing::info!(position = %p, file = %store.path().display(), "resuming from the saved position");
@@ -95,19 +99,24 @@ async fn run_once(cfg: &Config, store: &PositionStore, shutdown: watch::Receiver
 
     let sink = match &cfg.kafka {
         Some(k) => {
-            crate::sink::kafka::ensure_topic(k, 1).await.map_err(PipelineError::Topic)?;
+            crate::sink::kafka::ensure_topic(k, 1)
+                .await
+                .map_err(PipelineError::Topic)?;
             Sink::Kafka(KafkaSink::new(k)?)
         }
         None => Sink::Stdout(StdoutSink::default()),
     };
 
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(cfg.pipeline.channel_capacity);
-    let (ack_tx, ack_rx) = mpsc::channel::<(Ack, Option<BinlogPosition>)>(cfg.pipeline.channel_capacity);
+    let (ack_tx, ack_rx) =
+        mpsc::channel::<(Ack, Option<BinlogPosition>)>(cfg.pipeline.channel_capacity);
 
     let filter = TableFilter::new(cfg.captured_tables());
     let mysql = cfg.mysql.clone();
     let max_rows = cfg.pipeline.max_batch_rows;
-    let mut source = tokio::spawn(async move { binlog::stream(&mysql, filter, start, max_rows, batch_tx, shutdown).await });
+    let mut source = tokio::spawn(async move {
+        binlog::stream(&mysql, filter, start, max_rows, batch_tx, shutdown).await
+    });
     let mut sink_task = tokio::spawn(sink_stage(sink, batch_rx, ack_tx));
     let mut checkpointer = tokio::spawn(checkpoint_stage(
         store.clone(),
@@ -159,7 +168,11 @@ async fn sink_stage(
     acks: mpsc::Sender<(Ack, Option<BinlogPosition>)>,
 ) -> Result<(), PipelineError> {
     while let Some(batch) = rx.recv().await {
-        let ack = if batch.events.is_empty() { Ack::Done } else { sink.publish(&batch.events).await? };
+        let ack = if batch.events.is_empty() {
+            Ack::Done
+        } else {
+            sink.publish(&batch.events).await?
+        };
         if acks.send((ack, batch.checkpoint)).await.is_err() {
             // The checkpointer failed; it reports why.
             return Ok(());
@@ -178,7 +191,9 @@ async fn checkpoint_stage(
     let mut last_save = Instant::now();
     loop {
         let item = if pending.is_some() {
-            match tokio::time::timeout(interval.saturating_sub(last_save.elapsed()), rx.recv()).await {
+            match tokio::time::timeout(interval.saturating_sub(last_save.elapsed()), rx.recv())
+                .await
+            {
                 Ok(item) => item,
                 Err(_) => {
                     // Idle or slow: write what is acknowledged now.

@@ -11,13 +11,26 @@ use sluice_tests::*;
 async fn a_correct_setup_passes_every_check() -> anyhow::Result<()> {
     let (table, server_id) = unique("chk_ok");
     let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)")).await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+        .await?;
     let state = tempfile::tempdir()?;
     let cfg = SluiceConfig::new(&table, None, server_id, state.path());
     let (code, out, err) = cfg.run_to_end(&["check"])?;
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    for name in ["log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata", "privileges", "table", "server_id", "position"] {
-        assert!(out.contains(&format!("[PASS] {name}")), "{name} passes:\n{out}");
+    for name in [
+        "log_bin",
+        "binlog_format",
+        "binlog_row_image",
+        "binlog_row_metadata",
+        "privileges",
+        "table",
+        "server_id",
+        "position",
+    ] {
+        assert!(
+            out.contains(&format!("[PASS] {name}")),
+            "{name} passes:\n{out}"
+        );
     }
     Ok(())
 }
@@ -27,22 +40,35 @@ async fn binlog_off_and_wrong_format_fail_with_fixes() -> anyhow::Result<()> {
     services("nobinlog")?;
     let url = &env()["SLUICE_TEST_MYSQL_NOLOG_URL"];
     let mut db = connect(url).await?;
-    db.query_drop("SET GLOBAL binlog_format = 'STATEMENT'").await?;
-    db.query_drop("CREATE TABLE IF NOT EXISTS t (id INT PRIMARY KEY)").await?;
+    db.query_drop("SET GLOBAL binlog_format = 'STATEMENT'")
+        .await?;
+    db.query_drop("CREATE TABLE IF NOT EXISTS t (id INT PRIMARY KEY)")
+        .await?;
     let (_, server_id) = unique("nolog");
     let state = tempfile::tempdir()?;
     let mut cfg = SluiceConfig::new("t", None, server_id, state.path());
-    cfg.set("MYSQL_PORT", &env()["SLUICE_TEST_MYSQL_NOLOG_PORT"]).set("MYSQL_USER", "root").set("MYSQL_PASSWORD", "");
+    cfg.set("MYSQL_PORT", &env()["SLUICE_TEST_MYSQL_NOLOG_PORT"])
+        .set("MYSQL_USER", "root")
+        .set("MYSQL_PASSWORD", "");
     let (code, out, _) = cfg.run_to_end(&["check"])?;
     assert_ne!(code, 0);
-    assert!(out.contains("[FAIL] log_bin: Binary logging must be enabled for CDC"), "{out}");
-    assert!(out.contains("[FAIL] binlog_format: binlog_format=STATEMENT"), "{out}");
+    assert!(
+        out.contains("[FAIL] log_bin: Binary logging must be enabled for CDC"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[FAIL] binlog_format: binlog_format=STATEMENT"),
+        "{out}"
+    );
     assert!(out.contains("fix: SET GLOBAL binlog_format=ROW"), "{out}");
 
     // `sluice run` refuses too, with the same words, and exits non-zero.
     let (code, _, err) = cfg.run_to_end(&["run"])?;
     assert_ne!(code, 0);
-    assert!(err.contains("Binary logging must be enabled for CDC"), "{err}");
+    assert!(
+        err.contains("Binary logging must be enabled for CDC"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -50,29 +76,56 @@ async fn binlog_off_and_wrong_format_fail_with_fixes() -> anyhow::Result<()> {
 async fn missing_privileges_and_bad_password_fail_with_fixes() -> anyhow::Result<()> {
     let (table, server_id) = unique("chk_priv");
     let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY) ENGINE=MyISAM")).await?;
+    db.query_drop(format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY) ENGINE=MyISAM"
+    ))
+    .await?;
     let user = format!("weak{server_id}");
-    db.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'")).await?;
-    db.query_drop(format!("GRANT SELECT ON {DB}.* TO '{user}'@'%'")).await?;
+    db.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+        .await?;
+    db.query_drop(format!("GRANT SELECT ON {DB}.* TO '{user}'@'%'"))
+        .await?;
     let state = tempfile::tempdir()?;
     let mut cfg = SluiceConfig::new(&table, None, server_id, state.path());
     cfg.set("MYSQL_USER", &user).set("MYSQL_PASSWORD", "pw");
     let (code, out, _) = cfg.run_to_end(&["check"])?;
     assert_ne!(code, 0);
-    assert!(out.contains(&format!("[FAIL] privileges: user '{user}' lacks REPLICATION SLAVE, REPLICATION CLIENT")), "{out}");
-    assert!(out.contains("fix: as an administrator: GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.*"), "{out}");
-    assert!(out.contains(&format!("[FAIL] table: {DB}.{table} uses MyISAM")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "[FAIL] privileges: user '{user}' lacks REPLICATION SLAVE, REPLICATION CLIENT"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "fix: as an administrator: GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.*"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("[FAIL] table: {DB}.{table} uses MyISAM")),
+        "{out}"
+    );
 
     cfg.set("MYSQL_PASSWORD", "wrong");
     let (code, out, _) = cfg.run_to_end(&["check"])?;
     assert_ne!(code, 0);
-    assert!(out.contains("[FAIL] connect") && out.contains("access denied"), "{out}");
-    assert!(!out.contains("wrong"), "the password is never printed:\n{out}");
+    assert!(
+        out.contains("[FAIL] connect") && out.contains("access denied"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("wrong"),
+        "the password is never printed:\n{out}"
+    );
 
     cfg.set("MYSQL_TABLE", "no_such_table");
     cfg.set("MYSQL_PASSWORD", "pw");
     let (_, out, _) = cfg.run_to_end(&["check"])?;
-    assert!(out.contains(&format!("[FAIL] table: {DB}.no_such_table does not exist")), "{out}");
+    assert!(
+        out.contains(&format!("[FAIL] table: {DB}.no_such_table does not exist")),
+        "{out}"
+    );
     Ok(())
 }
 
@@ -80,23 +133,33 @@ async fn missing_privileges_and_bad_password_fail_with_fixes() -> anyhow::Result
 async fn same_server_id_and_corrupt_position_fail() -> anyhow::Result<()> {
     let (table, _) = unique("chk_id");
     let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)")).await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+        .await?;
     let state = tempfile::tempdir()?;
     let cfg = SluiceConfig::new(&table, None, 1, state.path());
     let (code, out, _) = cfg.run_to_end(&["check"])?;
     assert_ne!(code, 0);
-    assert!(out.contains("[FAIL] server_id: the server's server_id is 1"), "{out}");
+    assert!(
+        out.contains("[FAIL] server_id: the server's server_id is 1"),
+        "{out}"
+    );
 
     let (_, server_id) = unique("chk_id");
     let cfg = SluiceConfig::new(&table, None, server_id, state.path());
     std::fs::write(cfg.position_file(), "{not json")?;
     let (code, out, _) = cfg.run_to_end(&["check"])?;
     assert_ne!(code, 0);
-    assert!(out.contains("[FAIL] position") && out.contains("is corrupt"), "{out}");
+    assert!(
+        out.contains("[FAIL] position") && out.contains("is corrupt"),
+        "{out}"
+    );
     // `run` refuses to guess: it never silently restarts from the head.
     let (code, _, err) = cfg.run_to_end(&["run"])?;
     assert_ne!(code, 0);
-    assert!(err.contains("is corrupt") && err.contains("delete it"), "{err}");
+    assert!(
+        err.contains("is corrupt") && err.contains("delete it"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -106,15 +169,20 @@ async fn scratch_purged_position_is_a_clear_error() -> anyhow::Result<()> {
     let url = &env()["SLUICE_TEST_MYSQL_SCRATCH_URL"];
     let mut db = connect(url).await?;
     let (table, server_id) = unique("purged");
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)")).await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+        .await?;
     let state = tempfile::tempdir()?;
     let mut cfg = SluiceConfig::new(&table, None, server_id, state.path());
     cfg.set("MYSQL_PORT", &env()["SLUICE_TEST_MYSQL_SCRATCH_PORT"]);
 
     // A real position, saved by a real run.
     let sluice = cfg.start()?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (1)")).await?;
-    assert!(wait_until(Duration::from_secs(30), || sluice.stdout_lines().len() == 1));
+    db.query_drop(format!("INSERT INTO {table} VALUES (1)"))
+        .await?;
+    assert!(wait_until(Duration::from_secs(30), || sluice
+        .stdout_lines()
+        .len()
+        == 1));
     assert_eq!(sluice.stop()?, 0);
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(cfg.position_file())?)?;
     let file = saved["log_file"].as_str().unwrap().to_owned();
@@ -126,7 +194,8 @@ async fn scratch_purged_position_is_a_clear_error() -> anyhow::Result<()> {
         db.query_drop("FLUSH BINARY LOGS").await?;
         let row: mysql_async::Row = db.query_first("SHOW MASTER STATUS").await?.unwrap();
         let current: String = row.get(0).unwrap();
-        db.query_drop(format!("PURGE BINARY LOGS TO '{current}'")).await?;
+        db.query_drop(format!("PURGE BINARY LOGS TO '{current}'"))
+            .await?;
         let logs: Vec<mysql_async::Row> = db.query("SHOW BINARY LOGS").await?;
         if logs.iter().all(|r| r.get::<String, _>(0).unwrap() != file) {
             purged = true;
@@ -138,12 +207,23 @@ async fn scratch_purged_position_is_a_clear_error() -> anyhow::Result<()> {
 
     let (code, out, _) = cfg.run_to_end(&["check"])?;
     assert_ne!(code, 0);
-    assert!(out.contains(&format!("[FAIL] position: saved position {file}:")) && out.contains("was purged"), "{out}");
+    assert!(
+        out.contains(&format!("[FAIL] position: saved position {file}:"))
+            && out.contains("was purged"),
+        "{out}"
+    );
     assert!(out.contains("FORCE_SNAPSHOT=true"), "{out}");
 
     let (code, _, err) = cfg.run_to_end(&["run"])?;
     assert_ne!(code, 0);
-    assert!(err.contains(&format!("the saved position {file}:")) && err.contains("no longer on the server"), "{err}");
-    assert!(err.contains("FORCE_SNAPSHOT=true") && err.contains("delete the position file"), "{err}");
+    assert!(
+        err.contains(&format!("the saved position {file}:"))
+            && err.contains("no longer on the server"),
+        "{err}"
+    );
+    assert!(
+        err.contains("FORCE_SNAPSHOT=true") && err.contains("delete the position file"),
+        "{err}"
+    );
     Ok(())
 }

@@ -10,11 +10,14 @@ use sluice::source::file::read_binlog_file;
 use sluice::source::{Batch, TableFilter};
 
 fn fixture(name: &str) -> PathBuf {
-    sluice_tests::root().join("../shared/fixtures/mysql-binlogs").join(name)
+    sluice_tests::root()
+        .join("../shared/fixtures/mysql-binlogs")
+        .join(name)
 }
 
 fn events(name: &str) -> Vec<ChangeEvent> {
-    let batches: Vec<Batch> = read_binlog_file(&fixture(name), TableFilter::all()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let batches: Vec<Batch> = read_binlog_file(&fixture(name), TableFilter::all())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     batches.into_iter().flat_map(|b| b.events).collect()
 }
 
@@ -47,7 +50,10 @@ fn every_fixture_reads_or_fails_cleanly() {
                 }
             }
             Ok(Err(e)) => {
-                assert!(e.to_string().contains(&name), "{name}: the error names the file: {e}");
+                assert!(
+                    e.to_string().contains(&name),
+                    "{name}: the error names the file: {e}"
+                );
                 eprintln!("{name}: error: {e}");
             }
             Err(_) => panic!("{name}: reading panicked"),
@@ -59,11 +65,19 @@ fn every_fixture_reads_or_fails_cleanly() {
 #[test]
 fn truncated_and_corrupt_files_never_yield_partial_transactions() {
     // A corrupt event is an error that names the file and the offset.
-    let err = read_binlog_file(&fixture("corrupt-relay-bin.000624"), TableFilter::all()).unwrap_err();
-    assert!(err.to_string().contains("corrupt-relay-bin.000624:"), "{err}");
+    let err =
+        read_binlog_file(&fixture("corrupt-relay-bin.000624"), TableFilter::all()).unwrap_err();
+    assert!(
+        err.to_string().contains("corrupt-relay-bin.000624:"),
+        "{err}"
+    );
     // A file cut inside an event ends where the last whole event ends (a binlog still being
     // written looks like this); nothing of an unfinished transaction comes out.
-    let batches = read_binlog_file(&fixture("binlog_truncated_event.000001"), TableFilter::all()).unwrap();
+    let batches = read_binlog_file(
+        &fixture("binlog_truncated_event.000001"),
+        TableFilter::all(),
+    )
+    .unwrap();
     assert!(batches.iter().all(|b| b.checkpoint.is_some()));
 }
 
@@ -72,7 +86,10 @@ fn images_without_every_column_are_refused_with_the_fix() {
     // These files were written with binlog_row_image=MINIMAL: publishing them would invent data.
     for name in ["update-full-row.binlog", "minimal_row_metadata.000001"] {
         let err = read_binlog_file(&fixture(name), TableFilter::all()).unwrap_err();
-        assert!(err.to_string().contains("binlog_row_image must be FULL"), "{name}: {err}");
+        assert!(
+            err.to_string().contains("binlog_row_image must be FULL"),
+            "{name}: {err}"
+        );
     }
 }
 
@@ -81,23 +98,46 @@ fn mysql_gtids_head_their_transactions() {
     let evs = events("binlog_56_gtid_reserved_word.000001");
     assert!(!evs.is_empty());
     for ev in &evs {
-        let g = ev.position.gtid.as_deref().expect("every row of a GTID transaction carries it");
+        let g = ev
+            .position
+            .gtid
+            .as_deref()
+            .expect("every row of a GTID transaction carries it");
         let (uuid, gno) = g.rsplit_once(':').unwrap();
         assert_eq!(uuid.len(), 36, "{g}");
         assert!(gno.parse::<u64>().is_ok(), "{g}");
     }
     let tagged = events("binlog_transaction_with_GTID_TAG.000001");
-    assert!(tagged.iter().all(|e| e.position.gtid.as_deref().is_some_and(|g| g.matches(':').count() == 2)), "tagged GTIDs are uuid:tag:gno");
+    assert!(
+        tagged.iter().all(|e| e
+            .position
+            .gtid
+            .as_deref()
+            .is_some_and(|g| g.matches(':').count() == 2)),
+        "tagged GTIDs are uuid:tag:gno"
+    );
 }
 
 #[test]
 fn compressed_transactions_decode() {
     let evs = events("transaction_compression.000001");
-    assert!(!evs.is_empty(), "rows inside TRANSACTION_PAYLOAD events are decoded");
-    let batches = read_binlog_file(&fixture("transaction_compression.000001"), TableFilter::all()).unwrap();
-    let size = std::fs::metadata(fixture("transaction_compression.000001")).unwrap().len();
+    assert!(
+        !evs.is_empty(),
+        "rows inside TRANSACTION_PAYLOAD events are decoded"
+    );
+    let batches = read_binlog_file(
+        &fixture("transaction_compression.000001"),
+        TableFilter::all(),
+    )
+    .unwrap();
+    let size = std::fs::metadata(fixture("transaction_compression.000001"))
+        .unwrap()
+        .len();
     for cp in batches.iter().filter_map(|b| b.checkpoint.as_ref()) {
-        assert!(cp.pos <= size, "checkpoints are file offsets: {cp} within {size} bytes");
+        assert!(
+            cp.pos <= size,
+            "checkpoints are file offsets: {cp} within {size} bytes"
+        );
     }
 }
 
@@ -107,14 +147,31 @@ fn binary_json_decodes_to_json_values() {
     let json_values: Vec<&serde_json::Value> = evs
         .iter()
         .flat_map(|e| e.after.iter())
-        .filter_map(|v| if let Value::Json(j) = v { Some(j) } else { None })
+        .filter_map(|v| {
+            if let Value::Json(j) = v {
+                Some(j)
+            } else {
+                None
+            }
+        })
         .collect();
     assert!(!json_values.is_empty(), "json.binlog has JSON columns");
     assert!(json_values.iter().any(|v| v.is_object() || v.is_array()));
     // And they serialize as the JSON value itself, not a string.
-    let ev = evs.iter().find(|e| e.after.iter().any(|v| matches!(v, Value::Json(j) if j.is_object()))).unwrap();
+    let ev = evs
+        .iter()
+        .find(|e| {
+            e.after
+                .iter()
+                .any(|v| matches!(v, Value::Json(j) if j.is_object()))
+        })
+        .unwrap();
     let out = json(ev);
-    assert!(out["columnvalues"].as_array().unwrap().iter().any(|v| v.is_object()));
+    assert!(out["columnvalues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v.is_object()));
 }
 
 #[test]
@@ -124,7 +181,13 @@ fn enum_and_set_labels_come_from_row_metadata() {
     let strings: Vec<&str> = evs
         .iter()
         .flat_map(|e| e.after.iter())
-        .filter_map(|v| if let Value::String(s) = v { Some(s.as_str()) } else { None })
+        .filter_map(|v| {
+            if let Value::String(s) = v {
+                Some(s.as_str())
+            } else {
+                None
+            }
+        })
         .collect();
     for label in ["var1", "variant2", "one,three", "two,four"] {
         assert!(strings.contains(&label), "{label} in {strings:?}");

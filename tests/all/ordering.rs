@@ -12,7 +12,10 @@ async fn interleaved_transactions_arrive_whole_in_commit_order() -> anyhow::Resu
     let topic = format!("{table}_topic");
     let mut a = admin().await?;
     let mut b = admin().await?;
-    a.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, who CHAR(1), step INT)")).await?;
+    a.query_drop(format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, who CHAR(1), step INT)"
+    ))
+    .await?;
     let state = tempfile::tempdir()?;
     let sluice = SluiceConfig::new(&table, Some(&topic), server_id, state.path()).start()?;
 
@@ -21,11 +24,19 @@ async fn interleaved_transactions_arrive_whole_in_commit_order() -> anyhow::Resu
         let base = round * 100;
         a.query_drop("BEGIN").await?;
         b.query_drop("BEGIN").await?;
-        a.query_drop(format!("INSERT INTO {table} VALUES ({}, 'a', 1)", base + 1)).await?;
-        b.query_drop(format!("INSERT INTO {table} VALUES ({}, 'b', 1)", base + 2)).await?;
-        a.query_drop(format!("INSERT INTO {table} VALUES ({}, 'a', 2)", base + 3)).await?;
-        b.query_drop(format!("INSERT INTO {table} VALUES ({}, 'b', 2)", base + 4)).await?;
-        a.query_drop(format!("UPDATE {table} SET step = 3 WHERE id = {}", base + 1)).await?;
+        a.query_drop(format!("INSERT INTO {table} VALUES ({}, 'a', 1)", base + 1))
+            .await?;
+        b.query_drop(format!("INSERT INTO {table} VALUES ({}, 'b', 1)", base + 2))
+            .await?;
+        a.query_drop(format!("INSERT INTO {table} VALUES ({}, 'a', 2)", base + 3))
+            .await?;
+        b.query_drop(format!("INSERT INTO {table} VALUES ({}, 'b', 2)", base + 4))
+            .await?;
+        a.query_drop(format!(
+            "UPDATE {table} SET step = 3 WHERE id = {}",
+            base + 1
+        ))
+        .await?;
         // b commits first, so its transaction comes first.
         b.query_drop("COMMIT").await?;
         a.query_drop("COMMIT").await?;
@@ -40,7 +51,12 @@ async fn interleaved_transactions_arrive_whole_in_commit_order() -> anyhow::Resu
     let records = read_topic_settled(&topic, expected.len(), Duration::from_secs(2))?;
     let got: Vec<(String, i64)> = records
         .iter()
-        .map(|r| (r.value["kind"].as_str().unwrap().to_owned(), r.value["columnvalues"][0].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r.value["kind"].as_str().unwrap().to_owned(),
+                r.value["columnvalues"][0].as_i64().unwrap(),
+            )
+        })
         .collect();
     let want: Vec<(String, i64)> = expected.iter().map(|(k, i)| (k.to_string(), *i)).collect();
     assert_eq!(got, want, "{}", sluice.stderr_text());

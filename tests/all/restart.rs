@@ -10,7 +10,10 @@ use mysql_async::prelude::Queryable;
 use sluice_tests::*;
 
 fn ids(records: &[Record]) -> Vec<i64> {
-    records.iter().map(|r| r.value["columnvalues"][0].as_i64().expect("id")).collect()
+    records
+        .iter()
+        .map(|r| r.value["columnvalues"][0].as_i64().expect("id"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,7 +21,8 @@ async fn graceful_restart_loses_and_repeats_nothing() -> anyhow::Result<()> {
     let (table, server_id) = unique("graceful");
     let topic = format!("{table}_topic");
     let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, v INT)")).await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, v INT)"))
+        .await?;
     let state = tempfile::tempdir()?;
     let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
 
@@ -42,7 +46,13 @@ async fn graceful_restart_loses_and_repeats_nothing() -> anyhow::Result<()> {
         db.query_drop(s).await?;
     }
     db.query_drop("COMMIT").await?;
-    assert!(wait_until(Duration::from_secs(30), || read_topic(&topic, 70, Duration::from_secs(1)).map(|r| r.len() >= 70).unwrap_or(false)));
+    assert!(wait_until(Duration::from_secs(30), || read_topic(
+        &topic,
+        70,
+        Duration::from_secs(1)
+    )
+    .map(|r| r.len() >= 70)
+    .unwrap_or(false)));
     assert_eq!(sluice.stop()?, 0, "SIGTERM exits 0");
 
     // Changes made while Sluice is down.
@@ -54,7 +64,12 @@ async fn graceful_restart_loses_and_repeats_nothing() -> anyhow::Result<()> {
         db.query_drop(s).await?;
     }
     let records = read_topic_settled(&topic, 130, Duration::from_secs(3))?;
-    assert_eq!(ids(&records), (1..=130).collect::<Vec<_>>(), "{}", sluice.stderr_text());
+    assert_eq!(
+        ids(&records),
+        (1..=130).collect::<Vec<_>>(),
+        "{}",
+        sluice.stderr_text()
+    );
     assert_eq!(sluice.stop()?, 0);
 
     // A stop right after start, with nothing new, repeats nothing either.
@@ -70,7 +85,8 @@ async fn kill_9_under_load_loses_nothing() -> anyhow::Result<()> {
     let (table, server_id) = unique("kill9");
     let topic = format!("{table}_topic");
     let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, v INT)")).await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, v INT)"))
+        .await?;
     let state = tempfile::tempdir()?;
     let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
     let sluice = cfg.start()?;
@@ -88,7 +104,8 @@ async fn kill_9_under_load_loses_nothing() -> anyhow::Result<()> {
                 db.query_drop("BEGIN").await?;
                 for _ in 0..n {
                     id += 1;
-                    db.query_drop(format!("INSERT INTO {table} VALUES ({id}, {n})")).await?;
+                    db.query_drop(format!("INSERT INTO {table} VALUES ({id}, {n})"))
+                        .await?;
                 }
                 db.query_drop("COMMIT").await?;
                 written.store(id, Ordering::SeqCst);
@@ -96,12 +113,16 @@ async fn kill_9_under_load_loses_nothing() -> anyhow::Result<()> {
             anyhow::Ok(id)
         })
     };
-    assert!(wait_until(Duration::from_secs(30), || written.load(Ordering::SeqCst) > 300));
+    assert!(wait_until(Duration::from_secs(30), || written
+        .load(Ordering::SeqCst)
+        > 300));
     sluice.kill9()?;
     let at_kill = written.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sluice = cfg.start()?;
-    assert!(wait_until(Duration::from_secs(30), || written.load(Ordering::SeqCst) > at_kill + 300));
+    assert!(wait_until(Duration::from_secs(30), || written
+        .load(Ordering::SeqCst)
+        > at_kill + 300));
     stop.store(true, Ordering::SeqCst);
     let total = writer.await??;
 
@@ -111,10 +132,19 @@ async fn kill_9_under_load_loses_nothing() -> anyhow::Result<()> {
         *seen.entry(id).or_default() += 1;
     }
     let missing: Vec<i64> = (1..=total).filter(|i| !seen.contains_key(i)).collect();
-    assert!(missing.is_empty(), "{} of {total} rows missing after kill -9, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} of {total} rows missing after kill -9, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
     assert_eq!(seen.len() as i64, total, "no rows beyond those written");
     // Duplicates are allowed (at-least-once) but must keep each transaction whole and ordered.
-    eprintln!("kill -9: {total} rows, {} records ({} duplicates)", records.len(), records.len() as i64 - total);
+    eprintln!(
+        "kill -9: {total} rows, {} records ({} duplicates)",
+        records.len(),
+        records.len() as i64 - total
+    );
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }
@@ -124,27 +154,42 @@ async fn reconnects_after_the_server_drops_the_replica_connection() -> anyhow::R
     let (table, server_id) = unique("reconnect");
     let topic = format!("{table}_topic");
     let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)")).await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+        .await?;
     let state = tempfile::tempdir()?;
     // A user of its own, so that killing its connections touches no other test.
     let user = format!("u{server_id}");
-    db.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'")).await?;
-    db.query_drop(format!("GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '{user}'@'%'")).await?;
+    db.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+        .await?;
+    db.query_drop(format!(
+        "GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '{user}'@'%'"
+    ))
+    .await?;
     let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
     cfg.set("MYSQL_USER", &user).set("MYSQL_PASSWORD", "pw");
     let sluice = cfg.start()?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (1), (2)")).await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (1), (2)"))
+        .await?;
     assert_eq!(read_topic(&topic, 2, Duration::from_secs(30))?.len(), 2);
 
     // Kill the binlog dump thread serving this replica.
     let conns: Vec<(u64, String)> = db
-        .exec("SELECT ID, COMMAND FROM information_schema.PROCESSLIST WHERE USER = ?", (&user,))
+        .exec(
+            "SELECT ID, COMMAND FROM information_schema.PROCESSLIST WHERE USER = ?",
+            (&user,),
+        )
         .await?;
-    let dumps: Vec<u64> = conns.iter().filter(|(_, c)| c.contains("Binlog Dump")).map(|(i, _)| *i).collect();
+    let dumps: Vec<u64> = conns
+        .iter()
+        .filter(|(_, c)| c.contains("Binlog Dump"))
+        .map(|(i, _)| *i)
+        .collect();
     assert_eq!(dumps.len(), 1, "one binlog dump thread: {conns:?}");
     db.query_drop(format!("KILL {}", dumps[0])).await?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (3)")).await?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (4)")).await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (3)"))
+        .await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (4)"))
+        .await?;
     let records = read_topic_settled(&topic, 4, Duration::from_secs(3))?;
     let mut got = ids(&records);
     got.dedup();
@@ -158,31 +203,54 @@ async fn a_broker_that_lost_its_state_is_survived() -> anyhow::Result<()> {
     let (table, server_id) = unique("brokerloss");
     let topic = format!("{table}_topic");
     let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)")).await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+        .await?;
     let mut broker = PrivateBroker::start()?;
     let state = tempfile::tempdir()?;
     let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
     cfg.set("KAFKA_BROKERS", &broker.address());
     // A short delivery timeout keeps the test short; the default is 60 s.
     let toml = state.path().join("sluice.toml");
-    std::fs::write(&toml, "[kafka.producer]\n\"message.timeout.ms\" = \"5000\"\n")?;
+    std::fs::write(
+        &toml,
+        "[kafka.producer]\n\"message.timeout.ms\" = \"5000\"\n",
+    )?;
     let mut sluice = cfg.spawn_with(&["run", "--config", toml.to_str().unwrap()])?;
-    assert!(wait_until(Duration::from_secs(30), || sluice.log_contains("streaming the binlog")), "{}", sluice.stderr_text());
-    db.query_drop(format!("INSERT INTO {table} VALUES (1)")).await?;
-    assert_eq!(read_topic_from(&broker.address(), &topic, 1, Duration::from_secs(30))?.len(), 1);
+    assert!(
+        wait_until(Duration::from_secs(30), || sluice
+            .log_contains("streaming the binlog")),
+        "{}",
+        sluice.stderr_text()
+    );
+    db.query_drop(format!("INSERT INTO {table} VALUES (1)"))
+        .await?;
+    assert_eq!(
+        read_topic_from(&broker.address(), &topic, 1, Duration::from_secs(30))?.len(),
+        1
+    );
 
     // The broker dies; a change happens while it is down (the pipeline blocks, drops nothing).
     broker.kill();
-    db.query_drop(format!("INSERT INTO {table} VALUES (2)")).await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (2)"))
+        .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(sluice.child.try_wait()?.is_none(), "sluice waits for the broker: {}", sluice.stderr_text());
+    assert!(
+        sluice.child.try_wait()?.is_none(),
+        "sluice waits for the broker: {}",
+        sluice.stderr_text()
+    );
     // It comes back empty: the idempotent producer's id is unknown to it, which is fatal for
     // that producer. Sluice rebuilds it and republishes from the last acknowledged position.
     broker.restart()?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (3)")).await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (3)"))
+        .await?;
     let records = read_topic_from(&broker.address(), &topic, 2, Duration::from_secs(60))?;
     let got = ids(&records);
-    assert!(got.ends_with(&[2, 3]), "got {got:?}; stderr:\n{}", sluice.stderr_text());
+    assert!(
+        got.ends_with(&[2, 3]),
+        "got {got:?}; stderr:\n{}",
+        sluice.stderr_text()
+    );
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }

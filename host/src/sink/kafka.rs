@@ -88,13 +88,28 @@ impl KafkaSink {
             let pos = ev.position.pos.to_string();
             let row = ev.position.row.to_string();
             let mut headers = OwnedHeaders::new_with_capacity(4)
-                .insert(Header { key: "sluice.file", value: Some(ev.position.file.as_bytes()) })
-                .insert(Header { key: "sluice.pos", value: Some(pos.as_bytes()) })
-                .insert(Header { key: "sluice.row", value: Some(row.as_bytes()) });
+                .insert(Header {
+                    key: "sluice.file",
+                    value: Some(ev.position.file.as_bytes()),
+                })
+                .insert(Header {
+                    key: "sluice.pos",
+                    value: Some(pos.as_bytes()),
+                })
+                .insert(Header {
+                    key: "sluice.row",
+                    value: Some(row.as_bytes()),
+                });
             if let Some(g) = &ev.position.gtid {
-                headers = headers.insert(Header { key: "sluice.gtid", value: Some(g.as_bytes()) });
+                headers = headers.insert(Header {
+                    key: "sluice.gtid",
+                    value: Some(g.as_bytes()),
+                });
             }
-            let mut record = FutureRecord::to(&self.topic).key(&self.key_buf[..]).payload(&self.value_buf[..]).headers(headers);
+            let mut record = FutureRecord::to(&self.topic)
+                .key(&self.key_buf[..])
+                .payload(&self.value_buf[..])
+                .headers(headers);
             loop {
                 match self.producer.send_result(record) {
                     Ok(f) => {
@@ -125,8 +140,9 @@ impl KafkaSink {
 /// Creates the topic when the cluster does not have it yet (clusters that auto-create topics
 /// need nothing; clusters that forbid it need the topic made by an operator).
 pub async fn ensure_topic(cfg: &KafkaConfig, partitions: i32) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &cfg.brokers).create()?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.brokers)
+        .create()?;
     let topic = NewTopic::new(&cfg.topic, partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin.create_topics([&topic], &opts).await?;
@@ -134,7 +150,10 @@ pub async fn ensure_topic(cfg: &KafkaConfig, partitions: i32) -> Result<(), Kafk
         match r {
             Ok(_) => tracing::info!(topic = %cfg.topic, "created the Kafka topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => return Err(KafkaError::AdminOp(code)).inspect_err(|_| tracing::warn!(topic = %t, "topic creation failed")),
+            Err((t, code)) => {
+                return Err(KafkaError::AdminOp(code))
+                    .inspect_err(|_| tracing::warn!(topic = %t, "topic creation failed"))
+            }
         }
     }
     Ok(())

@@ -15,7 +15,10 @@ pub struct StdoutSink {
 
 impl Default for StdoutSink {
     fn default() -> Self {
-        StdoutSink { out: BufWriter::with_capacity(64 * 1024, tokio::io::stdout()), buf: Vec::with_capacity(64 * 1024) }
+        StdoutSink {
+            out: BufWriter::with_capacity(64 * 1024, tokio::io::stdout()),
+            buf: Vec::with_capacity(64 * 1024),
+        }
     }
 }
 
@@ -26,7 +29,10 @@ impl StdoutSink {
             encode_value(ev, &mut self.buf);
             self.buf.push(b'\n');
         }
-        self.out.write_all(&self.buf).await.map_err(SinkError::Stdout)?;
+        self.out
+            .write_all(&self.buf)
+            .await
+            .map_err(SinkError::Stdout)?;
         // A batch is a transaction: flush it whole so a reader never waits on half of one.
         self.out.flush().await.map_err(SinkError::Stdout)?;
         Ok(Ack::Done)

@@ -28,9 +28,16 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(15);
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot connect to MySQL at {host}:{port}: {source}. Check MYSQL_HOST, MYSQL_PORT, MYSQL_USER and MYSQL_PASSWORD, and that the server is reachable")]
-    Connect { host: String, port: u16, source: mysql_async::Error },
+    Connect {
+        host: String,
+        port: u16,
+        source: mysql_async::Error,
+    },
     #[error("MySQL query failed ({context}): {source}")]
-    Query { context: &'static str, source: mysql_async::Error },
+    Query {
+        context: &'static str,
+        source: mysql_async::Error,
+    },
     #[error("the binlog stream failed: {0}")]
     Stream(mysql_async::Error),
     #[error("the binlog stream was silent for {0:?} (no heartbeat); reconnecting")]
@@ -40,7 +47,10 @@ pub enum SourceError {
          purged before Sluice read it, so changes are missing. Re-snapshot with FORCE_SNAPSHOT=true \
          and INITIAL_SNAPSHOT=true, or delete the position file to resume from the current head"
     )]
-    PositionPurged { position: BinlogPosition, message: String },
+    PositionPurged {
+        position: BinlogPosition,
+        message: String,
+    },
     #[error("binary logging is off on the server: Binary logging must be enabled for CDC (set log_bin in the server configuration and restart it)")]
     BinlogDisabled,
     #[error(transparent)]
@@ -78,14 +88,25 @@ pub fn connect_opts(cfg: &MysqlConfig, host: &str) -> Opts {
 pub async fn connect(cfg: &MysqlConfig) -> Result<Conn, SourceError> {
     Conn::new(connect_opts(cfg, &cfg.host))
         .await
-        .map_err(|source| SourceError::Connect { host: cfg.host.clone(), port: cfg.port, source })
+        .map_err(|source| SourceError::Connect {
+            host: cfg.host.clone(),
+            port: cfg.port,
+            source,
+        })
 }
 
 /// Whether the server is MariaDB (as opposed to MySQL).
 pub async fn is_mariadb(conn: &mut Conn) -> Result<bool, SourceError> {
-    let v: Option<String> =
-        conn.query_first("SELECT VERSION()").await.map_err(|source| SourceError::Query { context: "SELECT VERSION()", source })?;
-    Ok(v.unwrap_or_default().to_ascii_lowercase().contains("mariadb"))
+    let v: Option<String> = conn
+        .query_first("SELECT VERSION()")
+        .await
+        .map_err(|source| SourceError::Query {
+            context: "SELECT VERSION()",
+            source,
+        })?;
+    Ok(v.unwrap_or_default()
+        .to_ascii_lowercase()
+        .contains("mariadb"))
 }
 
 /// The server's current binlog head: where a pipeline without a saved position starts.
@@ -96,7 +117,10 @@ pub async fn current_head(conn: &mut Conn) -> Result<BinlogPosition, SourceError
         Err(_) => conn
             .query_first("SHOW BINARY LOG STATUS")
             .await
-            .map_err(|source| SourceError::Query { context: "SHOW BINARY LOG STATUS", source })?,
+            .map_err(|source| SourceError::Query {
+                context: "SHOW BINARY LOG STATUS",
+                source,
+            })?,
     };
     let row = row.ok_or(SourceError::BinlogDisabled)?;
     let file: String = row.get(0).unwrap_or_default();
@@ -104,17 +128,32 @@ pub async fn current_head(conn: &mut Conn) -> Result<BinlogPosition, SourceError
     let gtid = if is_mariadb(conn).await? {
         conn.query_first::<String, _>("SELECT @@gtid_binlog_pos")
             .await
-            .map_err(|source| SourceError::Query { context: "SELECT @@gtid_binlog_pos", source })?
+            .map_err(|source| SourceError::Query {
+                context: "SELECT @@gtid_binlog_pos",
+                source,
+            })?
             .filter(|g| !g.is_empty())
     } else {
         None
     };
-    Ok(BinlogPosition { file, pos, gtid, timestamp: 0 })
+    Ok(BinlogPosition {
+        file,
+        pos,
+        gtid,
+        timestamp: 0,
+    })
 }
 
 /// Reads column metadata of one table from `information_schema`.
-pub async fn fetch_catalog(conn: &mut Conn, schema: &str, table: &str) -> Result<InfoSchemaTable, SourceError> {
-    let q = |source| SourceError::Query { context: "reading information_schema.COLUMNS", source };
+pub async fn fetch_catalog(
+    conn: &mut Conn,
+    schema: &str,
+    table: &str,
+) -> Result<InfoSchemaTable, SourceError> {
+    let q = |source| SourceError::Query {
+        context: "reading information_schema.COLUMNS",
+        source,
+    };
     let rows: Vec<(String, String, String, Option<String>)> = conn
         .exec(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME FROM information_schema.COLUMNS \
@@ -148,8 +187,14 @@ pub async fn fetch_catalog(conn: &mut Conn, schema: &str, table: &str) -> Result
             }
         })
         .collect();
-    let primary_key = key.iter().filter_map(|k| columns.iter().position(|c| &c.name == k)).collect();
-    Ok(InfoSchemaTable { columns, primary_key })
+    let primary_key = key
+        .iter()
+        .filter_map(|k| columns.iter().position(|c| &c.name == k))
+        .collect();
+    Ok(InfoSchemaTable {
+        columns,
+        primary_key,
+    })
 }
 
 /// Streams the binlog from `start`, sending batches to `tx` until `stop` turns true (then it
@@ -165,16 +210,33 @@ pub async fn stream(
     let mut conn = connect(cfg).await?;
     let mariadb = is_mariadb(&mut conn).await?;
     let setup: &[&str] = if mariadb {
-        &["SET @mariadb_slave_capability=4", "SET @master_heartbeat_period=1000000000", "SET @@session.net_write_timeout=3600"]
+        &[
+            "SET @mariadb_slave_capability=4",
+            "SET @master_heartbeat_period=1000000000",
+            "SET @@session.net_write_timeout=3600",
+        ]
     } else {
-        &["SET @master_heartbeat_period=1000000000", "SET @@session.net_write_timeout=3600"]
+        &[
+            "SET @master_heartbeat_period=1000000000",
+            "SET @@session.net_write_timeout=3600",
+        ]
     };
     for stmt in setup {
-        conn.query_drop(*stmt).await.map_err(|source| SourceError::Query { context: "preparing the replica session", source })?;
+        conn.query_drop(*stmt)
+            .await
+            .map_err(|source| SourceError::Query {
+                context: "preparing the replica session",
+                source,
+            })?;
     }
     let mut catalog_conn: Option<Conn> = None;
-    let request = BinlogStreamRequest::new(cfg.server_id).with_filename(start.file.as_bytes()).with_pos(start.pos);
-    let mut binlog = conn.get_binlog_stream(request).await.map_err(SourceError::Stream)?;
+    let request = BinlogStreamRequest::new(cfg.server_id)
+        .with_filename(start.file.as_bytes())
+        .with_pos(start.pos);
+    let mut binlog = conn
+        .get_binlog_stream(request)
+        .await
+        .map_err(SourceError::Stream)?;
     tracing::info!(position = %start, mariadb, "streaming the binlog");
 
     let mut processor = Processor::new(filter, &start, max_batch_rows);
@@ -196,11 +258,17 @@ pub async fn stream(
             Ok(Some(Err(e))) => {
                 if let mysql_async::Error::Server(ref se) = e {
                     if se.code == 1236 && first {
-                        return Err(SourceError::PositionPurged { position: start, message: se.message.clone() });
+                        return Err(SourceError::PositionPurged {
+                            position: start,
+                            message: se.message.clone(),
+                        });
                     }
                     if se.code == 1236 {
                         return Err(SourceError::PositionPurged {
-                            position: BinlogPosition { file: processor.current_file().to_owned(), ..start },
+                            position: BinlogPosition {
+                                file: processor.current_file().to_owned(),
+                                ..start
+                            },
                             message: se.message.clone(),
                         });
                     }

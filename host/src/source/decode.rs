@@ -19,7 +19,11 @@ pub enum DecodeError {
     #[error("row data ended early while decoding column {column} of {table}")]
     Truncated { table: String, column: usize },
     #[error("{table}: column {column}: {detail}")]
-    Invalid { table: String, column: usize, detail: String },
+    Invalid {
+        table: String,
+        column: usize,
+        detail: String,
+    },
     #[error(
         "{table}: the row image lacks column {column}; binlog_row_image must be FULL \
          (SET GLOBAL binlog_row_image=FULL and restart the writers' sessions)"
@@ -62,12 +66,20 @@ impl<'a> RowReader<'a> {
         let n = schema.columns.len();
         let table = || schema.meta.qualified_name();
         let count = (0..n).filter(|&i| present(i)).count();
-        let nulls = self.take(count.div_ceil(8)).ok_or_else(|| DecodeError::Truncated { table: table(), column: 0 })?;
+        let nulls = self
+            .take(count.div_ceil(8))
+            .ok_or_else(|| DecodeError::Truncated {
+                table: table(),
+                column: 0,
+            })?;
         out.reserve(n);
         let mut k = 0usize;
         for (i, kind) in schema.columns.iter().enumerate() {
             if !present(i) {
-                return Err(DecodeError::PartialImage { table: table(), column: i });
+                return Err(DecodeError::PartialImage {
+                    table: table(),
+                    column: i,
+                });
             }
             let is_null = nulls[k / 8] & (1 << (k % 8)) != 0;
             k += 1;
@@ -76,8 +88,15 @@ impl<'a> RowReader<'a> {
                 continue;
             }
             let v = self.read_value(kind).map_err(|e| match e {
-                ValueError::Truncated => DecodeError::Truncated { table: table(), column: i },
-                ValueError::Invalid(detail) => DecodeError::Invalid { table: table(), column: i, detail },
+                ValueError::Truncated => DecodeError::Truncated {
+                    table: table(),
+                    column: i,
+                },
+                ValueError::Invalid(detail) => DecodeError::Invalid {
+                    table: table(),
+                    column: i,
+                    detail,
+                },
             })?;
             out.push(v);
         }
@@ -203,22 +222,40 @@ impl<'a> RowReader<'a> {
                 } as u32;
                 timestamp(secs, micros, fsp)
             }
-            ColumnKind::VarString { len_bytes, charset } => text(self.length_prefixed(len_bytes)?, charset, 0),
-            ColumnKind::FixedString { len_bytes, max_len, charset } => {
-                text(self.length_prefixed(len_bytes)?, charset, max_len as usize)
+            ColumnKind::VarString { len_bytes, charset } => {
+                text(self.length_prefixed(len_bytes)?, charset, 0)
             }
-            ColumnKind::Blob { len_bytes, charset } => text(self.length_prefixed(len_bytes)?, charset, 0),
-            ColumnKind::OpaqueBlob { len_bytes } => Value::Bytes(self.length_prefixed(len_bytes)?.to_vec()),
+            ColumnKind::FixedString {
+                len_bytes,
+                max_len,
+                charset,
+            } => text(self.length_prefixed(len_bytes)?, charset, max_len as usize),
+            ColumnKind::Blob { len_bytes, charset } => {
+                text(self.length_prefixed(len_bytes)?, charset, 0)
+            }
+            ColumnKind::OpaqueBlob { len_bytes } => {
+                Value::Bytes(self.length_prefixed(len_bytes)?.to_vec())
+            }
             ColumnKind::Json { len_bytes } => {
                 let b = self.length_prefixed(len_bytes)?;
                 Value::Json(decode_json(b)?)
             }
-            ColumnKind::Enum { pack_len, ref labels } => {
+            ColumnKind::Enum {
+                pack_len,
+                ref labels,
+            } => {
                 let idx = self.uint_le(pack_len as usize)? as usize;
                 // Index 0 is the empty string MySQL stores for an invalid value.
-                Value::String(if idx == 0 { String::new() } else { label(labels, idx - 1)? })
+                Value::String(if idx == 0 {
+                    String::new()
+                } else {
+                    label(labels, idx - 1)?
+                })
             }
-            ColumnKind::Set { pack_len, ref labels } => {
+            ColumnKind::Set {
+                pack_len,
+                ref labels,
+            } => {
                 let mask = self.uint_le(pack_len as usize)?;
                 let mut s = String::new();
                 for (i, l) in labels.iter().enumerate().take(64) {
@@ -230,7 +267,9 @@ impl<'a> RowReader<'a> {
                     }
                 }
                 if labels.len() < 64 && mask >> labels.len() != 0 {
-                    return Err(ValueError::Invalid(format!("SET bitmask {mask:#x} names labels that are unknown")));
+                    return Err(ValueError::Invalid(format!(
+                        "SET bitmask {mask:#x} names labels that are unknown"
+                    )));
                 }
                 Value::String(s)
             }
@@ -303,12 +342,30 @@ fn int(v: u64, bits: u32, unsigned: bool) -> Value {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn datetime(year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8, micros: u32, fsp: u8) -> Value {
+fn datetime(
+    year: u16,
+    month: u8,
+    day: u8,
+    hour: u8,
+    minute: u8,
+    second: u8,
+    micros: u32,
+    fsp: u8,
+) -> Value {
     // A zero date (or one with a zero part) has no calendar meaning; the contract publishes null.
     if year == 0 || month == 0 || day == 0 {
         return Value::Null;
     }
-    Value::DateTime { year, month, day, hour, minute, second, micros, fsp }
+    Value::DateTime {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        micros,
+        fsp,
+    }
 }
 
 fn timestamp(secs: i64, micros: u32, fsp: u8) -> Value {
@@ -408,7 +465,11 @@ fn decode_decimal(raw: &[u8], precision: u8, scale: u8) -> Result<String, ValueE
     if negative {
         out.push('-');
     }
-    out.push_str(if int_digits.is_empty() { "0" } else { &int_digits });
+    out.push_str(if int_digits.is_empty() {
+        "0"
+    } else {
+        &int_digits
+    });
     if scale > 0 {
         out.push('.');
         for _ in 0..frac0 {
@@ -431,7 +492,9 @@ fn decode_json(raw: &[u8]) -> Result<serde_json::Value, ValueError> {
     let v: jsonb::Value<'_> = mysql_common::io::ParseBuf(raw)
         .parse(())
         .map_err(|e| ValueError::Invalid(format!("bad binary JSON: {e}")))?;
-    let dom = v.parse().map_err(|e| ValueError::Invalid(format!("bad binary JSON: {e}")))?;
+    let dom = v
+        .parse()
+        .map_err(|e| ValueError::Invalid(format!("bad binary JSON: {e}")))?;
     Ok(serde_json::Value::from(dom))
 }
 

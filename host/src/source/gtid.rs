@@ -40,7 +40,14 @@ pub fn parse_mariadb_gtid(data: &[u8], server_id: u32) -> Option<MariaGtidEvent>
     let seq = u64::from_le_bytes(data.get(0..8)?.try_into().ok()?);
     let domain = u32::from_le_bytes(data.get(8..12)?.try_into().ok()?);
     let flags = *data.get(12)?;
-    Some(MariaGtidEvent { gtid: MariaGtid { domain, server: server_id, seq }, standalone: flags & 1 != 0 })
+    Some(MariaGtidEvent {
+        gtid: MariaGtid {
+            domain,
+            server: server_id,
+            seq,
+        },
+        standalone: flags & 1 != 0,
+    })
 }
 
 /// Parses a MariaDB GTID_LIST event body: count (low 28 bits), then (domain, server, seq) each.
@@ -114,8 +121,16 @@ mod tests {
     #[test]
     fn state_round_trip_and_monotonic() {
         let mut s = MariaGtidState::parse("0-1-42,1-2-7").unwrap();
-        s.observe(MariaGtid { domain: 0, server: 1, seq: 40 });
-        s.observe(MariaGtid { domain: 1, server: 3, seq: 8 });
+        s.observe(MariaGtid {
+            domain: 0,
+            server: 1,
+            seq: 40,
+        });
+        s.observe(MariaGtid {
+            domain: 1,
+            server: 3,
+            seq: 8,
+        });
         assert_eq!(s.to_string(), "0-1-42,1-3-8");
         assert!(MariaGtidState::parse("x-1").is_none());
     }

@@ -57,18 +57,31 @@ pub enum ProcessError {
     #[error(transparent)]
     Schema(#[from] SchemaError),
     #[error("malformed {what} event at {file}:{pos}: {detail}")]
-    Malformed { what: &'static str, file: String, pos: u64, detail: String },
+    Malformed {
+        what: &'static str,
+        file: String,
+        pos: u64,
+        detail: String,
+    },
     #[error(
         "rows event for unknown table id {table_id} at {file}:{pos}: the stream did not start at a \
          transaction boundary. Point the position at a transaction's start (Sluice only saves such \
          positions), or remove the position file to start from the current head"
     )]
-    UnknownTable { table_id: u64, file: String, pos: u64 },
+    UnknownTable {
+        table_id: u64,
+        file: String,
+        pos: u64,
+    },
     #[error(
         "{file}:{pos}: {what} are not supported yet; disable them on the server \
          (binlog_row_value_options='') to capture this table"
     )]
-    Unsupported { what: &'static str, file: String, pos: u64 },
+    Unsupported {
+        what: &'static str,
+        file: String,
+        pos: u64,
+    },
 }
 
 /// Which tables to capture, by `(schema, table)`.
@@ -79,7 +92,9 @@ pub struct TableFilter {
 
 impl TableFilter {
     pub fn new<I: IntoIterator<Item = (String, String)>>(tables: I) -> Self {
-        TableFilter { tables: tables.into_iter().collect() }
+        TableFilter {
+            tables: tables.into_iter().collect(),
+        }
     }
 
     /// A filter that captures every table (used by tools that read binlog files).
@@ -93,8 +108,13 @@ impl TableFilter {
 }
 
 enum TableEntry {
-    Captured { raw: Vec<u8>, schema: Arc<TableSchema> },
-    Ignored { raw: Vec<u8> },
+    Captured {
+        raw: Vec<u8>,
+        schema: Arc<TableSchema>,
+    },
+    Ignored {
+        raw: Vec<u8>,
+    },
 }
 
 struct Txn {
@@ -126,7 +146,11 @@ impl Processor {
     /// `start` is where the stream was requested from; its file names the events until the
     /// first real ROTATE.
     pub fn new(filter: TableFilter, start: &BinlogPosition, max_batch_rows: usize) -> Self {
-        let maria_gtids = start.gtid.as_deref().and_then(MariaGtidState::parse).unwrap_or_default();
+        let maria_gtids = start
+            .gtid
+            .as_deref()
+            .and_then(MariaGtidState::parse)
+            .unwrap_or_default();
         Processor {
             filter,
             file: Arc::from(start.file.as_str()),
@@ -186,7 +210,8 @@ impl Processor {
         match type_code {
             // ROTATE
             4 => {
-                let rotate: RotateEvent<'_> = event.read_event().map_err(|e| malformed("ROTATE", e))?;
+                let rotate: RotateEvent<'_> =
+                    event.read_event().map_err(|e| malformed("ROTATE", e))?;
                 // A fake ROTATE (log_pos 0) opens every stream. Its name can carry the checksum
                 // bytes (mysql_common reads it before the FORMAT_DESCRIPTION), so the requested
                 // file name stands; a position is never built from it.
@@ -204,7 +229,9 @@ impl Processor {
                 if word.eq_ignore_ascii_case("BEGIN") {
                     self.open_txn(start, None, false);
                     Ok(Step::Continue)
-                } else if word.eq_ignore_ascii_case("COMMIT") || word.eq_ignore_ascii_case("ROLLBACK") {
+                } else if word.eq_ignore_ascii_case("COMMIT")
+                    || word.eq_ignore_ascii_case("ROLLBACK")
+                {
                     self.commit(end, header.timestamp())
                 } else if word.eq_ignore_ascii_case("XA") {
                     // XA transactions: rows arrive between XA START and XA END; XA PREPARE/COMMIT
@@ -249,11 +276,15 @@ impl Processor {
                 Ok(Step::Continue)
             }
             gtid::MARIADB_GTID => {
-                let g = gtid::parse_mariadb_gtid(event.data(), header.server_id()).ok_or_else(|| {
-                    malformed("MariaDB GTID", std::io::Error::other("short event"))
-                })?;
+                let g = gtid::parse_mariadb_gtid(event.data(), header.server_id()).ok_or_else(
+                    || malformed("MariaDB GTID", std::io::Error::other("short event")),
+                )?;
                 self.maria_gtids.observe(g.gtid);
-                self.open_txn(start, Some(Arc::from(g.gtid.to_string().as_str())), g.standalone);
+                self.open_txn(
+                    start,
+                    Some(Arc::from(g.gtid.to_string().as_str())),
+                    g.standalone,
+                );
                 Ok(Step::Continue)
             }
             gtid::MARIADB_GTID_LIST => {
@@ -280,7 +311,14 @@ impl Processor {
         match &mut self.txn {
             // BEGIN after a GTID event belongs to the same group.
             Some(t) if gtid.is_none() && !standalone => {}
-            _ => self.txn = Some(Txn { start, gtid, rows: 0, standalone }),
+            _ => {
+                self.txn = Some(Txn {
+                    start,
+                    gtid,
+                    rows: 0,
+                    standalone,
+                })
+            }
         }
     }
 
@@ -289,8 +327,17 @@ impl Processor {
         // payload's end is where the next transaction starts.
         let end = self.payload_end.take().unwrap_or(end);
         self.txn = None;
-        let gtid = if self.maria_gtids.is_empty() { None } else { Some(self.maria_gtids.to_string()) };
-        self.ready.checkpoint = Some(BinlogPosition { file: self.file.to_string(), pos: end, gtid, timestamp });
+        let gtid = if self.maria_gtids.is_empty() {
+            None
+        } else {
+            Some(self.maria_gtids.to_string())
+        };
+        self.ready.checkpoint = Some(BinlogPosition {
+            file: self.file.to_string(),
+            pos: end,
+            gtid,
+            timestamp,
+        });
         Ok(Step::Emit)
     }
 
@@ -304,14 +351,20 @@ impl Processor {
         let raw = event.data();
         let id = tme.table_id();
         match self.tables.get(&id) {
-            Some(TableEntry::Captured { raw: r, .. }) | Some(TableEntry::Ignored { raw: r }) if r == raw => {
+            Some(TableEntry::Captured { raw: r, .. }) | Some(TableEntry::Ignored { raw: r })
+                if r == raw =>
+            {
                 return Ok(Step::Continue)
             }
             _ => {}
         }
-        let (db, table) = (tme.database_name().into_owned(), tme.table_name().into_owned());
+        let (db, table) = (
+            tme.database_name().into_owned(),
+            tme.table_name().into_owned(),
+        );
         if !self.filter.captures(&db, &table) {
-            self.tables.insert(id, TableEntry::Ignored { raw: raw.to_vec() });
+            self.tables
+                .insert(id, TableEntry::Ignored { raw: raw.to_vec() });
             return Ok(Step::Continue);
         }
         let catalog = if self.no_catalog || schema::has_column_names(&tme) {
@@ -323,7 +376,13 @@ impl Processor {
             }
         };
         let schema = schema::build_schema(&tme, catalog)?;
-        self.tables.insert(id, TableEntry::Captured { raw: raw.to_vec(), schema: Arc::new(schema) });
+        self.tables.insert(
+            id,
+            TableEntry::Captured {
+                raw: raw.to_vec(),
+                schema: Arc::new(schema),
+            },
+        );
         Ok(Step::Continue)
     }
 
@@ -417,21 +476,34 @@ fn first_word(sql: &str) -> &str {
     let s = sql.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
     // Skip a leading comment such as /* ... */ which some tools prepend.
     let s = if let Some(rest) = s.strip_prefix("/*") {
-        rest.split_once("*/").map(|(_, r)| r.trim_start()).unwrap_or("")
+        rest.split_once("*/")
+            .map(|(_, r)| r.trim_start())
+            .unwrap_or("")
     } else {
         s
     };
-    s.split(|c: char| c.is_whitespace() || c == ';').next().unwrap_or("")
+    s.split(|c: char| c.is_whitespace() || c == ';')
+        .next()
+        .unwrap_or("")
 }
 
 fn is_ddl(word: &str) -> bool {
-    ["ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE"].iter().any(|w| word.eq_ignore_ascii_case(w))
+    ["ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
 }
 
 fn mysql_gtid(g: &GtidEvent) -> String {
     let sid = g.sid();
     let hex: String = sid.iter().map(|b| format!("{b:02x}")).collect();
-    let uuid = format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]);
+    let uuid = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    );
     match g.tag() {
         Some(tag) => format!("{uuid}:{}:{}", tag.as_str(), g.gno()),
         None => format!("{uuid}:{}", g.gno()),

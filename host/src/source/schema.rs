@@ -54,38 +54,79 @@ impl Charset {
 /// A column's fully resolved wire format. The decoder matches on this and nothing else.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnKind {
-    Tiny { unsigned: bool },
-    Short { unsigned: bool },
-    Int24 { unsigned: bool },
-    Long { unsigned: bool },
-    LongLong { unsigned: bool },
+    Tiny {
+        unsigned: bool,
+    },
+    Short {
+        unsigned: bool,
+    },
+    Int24 {
+        unsigned: bool,
+    },
+    Long {
+        unsigned: bool,
+    },
+    LongLong {
+        unsigned: bool,
+    },
     Float,
     Double,
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     Year,
     Date,
     /// Pre-5.6 TIME (3 bytes, HHMMSS).
     TimeOld,
-    Time2 { fsp: u8 },
+    Time2 {
+        fsp: u8,
+    },
     /// Pre-5.6 DATETIME (8 bytes, YYYYMMDDhhmmss).
     DateTimeOld,
-    DateTime2 { fsp: u8 },
+    DateTime2 {
+        fsp: u8,
+    },
     /// Pre-5.6 TIMESTAMP (4 bytes little-endian).
     TimestampOld,
-    Timestamp2 { fsp: u8 },
+    Timestamp2 {
+        fsp: u8,
+    },
     /// VARCHAR / VARBINARY with a 1- or 2-byte length prefix.
-    VarString { len_bytes: u8, charset: Charset },
+    VarString {
+        len_bytes: u8,
+        charset: Charset,
+    },
     /// CHAR / BINARY. `max_len` is the byte width; BINARY values are zero-padded to it.
-    FixedString { len_bytes: u8, max_len: u16, charset: Charset },
-    Enum { pack_len: u8, labels: Arc<[String]> },
-    Set { pack_len: u8, labels: Arc<[String]> },
+    FixedString {
+        len_bytes: u8,
+        max_len: u16,
+        charset: Charset,
+    },
+    Enum {
+        pack_len: u8,
+        labels: Arc<[String]>,
+    },
+    Set {
+        pack_len: u8,
+        labels: Arc<[String]>,
+    },
     /// BLOB / TEXT (and MariaDB JSON, which is LONGTEXT).
-    Blob { len_bytes: u8, charset: Charset },
+    Blob {
+        len_bytes: u8,
+        charset: Charset,
+    },
     /// MySQL's binary JSON.
-    Json { len_bytes: u8 },
-    Bit { bytes: u8 },
+    Json {
+        len_bytes: u8,
+    },
+    Bit {
+        bytes: u8,
+    },
     /// GEOMETRY and VECTOR: opaque bytes behind a length prefix.
-    OpaqueBlob { len_bytes: u8 },
+    OpaqueBlob {
+        len_bytes: u8,
+    },
     /// A column of type NULL carries no bytes.
     Null,
 }
@@ -121,7 +162,11 @@ pub struct InfoSchemaTable {
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("table {table}: column {column} has unsupported binlog type {type_code}")]
-    UnsupportedType { table: String, column: usize, type_code: u8 },
+    UnsupportedType {
+        table: String,
+        column: usize,
+        type_code: u8,
+    },
     #[error("table {table}: malformed table map metadata: {detail}")]
     Malformed { table: String, detail: String },
     #[error(
@@ -129,13 +174,22 @@ pub enum SchemaError {
          the table changed since these rows were written. Set binlog_row_metadata=FULL on the server \
          so that Sluice reads column names from the binlog itself"
     )]
-    ColumnCountMismatch { table: String, binlog: usize, catalog: usize },
+    ColumnCountMismatch {
+        table: String,
+        binlog: usize,
+        catalog: usize,
+    },
     #[error(
         "table {table}: column {column} is {catalog} in information_schema but binlog type {type_code} \
          in these rows; the table changed since they were written. Set binlog_row_metadata=FULL on \
          the server so that Sluice reads column metadata from the binlog itself"
     )]
-    ColumnTypeMismatch { table: String, column: String, catalog: String, type_code: u8 },
+    ColumnTypeMismatch {
+        table: String,
+        column: String,
+        catalog: String,
+        type_code: u8,
+    },
 }
 
 /// Does this TABLE_MAP carry column names (that is, was it written with `binlog_row_metadata=FULL`)?
@@ -147,14 +201,21 @@ pub fn has_column_names(tme: &TableMapEvent<'_>) -> bool {
 
 /// Builds a [`TableSchema`] from a TABLE_MAP event and, where the event lacks names, signedness,
 /// charsets or labels, from `catalog`.
-pub fn build_schema(tme: &TableMapEvent<'_>, catalog: Option<&InfoSchemaTable>) -> Result<TableSchema, SchemaError> {
+pub fn build_schema(
+    tme: &TableMapEvent<'_>,
+    catalog: Option<&InfoSchemaTable>,
+) -> Result<TableSchema, SchemaError> {
     let schema_name = tme.database_name().into_owned();
     let table_name = tme.table_name().into_owned();
     let qualified = format!("{schema_name}.{table_name}");
     let n = tme.columns_count() as usize;
-    let malformed = |detail: String| SchemaError::Malformed { table: qualified.clone(), detail };
+    let malformed = |detail: String| SchemaError::Malformed {
+        table: qualified.clone(),
+        detail,
+    };
 
-    let opt = OptionalMetaExtractor::new(tme.iter_optional_meta()).map_err(|e| malformed(e.to_string()))?;
+    let opt = OptionalMetaExtractor::new(tme.iter_optional_meta())
+        .map_err(|e| malformed(e.to_string()))?;
     let names: Vec<String> = opt
         .iter_column_name()
         .map(|r| r.map(|c| c.name().into_owned()))
@@ -162,7 +223,11 @@ pub fn build_schema(tme: &TableMapEvent<'_>, catalog: Option<&InfoSchemaTable>) 
         .map_err(|e| malformed(e.to_string()))?;
     if let Some(cat) = catalog {
         if names.is_empty() && cat.columns.len() != n {
-            return Err(SchemaError::ColumnCountMismatch { table: qualified, binlog: n, catalog: cat.columns.len() });
+            return Err(SchemaError::ColumnCountMismatch {
+                table: qualified,
+                binlog: n,
+                catalog: cat.columns.len(),
+            });
         }
     }
 
@@ -175,25 +240,41 @@ pub fn build_schema(tme: &TableMapEvent<'_>, catalog: Option<&InfoSchemaTable>) 
 
     let mut columns = Vec::with_capacity(n);
     for i in 0..n {
-        let type_code = tme.get_raw_column_type(i).map_err(|e| malformed(e.to_string()))?.map(|t| t as u8).unwrap_or(0);
+        let type_code = tme
+            .get_raw_column_type(i)
+            .map_err(|e| malformed(e.to_string()))?
+            .map(|t| t as u8)
+            .unwrap_or(0);
         let meta = tme.get_column_metadata(i).unwrap_or(&[]);
         let cat = catalog.and_then(|c| c.columns.get(i));
         let real_type = real_type(type_code, meta);
-        let unsupported = || SchemaError::UnsupportedType { table: qualified.clone(), column: i, type_code };
+        let unsupported = || SchemaError::UnsupportedType {
+            table: qualified.clone(),
+            column: i,
+            type_code,
+        };
 
         // Consume the per-class metadata streams in the server's order, whatever we use.
-        let signed_bit = if is_numeric(real_type) { signedness.next() } else { None };
+        let signed_bit = if is_numeric(real_type) {
+            signedness.next()
+        } else {
+            None
+        };
         let unsigned = signed_bit.unwrap_or_else(|| cat.is_some_and(|c| c.unsigned));
         let charset = if is_character(real_type) {
             match charsets.next() {
                 Some(Ok(id)) => Charset::from_collation_id(id),
                 Some(Err(e)) => return Err(malformed(e.to_string())),
-                None => cat.map(|c| Charset::from_name(c.charset.as_deref())).unwrap_or(Charset::Unknown),
+                None => cat
+                    .map(|c| Charset::from_name(c.charset.as_deref()))
+                    .unwrap_or(Charset::Unknown),
             }
         } else {
             Charset::Unknown
         };
-        if real_type == ColumnType::MYSQL_TYPE_ENUM as u8 || real_type == ColumnType::MYSQL_TYPE_SET as u8 {
+        if real_type == ColumnType::MYSQL_TYPE_ENUM as u8
+            || real_type == ColumnType::MYSQL_TYPE_SET as u8
+        {
             let _ = enum_set_charsets.next();
         }
 
@@ -224,17 +305,29 @@ pub fn build_schema(tme: &TableMapEvent<'_>, catalog: Option<&InfoSchemaTable>) 
             12 => ColumnKind::DateTimeOld,
             13 => ColumnKind::Year,
             15 | 253 => ColumnKind::VarString {
-                len_bytes: if u16::from_le_bytes([m0, m1]) < 256 { 1 } else { 2 },
+                len_bytes: if u16::from_le_bytes([m0, m1]) < 256 {
+                    1
+                } else {
+                    2
+                },
                 charset,
             },
-            16 => ColumnKind::Bit { bytes: m1 + u8::from(m0 > 0) },
+            16 => ColumnKind::Bit {
+                bytes: m1 + u8::from(m0 > 0),
+            },
             17 => ColumnKind::Timestamp2 { fsp: m0 },
             18 => ColumnKind::DateTime2 { fsp: m0 },
             19 => ColumnKind::Time2 { fsp: m0 },
             242 | 255 => ColumnKind::OpaqueBlob { len_bytes: m0 },
             245 => ColumnKind::Json { len_bytes: m0 },
-            246 => ColumnKind::Decimal { precision: m0, scale: m1 },
-            249..=252 => ColumnKind::Blob { len_bytes: m0, charset },
+            246 => ColumnKind::Decimal {
+                precision: m0,
+                scale: m1,
+            },
+            249..=252 => ColumnKind::Blob {
+                len_bytes: m0,
+                charset,
+            },
             254 => {
                 let (rt, len) = string_meta(m0, m1);
                 match rt {
@@ -254,7 +347,11 @@ pub fn build_schema(tme: &TableMapEvent<'_>, catalog: Option<&InfoSchemaTable>) 
                             .unwrap_or_default()
                             .into(),
                     },
-                    _ => ColumnKind::FixedString { len_bytes: if len > 255 { 2 } else { 1 }, max_len: len, charset },
+                    _ => ColumnKind::FixedString {
+                        len_bytes: if len > 255 { 2 } else { 1 },
+                        max_len: len,
+                        charset,
+                    },
                 }
             }
             _ => return Err(unsupported()),
@@ -269,8 +366,12 @@ pub fn build_schema(tme: &TableMapEvent<'_>, catalog: Option<&InfoSchemaTable>) 
     } else {
         (0..n).map(|i| format!("col{i}")).collect()
     };
-    let mut primary_key: Vec<usize> =
-        opt.iter_primary_key().filter_map(|r| r.ok()).map(|i| i as usize).filter(|&i| i < n).collect();
+    let mut primary_key: Vec<usize> = opt
+        .iter_primary_key()
+        .filter_map(|r| r.ok())
+        .map(|i| i as usize)
+        .filter(|&i| i < n)
+        .collect();
     if primary_key.is_empty() {
         if let Some(cat) = catalog {
             primary_key = cat.primary_key.clone();
@@ -278,7 +379,12 @@ pub fn build_schema(tme: &TableMapEvent<'_>, catalog: Option<&InfoSchemaTable>) 
     }
 
     Ok(TableSchema {
-        meta: Arc::new(TableMeta { schema: schema_name, table: table_name, columns: column_names, primary_key }),
+        meta: Arc::new(TableMeta {
+            schema: schema_name,
+            table: table_name,
+            columns: column_names,
+            primary_key,
+        }),
         columns,
     })
 }
@@ -306,7 +412,13 @@ fn catalog_type_matches(real_type: u8, data_type: &str) -> bool {
         254 => matches!(t, "char" | "binary" | "uuid" | "inet6" | "inet4"),
         247 => t == "enum",
         248 => t == "set",
-        249..=252 => t.ends_with("blob") || t.ends_with("text") || t == "json" || t == "long" || t == "long varchar",
+        249..=252 => {
+            t.ends_with("blob")
+                || t.ends_with("text")
+                || t == "json"
+                || t == "long"
+                || t == "long varchar"
+        }
         245 => t == "json",
         16 => t == "bit",
         255 => !t.is_empty(),
@@ -327,7 +439,10 @@ fn real_type(type_code: u8, meta: &[u8]) -> u8 {
 /// type byte for their length (MySQL bug #37426).
 fn string_meta(b0: u8, b1: u8) -> (u8, u16) {
     if b0 & 0x30 != 0x30 {
-        (b0 | 0x30, u16::from(b1) | (u16::from((b0 & 0x30) ^ 0x30) << 4))
+        (
+            b0 | 0x30,
+            u16::from(b1) | (u16::from((b0 & 0x30) ^ 0x30) << 4),
+        )
     } else {
         (b0, u16::from(b1))
     }
@@ -349,7 +464,13 @@ fn enum_str_values(tme: &TableMapEvent<'_>) -> std::vec::IntoIter<Vec<String>> {
     for field in tme.iter_optional_meta().flatten() {
         if let F::EnumStrValue(v) = field {
             for labels in v.iter_values().flatten() {
-                out.push(labels.values().iter().map(|l| l.value().into_owned()).collect());
+                out.push(
+                    labels
+                        .values()
+                        .iter()
+                        .map(|l| l.value().into_owned())
+                        .collect(),
+                );
             }
         }
     }
@@ -362,7 +483,13 @@ fn set_str_values(tme: &TableMapEvent<'_>) -> std::vec::IntoIter<Vec<String>> {
     for field in tme.iter_optional_meta().flatten() {
         if let F::SetStrValue(v) = field {
             for labels in v.iter_values().flatten() {
-                out.push(labels.values().iter().map(|l| l.value().into_owned()).collect());
+                out.push(
+                    labels
+                        .values()
+                        .iter()
+                        .map(|l| l.value().into_owned())
+                        .collect(),
+                );
             }
         }
     }
@@ -372,7 +499,9 @@ fn set_str_values(tme: &TableMapEvent<'_>) -> std::vec::IntoIter<Vec<String>> {
 /// Parses the labels out of an `information_schema.COLUMNS.COLUMN_TYPE` such as
 /// `enum('a','b''c')` or `set('x','y')`.
 pub fn parse_enum_labels(column_type: &str) -> Vec<String> {
-    let Some(start) = column_type.find('(') else { return Vec::new() };
+    let Some(start) = column_type.find('(') else {
+        return Vec::new();
+    };
     let body = column_type[start + 1..].trim_end_matches(')');
     let mut labels = Vec::new();
     let mut chars = body.chars().peekable();
@@ -407,7 +536,10 @@ mod tests {
 
     #[test]
     fn enum_labels_with_quotes() {
-        assert_eq!(parse_enum_labels("enum('a','b''c','d,e')"), vec!["a", "b'c", "d,e"]);
+        assert_eq!(
+            parse_enum_labels("enum('a','b''c','d,e')"),
+            vec!["a", "b'c", "d,e"]
+        );
         assert_eq!(parse_enum_labels("set('x')"), vec!["x"]);
     }
 

@@ -44,8 +44,13 @@ impl std::fmt::Display for BinlogPosition {
 /// otherwise restart from the binlog head and silently skip changes.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("cannot read the position file {path}: {source}. Check the state directory's permissions")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot read the position file {path}: {source}. Check the state directory's permissions"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "the position file {path} is corrupt ({detail}). Sluice will not guess where to resume: \
          restore the file from a backup, fix it by hand, or delete it to start from the current \
@@ -53,7 +58,10 @@ pub enum StateError {
     )]
     Corrupt { path: PathBuf, detail: String },
     #[error("cannot write the position file {path}: {source}. Check free space and permissions of the state directory")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -83,7 +91,9 @@ pub struct PositionStore {
 
 impl PositionStore {
     pub fn new(state_dir: &Path, file_name: &str) -> Self {
-        PositionStore { path: state_dir.join(file_name) }
+        PositionStore {
+            path: state_dir.join(file_name),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -95,15 +105,32 @@ impl PositionStore {
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StateError::Read { path: self.path.clone(), source }),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
         };
-        let corrupt = |detail: String| StateError::Corrupt { path: self.path.clone(), detail };
+        let corrupt = |detail: String| StateError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        };
         let f: PositionFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-        if f.log_file.is_empty() || f.log_file.contains('/') || f.log_file.chars().any(char::is_control) {
-            return Err(corrupt(format!("log_file {:?} is not a binlog file name", f.log_file)));
+        if f.log_file.is_empty()
+            || f.log_file.contains('/')
+            || f.log_file.chars().any(char::is_control)
+        {
+            return Err(corrupt(format!(
+                "log_file {:?} is not a binlog file name",
+                f.log_file
+            )));
         }
         if f.log_pos < 4 {
-            return Err(corrupt(format!("log_pos {} is before the first event (4)", f.log_pos)));
+            return Err(corrupt(format!(
+                "log_pos {} is before the first event (4)",
+                f.log_pos
+            )));
         }
         if let Some(v) = f.format_version {
             if v > FORMAT_VERSION {
@@ -112,13 +139,20 @@ impl PositionStore {
                 )));
             }
         }
-        Ok(Some(BinlogPosition { file: f.log_file, pos: f.log_pos, gtid: f.gtid.filter(|g| !g.is_empty()), timestamp: 0 }))
+        Ok(Some(BinlogPosition {
+            file: f.log_file,
+            pos: f.log_pos,
+            gtid: f.gtid.filter(|g| !g.is_empty()),
+            timestamp: 0,
+        }))
     }
 
     /// Saves atomically: write a temporary file, fsync it, rename it over the old one, fsync
     /// the directory. A crash at any instant leaves either the old or the new file.
     pub fn save(&self, pos: &BinlogPosition) -> Result<(), StateError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let f = PositionFile {
             log_file: pos.file.clone(),
             log_pos: pos.pos,
@@ -127,7 +161,10 @@ impl PositionStore {
             gtid: pos.gtid.clone(),
             format_version: Some(FORMAT_VERSION),
         };
-        let werr = |source| StateError::Write { path: self.path.clone(), source };
+        let werr = |source| StateError::Write {
+            path: self.path.clone(),
+            source,
+        };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(werr)?;
         let tmp = self.path.with_extension("json.tmp");
@@ -149,7 +186,10 @@ impl PositionStore {
         match fs::remove_file(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StateError::Write { path: self.path.clone(), source }),
+            Err(source) => Err(StateError::Write {
+                path: self.path.clone(),
+                source,
+            }),
         }
     }
 }
@@ -158,7 +198,12 @@ impl PositionStore {
 pub fn readable_utc(secs: i64) -> String {
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -170,10 +215,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = PositionStore::new(dir.path(), &position_file_name("shop", &["orders".into()]));
         assert!(store.load().unwrap().is_none());
-        let p = BinlogPosition { file: "mysql-bin.000123".into(), pos: 45678, gtid: Some("0-1-5".into()), timestamp: 0 };
+        let p = BinlogPosition {
+            file: "mysql-bin.000123".into(),
+            pos: 45678,
+            gtid: Some("0-1-5".into()),
+            timestamp: 0,
+        };
         store.save(&p).unwrap();
         assert_eq!(store.load().unwrap(), Some(p));
-        let raw: serde_json::Value = serde_json::from_slice(&fs::read(store.path()).unwrap()).unwrap();
+        let raw: serde_json::Value =
+            serde_json::from_slice(&fs::read(store.path()).unwrap()).unwrap();
         assert_eq!(raw["log_file"], "mysql-bin.000123");
         assert_eq!(raw["log_pos"], 45678);
         assert!(raw["timestamp"].is_f64());
@@ -191,15 +242,22 @@ mod tests {
         )
         .unwrap();
         let p = store.load().unwrap().unwrap();
-        assert_eq!((p.file.as_str(), p.pos, p.gtid), ("mysql-bin.000123", 45678, None));
+        assert_eq!(
+            (p.file.as_str(), p.pos, p.gtid),
+            ("mysql-bin.000123", 45678, None)
+        );
     }
 
     #[test]
     fn corrupt_files_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let store = PositionStore::new(dir.path(), "p.json");
-        for bad in ["", "{", r#"{"log_file": "", "log_pos": 9, "timestamp": 0, "readable_time": ""}"#,
-            r#"{"log_file": "b.1", "log_pos": 0, "timestamp": 0, "readable_time": ""}"#] {
+        for bad in [
+            "",
+            "{",
+            r#"{"log_file": "", "log_pos": 9, "timestamp": 0, "readable_time": ""}"#,
+            r#"{"log_file": "b.1", "log_pos": 0, "timestamp": 0, "readable_time": ""}"#,
+        ] {
             fs::write(store.path(), bad).unwrap();
             let err = store.load().unwrap_err();
             assert!(matches!(err, StateError::Corrupt { .. }), "{bad}: {err}");
