@@ -73,7 +73,7 @@ impl<'a> RowReader<'a> {
                 column: 0,
             })?;
         out.reserve(n);
-        let mut k = 0usize;
+        // Every column is present (checked below), so bit i of the null bitmap is column i.
         for (i, kind) in schema.columns.iter().enumerate() {
             if !present(i) {
                 return Err(DecodeError::PartialImage {
@@ -81,8 +81,7 @@ impl<'a> RowReader<'a> {
                     column: i,
                 });
             }
-            let is_null = nulls[k / 8] & (1 << (k % 8)) != 0;
-            k += 1;
+            let is_null = nulls[i / 8] & (1 << (i % 8)) != 0;
             if is_null {
                 out.push(Value::Null);
                 continue;
