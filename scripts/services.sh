@@ -38,16 +38,29 @@ need_root_apt() {
   fi
 }
 
-mariadb_running() { # $1 = socket
-  [ -S "$1" ] && mariadb --socket="$1" -uroot -e 'SELECT 1' >/dev/null 2>&1
+# Checked over TCP, not by socket: an instance started from another checkout of the project
+# (CI clones the repository beside the session's) is as good as our own.
+mariadb_sql() { # $1 = port, rest = mariadb client args
+  local port=$1; shift
+  mariadb --no-defaults --protocol=TCP -h127.0.0.1 -P"$port" -uroot "$@"
 }
+
+mariadb_running() { # $1 = port
+  command -v mariadb >/dev/null && mariadb_sql "$1" -e 'SELECT 1' >/dev/null 2>&1
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # start_mariadb NAME PORT EXTRA_ARGS...
 start_mariadb() {
   local name=$1 port=$2; shift 2
   local dir=$WORK/$name
   local sock=$dir/mysqld.sock
-  if mariadb_running "$sock"; then return 0; fi
+  if mariadb_running "$port"; then return 0; fi
+  if port_busy "$port"; then
+    log "port $port is taken by something that is not a MariaDB we can use; free it or set SLUICE_MARIADB_*PORT"
+    exit 1
+  fi
   need_root_apt mariadb-server mariadb-client
   mkdir -p "$dir"
   if [ ! -d "$dir/data/mysql" ]; then
@@ -64,14 +77,14 @@ start_mariadb() {
     --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci --max-connections=500 \
     "$@" >/dev/null 2>&1 &
   for _ in $(seq 1 150); do
-    mariadb_running "$sock" && return 0
+    mariadb_running "$port" && return 0
     sleep 0.2
   done
   log "$name did not start; its log says:"; tail -20 "$dir/error.log" >&2; exit 1
 }
 
-provision_mariadb() { # $1 = socket
-  mariadb --socket="$1" -uroot <<SQL
+provision_mariadb() { # $1 = port
+  mariadb_sql "$1" <<SQL
 CREATE USER IF NOT EXISTS '$CDC_USER'@'%' IDENTIFIED BY '$CDC_PASSWORD';
 CREATE USER IF NOT EXISTS '$CDC_USER'@'localhost' IDENTIFIED BY '$CDC_PASSWORD';
 GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT, RELOAD ON *.* TO '$CDC_USER'@'%';
@@ -108,8 +121,9 @@ install_tansu() {
 kafka_running() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
 
 start_tansu() {
-  if kafka_running; then return 0; fi
+  # Installed even when a broker already runs: tests start private brokers from this binary.
   install_tansu
+  if kafka_running; then return 0; fi
   log "starting tansu (memory storage) on 127.0.0.1:$KAFKA_PORT"
   mkdir -p "$WORK/tansu"
   nohup "$(tansu_bin)" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
@@ -156,7 +170,7 @@ case "${1:-up}" in
   up)
     start_mariadb mariadb "$MARIADB_PORT" --server-id=1 --log-bin=mysql-bin --binlog-format=ROW \
       --binlog-row-image=FULL --binlog-row-metadata=FULL --gtid-strict-mode=ON --max-binlog-size=64M
-    provision_mariadb "$WORK/mariadb/mysqld.sock"
+    provision_mariadb "$MARIADB_PORT"
     start_tansu
     log "ready: MariaDB 127.0.0.1:$MARIADB_PORT, Kafka 127.0.0.1:$KAFKA_PORT"
     ;;
@@ -167,7 +181,7 @@ case "${1:-up}" in
   scratch)
     start_mariadb mariadb-scratch "$MARIADB_SCRATCH_PORT" --server-id=3 --log-bin=mysql-bin --binlog-format=ROW \
       --binlog-row-image=FULL --binlog-row-metadata=MINIMAL
-    provision_mariadb "$WORK/mariadb-scratch/mysqld.sock"
+    provision_mariadb "$MARIADB_SCRATCH_PORT"
     ;;
   down)
     for name in mariadb mariadb-nolog mariadb-scratch; do stop_pidfile "$WORK/$name/mysqld.pid"; done
