@@ -1,0 +1,154 @@
+//! `reshape`: renames or drops columns, or publishes a Debezium-style envelope.
+//!
+//! Config:
+//! - `rename`: `old:new` pairs, comma-separated;
+//! - `drop`: columns to leave out, comma-separated;
+//! - `envelope = debezium`: publish `{"before", "after", "op", "source"}` instead of the
+//!   contract's JSON. `op` is `c` (insert), `u`, `d` or `r` (snapshot read); `before` and
+//!   `after` are objects keyed by column name, after renames and drops.
+
+use serde_json::{json, Map, Value as Json};
+use sluice_guest::{export_transform, json as cj, Config, Event, Interest, Kind, Transform};
+
+pub struct Reshape {
+    rename: Vec<(String, String)>,
+    drop: Vec<String>,
+    debezium: bool,
+}
+
+impl Transform for Reshape {
+    fn init(config: &Config) -> Result<(Self, Interest), String> {
+        let rename = config
+            .list("rename")
+            .into_iter()
+            .map(|p| {
+                p.split_once(':')
+                    .map(|(a, b)| (a.trim().to_owned(), b.trim().to_owned()))
+                    .ok_or(format!("rename entry {p:?} is not old:new"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let drop = config.list("drop");
+        let debezium = match config.get("envelope") {
+            None => false,
+            Some("debezium") => true,
+            Some(other) => {
+                return Err(format!(
+                    "unknown envelope {other:?}: the only one is debezium"
+                ))
+            }
+        };
+        if rename.is_empty() && drop.is_empty() && !debezium {
+            return Err("set `rename`, `drop` and/or `envelope`".into());
+        }
+        // Renames and drops need no values; the envelope needs every column.
+        let interest = if debezium {
+            Interest::all()
+        } else {
+            Interest::no_columns()
+        };
+        Ok((
+            Reshape {
+                rename,
+                drop,
+                debezium,
+            },
+            interest,
+        ))
+    }
+
+    fn process(&mut self, event: &mut Event<'_>) -> Result<(), String> {
+        for (old, new) in &self.rename {
+            if event.columns().iter().any(|c| c == old) {
+                event.rename(old, new)?;
+            }
+        }
+        for col in &self.drop {
+            if event.columns().iter().any(|c| c == col) {
+                event.remove(col)?;
+            }
+        }
+        if self.debezium {
+            let row = |image: &dyn Fn(&str) -> Option<Json>| -> Json {
+                let mut m = Map::new();
+                for c in event.columns() {
+                    if self.drop.contains(c) {
+                        continue;
+                    }
+                    let name = self
+                        .rename
+                        .iter()
+                        .find(|(o, _)| o == c)
+                        .map(|(_, n)| n.clone())
+                        .unwrap_or_else(|| c.clone());
+                    m.insert(name, image(c).unwrap_or(Json::Null));
+                }
+                Json::Object(m)
+            };
+            let after = |c: &str| event.get(c).map(cj::value);
+            let before = |c: &str| event.get_before(c).map(cj::value);
+            let (op, b, a) = match event.kind() {
+                Kind::Insert => ("c", Json::Null, row(&after)),
+                Kind::SnapshotInsert => ("r", Json::Null, row(&after)),
+                Kind::Update => ("u", row(&before), row(&after)),
+                Kind::Delete => ("d", row(&before), Json::Null),
+            };
+            let p = event.position();
+            let envelope = json!({
+                "before": b,
+                "after": a,
+                "op": op,
+                "source": {"connector": "sluice", "db": event.schema(), "table": event.table(), "pos": p.pos, "row": p.row},
+            });
+            event.set_payload(envelope.to_string().into_bytes());
+        }
+        Ok(())
+    }
+}
+
+export_transform!(Reshape);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_guest::testing::{Harness, TestEvent};
+    use sluice_guest::Value;
+
+    fn ev() -> TestEvent {
+        TestEvent::update(
+            "shop",
+            "users",
+            &[
+                ("id", Value::Int(1)),
+                ("name", Value::Text("a".into())),
+                ("secret", Value::Text("s".into())),
+            ],
+            &[
+                ("id", Value::Int(1)),
+                ("name", Value::Text("b".into())),
+                ("secret", Value::Text("t".into())),
+            ],
+        )
+    }
+
+    #[test]
+    fn renames_and_drops() {
+        let mut h =
+            Harness::<Reshape>::new(&[("rename", "name:full_name"), ("drop", "secret")]).unwrap();
+        let out = h.run(&[ev()]).unwrap();
+        assert_eq!(out[0].columns, vec!["id", "full_name"]);
+        assert_eq!(out[0].get("full_name"), Some(&Value::Text("b".into())));
+        assert_eq!(out[0].before.len(), 2);
+    }
+
+    #[test]
+    fn debezium_envelope() {
+        let mut h =
+            Harness::<Reshape>::new(&[("envelope", "debezium"), ("drop", "secret")]).unwrap();
+        let out = h.run(&[ev()]).unwrap();
+        let v = out[0].value_json();
+        assert_eq!(v["op"], "u");
+        assert_eq!(v["before"], json!({"id": 1, "name": "a"}));
+        assert_eq!(v["after"], json!({"id": 1, "name": "b"}));
+        assert_eq!(v["source"]["table"], "users");
+    }
+}
