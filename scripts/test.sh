@@ -22,6 +22,7 @@ log "services ready in $(( $(date +%s) - start ))s"
 
 start=$(date +%s)
 cargo build --workspace --all-targets
+bash scripts/build-transforms.sh
 log "build finished in $(( $(date +%s) - start ))s"
 
 cargo nextest run --workspace --no-fail-fast "$@"

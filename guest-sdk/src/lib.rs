@@ -541,10 +541,10 @@ macro_rules! export_transform {
                     ::std::vec::Vec<$crate::abi::sluice::transform::types::Edit>,
                     ::std::string::String,
                 > {
-            $crate::abi::transform(tables, batch)
+                    $crate::abi::transform(tables, batch)
                 }
             }
-            $crate::abi::export!(__SluiceExports with_types_in $crate::abi);
+    $crate::abi::export!(__SluiceExports with_types_in $crate::abi);
         };
     };
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::encode::KeyMode;
+use crate::transform::{FailurePolicy, FileTransform, TransformSpec};
 
 /// Sluice's replica server id when `MYSQL_SERVER_ID` is not set.
 pub const DEFAULT_SERVER_ID: u32 = 4079;
@@ -26,6 +27,12 @@ pub struct Config {
     /// `None`: the embedded default, events go to stdout.
     pub kafka: Option<KafkaConfig>,
     pub pipeline: PipelineConfig,
+    /// The transform chain, in order (`TRANSFORMS`, `[[transforms]]`).
+    pub transforms: Vec<TransformSpec>,
+    /// Watch the `.wasm` files and swap in new versions (`--watch`, `engine.hot_reload`).
+    pub hot_reload: bool,
+    /// Where precompiled transforms are cached (default `{state_dir}/transform-cache`).
+    pub transform_cache_dir: PathBuf,
 }
 
 /// The source database.
@@ -94,6 +101,8 @@ impl fmt::Debug for Config {
             .field("state_dir", &self.state_dir)
             .field("kafka", &self.kafka)
             .field("pipeline", &self.pipeline)
+            .field("transforms", &self.transforms)
+            .field("hot_reload", &self.hot_reload)
             .finish()
     }
 }
@@ -137,6 +146,17 @@ struct FileConfig {
     kafka: FileKafka,
     #[serde(default)]
     pipeline: FilePipeline,
+    #[serde(default)]
+    transforms: Vec<FileTransform>,
+    #[serde(default)]
+    engine: FileEngine,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEngine {
+    hot_reload: Option<bool>,
+    cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -346,6 +366,47 @@ impl Config {
             checkpoint_interval_ms: fc.pipeline.checkpoint_interval_ms.unwrap_or(200),
         };
 
+        // TRANSFORMS replaces the file's list; an entry whose path the file also names keeps the
+        // file's settings for it.
+        let file_specs: Vec<TransformSpec> = fc
+            .transforms
+            .into_iter()
+            .map(FileTransform::into_spec)
+            .collect();
+        let transforms: Vec<TransformSpec> = match var("TRANSFORMS") {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let path = PathBuf::from(p);
+                    file_specs
+                        .iter()
+                        .find(|s| s.path == path)
+                        .cloned()
+                        .unwrap_or_else(|| TransformSpec::from_path(&path))
+                })
+                .collect(),
+            None => file_specs,
+        };
+        for t in &transforms {
+            if t.on_error == FailurePolicy::DeadLetter
+                && t.dead_letter_topic.is_none()
+                && kafka.is_some()
+            {
+                return Err(ConfigError::Invalid {
+                    var: "transforms.dead_letter_topic",
+                    value: t.name.clone(),
+                    expected:
+                        "a dead_letter_topic for every transform with on_error = \"dead_letter\"",
+                });
+            }
+        }
+        let transform_cache_dir = fc
+            .engine
+            .cache_dir
+            .unwrap_or_else(|| state_dir.join("transform-cache"));
+
         Ok(Config {
             mysql: MysqlConfig {
                 host,
@@ -362,6 +423,9 @@ impl Config {
             state_dir,
             kafka,
             pipeline,
+            transforms,
+            hot_reload: fc.engine.hot_reload.unwrap_or(false),
+            transform_cache_dir,
         })
     }
 
@@ -459,6 +523,43 @@ mod tests {
         assert_eq!(
             (k.brokers.as_str(), k.topic.as_str(), k.key),
             ("k:9092", "cdc", KeyMode::PrimaryKey)
+        );
+    }
+
+    #[test]
+    fn transforms_from_env_keep_file_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(
+            &file,
+            "[[transforms]]\npath = \"m.wasm\"\non_error = \"skip\"\ncpu_ms = 50\n[transforms.config]\ncolumns = [\"a\", \"b\"]\n",
+        )
+        .unwrap();
+        let map: HashMap<String, String> = BASE
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let c = Config::load(Some(&file), &|k| map.get(k).cloned()).unwrap();
+        assert_eq!(c.transforms.len(), 1);
+        assert_eq!(
+            c.transforms[0].config,
+            vec![("columns".to_owned(), "a,b".to_owned())]
+        );
+        let mut map2 = map.clone();
+        map2.insert("TRANSFORMS".into(), "f.wasm, m.wasm".into());
+        let c = Config::load(Some(&file), &|k| map2.get(k).cloned()).unwrap();
+        let names: Vec<_> = c
+            .transforms
+            .iter()
+            .map(|t| (t.name.as_str(), t.on_error))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("f", FailurePolicy::Halt), ("m", FailurePolicy::Skip)]
+        );
+        assert_eq!(
+            c.transforms[1].limits.cpu,
+            std::time::Duration::from_millis(50)
         );
     }
 

@@ -97,7 +97,7 @@ pub enum Value {
 
 /// The shape of one table version: names in table column order, and which of them form the
 /// primary key. Shared by every event of that table until its schema changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TableMeta {
     pub schema: String,
     pub table: String,
@@ -142,9 +142,30 @@ pub struct ChangeEvent {
     pub position: SourcePosition,
     /// Commit time of the source transaction (seconds since the epoch), 0 when unknown.
     pub timestamp: u32,
+    /// Destination overrides set by transforms (`None`: the configured topic, key and JSON).
+    pub route: Option<Box<Route>>,
+}
+
+/// Where and how a transformed event is published, when a transform changed it. Boxed in
+/// [`ChangeEvent`] because most events have none.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Route {
+    pub topic: Option<String>,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The message value, instead of the contract's JSON.
+    pub payload: Option<Vec<u8>>,
+    /// A dead letter: the original event that a transform failed on. Later transforms leave
+    /// it alone; the stdout sink logs it instead of printing it.
+    pub dead_letter: bool,
 }
 
 impl ChangeEvent {
+    /// The route, created on first use.
+    pub fn route_mut(&mut self) -> &mut Route {
+        self.route.get_or_insert_with(Default::default)
+    }
+
     /// The row image that identifies the row: `after`, or `before` for a delete.
     pub fn key_image(&self) -> &[Value] {
         if self.kind == Kind::Delete {

@@ -4,6 +4,7 @@
 //! - [`config`]: the contract's environment variables and the TOML file;
 //! - [`source`]: the binlog stream (and the snapshot), decoded into typed events;
 //! - [`event`]: the typed change event every stage shares;
+//! - [`transform`]: the WebAssembly transform engine, chain and hot reload;
 //! - [`encode`]: the contract's JSON, produced once, in the sink;
 //! - [`sink`]: Kafka and stdout;
 //! - [`state`]: the position file;
@@ -18,3 +19,4 @@ pub mod pipeline;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod transform;

@@ -31,12 +31,48 @@ enum Command {
         /// TOML config file (environment variables override it).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Watch the transforms' .wasm files and swap in new versions without a restart.
+        #[arg(long)]
+        watch: bool,
     },
     /// Check the server and the configuration; prints each check with a fix. Exits 0 only if all pass.
     Check {
         /// TOML config file (environment variables override it).
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+    /// Work with WebAssembly transforms.
+    #[command(subcommand)]
+    Transform(TransformCommand),
+}
+
+#[derive(Subcommand)]
+enum TransformCommand {
+    /// Run transforms, in order, over change events given as JSON lines (the contract's event
+    /// format) and print the resulting events as JSON lines. No MySQL or Kafka needed.
+    Test {
+        /// The transforms (.wasm components), applied in order.
+        #[arg(required = true)]
+        wasm: Vec<PathBuf>,
+        /// Transform config: KEY=VALUE for every transform, or NAME:KEY=VALUE for the one whose
+        /// file stem is NAME. Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Read events from FILE instead of stdin.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Print {"topic","key","headers","value"} per event instead of the value alone.
+        #[arg(long)]
+        envelope: bool,
+        /// What to do when a transform fails on an event: halt, skip or dead_letter.
+        #[arg(long, default_value = "halt")]
+        on_error: String,
+        /// CPU time a transform may use per batch, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        cpu_ms: u64,
+        /// Memory cap per transform instance, in MiB.
+        #[arg(long, default_value_t = 64)]
+        memory_mb: usize,
     },
 }
 
@@ -63,8 +99,21 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Run { config } => run(config).await,
+            Command::Run { config, watch } => run(config, watch).await,
             Command::Check { config } => check(config).await,
+            Command::Transform(TransformCommand::Test {
+                wasm,
+                set,
+                input,
+                envelope,
+                on_error,
+                cpu_ms,
+                memory_mb,
+            }) => tokio::task::spawn_blocking(move || {
+                transform_test(wasm, set, input, envelope, &on_error, cpu_ms, memory_mb)
+            })
+            .await
+            .context("the transform test task failed")?,
         }
     });
     // Do not wait for blocked I/O threads (stdin readers, a stuck broker flush) on the way out.
@@ -84,8 +133,9 @@ fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
     )
 }
 
-async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let cfg = load_config(config)?;
+async fn run(config: Option<PathBuf>, watch: bool) -> anyhow::Result<ExitCode> {
+    let mut cfg = load_config(config)?;
+    cfg.hot_reload |= watch;
     if cfg.snapshot.initial {
         anyhow::bail!(
             "INITIAL_SNAPSHOT=true: this version of Sluice cannot take the initial snapshot yet, and it \
@@ -144,4 +194,119 @@ async fn check(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         println!("{failed} check(s) failed");
         Ok(ExitCode::FAILURE)
     }
+}
+
+fn transform_test(
+    wasm: Vec<PathBuf>,
+    set: Vec<String>,
+    input: Option<PathBuf>,
+    envelope: bool,
+    on_error: &str,
+    cpu_ms: u64,
+    memory_mb: usize,
+) -> anyhow::Result<ExitCode> {
+    use sluice::transform::{build_chain, FailurePolicy, TransformEngine, TransformSpec};
+    use std::io::{BufRead, Write};
+
+    let policy = match on_error {
+        "halt" => FailurePolicy::Halt,
+        "skip" => FailurePolicy::Skip,
+        "dead_letter" => FailurePolicy::DeadLetter,
+        other => anyhow::bail!("--on-error {other:?}: use halt, skip or dead_letter"),
+    };
+    let mut specs: Vec<TransformSpec> = wasm.iter().map(|p| TransformSpec::from_path(p)).collect();
+    for s in &set {
+        let (target, kv) = match s.split_once(':') {
+            Some((name, kv)) if !name.contains('=') => (Some(name), kv),
+            _ => (None, s.as_str()),
+        };
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--set {s:?}: expected KEY=VALUE or NAME:KEY=VALUE"))?;
+        let mut matched = false;
+        for spec in specs
+            .iter_mut()
+            .filter(|sp| target.is_none_or(|t| t == sp.name))
+        {
+            spec.config.push((k.to_owned(), v.to_owned()));
+            matched = true;
+        }
+        anyhow::ensure!(
+            matched,
+            "--set {s:?}: no transform is named {:?}",
+            target.unwrap_or_default()
+        );
+    }
+    for spec in &mut specs {
+        spec.on_error = policy;
+        spec.dead_letter_topic = Some("dead-letter".into());
+        spec.limits.cpu = Duration::from_millis(cpu_ms);
+        spec.limits.memory_bytes = memory_mb << 20;
+    }
+    let cache = std::env::var_os("SLUICE_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sluice/transforms"))
+        });
+    let engine = TransformEngine::global(cache).context("cannot start the WebAssembly engine")?;
+    let mut chain = build_chain(&engine, &specs).context("cannot load the transforms")?;
+
+    let reader: Box<dyn BufRead> = match &input {
+        Some(p) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p)
+                .with_context(|| format!("cannot open --input {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut events = Vec::new();
+    let mut decoder = sluice::encode::contract_json::EventReader::default();
+    for line in reader.lines() {
+        let line = line.context("cannot read the input")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        events.push(
+            decoder
+                .read(&line)
+                .map_err(|e| anyhow::anyhow!("bad input event: {e}"))?,
+        );
+    }
+    let out = chain.process(events).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    for ev in &out {
+        let route = ev.route.as_deref();
+        let value: serde_json::Value = match route.and_then(|r| r.payload.as_ref()) {
+            Some(p) => serde_json::from_slice(p).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(p).into_owned())
+            }),
+            None => {
+                let mut buf = Vec::new();
+                sluice::encode::encode_value(ev, &mut buf);
+                serde_json::from_slice(&buf).expect("the encoder writes JSON")
+            }
+        };
+        let line = if envelope {
+            serde_json::json!({
+                "topic": route.and_then(|r| r.topic.clone()),
+                "key": route.and_then(|r| r.key.as_ref()).map(|k| String::from_utf8_lossy(k).into_owned()),
+                "headers": route.map(|r| r.headers.iter().map(|(k, v)| serde_json::json!([k, String::from_utf8_lossy(v)])).collect::<Vec<_>>()).unwrap_or_default(),
+                "value": value,
+            })
+        } else {
+            value
+        };
+        writeln!(w, "{line}")?;
+    }
+    w.flush()?;
+    for stage in &chain.stages {
+        let s = stage.stats;
+        if s.skipped + s.dead_lettered + s.errors > 0 {
+            eprintln!(
+                "{}: {} errors, {} skipped, {} dead letters",
+                stage.spec.name, s.errors, s.skipped, s.dead_lettered
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -24,6 +24,8 @@ use crate::sink::{Ack, KafkaSink, Sink, SinkError, StdoutSink};
 use crate::source::binlog::{self, SourceError};
 use crate::source::{Batch, TableFilter};
 use crate::state::{BinlogPosition, PositionStore, StateError};
+use crate::transform::reload::{self, Reloaded};
+use crate::transform::{build_chain, Chain, EngineError, HaltError, TransformEngine};
 
 /// Why the pipeline stopped.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,12 @@ pub enum PipelineError {
     State(#[from] StateError),
     #[error("cannot prepare the Kafka topic: {0}")]
     Topic(rdkafka::error::KafkaError),
+    #[error(
+        "cannot start the transforms: {0}. Check the TRANSFORMS paths and each transform's config"
+    )]
+    TransformLoad(#[from] EngineError),
+    #[error(transparent)]
+    Halt(#[from] HaltError),
 }
 
 impl PipelineError {
@@ -45,6 +53,7 @@ impl PipelineError {
             PipelineError::Sink(e) => !matches!(e, SinkError::Create(_) | SinkError::Stdout(_)),
             PipelineError::State(_) => false,
             PipelineError::Topic(_) => true,
+            PipelineError::TransformLoad(_) | PipelineError::Halt(_) => false,
         }
     }
 }
@@ -107,7 +116,59 @@ async fn run_once(
         None => Sink::Stdout(StdoutSink::default()),
     };
 
-    let (batch_tx, batch_rx) = mpsc::channel::<Batch>(cfg.pipeline.channel_capacity);
+    // Transforms are compiled (or read from the artifact cache) off the async threads.
+    let chain = if cfg.transforms.is_empty() {
+        None
+    } else {
+        let (specs, cache) = (cfg.transforms.clone(), cfg.transform_cache_dir.clone());
+        let hot = cfg.hot_reload;
+        let built = tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
+            let engine = TransformEngine::global(Some(cache))?;
+            let chain = build_chain(&engine, &specs)?;
+            let reloads = if hot {
+                match reload::watch(engine.clone(), specs) {
+                    Ok(rx) => Some(rx),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot watch the transforms for changes; hot reload is off");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            Ok((chain, reloads))
+        })
+        .await
+        .expect("transform loading panicked")?;
+        Some(built)
+    };
+    if let Some(k) = &cfg.kafka {
+        for t in cfg
+            .transforms
+            .iter()
+            .filter_map(|t| t.dead_letter_topic.as_ref())
+        {
+            let dlq = crate::config::KafkaConfig {
+                topic: t.clone(),
+                ..k.clone()
+            };
+            crate::sink::kafka::ensure_topic(&dlq, 1)
+                .await
+                .map_err(PipelineError::Topic)?;
+        }
+    }
+
+    let (batch_tx, source_rx) = mpsc::channel::<Batch>(cfg.pipeline.channel_capacity);
+    // Without transforms the sink reads the source's channel directly.
+    let (transform_task, batch_rx) = match chain {
+        None => (None, source_rx),
+        Some((chain, reloads)) => {
+            let (tx, rx) = mpsc::channel::<Batch>(cfg.pipeline.channel_capacity);
+            let task =
+                tokio::task::spawn_blocking(move || transform_stage(chain, reloads, source_rx, tx));
+            (Some(task), rx)
+        }
+    };
     let (ack_tx, ack_rx) =
         mpsc::channel::<(Ack, Option<BinlogPosition>)>(cfg.pipeline.channel_capacity);
 
@@ -151,13 +212,46 @@ async fn run_once(
             }
         }
     }
-    // Report the root cause first: a downstream failure makes the stages before it stop.
+    // Report the root cause first: a downstream failure makes the stages before it stop. The
+    // transform stage has ended by now (the sink only ends once its input closed).
+    if let Some(t) = transform_task {
+        if sink_result.is_some() || checkpoint_result.as_ref().is_some_and(|r| r.is_ok()) {
+            t.await.expect("transform task panicked")?;
+        } else {
+            t.abort();
+        }
+    }
     checkpoint_result.expect("loop ends when set")?;
     if let Some(r) = sink_result {
         r?;
     }
     if let Some(r) = source_result {
         r?;
+    }
+    Ok(())
+}
+
+/// Runs batches through the transform chain on a blocking thread, swapping in hot-reloaded
+/// versions between batches.
+fn transform_stage(
+    mut chain: Chain,
+    reloads: Option<std::sync::mpsc::Receiver<Reloaded>>,
+    mut rx: mpsc::Receiver<Batch>,
+    tx: mpsc::Sender<Batch>,
+) -> Result<(), PipelineError> {
+    while let Some(mut batch) = rx.blocking_recv() {
+        if let Some(r) = &reloads {
+            while let Ok(new) = r.try_recv() {
+                let stage = &mut chain.stages[new.stage];
+                let old = stage.module_hash()[..12].to_owned();
+                stage.replace(new.module, new.live);
+                tracing::info!(transform = %stage.spec.name, from = %old, to = %&stage.module_hash()[..12], generation = stage.generation, "swapped in the new version at a batch boundary");
+            }
+        }
+        batch.events = chain.process(std::mem::take(&mut batch.events))?;
+        if tx.blocking_send(batch).is_err() {
+            return Ok(());
+        }
     }
     Ok(())
 }

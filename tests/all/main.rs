@@ -8,3 +8,4 @@ mod restart;
 mod roundtrip;
 mod schema_change;
 mod stdout;
+mod transforms;

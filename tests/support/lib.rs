@@ -502,3 +502,38 @@ impl Drop for PrivateBroker {
         self.kill();
     }
 }
+
+/// A transform built by `scripts/build-transforms.sh` (`target/wasm/NAME.wasm`).
+pub fn wasm(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let p = target.join("wasm").join(format!("{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/build-transforms.sh first",
+        p.display()
+    );
+    p
+}
+
+/// Runs `sluice transform test` with `args`, feeding `input` on stdin: (exit code, stdout, stderr).
+pub fn transform_test(args: &[&str], input: &str) -> Result<(i32, String, String)> {
+    use std::io::Write;
+    let mut child = Command::new(sluice_bin())
+        .arg("transform")
+        .arg("test")
+        .args(args)
+        .env("SLUICE_CACHE_DIR", root().join("target/wasm/cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child.stdin.take().unwrap().write_all(input.as_bytes())?;
+    let out = child.wait_with_output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}

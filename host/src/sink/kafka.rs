@@ -83,8 +83,18 @@ impl KafkaSink {
         for ev in events {
             self.key_buf.clear();
             self.value_buf.clear();
-            encode_key(ev, self.key, &mut self.key_buf);
-            encode_value(ev, &mut self.value_buf);
+            let route = ev.route.as_deref();
+            match route.and_then(|r| r.key.as_ref()) {
+                Some(k) => self.key_buf.extend_from_slice(k),
+                None => encode_key(ev, self.key, &mut self.key_buf),
+            }
+            match route.and_then(|r| r.payload.as_ref()) {
+                Some(p) => self.value_buf.extend_from_slice(p),
+                None => encode_value(ev, &mut self.value_buf),
+            }
+            let topic = route
+                .and_then(|r| r.topic.as_deref())
+                .unwrap_or(&self.topic);
             let pos = ev.position.pos.to_string();
             let row = ev.position.row.to_string();
             let mut headers = OwnedHeaders::new_with_capacity(4)
@@ -106,7 +116,13 @@ impl KafkaSink {
                     value: Some(g.as_bytes()),
                 });
             }
-            let mut record = FutureRecord::to(&self.topic)
+            for (k, v) in route.map(|r| r.headers.as_slice()).unwrap_or_default() {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v),
+                });
+            }
+            let mut record = FutureRecord::to(topic)
                 .key(&self.key_buf[..])
                 .payload(&self.value_buf[..])
                 .headers(headers);

@@ -26,7 +26,25 @@ impl StdoutSink {
     pub async fn publish(&mut self, events: &[ChangeEvent]) -> Result<Ack, SinkError> {
         self.buf.clear();
         for ev in events {
-            encode_value(ev, &mut self.buf);
+            match ev.route.as_deref() {
+                // Dead letters are for a DLQ topic; without Kafka they are logged, so that stdout
+                // carries only the events.
+                Some(r) if r.dead_letter => {
+                    let mut v = Vec::new();
+                    encode_value(ev, &mut v);
+                    let headers: Vec<String> = r
+                        .headers
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v)))
+                        .collect();
+                    tracing::warn!(event = %String::from_utf8_lossy(&v), headers = ?headers, "dead letter");
+                    continue;
+                }
+                Some(r) if r.payload.is_some() => self
+                    .buf
+                    .extend_from_slice(r.payload.as_deref().unwrap_or_default()),
+                _ => encode_value(ev, &mut self.buf),
+            }
             self.buf.push(b'\n');
         }
         self.out

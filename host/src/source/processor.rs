@@ -461,6 +461,7 @@ impl Processor {
                     gtid: txn.gtid.clone(),
                 },
                 timestamp,
+                route: None,
             });
             txn.rows += 1;
         }

@@ -1,0 +1,565 @@
+//! The transform chain: runs batches of events through the configured transforms, in order.
+//!
+//! Design note: for each transform the chain keeps one live instance (reused across batches),
+//! the table versions already described to it, and its failure policy. A batch is cut into
+//! calls of at most [`CALL_EVENTS`] events. Only events of tables the transform declared
+//! interest in cross the boundary, carrying only the declared columns; the answer is a list
+//! of edits, and an event without edits is kept as it was (never copied back).
+//!
+//! Failure policies (per transform): `halt` stops the pipeline without advancing the position;
+//! `skip` and `dead_letter` find the failing events by re-running the call one event at a time
+//! (a fresh instance replaces a trapped one), then drop them (counted) or turn them into
+//! dead letters: the original event, routed to the DLQ topic with the error, the transform's
+//! name and hash in headers, and passed through the rest of the chain untouched.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::engine::{wit, EngineError, Live, Module};
+use super::{FailurePolicy, TransformSpec};
+use crate::event::{ChangeEvent, Kind, Route, TableMeta, Value};
+
+/// Events per guest call.
+pub const CALL_EVENTS: usize = 128;
+
+/// A failure that stops the pipeline (policy `halt`, or a transform that cannot even start).
+#[derive(Debug, thiserror::Error)]
+#[error("transform {name} failed on the event at {position} ({table}): {message}. The position was not advanced; fix the transform or its config (or set on_error = \"skip\" or \"dead_letter\") and restart")]
+pub struct HaltError {
+    pub name: String,
+    pub position: String,
+    pub table: String,
+    pub message: String,
+}
+
+/// Counters of one transform, for logs and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub calls: u64,
+    pub events_in: u64,
+    pub skipped: u64,
+    pub dead_lettered: u64,
+    pub errors: u64,
+}
+
+/// One transform of the chain.
+pub struct Stage {
+    pub spec: TransformSpec,
+    module: Module,
+    live: Option<Live>,
+    /// Table versions already described to the live instance.
+    sent: HashSet<u32>,
+    /// Per table id: does the interest match, and the projection.
+    plans: HashMap<u32, Option<Arc<Vec<u32>>>>,
+    pub stats: Stats,
+    /// Generation of the module (bumped by each hot reload).
+    pub generation: u64,
+}
+
+impl Stage {
+    pub fn new(spec: TransformSpec, module: Module) -> Result<Stage, EngineError> {
+        let live = Live::start(&module, &spec.name, &spec.config, spec.limits)?;
+        Ok(Stage {
+            spec,
+            module,
+            live: Some(live),
+            sent: HashSet::new(),
+            plans: HashMap::new(),
+            stats: Stats::default(),
+            generation: 1,
+        })
+    }
+
+    pub fn module_hash(&self) -> &str {
+        &self.module.hash
+    }
+
+    /// Swaps in a new module and its already initialised instance (a hot reload).
+    pub fn replace(&mut self, module: Module, live: Live) {
+        self.module = module;
+        self.live = Some(live);
+        self.sent.clear();
+        self.plans.clear();
+        self.generation += 1;
+    }
+
+    fn live(&mut self) -> Result<&mut Live, EngineError> {
+        if self.live.is_none() {
+            // The previous instance trapped: start a fresh one (its state is gone anyway).
+            self.live = Some(Live::start(
+                &self.module,
+                &self.spec.name,
+                &self.spec.config,
+                self.spec.limits,
+            )?);
+            self.sent.clear();
+        }
+        Ok(self.live.as_mut().expect("set above"))
+    }
+
+    fn plan(&mut self, id: u32, meta: &TableMeta) -> Option<Arc<Vec<u32>>> {
+        if let Some(p) = self.plans.get(&id) {
+            return p.clone();
+        }
+        let interest = &self.live.as_ref().expect("live before planning").interest;
+        let table_ok = interest.tables.is_empty()
+            || interest.tables.iter().any(|t| match t.split_once('.') {
+                Some((s, "*")) => s == meta.schema,
+                Some((s, n)) => s == meta.schema && n == meta.table,
+                None => *t == meta.table,
+            });
+        let plan = table_ok.then(|| {
+            Arc::new(match &interest.columns {
+                None => (0..meta.columns.len() as u32).collect(),
+                Some(cols) => (0..meta.columns.len() as u32)
+                    .filter(|&i| cols.iter().any(|c| *c == meta.columns[i as usize]))
+                    .collect(),
+            })
+        });
+        self.plans.insert(id, plan.clone());
+        plan
+    }
+}
+
+/// Stable small ids for table versions, shared by every stage.
+#[derive(Default)]
+pub struct TableRegistry {
+    last: Option<(Arc<TableMeta>, u32)>,
+    ids: HashMap<TableMeta, u32>,
+    metas: Vec<Arc<TableMeta>>,
+}
+
+impl TableRegistry {
+    pub fn id(&mut self, meta: &Arc<TableMeta>) -> u32 {
+        if let Some((m, id)) = &self.last {
+            if Arc::ptr_eq(m, meta) {
+                return *id;
+            }
+        }
+        let id = match self.ids.get(meta.as_ref()) {
+            Some(id) => *id,
+            None => {
+                let id = self.metas.len() as u32;
+                self.ids.insert(meta.as_ref().clone(), id);
+                self.metas.push(meta.clone());
+                id
+            }
+        };
+        self.last = Some((meta.clone(), id));
+        id
+    }
+}
+
+/// The configured chain.
+pub struct Chain {
+    pub stages: Vec<Stage>,
+    registry: TableRegistry,
+}
+
+impl Chain {
+    pub fn new(stages: Vec<Stage>) -> Self {
+        Chain {
+            stages,
+            registry: TableRegistry::default(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stages.is_empty()
+    }
+
+    /// Runs `events` through every stage, in order.
+    pub fn process(&mut self, mut events: Vec<ChangeEvent>) -> Result<Vec<ChangeEvent>, HaltError> {
+        for i in 0..self.stages.len() {
+            if events.is_empty() {
+                break;
+            }
+            let ids: Vec<u32> = events.iter().map(|e| self.registry.id(&e.meta)).collect();
+            events = run_stage(&mut self.stages[i], events, &ids)?;
+        }
+        Ok(events)
+    }
+}
+
+fn run_stage(
+    stage: &mut Stage,
+    events: Vec<ChangeEvent>,
+    ids: &[u32],
+) -> Result<Vec<ChangeEvent>, HaltError> {
+    // Which events the transform sees (dead letters from earlier stages pass untouched).
+    if stage.live.is_none() {
+        if let Err(e) = stage.live() {
+            return Err(halt(stage, &events[0], e.to_string()));
+        }
+    }
+    let mut selected = Vec::new();
+    for (i, ev) in events.iter().enumerate() {
+        if ev.route.as_ref().is_some_and(|r| r.dead_letter) {
+            continue;
+        }
+        if let Some(plan) = stage.plan(ids[i], &ev.meta) {
+            selected.push((i, plan));
+        }
+    }
+    if selected.is_empty() {
+        return Ok(events);
+    }
+    // outputs[i]: None = unchanged; Some(list) = replaced by these (possibly none).
+    let mut outputs: Vec<Option<Vec<ChangeEvent>>> = vec![None; events.len()];
+    for chunk in selected.chunks(CALL_EVENTS) {
+        match call(stage, &events, ids, chunk) {
+            Ok(edits) => collect(&events, chunk, edits, &mut outputs)
+                .map_err(|m| halt(stage, &events[chunk[0].0], m))?,
+            Err(e) => {
+                stage.stats.errors += 1;
+                if stage.spec.on_error == FailurePolicy::Halt {
+                    return Err(halt(stage, &events[chunk[0].0], e));
+                }
+                // Find the failing events one by one.
+                for one in chunk.chunks(1) {
+                    let (i, _) = one[0];
+                    match call(stage, &events, ids, one).and_then(|edits| {
+                        let mut tmp = vec![None; events.len()];
+                        collect(&events, one, edits, &mut tmp)?;
+                        Ok(tmp.swap_remove(i))
+                    }) {
+                        Ok(out) => outputs[i] = out,
+                        Err(message) => outputs[i] = Some(fail_one(stage, &events[i], &message)),
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(events.len());
+    for (ev, o) in events.into_iter().zip(outputs) {
+        match o {
+            None => out.push(ev),
+            Some(list) => out.extend(list),
+        }
+    }
+    Ok(out)
+}
+
+fn halt(stage: &Stage, ev: &ChangeEvent, message: String) -> HaltError {
+    HaltError {
+        name: stage.spec.name.clone(),
+        position: ev.position.to_string(),
+        table: ev.meta.qualified_name(),
+        message,
+    }
+}
+
+/// Applies the failure policy to one event that the transform could not handle.
+fn fail_one(stage: &mut Stage, ev: &ChangeEvent, message: &str) -> Vec<ChangeEvent> {
+    match stage.spec.on_error {
+        FailurePolicy::Skip | FailurePolicy::Halt => {
+            stage.stats.skipped += 1;
+            tracing::warn!(transform = %stage.spec.name, position = %ev.position, table = %ev.meta.qualified_name(), error = %message, "skipped an event the transform failed on");
+            Vec::new()
+        }
+        FailurePolicy::DeadLetter => {
+            stage.stats.dead_lettered += 1;
+            tracing::warn!(transform = %stage.spec.name, position = %ev.position, error = %message, "sent an event to the dead-letter topic");
+            let mut dl = ev.clone();
+            let mut headers = vec![
+                ("sluice.error".to_owned(), message.as_bytes().to_vec()),
+                (
+                    "sluice.transform".to_owned(),
+                    stage.spec.name.as_bytes().to_vec(),
+                ),
+                (
+                    "sluice.transform.hash".to_owned(),
+                    stage.module.hash.as_bytes().to_vec(),
+                ),
+            ];
+            if let Some(r) = &ev.route {
+                headers.extend(r.headers.iter().cloned());
+            }
+            dl.route = Some(Box::new(Route {
+                topic: stage.spec.dead_letter_topic.clone(),
+                key: None,
+                headers,
+                payload: None,
+                dead_letter: true,
+            }));
+            vec![dl]
+        }
+    }
+}
+
+/// One guest call for `chunk` (indexes into `events`), with the tables it has not seen yet.
+fn call(
+    stage: &mut Stage,
+    events: &[ChangeEvent],
+    ids: &[u32],
+    chunk: &[(usize, Arc<Vec<u32>>)],
+) -> Result<Vec<wit::Edit>, String> {
+    let mut tables = Vec::new();
+    let mut batch = Vec::with_capacity(chunk.len());
+    for (i, plan) in chunk {
+        let ev = &events[*i];
+        let id = ids[*i];
+        if !stage.sent.contains(&id) && !tables.iter().any(|t: &wit::TableInfo| t.id == id) {
+            tables.push(wit::TableInfo {
+                id,
+                schema: ev.meta.schema.clone(),
+                table: ev.meta.table.clone(),
+                columns: ev.meta.columns.clone(),
+                primary_key: ev.meta.primary_key.iter().map(|&k| k as u32).collect(),
+                projection: plan.as_ref().clone(),
+            });
+        }
+        let project = |image: &[Value]| -> Vec<wit::Value> {
+            if image.is_empty() {
+                Vec::new()
+            } else {
+                plan.iter()
+                    .map(|&c| to_wit(image.get(c as usize).unwrap_or(&Value::Null)))
+                    .collect()
+            }
+        };
+        batch.push(wit::EventView {
+            kind: match ev.kind {
+                Kind::SnapshotInsert => wit::Kind::SnapshotInsert,
+                Kind::Insert => wit::Kind::Insert,
+                Kind::Update => wit::Kind::Update,
+                Kind::Delete => wit::Kind::Delete,
+            },
+            table: id,
+            after: project(&ev.after),
+            before: project(&ev.before),
+            position: wit::Position {
+                pos: ev.position.pos,
+                row: ev.position.row,
+            },
+        });
+    }
+    stage.stats.calls += 1;
+    stage.stats.events_in += chunk.len() as u64;
+    let live = stage.live().map_err(|e| e.to_string())?;
+    match live.call(&tables, &batch) {
+        Ok(edits) => {
+            stage.sent.extend(tables.iter().map(|t| t.id));
+            Ok(edits)
+        }
+        Err(EngineError::Call {
+            message, trapped, ..
+        }) => {
+            if trapped {
+                // A trapped instance cannot be re-entered.
+                stage.live = None;
+                stage.sent.clear();
+            }
+            Err(message)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Turns a call's edits into output events for the events of `chunk`.
+fn collect(
+    events: &[ChangeEvent],
+    chunk: &[(usize, Arc<Vec<u32>>)],
+    edits: Vec<wit::Edit>,
+    outputs: &mut [Option<Vec<ChangeEvent>>],
+) -> Result<(), String> {
+    for edit in edits {
+        let k = edit.event as usize;
+        let Some((i, _)) = chunk.get(k) else {
+            return Err(format!(
+                "returned an edit for event {k} of a batch of {}",
+                chunk.len()
+            ));
+        };
+        let out = outputs[*i].get_or_insert_with(Vec::new);
+        if let Some(ev) = apply(&events[*i], edit.ops)? {
+            out.push(ev);
+        }
+    }
+    Ok(())
+}
+
+/// Applies one edit's ops to a copy of `ev`. `None` when the edit drops it.
+pub fn apply(ev: &ChangeEvent, ops: Vec<wit::Op>) -> Result<Option<ChangeEvent>, String> {
+    let mut out = ev.clone();
+    let n = ev.meta.columns.len();
+    let mut renamed: Option<Vec<String>> = None;
+    let mut removed: Option<Vec<bool>> = None;
+    let col = |i: u32| -> Result<usize, String> {
+        let i = i as usize;
+        if i < n {
+            Ok(i)
+        } else {
+            Err(format!(
+                "edited column {i} of {} which has {n} columns",
+                ev.meta.qualified_name()
+            ))
+        }
+    };
+    for op in ops {
+        match op {
+            wit::Op::Drop => return Ok(None),
+            wit::Op::SetAfter((i, v)) => {
+                let i = col(i)?;
+                if let Some(x) = out.after.get_mut(i) {
+                    *x = from_wit(v)?;
+                }
+            }
+            wit::Op::SetBefore((i, v)) => {
+                let i = col(i)?;
+                if let Some(x) = out.before.get_mut(i) {
+                    *x = from_wit(v)?;
+                }
+            }
+            wit::Op::RenameColumn((i, name)) => {
+                let i = col(i)?;
+                renamed.get_or_insert_with(|| ev.meta.columns.clone())[i] = name;
+            }
+            wit::Op::DropColumn(i) => {
+                let i = col(i)?;
+                removed.get_or_insert_with(|| vec![false; n])[i] = true;
+            }
+            wit::Op::SetTopic(t) => out.route_mut().topic = Some(t),
+            wit::Op::SetKey(k) => out.route_mut().key = Some(k),
+            wit::Op::AddHeader((k, v)) => out.route_mut().headers.push((k, v)),
+            wit::Op::SetPayload(p) => out.route_mut().payload = Some(p),
+        }
+    }
+    if renamed.is_some() || removed.is_some() {
+        let mut columns = renamed.unwrap_or_else(|| ev.meta.columns.clone());
+        let mut primary_key = ev.meta.primary_key.clone();
+        if let Some(removed) = removed {
+            let keep = |v: &mut Vec<Value>| {
+                if !v.is_empty() {
+                    let mut i = 0;
+                    v.retain(|_| {
+                        i += 1;
+                        !removed[i - 1]
+                    });
+                }
+            };
+            keep(&mut out.after);
+            keep(&mut out.before);
+            let mut i = 0;
+            columns.retain(|_| {
+                i += 1;
+                !removed[i - 1]
+            });
+            // Re-index the key; a removed key column leaves the key.
+            let new_index = |old: usize| {
+                (!removed[old]).then(|| removed[..old].iter().filter(|r| !**r).count())
+            };
+            primary_key = primary_key.into_iter().filter_map(new_index).collect();
+        }
+        out.meta = Arc::new(TableMeta {
+            schema: ev.meta.schema.clone(),
+            table: ev.meta.table.clone(),
+            columns,
+            primary_key,
+        });
+    }
+    Ok(Some(out))
+}
+
+/// A host value as the WIT value.
+pub fn to_wit(v: &Value) -> wit::Value {
+    match v {
+        Value::Null => wit::Value::Null,
+        Value::Int(x) => wit::Value::Int(*x),
+        Value::UInt(x) => wit::Value::Uint(*x),
+        Value::Float(x) => wit::Value::Float(*x),
+        Value::Double(x) => wit::Value::Double(*x),
+        Value::Decimal(s) => wit::Value::Decimal(s.clone()),
+        Value::String(s) => wit::Value::Text(s.clone()),
+        Value::Bytes(b) => wit::Value::Bytes(b.clone()),
+        Value::Date { year, month, day } => wit::Value::Date(wit::Date {
+            year: *year,
+            month: *month,
+            day: *day,
+        }),
+        &Value::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+            fsp,
+        } => wit::Value::Datetime(wit::Datetime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+            fsp,
+        }),
+        &Value::Timestamp { secs, micros, fsp } => {
+            wit::Value::Timestamp(wit::Timestamp { secs, micros, fsp })
+        }
+        &Value::Time {
+            negative,
+            hours,
+            minutes,
+            seconds,
+            micros,
+            fsp,
+        } => wit::Value::Time(wit::Time {
+            negative,
+            hours,
+            minutes,
+            seconds,
+            micros,
+            fsp,
+        }),
+        Value::Json(j) => wit::Value::Json(j.to_string()),
+    }
+}
+
+/// A WIT value from a guest as a host value. Invalid JSON text is the guest's error.
+pub fn from_wit(v: wit::Value) -> Result<Value, String> {
+    Ok(match v {
+        wit::Value::Null => Value::Null,
+        wit::Value::Int(x) => Value::Int(x),
+        wit::Value::Uint(x) => Value::UInt(x),
+        wit::Value::Float(x) => Value::Float(x),
+        wit::Value::Double(x) => Value::Double(x),
+        wit::Value::Decimal(s) => Value::Decimal(s),
+        wit::Value::Text(s) => Value::String(s),
+        wit::Value::Bytes(b) => Value::Bytes(b),
+        wit::Value::Date(d) => Value::Date {
+            year: d.year,
+            month: d.month,
+            day: d.day,
+        },
+        wit::Value::Datetime(d) => Value::DateTime {
+            year: d.year,
+            month: d.month,
+            day: d.day,
+            hour: d.hour,
+            minute: d.minute,
+            second: d.second,
+            micros: d.micros,
+            fsp: d.fsp,
+        },
+        wit::Value::Timestamp(t) => Value::Timestamp {
+            secs: t.secs,
+            micros: t.micros,
+            fsp: t.fsp,
+        },
+        wit::Value::Time(t) => Value::Time {
+            negative: t.negative,
+            hours: t.hours,
+            minutes: t.minutes,
+            seconds: t.seconds,
+            micros: t.micros,
+            fsp: t.fsp,
+        },
+        wit::Value::Json(s) => Value::Json(
+            serde_json::from_str(&s)
+                .map_err(|e| format!("set a JSON value that is not JSON: {e}"))?,
+        ),
+    })
+}

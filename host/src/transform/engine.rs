@@ -1,0 +1,384 @@
+//! The wasmtime side of transforms: compiling (with an on-disk cache), sandboxing and calling.
+//!
+//! Design note: one [`Engine`] per process, with epoch interruption (a ticker thread advances
+//! the epoch every [`TICK`]) and the pooling allocator, so a trapped instance is replaced
+//! cheaply. Each [`Live`] instance owns its `Store`, reused across batches.
+//!
+//! Sandbox: a wasm32-wasip2 Rust guest imports WASI through `std` even when it uses none of it.
+//! Sluice links `wasmtime-wasi` with a locked-down context rather than trapping those imports:
+//! no preopened directories (file reads fail), no environment or arguments, no network, stdin
+//! empty and stdout/stderr discarded (guests log through the WIT `log` import), a wall clock
+//! and a monotonic clock fixed at zero, and randomness from a fixed seed. A guest that reaches
+//! for the file system, the environment or the clock gets nothing, and the same input always
+//! gives the same output, which exactly-once recovery relies on.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "transformer",
+    });
+}
+
+pub use bindings::sluice::transform::types as wit;
+use bindings::Transformer;
+
+/// Epoch tick: the granularity of CPU deadlines.
+pub const TICK: Duration = Duration::from_millis(5);
+
+/// Why a transform could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot read the transform {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid Sluice transform component: {message}")]
+    Compile { path: PathBuf, message: String },
+    #[error("transform {name}: init failed: {message}")]
+    Init { name: String, message: String },
+    #[error("transform {name}: {message}")]
+    Call {
+        name: String,
+        message: String,
+        trapped: bool,
+    },
+}
+
+/// Per-instance resource limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory cap.
+    pub memory_bytes: usize,
+    /// CPU time allowed per call.
+    pub cpu: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            cpu: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The process-wide engine.
+pub struct TransformEngine {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: Option<PathBuf>,
+}
+
+fn ticker(engine: Engine) {
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    if STARTED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    std::thread::Builder::new()
+        .name("sluice-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(TICK);
+            engine.increment_epoch();
+        })
+        .expect("spawning the epoch thread");
+}
+
+impl TransformEngine {
+    /// The shared engine. `cache_dir` holds precompiled artifacts (none: always compile).
+    pub fn global(cache_dir: Option<PathBuf>) -> Result<Arc<TransformEngine>, EngineError> {
+        static ENGINE: OnceLock<Arc<TransformEngine>> = OnceLock::new();
+        if let Some(e) = ENGINE.get() {
+            return Ok(e.clone());
+        }
+        let e = Arc::new(TransformEngine::new(cache_dir)?);
+        Ok(ENGINE.get_or_init(|| e).clone())
+    }
+
+    fn new(cache_dir: Option<PathBuf>) -> Result<TransformEngine, EngineError> {
+        let err = |e: wasmtime::Error| EngineError::Compile {
+            path: PathBuf::from("<engine>"),
+            message: format!("{e:#}"),
+        };
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(256)
+            .total_core_instances(2048)
+            .total_memories(512)
+            .total_tables(512)
+            .max_memory_size(1 << 30);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = match Engine::new(&config) {
+            Ok(e) => e,
+            Err(e) => {
+                // Some sandboxes limit virtual memory; the on-demand allocator needs no reservation.
+                tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
+                let mut config = Config::new();
+                config.epoch_interruption(true);
+                Engine::new(&config).map_err(err)?
+            }
+        };
+        ticker(engine.clone());
+        let mut linker: Linker<HostState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(err)?;
+        Transformer::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(err)?;
+        Ok(TransformEngine {
+            engine,
+            linker,
+            cache_dir,
+        })
+    }
+
+    /// Loads a transform component, from the artifact cache when it has it.
+    pub fn load(&self, path: &Path) -> Result<Module, EngineError> {
+        let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let hash = hex(&Sha256::digest(&bytes)[..]);
+        let compile_err = |e: wasmtime::Error| EngineError::Compile {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let cached = self
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{}-{}.cwasm", hash, self.engine_fingerprint())));
+        let component = match cached.as_ref().filter(|p| p.exists()) {
+            // SAFETY: the artifact was written by `Component::serialize` of an engine with the
+            // same version and configuration (both are in the file name), from the wasm whose
+            // hash is in the file name.
+            Some(p) => match unsafe { Component::deserialize_file(&self.engine, p) } {
+                Ok(c) => c,
+                Err(_) => Component::from_binary(&self.engine, &bytes).map_err(compile_err)?,
+            },
+            None => {
+                let c = Component::from_binary(&self.engine, &bytes).map_err(compile_err)?;
+                if let (Some(p), Ok(art)) = (cached.as_ref(), c.serialize()) {
+                    let tmp = p.with_extension("tmp");
+                    let _ = std::fs::create_dir_all(p.parent().unwrap_or(Path::new(".")));
+                    if std::fs::write(&tmp, art).is_ok() {
+                        let _ = std::fs::rename(&tmp, p);
+                    }
+                }
+                c
+            }
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(compile_err)?;
+        let pre = bindings::TransformerPre::new(pre).map_err(compile_err)?;
+        Ok(Module {
+            pre,
+            hash,
+            path: path.to_owned(),
+        })
+    }
+
+    fn engine_fingerprint(&self) -> String {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        format!(
+            "wasmtime{}-{:016x}",
+            env!("CARGO_PKG_VERSION").replace('.', ""),
+            h.finish()
+        )
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A compiled, linked transform: instantiating it is cheap.
+#[derive(Clone)]
+pub struct Module {
+    pre: bindings::TransformerPre<HostState>,
+    /// SHA-256 of the wasm file.
+    pub hash: String,
+    pub path: PathBuf,
+}
+
+/// The per-store host state: the locked-down WASI context, limits, and the name for logs.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    name: Arc<str>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl bindings::TransformerImports for HostState {
+    fn log(&mut self, level: wit::LogLevel, message: String) {
+        let name = &*self.name;
+        match level {
+            wit::LogLevel::Trace => tracing::trace!(transform = name, "{message}"),
+            wit::LogLevel::Debug => tracing::debug!(transform = name, "{message}"),
+            wit::LogLevel::Info => tracing::info!(transform = name, "{message}"),
+            wit::LogLevel::Warn => tracing::warn!(transform = name, "{message}"),
+            wit::LogLevel::Error => tracing::error!(transform = name, "{message}"),
+        }
+    }
+}
+
+impl wit::Host for HostState {}
+
+struct FixedClock;
+
+impl wasmtime_wasi::HostWallClock for FixedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FixedClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+fn sandbox() -> WasiCtx {
+    use rand::SeedableRng;
+    let mut b = WasiCtx::builder();
+    b.wall_clock(FixedClock)
+        .monotonic_clock(FixedClock)
+        .secure_random(rand::rngs::StdRng::seed_from_u64(0x5105_1CE))
+        .insecure_random(rand::rngs::StdRng::seed_from_u64(0x5105_1CE))
+        .insecure_random_seed(0x5105_1CE)
+        .allow_ip_name_lookup(false)
+        .allow_tcp(false)
+        .allow_udp(false);
+    b.build()
+}
+
+/// A running instance: its store, its exports, and what it declared it needs.
+pub struct Live {
+    store: Store<HostState>,
+    bindings: Transformer,
+    pub interest: wit::Interest,
+    limits: Limits,
+    name: Arc<str>,
+}
+
+impl Live {
+    /// Instantiates `module` and runs its `init` with `config`.
+    pub fn start(
+        module: &Module,
+        name: &str,
+        config: &[(String, String)],
+        limits: Limits,
+    ) -> Result<Live, EngineError> {
+        let name: Arc<str> = Arc::from(name);
+        let state = HostState {
+            wasi: sandbox(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+            name: name.clone(),
+        };
+        let mut store = Store::new(module.pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(ticks(limits.cpu));
+        let init_err = |message: String| EngineError::Init {
+            name: name.to_string(),
+            message,
+        };
+        let bindings = module
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| init_err(format!("{e:#}")))?;
+        store.set_epoch_deadline(ticks(limits.cpu));
+        let interest = bindings
+            .call_init(&mut store, config)
+            .map_err(|e| init_err(describe_trap(&e, limits)))?
+            .map_err(init_err)?;
+        Ok(Live {
+            store,
+            bindings,
+            interest,
+            limits,
+            name,
+        })
+    }
+
+    /// Calls `transform`. A trap poisons the instance: the caller must start a new one.
+    pub fn call(
+        &mut self,
+        tables: &[wit::TableInfo],
+        batch: &[wit::EventView],
+    ) -> Result<Vec<wit::Edit>, EngineError> {
+        self.store.set_epoch_deadline(ticks(self.limits.cpu));
+        match self.bindings.call_transform(&mut self.store, tables, batch) {
+            Ok(Ok(edits)) => Ok(edits),
+            Ok(Err(message)) => Err(EngineError::Call {
+                name: self.name.to_string(),
+                message,
+                trapped: false,
+            }),
+            Err(e) => Err(EngineError::Call {
+                name: self.name.to_string(),
+                message: describe_trap(&e, self.limits),
+                trapped: true,
+            }),
+        }
+    }
+}
+
+fn ticks(cpu: Duration) -> u64 {
+    (cpu.as_millis() / TICK.as_millis()).max(1) as u64 + 1
+}
+
+fn describe_trap(e: &wasmtime::Error, limits: Limits) -> String {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => format!(
+            "exceeded its CPU deadline of {:?} per batch and was stopped",
+            limits.cpu
+        ),
+        _ => {
+            let text = format!("{e:#}");
+            if text.contains("memory") && (text.contains("limit") || text.contains("grow")) {
+                format!(
+                    "exceeded its memory cap of {} MiB and was stopped ({text})",
+                    limits.memory_bytes >> 20
+                )
+            } else {
+                format!("trapped: {text}")
+            }
+        }
+    }
+}
