@@ -81,7 +81,8 @@ fn through_host(name: &str, config: &[(&str, &str)], lines: &[String]) -> Vec<se
 #[test]
 fn example_transforms_give_the_same_output_natively_and_as_wasm() {
     let lines = sample_events();
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<serde_json::Value>)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<serde_json::Value>);
+    let cases: Vec<Case> = vec![
         {
             let c = vec![
                 ("column", "status"),

@@ -269,14 +269,17 @@ impl wasmtime_wasi::HostMonotonicClock for FixedClock {
     }
 }
 
+/// The fixed seed of the sandbox's randomness.
+const SEED: u64 = 0x0051_1CE0;
+
 fn sandbox() -> WasiCtx {
     use rand::SeedableRng;
     let mut b = WasiCtx::builder();
     b.wall_clock(FixedClock)
         .monotonic_clock(FixedClock)
-        .secure_random(rand::rngs::StdRng::seed_from_u64(0x5105_1CE))
-        .insecure_random(rand::rngs::StdRng::seed_from_u64(0x5105_1CE))
-        .insecure_random_seed(0x5105_1CE)
+        .secure_random(rand::rngs::StdRng::seed_from_u64(SEED))
+        .insecure_random(rand::rngs::StdRng::seed_from_u64(SEED))
+        .insecure_random_seed(u128::from(SEED))
         .allow_ip_name_lookup(false)
         .allow_tcp(false)
         .allow_udp(false);
