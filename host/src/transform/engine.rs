@@ -36,6 +36,9 @@ mod bindings {
 pub use bindings::sluice::transform::types as wit;
 use bindings::Transformer;
 
+/// The pinned wasmtime version (workspace `Cargo.toml`), part of the artifact cache key.
+const WASMTIME_VERSION: &str = "48.0.8";
+
 /// Epoch tick: the granularity of CPU deadlines.
 pub const TICK: Duration = Duration::from_millis(5);
 
@@ -196,11 +199,7 @@ impl TransformEngine {
     fn engine_fingerprint(&self) -> String {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
-        format!(
-            "wasmtime{}-{:016x}",
-            env!("CARGO_PKG_VERSION").replace('.', ""),
-            h.finish()
-        )
+        format!("wasmtime{WASMTIME_VERSION}-{:016x}", h.finish())
     }
 }
 

@@ -1,0 +1,150 @@
+//! Transform cost: filter+mask as WebAssembly through the host, against the same logic in
+//! native Rust, in the same run, on synthetic 8-column events.
+//!
+//! Run: `scripts/build-transforms.sh && cargo bench -p sluice --bench transform`
+//! Prints ns per event and events/s at call batch sizes 1, 16, 128 and 1024.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice::event::{ChangeEvent, Kind, SourcePosition, TableMeta, Value};
+use sluice::transform::{build_chain, TransformEngine, TransformSpec};
+
+const EVENTS: usize = 100_000;
+
+fn events(n: usize) -> Vec<ChangeEvent> {
+    let meta = Arc::new(TableMeta {
+        schema: "shop".into(),
+        table: "orders".into(),
+        columns: [
+            "id",
+            "customer",
+            "email",
+            "status",
+            "total",
+            "created_at",
+            "qty",
+            "note",
+        ]
+        .map(String::from)
+        .to_vec(),
+        primary_key: vec![0],
+    });
+    let file: Arc<str> = Arc::from("mysql-bin.000001");
+    (0..n)
+        .map(|i| ChangeEvent {
+            kind: Kind::Insert,
+            meta: meta.clone(),
+            after: vec![
+                Value::Int(i as i64),
+                Value::String(format!("customer {i}")),
+                Value::String(format!("user{i}@example.com")),
+                Value::String(if i % 2 == 0 { "paid" } else { "new" }.into()),
+                Value::Decimal(format!("{}.{:02}", i % 1000, i % 100)),
+                Value::DateTime {
+                    year: 2024,
+                    month: 1,
+                    day: 31,
+                    hour: 12,
+                    minute: 0,
+                    second: 0,
+                    micros: 0,
+                    fsp: 0,
+                },
+                Value::Int((i % 7) as i64),
+                Value::String("a short note".into()),
+            ],
+            before: Vec::new(),
+            position: SourcePosition {
+                file: file.clone(),
+                pos: 4 + i as u64 * 100,
+                row: 0,
+                gtid: None,
+            },
+            timestamp: 0,
+            route: None,
+        })
+        .collect()
+}
+
+/// The same filter (status == "paid") and mask (SHA-256 of email) in native Rust.
+fn native(batch: Vec<ChangeEvent>) -> Vec<ChangeEvent> {
+    let status = 3;
+    let email = 2;
+    batch
+        .into_iter()
+        .filter(|e| matches!(&e.after[status], Value::String(s) if s == "paid"))
+        .map(|mut e| {
+            if let Value::String(s) = &e.after[email] {
+                e.after[email] = Value::String(sluice_transform_mask::hash_hex("", s.as_bytes()));
+            }
+            e
+        })
+        .collect()
+}
+
+fn best<F: FnMut() -> Duration>(mut f: F) -> Duration {
+    (0..3).map(|_| f()).min().unwrap()
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let wasm = |n: &str| root.join("target/wasm").join(format!("{n}.wasm"));
+    if !wasm("filter").exists() {
+        eprintln!("target/wasm/filter.wasm is missing: run scripts/build-transforms.sh first");
+        std::process::exit(2);
+    }
+    let mut filter = TransformSpec::from_path(&wasm("filter"));
+    filter.config = vec![
+        ("column".into(), "status".into()),
+        ("op".into(), "==".into()),
+        ("value".into(), "paid".into()),
+    ];
+    let mut mask = TransformSpec::from_path(&wasm("mask"));
+    mask.config = vec![("columns".into(), "email".into())];
+    let engine = TransformEngine::global(Some(root.join("target/wasm/cache"))).expect("engine");
+    let input = events(EVENTS);
+
+    println!("filter+mask over {EVENTS} 8-column events (best of 3; ~50% pass the filter)");
+    println!(
+        "{:>6} | {:>12} | {:>12} | {:>12} | {:>12} | {:>6}",
+        "batch", "wasm ns/ev", "wasm ev/s", "native ns/ev", "native ev/s", "ratio"
+    );
+    println!("{}", "-".repeat(76));
+    for size in [1usize, 16, 128, 1024] {
+        let mut chain = build_chain(&engine, &[filter.clone(), mask.clone()])
+            .expect("chain")
+            .with_call_events(size);
+        let wasm_t = best(|| {
+            let batches: Vec<Vec<ChangeEvent>> = input.chunks(size).map(|c| c.to_vec()).collect();
+            let start = Instant::now();
+            let mut out = 0;
+            for b in batches {
+                out += chain.process(b).expect("transform").len();
+            }
+            assert_eq!(out, EVENTS / 2);
+            start.elapsed()
+        });
+        let native_t = best(|| {
+            let batches: Vec<Vec<ChangeEvent>> = input.chunks(size).map(|c| c.to_vec()).collect();
+            let start = Instant::now();
+            let mut out = 0;
+            for b in batches {
+                out += native(b).len();
+            }
+            assert_eq!(out, EVENTS / 2);
+            start.elapsed()
+        });
+        let ns = |d: Duration| d.as_nanos() as f64 / EVENTS as f64;
+        println!(
+            "{:>6} | {:>12.0} | {:>12.0} | {:>12.0} | {:>12.0} | {:>5.2}x",
+            size,
+            ns(wasm_t),
+            1e9 / ns(wasm_t),
+            ns(native_t),
+            1e9 / ns(native_t),
+            ns(wasm_t) / ns(native_t)
+        );
+    }
+}
