@@ -235,8 +235,7 @@ pub fn build_schema(
     let mut signedness = opt.iter_signedness();
     let mut charsets = opt.iter_charset();
     let mut enum_set_charsets = opt.iter_enum_and_set_charset();
-    let mut enum_labels = enum_str_values(tme);
-    let mut set_labels = set_str_values(tme);
+    let (mut enum_labels, mut set_labels) = str_values(tme);
 
     let mut columns = Vec::with_capacity(n);
     for i in 0..n {
@@ -458,42 +457,32 @@ fn is_character(real_type: u8) -> bool {
     matches!(real_type, 15 | 253 | 254 | 249..=252)
 }
 
-fn enum_str_values(tme: &TableMapEvent<'_>) -> std::vec::IntoIter<Vec<String>> {
+/// ENUM and SET labels from the optional metadata: one list per ENUM (resp. SET) column, in
+/// column order. Read in one pass over the metadata.
+fn str_values(
+    tme: &TableMapEvent<'_>,
+) -> (
+    std::vec::IntoIter<Vec<String>>,
+    std::vec::IntoIter<Vec<String>>,
+) {
     use mysql_common::binlog::events::OptionalMetadataField as F;
-    let mut out = Vec::new();
+    let (mut enums, mut sets) = (Vec::new(), Vec::new());
     for field in tme.iter_optional_meta().flatten() {
-        if let F::EnumStrValue(v) = field {
-            for labels in v.iter_values().flatten() {
-                out.push(
-                    labels
-                        .values()
-                        .iter()
-                        .map(|l| l.value().into_owned())
-                        .collect(),
-                );
-            }
+        match field {
+            F::EnumStrValue(v) => enums.extend(
+                v.iter_values()
+                    .flatten()
+                    .map(|l| l.values().iter().map(|x| x.value().into_owned()).collect()),
+            ),
+            F::SetStrValue(v) => sets.extend(
+                v.iter_values()
+                    .flatten()
+                    .map(|l| l.values().iter().map(|x| x.value().into_owned()).collect()),
+            ),
+            _ => {}
         }
     }
-    out.into_iter()
-}
-
-fn set_str_values(tme: &TableMapEvent<'_>) -> std::vec::IntoIter<Vec<String>> {
-    use mysql_common::binlog::events::OptionalMetadataField as F;
-    let mut out = Vec::new();
-    for field in tme.iter_optional_meta().flatten() {
-        if let F::SetStrValue(v) = field {
-            for labels in v.iter_values().flatten() {
-                out.push(
-                    labels
-                        .values()
-                        .iter()
-                        .map(|l| l.value().into_owned())
-                        .collect(),
-                );
-            }
-        }
-    }
-    out.into_iter()
+    (enums.into_iter(), sets.into_iter())
 }
 
 /// Parses the labels out of an `information_schema.COLUMNS.COLUMN_TYPE` such as
