@@ -177,7 +177,8 @@ pub struct Table {
     pub primary_key: Vec<u32>,
     /// Full column index → slot in the event's projected values.
     slots: Vec<Option<usize>>,
-    by_name: HashMap<String, u32>,
+    /// Name → index, for wide tables (narrow ones are scanned, which is faster).
+    by_name: Option<HashMap<String, u32>>,
 }
 
 impl Table {
@@ -194,11 +195,13 @@ impl Table {
                 *s = Some(slot);
             }
         }
-        let by_name = columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.clone(), i as u32))
-            .collect();
+        let by_name = (columns.len() > 16).then(|| {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.clone(), i as u32))
+                .collect()
+        });
         Table {
             schema,
             table,
@@ -211,7 +214,14 @@ impl Table {
 
     /// The index of a column in [`Table::columns`].
     pub fn index(&self, column: &str) -> Option<u32> {
-        self.by_name.get(column).copied()
+        match &self.by_name {
+            Some(map) => map.get(column).copied(),
+            None => self
+                .columns
+                .iter()
+                .position(|c| c == column)
+                .map(|i| i as u32),
+        }
     }
 }
 
@@ -236,7 +246,10 @@ pub struct Event<'t> {
     after: Vec<Value>,
     before: Vec<Value>,
     position: Position,
-    outputs: Vec<Vec<Op>>,
+    /// Ops of the current output, and of outputs finished by [`Event::split`]. Neither
+    /// allocates until the transform records something.
+    ops: Vec<Op>,
+    done: Vec<Vec<Op>>,
 }
 
 impl<'t> Event<'t> {
@@ -254,7 +267,8 @@ impl<'t> Event<'t> {
             after,
             before,
             position,
-            outputs: vec![Vec::new()],
+            ops: Vec::new(),
+            done: Vec::new(),
         }
     }
 
@@ -310,7 +324,7 @@ impl<'t> Event<'t> {
     }
 
     fn push(&mut self, op: Op) {
-        self.outputs.last_mut().expect("always one output").push(op);
+        self.ops.push(op);
     }
 
     /// Sets a column (in the row after the change; in the row before it for a delete).
@@ -381,17 +395,18 @@ impl<'t> Event<'t> {
 
     /// Starts another output event: a copy of the input event. Later calls apply to it.
     pub fn split(&mut self) {
-        self.outputs.push(Vec::new());
+        self.done.push(std::mem::take(&mut self.ops));
     }
 
     /// The recorded outputs; none when the event is to be published unchanged.
     #[doc(hidden)]
     pub fn into_outputs(self) -> Vec<Vec<Op>> {
-        if self.outputs.len() == 1 && self.outputs[0].is_empty() {
-            Vec::new()
-        } else {
-            self.outputs
+        let mut outputs = self.done;
+        if outputs.is_empty() && self.ops.is_empty() {
+            return outputs;
         }
+        outputs.push(self.ops);
+        outputs
     }
 }
 

@@ -106,6 +106,36 @@ fn main() {
     let engine = TransformEngine::global(Some(root.join("target/wasm/cache"))).expect("engine");
     let input = events(EVENTS);
 
+    // Where the time goes, at the default call size (128).
+    println!("one transform at a time, call batch 128 (best of 3)");
+    println!("{:>34} | {:>12}", "transform", "wasm ns/ev");
+    let mut keep_all = filter.clone();
+    keep_all.config = vec![
+        ("column".into(), "status".into()),
+        ("op".into(), "!=".into()),
+        ("value".into(), "zzz".into()),
+    ];
+    for (label, spec) in [
+        ("filter, keeps all (crossing only)", &keep_all),
+        ("filter, keeps half", &filter),
+        ("mask email (SHA-256)", &mask),
+    ] {
+        let mut chain = build_chain(&engine, std::slice::from_ref(spec)).expect("chain");
+        let t = best(|| {
+            let batches: Vec<Vec<ChangeEvent>> = input.chunks(128).map(|c| c.to_vec()).collect();
+            let start = Instant::now();
+            for b in batches {
+                chain.process(b).expect("transform");
+            }
+            start.elapsed()
+        });
+        println!(
+            "{:>34} | {:>12.0}",
+            label,
+            t.as_nanos() as f64 / EVENTS as f64
+        );
+    }
+    println!();
     println!("filter+mask over {EVENTS} 8-column events (best of 3; ~50% pass the filter)");
     println!(
         "{:>6} | {:>12} | {:>12} | {:>12} | {:>12} | {:>6}",

@@ -216,12 +216,15 @@ fn run_stage(
     if selected.is_empty() {
         return Ok(events);
     }
-    // outputs[i]: None = unchanged; Some(list) = replaced by these (possibly none).
-    let mut outputs: Vec<Option<Vec<ChangeEvent>>> = vec![None; events.len()];
+    // What becomes of each event; edits are applied at the end, in place, without copies.
+    let mut fates: Vec<Fate> = (0..events.len()).map(|_| Fate::Keep).collect();
     for chunk in chunks(&events, &selected, call_events) {
-        match call(stage, &events, ids, chunk) {
-            Ok(edits) => collect(&events, chunk, edits, &mut outputs)
-                .map_err(|m| halt(stage, &events[chunk[0].0], m))?,
+        match call(stage, &events, ids, chunk).and_then(|edits| collect(&events, chunk, edits)) {
+            Ok(found) => {
+                for (i, ops) in found {
+                    fates[i].push(ops);
+                }
+            }
             Err(e) => {
                 stage.stats.errors += 1;
                 if stage.spec.on_error == FailurePolicy::Halt {
@@ -230,26 +233,70 @@ fn run_stage(
                 // Find the failing events one by one.
                 for one in chunk.chunks(1) {
                     let (i, _) = one[0];
-                    match call(stage, &events, ids, one).and_then(|edits| {
-                        let mut tmp = vec![None; events.len()];
-                        collect(&events, one, edits, &mut tmp)?;
-                        Ok(tmp.swap_remove(i))
-                    }) {
-                        Ok(out) => outputs[i] = out,
-                        Err(message) => outputs[i] = Some(fail_one(stage, &events[i], &message)),
+                    match call(stage, &events, ids, one)
+                        .and_then(|edits| collect(&events, one, edits))
+                    {
+                        Ok(found) => {
+                            for (_, ops) in found {
+                                fates[i].push(ops);
+                            }
+                        }
+                        Err(message) => {
+                            fates[i] = Fate::Replaced(fail_one(stage, &events[i], &message))
+                        }
                     }
                 }
             }
         }
     }
     let mut out = Vec::with_capacity(events.len());
-    for (ev, o) in events.into_iter().zip(outputs) {
-        match o {
-            None => out.push(ev),
-            Some(list) => out.extend(list),
+    for (ev, fate) in events.into_iter().zip(fates) {
+        match fate {
+            Fate::Keep => out.push(ev),
+            Fate::Replaced(list) => out.extend(list),
+            Fate::Edited(mut outputs) => {
+                // Every output but the last works on a copy; the last takes the event itself.
+                let last = outputs.pop().expect("an edited event has an edit");
+                for ops in outputs {
+                    out.extend(apply(ev.clone(), ops));
+                }
+                out.extend(apply(ev, last));
+            }
         }
     }
     Ok(out)
+}
+
+/// What becomes of one event in a stage.
+enum Fate {
+    /// No edit: published as it is.
+    Keep,
+    /// One output per edit (a split when several).
+    Edited(Vec<Vec<Op>>),
+    /// Replaced by the failure policy (nothing, or a dead letter).
+    Replaced(Vec<ChangeEvent>),
+}
+
+impl Fate {
+    fn push(&mut self, ops: Vec<Op>) {
+        match self {
+            Fate::Edited(list) => list.push(ops),
+            _ => *self = Fate::Edited(vec![ops]),
+        }
+    }
+}
+
+/// A guest's edit op, checked and converted to host values.
+enum Op {
+    Drop,
+    SetAfter(usize, Value),
+    SetBefore(usize, Value),
+    Rename(usize, String),
+    Remove(usize),
+    Topic(String),
+    Key(Vec<u8>),
+    Header(String, Vec<u8>),
+    Payload(Vec<u8>),
 }
 
 /// Cuts the selected events into calls of at most `max` events and about [`CALL_BYTES`].
@@ -403,13 +450,13 @@ fn call(
     }
 }
 
-/// Turns a call's edits into output events for the events of `chunk`.
+/// Checks a call's edits and converts them: (index into `events`, ops) in the guest's order.
 fn collect(
     events: &[ChangeEvent],
     chunk: &[(usize, Arc<Vec<u32>>)],
     edits: Vec<wit::Edit>,
-    outputs: &mut [Option<Vec<ChangeEvent>>],
-) -> Result<(), String> {
+) -> Result<Vec<(usize, Vec<Op>)>, String> {
+    let mut out = Vec::with_capacity(edits.len());
     for edit in edits {
         let k = edit.event as usize;
         let Some((i, _)) = chunk.get(k) else {
@@ -418,63 +465,72 @@ fn collect(
                 chunk.len()
             ));
         };
-        let out = outputs[*i].get_or_insert_with(Vec::new);
-        if let Some(ev) = apply(&events[*i], edit.ops)? {
-            out.push(ev);
+        let meta = &events[*i].meta;
+        let n = meta.columns.len();
+        let col = |c: u32| -> Result<usize, String> {
+            let c = c as usize;
+            if c < n {
+                Ok(c)
+            } else {
+                Err(format!(
+                    "edited column {c} of {} which has {n} columns",
+                    meta.qualified_name()
+                ))
+            }
+        };
+        let mut ops = Vec::with_capacity(edit.ops.len());
+        for op in edit.ops {
+            ops.push(match op {
+                wit::Op::Drop => Op::Drop,
+                wit::Op::SetAfter((c, v)) => Op::SetAfter(col(c)?, from_wit(v)?),
+                wit::Op::SetBefore((c, v)) => Op::SetBefore(col(c)?, from_wit(v)?),
+                wit::Op::RenameColumn((c, name)) => Op::Rename(col(c)?, name),
+                wit::Op::DropColumn(c) => Op::Remove(col(c)?),
+                wit::Op::SetTopic(t) => Op::Topic(t),
+                wit::Op::SetKey(k) => Op::Key(k),
+                wit::Op::AddHeader((k, v)) => Op::Header(k, v),
+                wit::Op::SetPayload(p) => Op::Payload(p),
+            });
         }
+        out.push((*i, ops));
     }
-    Ok(())
+    Ok(out)
 }
 
-/// Applies one edit's ops to a copy of `ev`. `None` when the edit drops it.
-pub fn apply(ev: &ChangeEvent, ops: Vec<wit::Op>) -> Result<Option<ChangeEvent>, String> {
-    let mut out = ev.clone();
-    let n = ev.meta.columns.len();
+/// Applies one edit's (checked) ops to an event. `None` when the edit drops it.
+fn apply(mut out: ChangeEvent, ops: Vec<Op>) -> Option<ChangeEvent> {
+    if ops.iter().any(|op| matches!(op, Op::Drop)) {
+        return None;
+    }
+    let n = out.meta.columns.len();
     let mut renamed: Option<Vec<String>> = None;
     let mut removed: Option<Vec<bool>> = None;
-    let col = |i: u32| -> Result<usize, String> {
-        let i = i as usize;
-        if i < n {
-            Ok(i)
-        } else {
-            Err(format!(
-                "edited column {i} of {} which has {n} columns",
-                ev.meta.qualified_name()
-            ))
-        }
-    };
     for op in ops {
         match op {
-            wit::Op::Drop => return Ok(None),
-            wit::Op::SetAfter((i, v)) => {
-                let i = col(i)?;
+            Op::Drop => return None,
+            Op::SetAfter(i, v) => {
                 if let Some(x) = out.after.get_mut(i) {
-                    *x = from_wit(v)?;
+                    *x = v;
                 }
             }
-            wit::Op::SetBefore((i, v)) => {
-                let i = col(i)?;
+            Op::SetBefore(i, v) => {
                 if let Some(x) = out.before.get_mut(i) {
-                    *x = from_wit(v)?;
+                    *x = v;
                 }
             }
-            wit::Op::RenameColumn((i, name)) => {
-                let i = col(i)?;
-                renamed.get_or_insert_with(|| ev.meta.columns.clone())[i] = name;
+            Op::Rename(i, name) => {
+                renamed.get_or_insert_with(|| out.meta.columns.clone())[i] = name
             }
-            wit::Op::DropColumn(i) => {
-                let i = col(i)?;
-                removed.get_or_insert_with(|| vec![false; n])[i] = true;
-            }
-            wit::Op::SetTopic(t) => out.route_mut().topic = Some(t),
-            wit::Op::SetKey(k) => out.route_mut().key = Some(k),
-            wit::Op::AddHeader((k, v)) => out.route_mut().headers.push((k, v)),
-            wit::Op::SetPayload(p) => out.route_mut().payload = Some(p),
+            Op::Remove(i) => removed.get_or_insert_with(|| vec![false; n])[i] = true,
+            Op::Topic(t) => out.route_mut().topic = Some(t),
+            Op::Key(k) => out.route_mut().key = Some(k),
+            Op::Header(k, v) => out.route_mut().headers.push((k, v)),
+            Op::Payload(p) => out.route_mut().payload = Some(p),
         }
     }
     if renamed.is_some() || removed.is_some() {
-        let mut columns = renamed.unwrap_or_else(|| ev.meta.columns.clone());
-        let mut primary_key = ev.meta.primary_key.clone();
+        let mut columns = renamed.unwrap_or_else(|| out.meta.columns.clone());
+        let mut primary_key = out.meta.primary_key.clone();
         if let Some(removed) = removed {
             let keep = |v: &mut Vec<Value>| {
                 if !v.is_empty() {
@@ -499,13 +555,13 @@ pub fn apply(ev: &ChangeEvent, ops: Vec<wit::Op>) -> Result<Option<ChangeEvent>,
             primary_key = primary_key.into_iter().filter_map(new_index).collect();
         }
         out.meta = Arc::new(TableMeta {
-            schema: ev.meta.schema.clone(),
-            table: ev.meta.table.clone(),
+            schema: out.meta.schema.clone(),
+            table: out.meta.table.clone(),
             columns,
             primary_key,
         });
     }
-    Ok(Some(out))
+    Some(out)
 }
 
 /// A host value as the WIT value.
