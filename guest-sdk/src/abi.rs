@@ -60,8 +60,10 @@ pub fn init<T: Transform>(config: Vec<(String, String)>) -> Result<wit::Interest
 /// `transform` export: runs the author's `process` on each event and collects the edits.
 pub fn transform(
     tables: Vec<wit::TableInfo>,
-    batch: Vec<wit::EventView>,
-) -> Result<Vec<wit::Edit>, String> {
+    events: Vec<wit::EventView>,
+    cells: Vec<wit::Cell>,
+    data: Vec<u8>,
+) -> Result<wit::Edits, String> {
     RUNTIME.with(|r| {
         let mut guard = r.borrow_mut();
         let rt = guard.as_mut().ok_or("transform called before init")?;
@@ -71,8 +73,14 @@ pub fn transform(
                 Table::new(t.schema, t.table, t.columns, t.primary_key, t.projection),
             );
         }
-        let mut edits = Vec::new();
-        for (i, ev) in batch.into_iter().enumerate() {
+        let image = |start: u32, len: u32| -> Result<Vec<Value>, String> {
+            let cs = cells
+                .get(start as usize..(start + len) as usize)
+                .ok_or("cell range out of bounds")?;
+            cs.iter().map(|c| cell_value(c, &data)).collect()
+        };
+        let mut out = Encoder::default();
+        for (i, ev) in events.iter().enumerate() {
             let table = rt
                 .tables
                 .get(&ev.table)
@@ -80,8 +88,8 @@ pub fn transform(
             let mut event = Event::new(
                 table,
                 kind_from(ev.kind),
-                ev.after.into_iter().map(value_from).collect(),
-                ev.before.into_iter().map(value_from).collect(),
+                image(ev.after_start, ev.after_len)?,
+                image(ev.before_start, ev.before_len)?,
                 Position {
                     pos: ev.position.pos,
                     row: ev.position.row,
@@ -89,13 +97,15 @@ pub fn transform(
             );
             (rt.transform)(&mut event)?;
             for ops in event.into_outputs() {
-                edits.push(wit::Edit {
-                    event: i as u32,
-                    ops: ops.into_iter().map(op_into).collect(),
-                });
+                out.output(i as u32, ops);
             }
         }
-        Ok(edits)
+        Ok(wit::Edits {
+            outputs: out.outputs,
+            ops: out.ops,
+            cells: out.cells,
+            data: out.data,
+        })
     })
 }
 
@@ -108,22 +118,33 @@ fn kind_from(k: wit::Kind) -> Kind {
     }
 }
 
-fn value_from(v: wit::Value) -> Value {
-    match v {
-        wit::Value::Null => Value::Null,
-        wit::Value::Int(x) => Value::Int(x),
-        wit::Value::Uint(x) => Value::UInt(x),
-        wit::Value::Float(x) => Value::Float(x),
-        wit::Value::Double(x) => Value::Double(x),
-        wit::Value::Decimal(x) => Value::Decimal(x),
-        wit::Value::Text(x) => Value::Text(x),
-        wit::Value::Bytes(x) => Value::Bytes(x),
-        wit::Value::Date(d) => Value::Date {
+fn text(span: wit::Span, data: &[u8]) -> Result<String, String> {
+    let b = bytes(span, data)?;
+    String::from_utf8(b).map_err(|_| "text cell is not UTF-8".to_owned())
+}
+
+fn bytes(span: wit::Span, data: &[u8]) -> Result<Vec<u8>, String> {
+    data.get(span.start as usize..(span.start + span.len) as usize)
+        .map(|b| b.to_vec())
+        .ok_or_else(|| "span out of bounds".to_owned())
+}
+
+fn cell_value(c: &wit::Cell, data: &[u8]) -> Result<Value, String> {
+    Ok(match *c {
+        wit::Cell::Null => Value::Null,
+        wit::Cell::Int(x) => Value::Int(x),
+        wit::Cell::Uint(x) => Value::UInt(x),
+        wit::Cell::Float(x) => Value::Float(x),
+        wit::Cell::Double(x) => Value::Double(x),
+        wit::Cell::Decimal(s) => Value::Decimal(text(s, data)?),
+        wit::Cell::Text(s) => Value::Text(text(s, data)?),
+        wit::Cell::Bytes(s) => Value::Bytes(bytes(s, data)?),
+        wit::Cell::Date(d) => Value::Date {
             year: d.year,
             month: d.month,
             day: d.day,
         },
-        wit::Value::Datetime(d) => Value::DateTime {
+        wit::Cell::Datetime(d) => Value::DateTime {
             year: d.year,
             month: d.month,
             day: d.day,
@@ -133,12 +154,12 @@ fn value_from(v: wit::Value) -> Value {
             micros: d.micros,
             fsp: d.fsp,
         },
-        wit::Value::Timestamp(t) => Value::Timestamp {
+        wit::Cell::Timestamp(t) => Value::Timestamp {
             secs: t.secs,
             micros: t.micros,
             fsp: t.fsp,
         },
-        wit::Value::Time(t) => Value::Time {
+        wit::Cell::Time(t) => Value::Time {
             negative: t.negative,
             hours: t.hours,
             minutes: t.minutes,
@@ -146,72 +167,104 @@ fn value_from(v: wit::Value) -> Value {
             micros: t.micros,
             fsp: t.fsp,
         },
-        wit::Value::Json(x) => Value::Json(x),
-    }
+        wit::Cell::Json(s) => Value::Json(text(s, data)?),
+    })
 }
 
-fn value_into(v: Value) -> wit::Value {
-    match v {
-        Value::Null => wit::Value::Null,
-        Value::Int(x) => wit::Value::Int(x),
-        Value::UInt(x) => wit::Value::Uint(x),
-        Value::Float(x) => wit::Value::Float(x),
-        Value::Double(x) => wit::Value::Double(x),
-        Value::Decimal(x) => wit::Value::Decimal(x),
-        Value::Text(x) => wit::Value::Text(x),
-        Value::Bytes(x) => wit::Value::Bytes(x),
-        Value::Date { year, month, day } => wit::Value::Date(wit::Date { year, month, day }),
-        Value::DateTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-            fsp,
-        } => wit::Value::Datetime(wit::Datetime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-            fsp,
-        }),
-        Value::Timestamp { secs, micros, fsp } => {
-            wit::Value::Timestamp(wit::Timestamp { secs, micros, fsp })
+/// Builds the columnar answer.
+#[derive(Default)]
+struct Encoder {
+    outputs: Vec<wit::Output>,
+    ops: Vec<wit::Op>,
+    cells: Vec<wit::Cell>,
+    data: Vec<u8>,
+}
+
+impl Encoder {
+    fn span(&mut self, b: &[u8]) -> wit::Span {
+        let start = self.data.len() as u32;
+        self.data.extend_from_slice(b);
+        wit::Span {
+            start,
+            len: b.len() as u32,
         }
-        Value::Time {
-            negative,
-            hours,
-            minutes,
-            seconds,
-            micros,
-            fsp,
-        } => wit::Value::Time(wit::Time {
-            negative,
-            hours,
-            minutes,
-            seconds,
-            micros,
-            fsp,
-        }),
-        Value::Json(x) => wit::Value::Json(x),
     }
-}
 
-fn op_into(op: Op) -> wit::Op {
-    match op {
-        Op::Drop => wit::Op::Drop,
-        Op::SetAfter(i, v) => wit::Op::SetAfter((i, value_into(v))),
-        Op::SetBefore(i, v) => wit::Op::SetBefore((i, value_into(v))),
-        Op::RenameColumn(i, n) => wit::Op::RenameColumn((i, n)),
-        Op::DropColumn(i) => wit::Op::DropColumn(i),
-        Op::SetTopic(t) => wit::Op::SetTopic(t),
-        Op::SetKey(k) => wit::Op::SetKey(k),
-        Op::AddHeader(k, v) => wit::Op::AddHeader((k, v)),
-        Op::SetPayload(p) => wit::Op::SetPayload(p),
+    fn cell(&mut self, v: Value) -> u32 {
+        let c = match v {
+            Value::Null => wit::Cell::Null,
+            Value::Int(x) => wit::Cell::Int(x),
+            Value::UInt(x) => wit::Cell::Uint(x),
+            Value::Float(x) => wit::Cell::Float(x),
+            Value::Double(x) => wit::Cell::Double(x),
+            Value::Decimal(s) => wit::Cell::Decimal(self.span(s.as_bytes())),
+            Value::Text(s) => wit::Cell::Text(self.span(s.as_bytes())),
+            Value::Bytes(b) => wit::Cell::Bytes(self.span(&b)),
+            Value::Date { year, month, day } => wit::Cell::Date(wit::Date { year, month, day }),
+            Value::DateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micros,
+                fsp,
+            } => wit::Cell::Datetime(wit::Datetime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micros,
+                fsp,
+            }),
+            Value::Timestamp { secs, micros, fsp } => {
+                wit::Cell::Timestamp(wit::Timestamp { secs, micros, fsp })
+            }
+            Value::Time {
+                negative,
+                hours,
+                minutes,
+                seconds,
+                micros,
+                fsp,
+            } => wit::Cell::Time(wit::Time {
+                negative,
+                hours,
+                minutes,
+                seconds,
+                micros,
+                fsp,
+            }),
+            Value::Json(s) => wit::Cell::Json(self.span(s.as_bytes())),
+        };
+        self.cells.push(c);
+        (self.cells.len() - 1) as u32
+    }
+
+    fn output(&mut self, event: u32, ops: Vec<Op>) {
+        let start = self.ops.len() as u32;
+        let n = ops.len() as u32;
+        for op in ops {
+            let o = match op {
+                Op::Drop => wit::Op::Drop,
+                Op::SetAfter(i, v) => wit::Op::SetAfter((i, self.cell(v))),
+                Op::SetBefore(i, v) => wit::Op::SetBefore((i, self.cell(v))),
+                Op::RenameColumn(i, n) => wit::Op::RenameColumn((i, self.span(n.as_bytes()))),
+                Op::DropColumn(i) => wit::Op::DropColumn(i),
+                Op::SetTopic(t) => wit::Op::SetTopic(self.span(t.as_bytes())),
+                Op::SetKey(k) => wit::Op::SetKey(self.span(&k)),
+                Op::AddHeader(k, v) => wit::Op::AddHeader((self.span(k.as_bytes()), self.span(&v))),
+                Op::SetPayload(p) => wit::Op::SetPayload(self.span(&p)),
+            };
+            self.ops.push(o);
+        }
+        self.outputs.push(wit::Output {
+            event,
+            ops_start: start,
+            ops_len: n,
+        });
     }
 }

@@ -551,12 +551,14 @@ macro_rules! export_transform {
                 }
                 fn transform(
                     tables: ::std::vec::Vec<$crate::abi::sluice::transform::types::TableInfo>,
-                    batch: ::std::vec::Vec<$crate::abi::sluice::transform::types::EventView>,
+                    events: ::std::vec::Vec<$crate::abi::sluice::transform::types::EventView>,
+                    cells: ::std::vec::Vec<$crate::abi::sluice::transform::types::Cell>,
+                    data: ::std::vec::Vec<u8>,
                 ) -> ::std::result::Result<
-                    ::std::vec::Vec<$crate::abi::sluice::transform::types::Edit>,
+                    $crate::abi::sluice::transform::types::Edits,
                     ::std::string::String,
                 > {
-                    $crate::abi::transform(tables, batch)
+                    $crate::abi::transform(tables, events, cells, data)
                 }
             }
     $crate::abi::export!(__SluiceExports with_types_in $crate::abi);

@@ -213,10 +213,7 @@ async fn run_once(
         }
     }
     // The checkpointer has ended. If it failed, the other stages were aborted: report it.
-    let checkpoint_result = checkpoint_result.expect("loop ends when set");
-    if checkpoint_result.is_err() {
-        return checkpoint_result;
-    }
+    checkpoint_result.expect("loop ends when set")?;
     // Otherwise every stage ends on its own (each one's input has closed); collect them all,
     // so that no error is lost to the order in which the tasks happened to finish.
     let sink_result = match sink_result {

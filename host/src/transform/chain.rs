@@ -19,6 +19,9 @@ use super::engine::{wit, EngineError, Live, Module};
 use super::{FailurePolicy, TransformSpec};
 use crate::event::{ChangeEvent, Kind, Route, TableMeta, Value};
 
+/// An event chosen for a call: its index in the batch and its column projection.
+type Selected = (usize, Arc<Vec<u32>>);
+
 /// Events per guest call.
 pub const CALL_EVENTS: usize = 128;
 
@@ -57,6 +60,7 @@ pub struct Stage {
     pub stats: Stats,
     /// Generation of the module (bumped by each hot reload).
     pub generation: u64,
+    buffers: CallBuffers,
 }
 
 impl Stage {
@@ -70,6 +74,7 @@ impl Stage {
             plans: HashMap::new(),
             stats: Stats::default(),
             generation: 1,
+            buffers: CallBuffers::default(),
         })
     }
 
@@ -300,11 +305,7 @@ enum Op {
 }
 
 /// Cuts the selected events into calls of at most `max` events and about [`CALL_BYTES`].
-fn chunks<'a>(
-    events: &[ChangeEvent],
-    selected: &'a [(usize, Arc<Vec<u32>>)],
-    max: usize,
-) -> Vec<&'a [(usize, Arc<Vec<u32>>)]> {
+fn chunks<'a>(events: &[ChangeEvent], selected: &'a [Selected], max: usize) -> Vec<&'a [Selected]> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (k, (i, plan)) in selected.iter().enumerate() {
@@ -381,15 +382,26 @@ fn fail_one(stage: &mut Stage, ev: &ChangeEvent, message: &str) -> Vec<ChangeEve
     }
 }
 
+/// Reusable buffers for building calls: a batch's views, cells and bytes.
+#[derive(Default)]
+pub struct CallBuffers {
+    views: Vec<wit::EventView>,
+    cells: Vec<wit::Cell>,
+    data: Vec<u8>,
+}
+
 /// One guest call for `chunk` (indexes into `events`), with the tables it has not seen yet.
 fn call(
     stage: &mut Stage,
     events: &[ChangeEvent],
     ids: &[u32],
-    chunk: &[(usize, Arc<Vec<u32>>)],
-) -> Result<Vec<wit::Edit>, String> {
+    chunk: &[Selected],
+) -> Result<wit::Edits, String> {
     let mut tables = Vec::new();
-    let mut batch = Vec::with_capacity(chunk.len());
+    let mut bufs = std::mem::take(&mut stage.buffers);
+    bufs.views.clear();
+    bufs.cells.clear();
+    bufs.data.clear();
     for (i, plan) in chunk {
         let ev = &events[*i];
         let id = ids[*i];
@@ -403,16 +415,22 @@ fn call(
                 projection: plan.as_ref().clone(),
             });
         }
-        let project = |image: &[Value]| -> Vec<wit::Value> {
-            if image.is_empty() {
-                Vec::new()
-            } else {
-                plan.iter()
-                    .map(|&c| to_wit(image.get(c as usize).unwrap_or(&Value::Null)))
-                    .collect()
+        let project = |image: &[Value], bufs: &mut CallBuffers| -> (u32, u32) {
+            let start = bufs.cells.len() as u32;
+            if !image.is_empty() {
+                for &c in plan.iter() {
+                    let cell = to_cell(
+                        image.get(c as usize).unwrap_or(&Value::Null),
+                        &mut bufs.data,
+                    );
+                    bufs.cells.push(cell);
+                }
             }
+            (start, bufs.cells.len() as u32 - start)
         };
-        batch.push(wit::EventView {
+        let (after_start, after_len) = project(&ev.after, &mut bufs);
+        let (before_start, before_len) = project(&ev.before, &mut bufs);
+        bufs.views.push(wit::EventView {
             kind: match ev.kind {
                 Kind::SnapshotInsert => wit::Kind::SnapshotInsert,
                 Kind::Insert => wit::Kind::Insert,
@@ -420,18 +438,24 @@ fn call(
                 Kind::Delete => wit::Kind::Delete,
             },
             table: id,
-            after: project(&ev.after),
-            before: project(&ev.before),
             position: wit::Position {
                 pos: ev.position.pos,
                 row: ev.position.row,
             },
+            after_start,
+            after_len,
+            before_start,
+            before_len,
         });
     }
     stage.stats.calls += 1;
     stage.stats.events_in += chunk.len() as u64;
-    let live = stage.live().map_err(|e| e.to_string())?;
-    match live.call(&tables, &batch) {
+    let result = match stage.live() {
+        Ok(live) => live.call(&tables, &bufs.views, &bufs.cells, &bufs.data),
+        Err(e) => Err(e),
+    };
+    stage.buffers = bufs;
+    match result {
         Ok(edits) => {
             stage.sent.extend(tables.iter().map(|t| t.id));
             Ok(edits)
@@ -453,12 +477,39 @@ fn call(
 /// Checks a call's edits and converts them: (index into `events`, ops) in the guest's order.
 fn collect(
     events: &[ChangeEvent],
-    chunk: &[(usize, Arc<Vec<u32>>)],
-    edits: Vec<wit::Edit>,
+    chunk: &[Selected],
+    edits: wit::Edits,
 ) -> Result<Vec<(usize, Vec<Op>)>, String> {
-    let mut out = Vec::with_capacity(edits.len());
-    for edit in edits {
-        let k = edit.event as usize;
+    let wit::Edits {
+        outputs,
+        ops,
+        cells,
+        data,
+    } = edits;
+    let span = |s: wit::Span| -> Result<&[u8], String> {
+        data.get(s.start as usize..s.start as usize + s.len as usize)
+            .ok_or_else(|| {
+                format!(
+                    "returned a span {}+{} beyond its {} bytes",
+                    s.start,
+                    s.len,
+                    data.len()
+                )
+            })
+    };
+    let text = |s: wit::Span| -> Result<String, String> {
+        String::from_utf8(span(s)?.to_vec())
+            .map_err(|_| "returned text that is not UTF-8".to_owned())
+    };
+    let cell = |c: u32| -> Result<Value, String> {
+        let c = cells
+            .get(c as usize)
+            .ok_or_else(|| format!("returned cell {c} of {}", cells.len()))?;
+        from_cell(c, &data)
+    };
+    let mut out = Vec::with_capacity(outputs.len());
+    for o in outputs {
+        let k = o.event as usize;
         let Some((i, _)) = chunk.get(k) else {
             return Err(format!(
                 "returned an edit for event {k} of a batch of {}",
@@ -478,21 +529,31 @@ fn collect(
                 ))
             }
         };
-        let mut ops = Vec::with_capacity(edit.ops.len());
-        for op in edit.ops {
-            ops.push(match op {
+        let range = ops
+            .get(o.ops_start as usize..o.ops_start as usize + o.ops_len as usize)
+            .ok_or_else(|| {
+                format!(
+                    "returned ops {}+{} of {}",
+                    o.ops_start,
+                    o.ops_len,
+                    ops.len()
+                )
+            })?;
+        let mut list = Vec::with_capacity(range.len());
+        for op in range {
+            list.push(match *op {
                 wit::Op::Drop => Op::Drop,
-                wit::Op::SetAfter((c, v)) => Op::SetAfter(col(c)?, from_wit(v)?),
-                wit::Op::SetBefore((c, v)) => Op::SetBefore(col(c)?, from_wit(v)?),
-                wit::Op::RenameColumn((c, name)) => Op::Rename(col(c)?, name),
+                wit::Op::SetAfter((c, v)) => Op::SetAfter(col(c)?, cell(v)?),
+                wit::Op::SetBefore((c, v)) => Op::SetBefore(col(c)?, cell(v)?),
+                wit::Op::RenameColumn((c, name)) => Op::Rename(col(c)?, text(name)?),
                 wit::Op::DropColumn(c) => Op::Remove(col(c)?),
-                wit::Op::SetTopic(t) => Op::Topic(t),
-                wit::Op::SetKey(k) => Op::Key(k),
-                wit::Op::AddHeader((k, v)) => Op::Header(k, v),
-                wit::Op::SetPayload(p) => Op::Payload(p),
+                wit::Op::SetTopic(t) => Op::Topic(text(t)?),
+                wit::Op::SetKey(k) => Op::Key(span(k)?.to_vec()),
+                wit::Op::AddHeader((k, v)) => Op::Header(text(k)?, span(v)?.to_vec()),
+                wit::Op::SetPayload(p) => Op::Payload(span(p)?.to_vec()),
             });
         }
-        out.push((*i, ops));
+        out.push((*i, list));
     }
     Ok(out)
 }
@@ -564,18 +625,26 @@ fn apply(mut out: ChangeEvent, ops: Vec<Op>) -> Option<ChangeEvent> {
     Some(out)
 }
 
-/// A host value as the WIT value.
-pub fn to_wit(v: &Value) -> wit::Value {
+/// A host value as a cell; text and bytes are appended to `data`.
+pub fn to_cell(v: &Value, data: &mut Vec<u8>) -> wit::Cell {
+    let mut span = |b: &[u8]| {
+        let start = data.len() as u32;
+        data.extend_from_slice(b);
+        wit::Span {
+            start,
+            len: b.len() as u32,
+        }
+    };
     match v {
-        Value::Null => wit::Value::Null,
-        Value::Int(x) => wit::Value::Int(*x),
-        Value::UInt(x) => wit::Value::Uint(*x),
-        Value::Float(x) => wit::Value::Float(*x),
-        Value::Double(x) => wit::Value::Double(*x),
-        Value::Decimal(s) => wit::Value::Decimal(s.clone()),
-        Value::String(s) => wit::Value::Text(s.clone()),
-        Value::Bytes(b) => wit::Value::Bytes(b.clone()),
-        Value::Date { year, month, day } => wit::Value::Date(wit::Date {
+        Value::Null => wit::Cell::Null,
+        Value::Int(x) => wit::Cell::Int(*x),
+        Value::UInt(x) => wit::Cell::Uint(*x),
+        Value::Float(x) => wit::Cell::Float(*x),
+        Value::Double(x) => wit::Cell::Double(*x),
+        Value::Decimal(s) => wit::Cell::Decimal(span(s.as_bytes())),
+        Value::String(s) => wit::Cell::Text(span(s.as_bytes())),
+        Value::Bytes(b) => wit::Cell::Bytes(span(b)),
+        Value::Date { year, month, day } => wit::Cell::Date(wit::Date {
             year: *year,
             month: *month,
             day: *day,
@@ -589,7 +658,7 @@ pub fn to_wit(v: &Value) -> wit::Value {
             second,
             micros,
             fsp,
-        } => wit::Value::Datetime(wit::Datetime {
+        } => wit::Cell::Datetime(wit::Datetime {
             year,
             month,
             day,
@@ -600,7 +669,7 @@ pub fn to_wit(v: &Value) -> wit::Value {
             fsp,
         }),
         &Value::Timestamp { secs, micros, fsp } => {
-            wit::Value::Timestamp(wit::Timestamp { secs, micros, fsp })
+            wit::Cell::Timestamp(wit::Timestamp { secs, micros, fsp })
         }
         &Value::Time {
             negative,
@@ -609,7 +678,7 @@ pub fn to_wit(v: &Value) -> wit::Value {
             seconds,
             micros,
             fsp,
-        } => wit::Value::Time(wit::Time {
+        } => wit::Cell::Time(wit::Time {
             negative,
             hours,
             minutes,
@@ -617,27 +686,35 @@ pub fn to_wit(v: &Value) -> wit::Value {
             micros,
             fsp,
         }),
-        Value::Json(j) => wit::Value::Json(j.to_string()),
+        Value::Json(j) => wit::Cell::Json(span(j.to_string().as_bytes())),
     }
 }
 
-/// A WIT value from a guest as a host value. Invalid JSON text is the guest's error.
-pub fn from_wit(v: wit::Value) -> Result<Value, String> {
-    Ok(match v {
-        wit::Value::Null => Value::Null,
-        wit::Value::Int(x) => Value::Int(x),
-        wit::Value::Uint(x) => Value::UInt(x),
-        wit::Value::Float(x) => Value::Float(x),
-        wit::Value::Double(x) => Value::Double(x),
-        wit::Value::Decimal(s) => Value::Decimal(s),
-        wit::Value::Text(s) => Value::String(s),
-        wit::Value::Bytes(b) => Value::Bytes(b),
-        wit::Value::Date(d) => Value::Date {
+/// A cell from a guest as a host value. Invalid text or JSON is the guest's error.
+pub fn from_cell(c: &wit::Cell, data: &[u8]) -> Result<Value, String> {
+    let bytes = |s: &wit::Span| -> Result<&[u8], String> {
+        data.get(s.start as usize..s.start as usize + s.len as usize)
+            .ok_or_else(|| "returned a span beyond its data".to_owned())
+    };
+    let text = |s: &wit::Span| -> Result<String, String> {
+        String::from_utf8(bytes(s)?.to_vec())
+            .map_err(|_| "returned text that is not UTF-8".to_owned())
+    };
+    Ok(match c {
+        wit::Cell::Null => Value::Null,
+        wit::Cell::Int(x) => Value::Int(*x),
+        wit::Cell::Uint(x) => Value::UInt(*x),
+        wit::Cell::Float(x) => Value::Float(*x),
+        wit::Cell::Double(x) => Value::Double(*x),
+        wit::Cell::Decimal(s) => Value::Decimal(text(s)?),
+        wit::Cell::Text(s) => Value::String(text(s)?),
+        wit::Cell::Bytes(s) => Value::Bytes(bytes(s)?.to_vec()),
+        wit::Cell::Date(d) => Value::Date {
             year: d.year,
             month: d.month,
             day: d.day,
         },
-        wit::Value::Datetime(d) => Value::DateTime {
+        wit::Cell::Datetime(d) => Value::DateTime {
             year: d.year,
             month: d.month,
             day: d.day,
@@ -647,12 +724,12 @@ pub fn from_wit(v: wit::Value) -> Result<Value, String> {
             micros: d.micros,
             fsp: d.fsp,
         },
-        wit::Value::Timestamp(t) => Value::Timestamp {
+        wit::Cell::Timestamp(t) => Value::Timestamp {
             secs: t.secs,
             micros: t.micros,
             fsp: t.fsp,
         },
-        wit::Value::Time(t) => Value::Time {
+        wit::Cell::Time(t) => Value::Time {
             negative: t.negative,
             hours: t.hours,
             minutes: t.minutes,
@@ -660,8 +737,8 @@ pub fn from_wit(v: wit::Value) -> Result<Value, String> {
             micros: t.micros,
             fsp: t.fsp,
         },
-        wit::Value::Json(s) => Value::Json(
-            serde_json::from_str(&s)
+        wit::Cell::Json(s) => Value::Json(
+            serde_json::from_slice(bytes(s)?)
                 .map_err(|e| format!("set a JSON value that is not JSON: {e}"))?,
         ),
     })

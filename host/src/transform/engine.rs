@@ -342,10 +342,15 @@ impl Live {
     pub fn call(
         &mut self,
         tables: &[wit::TableInfo],
-        batch: &[wit::EventView],
-    ) -> Result<Vec<wit::Edit>, EngineError> {
+        events: &[wit::EventView],
+        cells: &[wit::Cell],
+        data: &[u8],
+    ) -> Result<wit::Edits, EngineError> {
         self.store.set_epoch_deadline(ticks(self.limits.cpu));
-        match self.bindings.call_transform(&mut self.store, tables, batch) {
+        match self
+            .bindings
+            .call_transform(&mut self.store, tables, events, cells, data)
+        {
             Ok(Ok(edits)) => Ok(edits),
             Ok(Err(message)) => Err(EngineError::Call {
                 name: self.name.to_string(),

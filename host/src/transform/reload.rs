@@ -107,6 +107,6 @@ fn prepare(engine: &TransformEngine, spec: &TransformSpec) -> Result<(Module, Li
     let mut live =
         Live::start(&module, &spec.name, &spec.config, spec.limits).map_err(|e| e.to_string())?;
     // A smoke call: the new version must at least answer an empty batch.
-    live.call(&[], &[]).map_err(|e| e.to_string())?;
+    live.call(&[], &[], &[], &[]).map_err(|e| e.to_string())?;
     Ok((module, live))
 }
