@@ -258,13 +258,7 @@ async fn run_policy(policy: &str) -> anyhow::Result<PolicyRun> {
         ),
     )?;
     let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    let mut sluice = cfg.spawn_with(&["run", "--config", toml.to_str().unwrap()])?;
-    assert!(
-        wait_until(Duration::from_secs(60), || sluice
-            .log_contains("streaming the binlog")),
-        "{}",
-        sluice.stderr_text()
-    );
+    let mut sluice = cfg.start_with(&["run", "--config", toml.to_str().unwrap()])?;
     for id in 1..=5 {
         db.query_drop(format!("INSERT INTO {table} VALUES ({id}, 'x')"))
             .await?;
@@ -378,13 +372,7 @@ async fn transforms_from_the_env_mask_in_the_pipeline() -> anyhow::Result<()> {
         "TRANSFORMS",
         &format!("{},{}", filter.display(), mask.display()),
     );
-    let mut sluice = cfg.spawn_with(&["run", "--config", toml.to_str().unwrap()])?;
-    assert!(
-        wait_until(Duration::from_secs(60), || sluice
-            .log_contains("streaming the binlog")),
-        "{}",
-        sluice.stderr_text()
-    );
+    let mut sluice = cfg.start_with(&["run", "--config", toml.to_str().unwrap()])?;
     db.query_drop(format!(
         "INSERT INTO {table} VALUES (1, 'a@x.io', 'paid'), (2, 'b@x.io', 'test'), (3, NULL, 'new')"
     ))
@@ -430,13 +418,7 @@ async fn hot_reload_swaps_versions_at_batch_boundaries_and_loses_nothing() -> an
     install(&wasm("probe"))?;
     let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
     cfg.set("TRANSFORMS", live.to_str().unwrap());
-    let mut sluice = cfg.spawn_with(&["run", "--watch"])?;
-    assert!(
-        wait_until(Duration::from_secs(60), || sluice
-            .log_contains("streaming the binlog")),
-        "{}",
-        sluice.stderr_text()
-    );
+    let mut sluice = cfg.start_with(&["run", "--watch"])?;
 
     // A writer: transactions of 3 rows, until told to stop.
     let stop = Arc::new(AtomicBool::new(false));

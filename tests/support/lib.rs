@@ -230,9 +230,15 @@ impl SluiceConfig {
 
     /// Starts sluice and waits until it streams (its first position file is written).
     pub fn start(&self) -> Result<Sluice> {
-        let mut s = self.spawn()?;
+        self.start_with(&["run"])
+    }
+
+    /// Starts `sluice ARGS...` (a `run`) and waits until it streams. Loading transforms can
+    /// take a while on a cold artifact cache, hence the generous deadline.
+    pub fn start_with(&self, args: &[&str]) -> Result<Sluice> {
+        let mut s = self.spawn_with(args)?;
         let pos = self.position_file();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if s.log_contains("streaming the binlog") {
                 return Ok(s);
@@ -245,7 +251,7 @@ impl SluiceConfig {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "sluice did not start streaming within 30 s (position file {}); stderr:\n{}",
+                    "sluice did not start streaming within 60 s (position file {}); stderr:\n{}",
                     pos.display(),
                     s.stderr_text()
                 );
