@@ -11,6 +11,8 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 out=target/wasm
 mkdir -p "$out"
+# Small, fast components: whole-program optimisation, no debug info (3.3 MB -> ~0.25 MB each).
+export CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_DEBUG=false
 names=(filter mask route reshape probe)
 pkgs=()
 for n in "${names[@]}"; do pkgs+=(-p "sluice-transform-$n"); done

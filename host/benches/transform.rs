@@ -115,11 +115,21 @@ fn main() {
         ("op".into(), "!=".into()),
         ("value".into(), "zzz".into()),
     ];
-    for (label, spec) in [
+    // SLUICE_BENCH_ONLY=N runs only row N of this table (for `perf record`), then stops.
+    let only: Option<usize> = std::env::var("SLUICE_BENCH_ONLY")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for (row, (label, spec)) in [
         ("filter, keeps all (crossing only)", &keep_all),
         ("filter, keeps half", &filter),
         ("mask email (SHA-256)", &mask),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if only.is_some_and(|o| o != row) {
+            continue;
+        }
         let mut chain = build_chain(&engine, std::slice::from_ref(spec)).expect("chain");
         let t = best(|| {
             let batches: Vec<Vec<ChangeEvent>> = input.chunks(128).map(|c| c.to_vec()).collect();
@@ -134,6 +144,9 @@ fn main() {
             label,
             t.as_nanos() as f64 / EVENTS as f64
         );
+    }
+    if only.is_some() {
+        return;
     }
     println!();
     println!("filter+mask over {EVENTS} 8-column events (best of 3; ~50% pass the filter)");

@@ -73,16 +73,18 @@ impl Mask {
 
 /// Hex SHA-256 of `salt || value`.
 pub fn hash_hex(salt: &str, value: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut h = Sha256::new();
     h.update(salt.as_bytes());
     h.update(value);
     let digest = h.finalize();
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap());
-        out.push(char::from_digit(u32::from(b & 15), 16).unwrap());
+    let mut out = [0u8; 64];
+    for (i, b) in digest.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 15)];
     }
-    out
+    // Only ASCII hex digits were written.
+    String::from_utf8(out.to_vec()).expect("hex is ASCII")
 }
 
 export_transform!(Mask);
