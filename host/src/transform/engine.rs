@@ -118,10 +118,12 @@ impl TransformEngine {
             message: format!("{e:#}"),
         };
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(256)
-            .total_core_instances(2048)
-            .total_memories(512)
-            .total_tables(512)
+        // Sized for a chain of transforms, each with its live instance plus one being prepared
+        // by a hot reload. Every memory slot reserves address space (not RAM), so keep it modest.
+        pool.total_component_instances(64)
+            .total_core_instances(512)
+            .total_memories(128)
+            .total_tables(256)
             .max_memory_size(1 << 30);
         let mut config = Config::new();
         config
