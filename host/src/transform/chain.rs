@@ -180,10 +180,6 @@ impl Chain {
         self
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.stages.is_empty()
-    }
-
     /// Runs `events` through every stage, in order.
     pub fn process(&mut self, mut events: Vec<ChangeEvent>) -> Result<Vec<ChangeEvent>, HaltError> {
         for i in 0..self.stages.len() {
@@ -486,21 +482,8 @@ fn collect(
         cells,
         data,
     } = edits;
-    let span = |s: wit::Span| -> Result<&[u8], String> {
-        data.get(s.start as usize..s.start as usize + s.len as usize)
-            .ok_or_else(|| {
-                format!(
-                    "returned a span {}+{} beyond its {} bytes",
-                    s.start,
-                    s.len,
-                    data.len()
-                )
-            })
-    };
-    let text = |s: wit::Span| -> Result<String, String> {
-        String::from_utf8(span(s)?.to_vec())
-            .map_err(|_| "returned text that is not UTF-8".to_owned())
-    };
+    let span = |s: wit::Span| span_bytes(&data, &s);
+    let text = |s: wit::Span| span_text(&data, &s);
     let cell = |c: u32| -> Result<Value, String> {
         let c = cells
             .get(c as usize)
@@ -690,16 +673,29 @@ pub fn to_cell(v: &Value, data: &mut Vec<u8>) -> wit::Cell {
     }
 }
 
+/// The bytes a guest's span points at in its answer's `data`.
+fn span_bytes<'a>(data: &'a [u8], s: &wit::Span) -> Result<&'a [u8], String> {
+    data.get(s.start as usize..s.start as usize + s.len as usize)
+        .ok_or_else(|| {
+            format!(
+                "returned a span {}+{} beyond its {} bytes",
+                s.start,
+                s.len,
+                data.len()
+            )
+        })
+}
+
+/// The UTF-8 text a guest's span points at.
+fn span_text(data: &[u8], s: &wit::Span) -> Result<String, String> {
+    String::from_utf8(span_bytes(data, s)?.to_vec())
+        .map_err(|_| "returned text that is not UTF-8".to_owned())
+}
+
 /// A cell from a guest as a host value. Invalid text or JSON is the guest's error.
 pub fn from_cell(c: &wit::Cell, data: &[u8]) -> Result<Value, String> {
-    let bytes = |s: &wit::Span| -> Result<&[u8], String> {
-        data.get(s.start as usize..s.start as usize + s.len as usize)
-            .ok_or_else(|| "returned a span beyond its data".to_owned())
-    };
-    let text = |s: &wit::Span| -> Result<String, String> {
-        String::from_utf8(bytes(s)?.to_vec())
-            .map_err(|_| "returned text that is not UTF-8".to_owned())
-    };
+    let bytes = |s: &wit::Span| span_bytes(data, s);
+    let text = |s: &wit::Span| span_text(data, s);
     Ok(match c {
         wit::Cell::Null => Value::Null,
         wit::Cell::Int(x) => Value::Int(*x),

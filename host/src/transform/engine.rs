@@ -191,11 +191,7 @@ impl TransformEngine {
             .instantiate_pre(&component)
             .map_err(compile_err)?;
         let pre = bindings::TransformerPre::new(pre).map_err(compile_err)?;
-        Ok(Module {
-            pre,
-            hash,
-            path: path.to_owned(),
-        })
+        Ok(Module { pre, hash })
     }
 
     fn engine_fingerprint(&self) -> String {
@@ -215,7 +211,6 @@ pub struct Module {
     pre: bindings::TransformerPre<HostState>,
     /// SHA-256 of the wasm file.
     pub hash: String,
-    pub path: PathBuf,
 }
 
 /// The per-store host state: the locked-down WASI context, limits, and the name for logs.
