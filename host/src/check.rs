@@ -279,7 +279,7 @@ async fn check_tables(conn: &mut Conn, cfg: &Config) -> Vec<CheckResult> {
 }
 
 async fn check_position(conn: &mut Conn, cfg: &Config) -> CheckResult {
-    let store = PositionStore::new(&cfg.state_dir, &cfg.position_file_name());
+    let store = PositionStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.mysql.tables);
     let saved = match store.load() {
         Ok(Some(p)) => p,
         Ok(None) => {

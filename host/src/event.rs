@@ -95,6 +95,29 @@ pub enum Value {
     Json(serde_json::Value),
 }
 
+impl Value {
+    /// The value's size plus its heap data (an estimate for JSON), for memory bounds.
+    pub fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Value>()
+            + match self {
+                Value::Decimal(s) | Value::String(s) => s.len(),
+                Value::Bytes(b) => b.len(),
+                Value::Json(j) => json_bytes(j),
+                _ => 0,
+            }
+    }
+}
+
+fn json_bytes(v: &serde_json::Value) -> usize {
+    std::mem::size_of::<serde_json::Value>()
+        + match v {
+            serde_json::Value::String(s) => s.len(),
+            serde_json::Value::Array(a) => a.iter().map(json_bytes).sum(),
+            serde_json::Value::Object(o) => o.iter().map(|(k, v)| k.len() + 32 + json_bytes(v)).sum(),
+            _ => 0,
+        }
+}
+
 /// The shape of one table version: names in table column order, and which of them form the
 /// primary key. Shared by every event of that table until its schema changes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -164,6 +187,25 @@ impl ChangeEvent {
     /// The route, created on first use.
     pub fn route_mut(&mut self) -> &mut Route {
         self.route.get_or_insert_with(Default::default)
+    }
+
+    /// An estimate of the memory this event holds (its values and their heap data), used to
+    /// bound the bytes in flight between stages. Shared table metadata is not counted.
+    pub fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<ChangeEvent>()
+            + self
+                .after
+                .iter()
+                .chain(&self.before)
+                .map(Value::approx_bytes)
+                .sum::<usize>()
+            + self.route.as_deref().map_or(0, |r| {
+                std::mem::size_of::<Route>()
+                    + r.topic.as_ref().map_or(0, String::len)
+                    + r.key.as_ref().map_or(0, Vec::len)
+                    + r.payload.as_ref().map_or(0, Vec::len)
+                    + r.headers.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>()
+            })
     }
 
     /// The row image that identifies the row: `after`, or `before` for a delete.

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::sink::{Ack, KafkaSink, Sink, SinkError, StdoutSink};
 use crate::source::binlog::{self, SourceError};
 use crate::source::{Batch, TableFilter};
-use crate::state::{BinlogPosition, PositionStore, StateError};
+use crate::state::{BinlogPosition, PositionStore, StateError, StateLock};
 use crate::transform::reload::{self, Reloaded};
 use crate::transform::{build_chain, Chain, EngineError, HaltError, TransformEngine};
 
@@ -60,7 +60,9 @@ impl PipelineError {
 
 /// Runs until `shutdown` turns true (returns `Ok`) or a non-retryable error occurs.
 pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
-    let store = PositionStore::new(&cfg.state_dir, &cfg.position_file_name());
+    // One pipeline per state directory, for the life of this call (the process, in `sluice run`).
+    let _lock = StateLock::acquire(&cfg.state_dir, &cfg.mysql.tables.join(","))?;
+    let store = PositionStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.mysql.tables);
     let mut backoff = Duration::from_millis(500);
     loop {
         let started = Instant::now();

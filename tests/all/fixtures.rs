@@ -11,7 +11,7 @@ use sluice::source::{Batch, TableFilter};
 
 fn fixture(name: &str) -> PathBuf {
     sluice_tests::root()
-        .join("../shared/fixtures/mysql-binlogs")
+        .join("tests/fixtures/mysql-binlogs")
         .join(name)
 }
 

@@ -7,5 +7,6 @@ mod ordering;
 mod restart;
 mod roundtrip;
 mod schema_change;
+mod state;
 mod stdout;
 mod transforms;

@@ -211,7 +211,7 @@ impl SluiceConfig {
         })
     }
 
-    /// The position file's path for a single captured table.
+    /// The position file's path (the pipeline's one file, for one table or several).
     pub fn position_file(&self) -> PathBuf {
         let tables = &self
             .vars
@@ -219,13 +219,9 @@ impl SluiceConfig {
             .find(|(k, _)| k == "MYSQL_TABLE")
             .unwrap()
             .1;
-        let joined = tables
-            .split(',')
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join("_");
+        let tables: Vec<String> = tables.split(',').map(|t| t.trim().to_owned()).collect();
         self.state_dir
-            .join(format!("binlog_position_{DB}_{joined}.json"))
+            .join(sluice::state::position_file_name(DB, &tables))
     }
 
     /// Starts sluice and waits until it streams (its first position file is written).

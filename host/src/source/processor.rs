@@ -34,7 +34,20 @@ pub struct Batch {
     pub events: Vec<ChangeEvent>,
     /// Set on the last piece of a transaction: the position just after its commit.
     pub checkpoint: Option<BinlogPosition>,
+    /// The events' estimated memory ([`ChangeEvent::approx_bytes`]), for the pipeline's byte
+    /// bound. Kept up to date by the processor; a stage that changes `events` may recompute it.
+    pub bytes: usize,
 }
+
+impl Batch {
+    /// Recomputes [`Batch::bytes`] from the events (after a stage replaced them).
+    pub fn recount(&mut self) {
+        self.bytes = self.events.iter().map(ChangeEvent::approx_bytes).sum();
+    }
+}
+
+/// Default byte size at which a large transaction's batch is cut into a piece.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 8 << 20;
 
 /// What the processor needs from its driver before it can go on.
 #[derive(Debug, PartialEq, Eq)]
@@ -136,6 +149,7 @@ pub struct Processor {
     payload_end: Option<u64>,
     maria_gtids: MariaGtidState,
     max_batch_rows: usize,
+    max_batch_bytes: usize,
     /// Build schemas from TABLE_MAP alone (positional names) instead of asking for a catalog.
     no_catalog: bool,
     ready: Batch,
@@ -160,6 +174,7 @@ impl Processor {
             payload_end: None,
             maria_gtids,
             max_batch_rows: max_batch_rows.max(1),
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             no_catalog: false,
             ready: Batch::default(),
             scratch: Vec::new(),
@@ -170,6 +185,12 @@ impl Processor {
     /// names. For reading binlog files offline.
     pub fn without_catalog(mut self) -> Self {
         self.no_catalog = true;
+        self
+    }
+
+    /// Cuts a transaction's batch into a piece once its events hold about this many bytes.
+    pub fn with_max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.max_batch_bytes = bytes.max(1);
         self
     }
 
@@ -449,7 +470,7 @@ impl Processor {
                     (before, std::mem::take(&mut self.scratch))
                 }
             };
-            self.ready.events.push(ChangeEvent {
+            let event = ChangeEvent {
                 kind,
                 meta: schema.meta.clone(),
                 after,
@@ -462,10 +483,13 @@ impl Processor {
                 },
                 timestamp,
                 route: None,
-            });
+            };
+            self.ready.bytes += event.approx_bytes();
+            self.ready.events.push(event);
             txn.rows += 1;
         }
-        if self.ready.events.len() >= self.max_batch_rows {
+        if self.ready.events.len() >= self.max_batch_rows || self.ready.bytes >= self.max_batch_bytes
+        {
             // A piece of a large transaction: no checkpoint.
             return Ok(Step::Emit);
         }

@@ -3,8 +3,13 @@
 //! Design note: the position file is part of the external contract (`shared/CONTRACT.md`): its
 //! name, its fields and its atomic write (temporary file, fsync, rename, fsync of the
 //! directory). A position is saved only at a commit boundary and only after the sink acknowledged
-//! every event before it, so the file is a lower bound on what Kafka holds.
+//! every event before it, so the file is a lower bound on what Kafka holds. One process at a time
+//! runs a pipeline on a state directory (`lock`).
 
+pub mod lock;
 pub mod position;
 
-pub use position::{position_file_name, BinlogPosition, PositionStore, StateError};
+pub use lock::StateLock;
+pub use position::{
+    legacy_position_file_name, position_file_name, BinlogPosition, PositionStore, StateError,
+};

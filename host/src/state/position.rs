@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::encode::contract_json::civil_from_days;
 
@@ -62,6 +63,19 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "another Sluice instance holds the state directory {dir} ({holder}). Two pipelines must \
+         not share a state directory: stop the other instance, or give this one its own \
+         directory with Quix__State__Dir (TOML `state.dir`)"
+    )]
+    Locked { dir: PathBuf, holder: String },
+    #[error(
+        "found {legacy}, the position file an earlier Sluice wrote for these tables, but not \
+         {path}, the name this version uses (the old name was ambiguous: `a,b` and the single \
+         table `a_b` shared it). If {legacy} belongs to this pipeline, rename it to {path}; \
+         otherwise move it away. Sluice will not guess"
+    )]
+    Legacy { legacy: PathBuf, path: PathBuf },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -76,23 +90,71 @@ struct PositionFile {
     format_version: Option<u32>,
 }
 
-/// The contract's file name for a set of captured tables. One table gives
-/// `binlog_position_{schema}_{table}.json`; several give their names joined by `_` in the
-/// configured order, so one file serves the whole pipeline.
+/// The longest file name common Linux file systems accept, in bytes.
+const MAX_FILE_NAME: usize = 255;
+
+/// The position file's name for a pipeline.
+///
+/// - One table: `binlog_position_{schema}_{table}.json`, byte-exact as the contract and the
+///   Python app have it.
+/// - Several tables: `binlog_position_{schema}_{t1}_{t2}…_{hash}.json`, in the configured order,
+///   where `hash` is 16 hex digits of SHA-256 over the schema and the exact table list. Without
+///   the hash, the tables `a,b` and the single table `a_b` would share a file.
+/// - A name longer than 255 bytes (long table names, many tables) keeps as much of the readable
+///   part as fits, cut at a character boundary, followed by the hash, so it always fits.
 pub fn position_file_name(schema: &str, tables: &[String]) -> String {
-    format!("binlog_position_{}_{}.json", schema, tables.join("_"))
+    let readable = format!("binlog_position_{}_{}", schema, tables.join("_"));
+    let hash = || {
+        let mut h = Sha256::new();
+        h.update(schema.as_bytes());
+        for t in tables {
+            h.update([0u8]);
+            h.update(t.as_bytes());
+        }
+        h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    if tables.len() == 1 && readable.len() + ".json".len() <= MAX_FILE_NAME {
+        return format!("{readable}.json");
+    }
+    let suffix = format!("_{}.json", hash());
+    let mut cut = readable.len().min(MAX_FILE_NAME - suffix.len());
+    while !readable.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &readable[..cut])
+}
+
+/// The name earlier versions gave a multi-table pipeline's file (names joined by `_`, no hash).
+/// `None` where it equals [`position_file_name`] (one table).
+pub fn legacy_position_file_name(schema: &str, tables: &[String]) -> Option<String> {
+    let legacy = format!("binlog_position_{}_{}.json", schema, tables.join("_"));
+    (legacy != position_file_name(schema, tables)).then_some(legacy)
 }
 
 /// Loads and saves one position file.
 #[derive(Debug, Clone)]
 pub struct PositionStore {
     path: PathBuf,
+    /// A file an earlier version may have written under an ambiguous name.
+    legacy: Option<PathBuf>,
 }
 
 impl PositionStore {
     pub fn new(state_dir: &Path, file_name: &str) -> Self {
         PositionStore {
             path: state_dir.join(file_name),
+            legacy: None,
+        }
+    }
+
+    /// The store of the pipeline that captures `tables` (as configured) in `schema`.
+    pub fn for_tables(state_dir: &Path, schema: &str, tables: &[String]) -> Self {
+        PositionStore {
+            path: state_dir.join(position_file_name(schema, tables)),
+            legacy: legacy_position_file_name(schema, tables).map(|n| state_dir.join(n)),
         }
     }
 
@@ -104,7 +166,15 @@ impl PositionStore {
     pub fn load(&self) -> Result<Option<BinlogPosition>, StateError> {
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return match &self.legacy {
+                    Some(legacy) if legacy.exists() => Err(StateError::Legacy {
+                        legacy: legacy.clone(),
+                        path: self.path.clone(),
+                    }),
+                    _ => Ok(None),
+                }
+            }
             Err(source) => {
                 return Err(StateError::Read {
                     path: self.path.clone(),
@@ -167,7 +237,18 @@ impl PositionStore {
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(werr)?;
-        let tmp = self.path.with_extension("json.tmp");
+        // The lock makes this process the only writer; the pid keeps a stray file from an
+        // earlier crash out of the way all the same. The name is cut so that it fits too.
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut cut = name.len().min(200);
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let tmp = dir.join(format!(".{}.{}.tmp", &name[..cut], std::process::id()));
         {
             let mut file = fs::File::create(&tmp).map_err(werr)?;
             serde_json::to_writer(&mut file, &f).map_err(|e| werr(std::io::Error::other(e)))?;
@@ -175,9 +256,10 @@ impl PositionStore {
             file.sync_all().map_err(werr)?;
         }
         fs::rename(&tmp, &self.path).map_err(werr)?;
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+        // The rename is durable only once the directory is: an error here is an error.
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(werr)?;
         Ok(())
     }
 
@@ -263,6 +345,78 @@ mod tests {
             assert!(matches!(err, StateError::Corrupt { .. }), "{bad}: {err}");
             assert!(err.to_string().contains("delete it"), "{err}");
         }
+    }
+
+    #[test]
+    fn file_names_are_exact_for_one_table_and_unambiguous_for_several() {
+        let one = |t: &str| position_file_name("shop", &[t.to_owned()]);
+        let many = |ts: &[&str]| {
+            position_file_name(
+                "shop",
+                &ts.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(one("orders"), "binlog_position_shop_orders.json");
+        assert_eq!(one("a_b"), "binlog_position_shop_a_b.json");
+        let ab = many(&["a", "b"]);
+        assert!(ab.starts_with("binlog_position_shop_a_b_"), "{ab}");
+        assert!(ab.ends_with(".json") && ab.len() == "binlog_position_shop_a_b_".len() + 21);
+        assert_ne!(ab, one("a_b"));
+        assert_ne!(many(&["a_b", "c"]), many(&["a", "b_c"]));
+        assert_ne!(
+            many(&["a", "b"]),
+            many(&["b", "a"]),
+            "the configured order counts"
+        );
+        assert_eq!(ab, many(&["a", "b"]), "stable");
+        assert_eq!(
+            legacy_position_file_name("shop", &["a".into(), "b".into()]).as_deref(),
+            Some("binlog_position_shop_a_b.json")
+        );
+        assert_eq!(legacy_position_file_name("shop", &["a_b".into()]), None);
+    }
+
+    #[test]
+    fn long_names_fit_and_stay_distinct() {
+        let long = |c: char| c.to_string().repeat(64);
+        let four: Vec<String> = "abcd".chars().map(long).collect();
+        let name = position_file_name(&"s".repeat(64), &four);
+        assert!(name.len() <= 255, "{}", name.len());
+        let mut other = four.clone();
+        other[3] = long('e');
+        assert_ne!(name, position_file_name(&"s".repeat(64), &other));
+        // One table with a multi-byte name over the limit: cut at a character boundary.
+        let wide = "я".repeat(64);
+        let name = position_file_name(&"ш".repeat(64), &[wide.clone()]);
+        assert!(name.len() <= 255 && name.ends_with(".json"), "{name}");
+        let dir = tempfile::tempdir().unwrap();
+        let store = PositionStore::new(dir.path(), &name);
+        let p = BinlogPosition {
+            file: "b.000001".into(),
+            pos: 4,
+            gtid: None,
+            timestamp: 0,
+        };
+        store.save(&p).unwrap();
+        assert_eq!(store.load().unwrap(), Some(p));
+    }
+
+    #[test]
+    fn a_legacy_multi_table_file_is_not_guessed() {
+        let dir = tempfile::tempdir().unwrap();
+        let tables = vec!["a".to_owned(), "b".to_owned()];
+        fs::write(
+            dir.path().join("binlog_position_shop_a_b.json"),
+            r#"{"log_file": "b.000001", "log_pos": 4, "timestamp": 0, "readable_time": ""}"#,
+        )
+        .unwrap();
+        let store = PositionStore::for_tables(dir.path(), "shop", &tables);
+        let err = store.load().unwrap_err();
+        assert!(matches!(err, StateError::Legacy { .. }), "{err}");
+        assert!(err.to_string().contains("rename it"), "{err}");
+        // The single table `a_b` owns that name and reads it.
+        let single = PositionStore::for_tables(dir.path(), "shop", &["a_b".to_owned()]);
+        assert_eq!(single.load().unwrap().unwrap().file, "b.000001");
     }
 
     #[test]

@@ -1,0 +1,79 @@
+//! The state directory: one running pipeline per directory, and position file names that are
+//! exact for one table and unambiguous for several.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use sluice_tests::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_on_the_same_state_directory_is_refused() -> anyhow::Result<()> {
+    let (table, server_id) = unique("lock");
+    let mut db = admin().await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+        .await?;
+    let state = tempfile::tempdir()?;
+    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
+    let first = cfg.start()?;
+
+    // Another pipeline (another table, another server id) pointed at the same directory.
+    let (other, other_id) = unique("lock2");
+    db.query_drop(format!("CREATE TABLE {other} (id INT PRIMARY KEY)"))
+        .await?;
+    let second = SluiceConfig::new(&other, None, other_id, state.path());
+    let started = Instant::now();
+    let (code, _out, err) = second.run_to_end(&["run"])?;
+    let took = started.elapsed();
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("another Sluice instance holds the state directory"), "{err}");
+    assert!(err.contains(&table), "the message names the holder's tables: {err}");
+    assert!(took < Duration::from_secs(10), "refused at once, took {took:?}");
+
+    // The first instance is unaffected and still streams.
+    db.query_drop(format!("INSERT INTO {table} VALUES (1)")).await?;
+    assert!(
+        wait_until(Duration::from_secs(30), || first.stdout_lines().len() == 1),
+        "{}",
+        first.stderr_text()
+    );
+    assert_eq!(first.stop()?, 0);
+
+    // Once it has stopped, the directory is free again.
+    let again = second.start()?;
+    assert_eq!(again.stop()?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_tables_and_a_joined_name_get_different_position_files() -> anyhow::Result<()> {
+    let (base, server_id) = unique("names");
+    let (a, b) = (format!("{base}_a"), format!("{base}_b"));
+    let joined = format!("{a}_b"); // the single table whose name the old scheme confused with a,b
+    assert_eq!(joined, format!("{base}_a_b"));
+    let mut db = admin().await?;
+    for t in [&a, &b, &joined] {
+        db.query_drop(format!("CREATE TABLE {t} (id INT PRIMARY KEY)"))
+            .await?;
+    }
+    let state = tempfile::tempdir()?;
+    let pair = SluiceConfig::new(&format!("{a},{b}"), None, server_id, state.path());
+    let s = pair.start()?;
+    assert_eq!(s.stop()?, 0);
+    let single = SluiceConfig::new(&joined, None, server_id, state.path());
+    let s = single.start()?;
+    assert_eq!(s.stop()?, 0);
+
+    let single_file = state.path().join(format!("binlog_position_{DB}_{joined}.json"));
+    assert_eq!(single.position_file(), single_file, "one table: the contract's exact name");
+    assert!(single_file.exists());
+    let pair_file = pair.position_file();
+    assert_ne!(pair_file, single_file);
+    assert!(pair_file.exists(), "{}", pair_file.display());
+    let mut names: Vec<String> = std::fs::read_dir(state.path())?
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("binlog_position_"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    Ok(())
+}
