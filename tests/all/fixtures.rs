@@ -1,6 +1,8 @@
 //! MySQL-only code paths, exercised with real MySQL binlog files from
-//! `shared/fixtures/mysql-binlogs/`: MySQL GTIDs, compressed transaction payloads, binary JSON,
-//! v2 rows events, ENUM/SET labels from full row metadata, and clean errors on corrupt input.
+//! `tests/fixtures/mysql-binlogs/`: MySQL GTIDs, compressed transaction payloads, binary JSON,
+//! v2 rows events, ENUM/SET labels from full row metadata, DDL groups after a GTID, and clean
+//! errors on corrupt, truncated or statement-format input. Expected positions come from an
+//! independent walk over the file with `mysql_common`, never from Sluice itself.
 
 use std::path::PathBuf;
 
@@ -27,39 +29,178 @@ fn json(ev: &ChangeEvent) -> serde_json::Value {
     serde_json::from_slice(&out).unwrap()
 }
 
+/// Every event of a file: type code, start and end offsets (an independent oracle).
+fn raw_events(name: &str) -> Vec<(u8, u64, u64)> {
+    use mysql_common::binlog::{consts::BinlogVersion, BinlogFile};
+    let f = std::fs::File::open(fixture(name)).unwrap();
+    let mut file = BinlogFile::new(BinlogVersion::Version4, std::io::BufReader::new(f)).unwrap();
+    let mut out = Vec::new();
+    while let Some(ev) = file.next() {
+        let ev = ev.unwrap();
+        let h = ev.header();
+        let end = u64::from(h.log_pos());
+        out.push((
+            h.event_type_raw(),
+            end.saturating_sub(u64::from(h.event_size())),
+            end,
+        ));
+    }
+    out
+}
+
+/// Files written in statement format (or holding statement-format DML): with every table
+/// captured, each stops at its first DML statement.
+const STATEMENT_FORMAT: &[&str] = &[
+    "bug11747887-bin.000003",
+    "binlog_56_gtid_reserved_word.000001",
+    "binlog_transaction_with_anonymous_GTID.000001",
+    "rpl_cross_version_default_utf8mb4_collation.000001",
+    "corrupt-relay-bin.000624",
+    "ver_trunk_row_v2.001",
+    "ver_5_1_23.001",
+    "ver_5_1-wl2325_s.001",
+    "binlog_transaction.000001",
+    "bug33029-slave-relay-bin.000001",
+    "binlog_transaction_with_GTID.000001",
+    "bug16266.000001",
+    "binlog_savepoint.000001",
+];
+
+/// Files written with a MINIMAL row image.
+const MINIMAL_IMAGE: &[&str] = &[
+    "update-full-row.binlog",
+    "write-full-row.binlog",
+    "minimal_row_metadata.000001",
+    "write-partial-row.binlog",
+    "update-partial-row.binlog",
+    "rpl_unfiltered_hidden_gcol.000001",
+];
+
 #[test]
 fn every_fixture_reads_or_fails_cleanly() {
     let dir = fixture("");
     let mut read = 0;
-    for entry in std::fs::read_dir(&dir).expect("shared/fixtures/mysql-binlogs") {
+    for entry in std::fs::read_dir(&dir).expect("tests/fixtures/mysql-binlogs") {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if name.ends_with(".md") || name.starts_with("LICENSE") {
             continue;
         }
+        let size = std::fs::metadata(&path).unwrap().len();
         // Never a panic: either batches or an error that names the file.
         match std::panic::catch_unwind(|| read_binlog_file(&path, TableFilter::all())) {
             Ok(Ok(batches)) => {
                 read += 1;
                 let rows: usize = batches.iter().map(|b| b.events.len()).sum();
                 eprintln!("{name}: {} batches, {rows} rows", batches.len());
-                for b in &batches {
-                    if let Some(cp) = &b.checkpoint {
-                        assert!(cp.pos >= 4, "{name}: checkpoint {cp}");
-                    }
+                assert!(
+                    !STATEMENT_FORMAT.contains(&name.as_str())
+                        && !MINIMAL_IMAGE.contains(&name.as_str()),
+                    "{name} must not read cleanly"
+                );
+                // Checkpoints are file offsets, strictly increasing, each an event's end.
+                let ends: Vec<u64> = raw_events(&name).iter().map(|e| e.2).collect();
+                let mut last = 0;
+                for cp in batches.iter().filter_map(|b| b.checkpoint.as_ref()) {
+                    assert!(
+                        cp.pos > last && cp.pos <= size,
+                        "{name}: checkpoint {cp} after {last}"
+                    );
+                    assert!(ends.contains(&cp.pos), "{name}: {cp} is not an event's end");
+                    last = cp.pos;
+                }
+                // Rows always come with a checkpoint after them.
+                if rows > 0 {
+                    assert!(batches.last().unwrap().checkpoint.is_some(), "{name}");
                 }
             }
             Ok(Err(e)) => {
+                let msg = e.to_string();
                 assert!(
-                    e.to_string().contains(&name),
-                    "{name}: the error names the file: {e}"
+                    msg.contains(&name),
+                    "{name}: the error names the file: {msg}"
                 );
-                eprintln!("{name}: error: {e}");
+                if STATEMENT_FORMAT.contains(&name.as_str()) {
+                    assert!(msg.contains("statement-format write at"), "{name}: {msg}");
+                    assert!(msg.contains("binlog_format=ROW"), "{name}: {msg}");
+                } else if MINIMAL_IMAGE.contains(&name.as_str()) {
+                    assert!(
+                        msg.contains("binlog_row_image must be FULL"),
+                        "{name}: {msg}"
+                    );
+                } else {
+                    eprintln!("{name}: error: {msg}");
+                }
             }
             Err(_) => panic!("{name}: reading panicked"),
         }
     }
-    assert!(read >= 25, "most fixtures are valid binlogs; read {read}");
+    assert!(read >= 15, "the row-format fixtures read; read {read}");
+}
+
+#[test]
+fn incidents_and_unknown_events_stop() {
+    let err = read_binlog_file(&fixture("bug40482-bin.000001"), TableFilter::all()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("INCIDENT event at bug40482-bin.000001:"),
+        "{msg}"
+    );
+    // MySQL 5.1's EXECUTE_LOAD_QUERY (a statement-format LOAD DATA) is not skipped.
+    let err = read_binlog_file(&fixture("ver_5_1-wl2325_r.001"), TableFilter::all()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("unsupported binlog event type 18 at ver_5_1-wl2325_r.001:"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn statement_format_savepoints_stop_at_their_transaction() {
+    // binlog_savepoint.000001 is MySQL statement format: its DML names `t1`. Capturing `t1`
+    // stops at the INSERT, and the restart point is the transaction's start (a BEGIN).
+    let name = "binlog_savepoint.000001";
+    let filter = TableFilter::new([("db1".to_owned(), "t1".to_owned())]);
+    let msg = read_binlog_file(&fixture(name), filter)
+        .unwrap_err()
+        .to_string();
+    let raw = raw_events(name);
+    let begin = raw.iter().find(|e| e.0 == 2).expect("a query").1;
+    assert!(
+        msg.contains(&format!("statement-format write at {name}:")),
+        "{msg}"
+    );
+    assert!(msg.contains("db1.t1"), "{msg}");
+    assert!(
+        msg.contains(&format!("it starts at {name}:{begin}")),
+        "{msg}"
+    );
+    // A table the statements do not name is not stopped for.
+    let filter = TableFilter::new([("db1".to_owned(), "unrelated".to_owned())]);
+    let batches = read_binlog_file(&fixture(name), filter).unwrap();
+    assert!(batches.iter().all(|b| b.events.is_empty()));
+}
+
+#[test]
+fn ddl_after_a_gtid_ends_its_group() {
+    // MySQL 5.7: each DDL is an ANONYMOUS_GTID event and the query, with no BEGIN or COMMIT.
+    let name = "rpl_atomic_ddl_rollback_full.000001";
+    let raw = raw_events(name);
+    let expected: Vec<u64> = raw
+        .windows(2)
+        .filter(|w| matches!(w[0].0, 33 | 34) && w[1].0 == 2)
+        .map(|w| w[1].2)
+        .collect();
+    assert!(expected.len() >= 2, "{name} has DDL groups: {expected:?}");
+    let batches = read_binlog_file(&fixture(name), TableFilter::all()).unwrap();
+    let got: Vec<u64> = batches
+        .iter()
+        .map(|b| b.checkpoint.as_ref().expect("every group closes").pos)
+        .collect();
+    assert_eq!(
+        got, expected,
+        "one closed group per DDL, ending after its query"
+    );
 }
 
 #[test]
@@ -71,14 +212,30 @@ fn truncated_and_corrupt_files_never_yield_partial_transactions() {
         err.to_string().contains("corrupt-relay-bin.000624:"),
         "{err}"
     );
-    // A file cut inside an event ends where the last whole event ends (a binlog still being
-    // written looks like this); nothing of an unfinished transaction comes out.
-    let batches = read_binlog_file(
-        &fixture("binlog_truncated_event.000001"),
-        TableFilter::all(),
-    )
-    .unwrap();
-    assert!(batches.iter().all(|b| b.checkpoint.is_some()));
+    // A file cut anywhere inside its last transaction gives either an error naming the file
+    // or no row of that transaction, never a part of it.
+    let name = "transaction_compression.000001";
+    let bytes = std::fs::read(fixture(name)).unwrap();
+    let raw = raw_events(name);
+    let payload = raw
+        .iter()
+        .find(|e| e.0 == 40)
+        .expect("a TRANSACTION_PAYLOAD");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cuts = 0;
+    for cut in (payload.1 as usize..payload.2 as usize).step_by(5) {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        cuts += 1;
+        match read_binlog_file(&path, TableFilter::all()) {
+            Ok(batches) => assert!(
+                batches.iter().all(|b| b.events.is_empty()),
+                "cut at {cut}: rows of an unfinished transaction"
+            ),
+            Err(e) => assert!(e.to_string().contains(name), "{e}"),
+        }
+    }
+    assert!(cuts > 10);
 }
 
 #[test]
@@ -95,17 +252,25 @@ fn images_without_every_column_are_refused_with_the_fix() {
 
 #[test]
 fn mysql_gtids_head_their_transactions() {
-    let evs = events("binlog_56_gtid_reserved_word.000001");
-    assert!(!evs.is_empty());
-    for ev in &evs {
-        let g = ev
-            .position
-            .gtid
-            .as_deref()
-            .expect("every row of a GTID transaction carries it");
-        let (uuid, gno) = g.rsplit_once(':').unwrap();
-        assert_eq!(uuid.len(), 36, "{g}");
-        assert!(gno.parse::<u64>().is_ok(), "{g}");
+    // Each row carries the GTID of its transaction, and its position is that GTID event.
+    for name in ["binlog_transaction_with_GTID_TAG.000001"] {
+        let evs = events(name);
+        let raw = raw_events(name);
+        assert!(!evs.is_empty(), "{name}");
+        for ev in &evs {
+            let g = ev
+                .position
+                .gtid
+                .as_deref()
+                .unwrap_or_else(|| panic!("{name}: no GTID"));
+            assert_eq!(g.split(':').next().unwrap().len(), 36, "{g}");
+            assert!(g.rsplit(':').next().unwrap().parse::<u64>().is_ok(), "{g}");
+            let at = raw
+                .iter()
+                .find(|e| e.1 == ev.position.pos)
+                .expect("a group start");
+            assert!(matches!(at.0, 33 | 42), "{name}: {g} at {}", at.1);
+        }
     }
     let tagged = events("binlog_transaction_with_GTID_TAG.000001");
     assert!(
@@ -120,25 +285,62 @@ fn mysql_gtids_head_their_transactions() {
 
 #[test]
 fn compressed_transactions_decode() {
-    let evs = events("transaction_compression.000001");
-    assert!(
-        !evs.is_empty(),
-        "rows inside TRANSACTION_PAYLOAD events are decoded"
-    );
-    let batches = read_binlog_file(
-        &fixture("transaction_compression.000001"),
-        TableFilter::all(),
-    )
-    .unwrap();
-    let size = std::fs::metadata(fixture("transaction_compression.000001"))
+    let name = "transaction_compression.000001";
+    let batches = read_binlog_file(&fixture(name), TableFilter::all()).unwrap();
+    let raw = raw_events(name);
+    let payload = *raw
+        .iter()
+        .find(|e| e.0 == 40)
+        .expect("a TRANSACTION_PAYLOAD");
+    let evs: Vec<&ChangeEvent> = batches.iter().flat_map(|b| &b.events).collect();
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    let out = json(evs[0]);
+    eprintln!("{out}");
+    assert_eq!(out["kind"], "insert");
+    assert!(!out["columnvalues"].as_array().unwrap().is_empty());
+    // The checkpoint is the payload's end (a file offset), not an inner event's.
+    let cps: Vec<u64> = batches
+        .iter()
+        .filter_map(|b| b.checkpoint.as_ref())
+        .map(|c| c.pos)
+        .collect();
+    assert_eq!(cps.last(), Some(&payload.2), "{cps:?}");
+    let gtid_start = raw
+        .iter()
+        .filter(|e| e.1 < payload.1 && matches!(e.0, 33 | 34))
+        .last()
         .unwrap()
-        .len();
-    for cp in batches.iter().filter_map(|b| b.checkpoint.as_ref()) {
-        assert!(
-            cp.pos <= size,
-            "checkpoints are file offsets: {cp} within {size} bytes"
-        );
+        .1;
+    assert_eq!(evs[0].position.pos, gtid_start);
+
+    // Corrupt copies: flip each byte of the payload event's body. Each copy gives either a clear
+    // error naming the file or the whole row; never fewer rows in silence.
+    let bytes = std::fs::read(fixture(name)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    let (mut failures, mut payload_errors) = (0, 0);
+    for at in payload.1 as usize + 19..payload.2 as usize {
+        let mut copy = bytes.clone();
+        copy[at] ^= 0x5a;
+        std::fs::write(&path, &copy).unwrap();
+        match read_binlog_file(&path, TableFilter::all()) {
+            Err(e) => {
+                failures += 1;
+                let msg = e.to_string();
+                assert!(msg.contains(name), "{msg}");
+                payload_errors += usize::from(msg.contains("TRANSACTION_PAYLOAD"));
+            }
+            Ok(b) => {
+                let n: usize = b.iter().map(|b| b.events.len()).sum();
+                assert_eq!(n, 1, "flip at {at}: {n} rows and no error");
+            }
+        }
     }
+    eprintln!(
+        "{} flipped copies: {failures} errors, {payload_errors} naming the payload",
+        payload.2 - payload.1 - 19
+    );
+    assert!(payload_errors > 0, "corrupt payloads are reported as such");
 }
 
 #[test]

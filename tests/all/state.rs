@@ -25,12 +25,22 @@ async fn a_second_instance_on_the_same_state_directory_is_refused() -> anyhow::R
     let (code, _out, err) = second.run_to_end(&["run"])?;
     let took = started.elapsed();
     assert_ne!(code, 0, "{err}");
-    assert!(err.contains("another Sluice instance holds the state directory"), "{err}");
-    assert!(err.contains(&table), "the message names the holder's tables: {err}");
-    assert!(took < Duration::from_secs(10), "refused at once, took {took:?}");
+    assert!(
+        err.contains("another Sluice instance holds the state directory"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&table),
+        "the message names the holder's tables: {err}"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "refused at once, took {took:?}"
+    );
 
     // The first instance is unaffected and still streams.
-    db.query_drop(format!("INSERT INTO {table} VALUES (1)")).await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (1)"))
+        .await?;
     assert!(
         wait_until(Duration::from_secs(30), || first.stdout_lines().len() == 1),
         "{}",
@@ -63,8 +73,14 @@ async fn several_tables_and_a_joined_name_get_different_position_files() -> anyh
     let s = single.start()?;
     assert_eq!(s.stop()?, 0);
 
-    let single_file = state.path().join(format!("binlog_position_{DB}_{joined}.json"));
-    assert_eq!(single.position_file(), single_file, "one table: the contract's exact name");
+    let single_file = state
+        .path()
+        .join(format!("binlog_position_{DB}_{joined}.json"));
+    assert_eq!(
+        single.position_file(),
+        single_file,
+        "one table: the contract's exact name"
+    );
     assert!(single_file.exists());
     let pair_file = pair.position_file();
     assert_ne!(pair_file, single_file);
@@ -75,5 +91,95 @@ async fn several_tables_and_a_joined_name_get_different_position_files() -> anyh
         .collect();
     names.sort();
     assert_eq!(names.len(), 2, "{names:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn position_skip_moves_past_one_refused_transaction_and_records_it() -> anyhow::Result<()> {
+    let (table, server_id) = unique("skip");
+    let mut db = admin().await?;
+    db.query_drop(format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, v VARCHAR(20), w INT)"
+    ))
+    .await?;
+    let state = tempfile::tempdir()?;
+    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
+    let mut sluice = cfg.start()?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'one', 1)"))
+        .await?;
+    assert!(wait_until(Duration::from_secs(30), || sluice
+        .stdout_lines()
+        .len()
+        == 1));
+
+    // One writer session logs a MINIMAL row image: Sluice cannot publish it faithfully.
+    db.query_drop("SET SESSION binlog_row_image=MINIMAL")
+        .await?;
+    db.query_drop(format!("UPDATE {table} SET v = 'uno' WHERE id = 1"))
+        .await?;
+    db.query_drop("SET SESSION binlog_row_image=FULL").await?;
+    let code = sluice.wait(Duration::from_secs(30))?;
+    assert_ne!(code, 0);
+    let err = sluice.stderr_text();
+    assert!(err.contains("binlog_row_image"), "{err}");
+    assert!(
+        err.contains("sluice position skip"),
+        "the error names the way past: {err}"
+    );
+    let saved = std::fs::read(cfg.position_file())?;
+
+    // A restart stops at the same place again: nothing is skipped on its own.
+    let (code, out, err) = cfg.run_to_end(&["run"])?;
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        out.is_empty(),
+        "nothing published past the refused transaction: {out}"
+    );
+    assert_eq!(std::fs::read(cfg.position_file())?, saved);
+
+    // A dry run shows the transaction and changes nothing.
+    let (code, out, err) = cfg.run_to_end(&["position", "skip", "--dry-run"])?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&table), "{out}");
+    assert_eq!(std::fs::read(cfg.position_file())?, saved);
+    // A reason is required.
+    let (code, _, err) = cfg.run_to_end(&["position", "skip"])?;
+    assert_ne!(code, 0);
+    assert!(err.contains("--reason"), "{err}");
+
+    let (code, out, err) = cfg.run_to_end(&[
+        "position",
+        "skip",
+        "--reason",
+        "batch job wrote a MINIMAL image; row re-sent by hand",
+    ])?;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let log = std::fs::read_to_string(state.path().join("skipped.jsonl"))?;
+    let record: serde_json::Value = serde_json::from_str(log.lines().last().unwrap())?;
+    assert_eq!(
+        record["reason"],
+        "batch job wrote a MINIMAL image; row re-sent by hand"
+    );
+    assert_eq!(record["group"]["tables"][0], format!("{DB}.{table}"));
+    assert_eq!(log.lines().count(), 1);
+
+    // The pipeline goes on after exactly that transaction.
+    db.query_drop(format!("INSERT INTO {table} VALUES (2, 'two', 2)"))
+        .await?;
+    let sluice = cfg.start()?;
+    assert!(
+        wait_until(Duration::from_secs(30), || !sluice
+            .stdout_lines()
+            .is_empty()),
+        "{}",
+        sluice.stderr_text()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let lines = sluice.stdout_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let ev: serde_json::Value = serde_json::from_str(&lines[0])?;
+    assert_eq!(ev["kind"], "insert");
+    assert_eq!(ev["columnvalues"][0], 2);
+    assert_eq!(sluice.stop()?, 0);
     Ok(())
 }

@@ -33,6 +33,22 @@ pub enum SourceError {
         port: u16,
         source: mysql_async::Error,
     },
+    #[error("cannot connect to MySQL at {host}:{port}: no answer within {timeout:?}. Check MYSQL_HOST and MYSQL_PORT, and that the server is reachable")]
+    ConnectTimeout {
+        host: String,
+        port: u16,
+        timeout: Duration,
+    },
+    #[error("MySQL at {host}:{port} refused the credentials: {message}. Check MYSQL_USER and MYSQL_PASSWORD (and that the user may connect from this host)")]
+    Auth {
+        host: String,
+        port: u16,
+        message: String,
+    },
+    #[error("the server writes binlog_format={found}, but Sluice needs ROW: with STATEMENT or MIXED, changes arrive as SQL text that Sluice cannot capture. Run SET GLOBAL binlog_format=ROW (and set it in the server configuration), then reconnect the writers so their sessions use it")]
+    NotRowFormat { found: String },
+    #[error("the captured table {schema}.{table} does not exist on the server. Check MYSQL_TABLE and MYSQL_SCHEMA (names are case-sensitive), or create the table first")]
+    MissingTable { schema: String, table: String },
     #[error("MySQL query failed ({context}): {source}")]
     Query {
         context: &'static str,
@@ -65,6 +81,7 @@ impl SourceError {
         matches!(
             self,
             SourceError::Connect { .. }
+                | SourceError::ConnectTimeout { .. }
                 | SourceError::Stream(_)
                 | SourceError::Silent(_)
                 | SourceError::Closed
@@ -85,14 +102,75 @@ pub fn connect_opts(cfg: &MysqlConfig, host: &str) -> Opts {
         .into()
 }
 
+/// How long a connection attempt may take before it counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects, giving up after [`CONNECT_TIMEOUT`]. Every failure is retryable here: a server
+/// that restarts refuses connections for a while.
 pub async fn connect(cfg: &MysqlConfig) -> Result<Conn, SourceError> {
-    Conn::new(connect_opts(cfg, &cfg.host))
-        .await
-        .map_err(|source| SourceError::Connect {
+    match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(connect_opts(cfg, &cfg.host))).await {
+        Err(_) => Err(SourceError::ConnectTimeout {
+            host: cfg.host.clone(),
+            port: cfg.port,
+            timeout: CONNECT_TIMEOUT,
+        }),
+        Ok(r) => r.map_err(|source| SourceError::Connect {
             host: cfg.host.clone(),
             port: cfg.port,
             source,
-        })
+        }),
+    }
+}
+
+/// Server errors that mean the credentials (or the user's host) are refused: ER_ACCESS_DENIED,
+/// ER_DBACCESS_DENIED, ER_ACCESS_DENIED_NO_PASSWORD, ER_PASSWORD_NO_MATCH and the expired or
+/// locked account errors.
+const AUTH_ERRORS: &[u16] = &[1044, 1045, 1698, 1133, 1862, 3118, 4151];
+
+/// Checks, once at start, what no reconnect can heal: the credentials, `binlog_format=ROW`, and
+/// that every captured table exists. Each failure is a non-retryable error that names the
+/// setting to change. (Later disconnects stay retryable.)
+pub async fn preflight(cfg: &MysqlConfig, tables: &[(String, String)]) -> Result<(), SourceError> {
+    let mut conn = match connect(cfg).await {
+        Err(SourceError::Connect {
+            host,
+            port,
+            source: mysql_async::Error::Server(se),
+        }) if AUTH_ERRORS.contains(&se.code) => {
+            return Err(SourceError::Auth {
+                host,
+                port,
+                message: se.message,
+            })
+        }
+        r => r?,
+    };
+    let q = |context| move |source| SourceError::Query { context, source };
+    let format: Option<String> = conn
+        .query_first("SELECT @@global.binlog_format")
+        .await
+        .map_err(q("SELECT @@global.binlog_format"))?;
+    let format = format.unwrap_or_default();
+    if !format.eq_ignore_ascii_case("ROW") {
+        return Err(SourceError::NotRowFormat { found: format });
+    }
+    for (schema, table) in tables {
+        let found: Option<u8> = conn
+            .exec_first(
+                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (schema, table),
+            )
+            .await
+            .map_err(q("reading information_schema.TABLES"))?;
+        if found.is_none() {
+            return Err(SourceError::MissingTable {
+                schema: schema.clone(),
+                table: table.clone(),
+            });
+        }
+    }
+    let _ = conn.disconnect().await;
+    Ok(())
 }
 
 /// Whether the server is MariaDB (as opposed to MySQL).
@@ -197,6 +275,28 @@ pub async fn fetch_catalog(
     })
 }
 
+/// When the table's definition last changed (`CREATE_TIME`, which MariaDB and MySQL move on
+/// every ALTER), as unix seconds, for the processor's check that catalog data is not newer
+/// than the rows it labels.
+async fn definition_time(
+    conn: &mut Conn,
+    schema: &str,
+    table: &str,
+) -> Result<Option<i64>, SourceError> {
+    let defined: Option<Option<i64>> = conn
+        .exec_first(
+            "SELECT CAST(UNIX_TIMESTAMP(CREATE_TIME) AS SIGNED) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (schema, table),
+        )
+        .await
+        .map_err(|source| SourceError::Query {
+            context: "reading information_schema.TABLES",
+            source,
+        })?;
+    Ok(defined.flatten())
+}
+
 /// Streams the binlog from `start`, sending batches to `tx` until `stop` turns true (then it
 /// finishes the open transaction first) or an error occurs.
 pub async fn stream(
@@ -295,7 +395,11 @@ pub async fn stream(
                     }
                     let c = catalog_conn.as_mut().expect("connected above");
                     let info = fetch_catalog(c, &schema, &table).await?;
+                    let defined = definition_time(c, &schema, &table).await?;
                     tracing::debug!(%schema, %table, columns = info.columns.len(), "read table metadata from information_schema");
+                    if let Some(t) = defined {
+                        processor.provide_definition_time(schema.clone(), table.clone(), t);
+                    }
                     processor.provide_catalog(schema, table, info);
                 }
             }

@@ -5,11 +5,10 @@
 //! those paths. This reader is also the base for offline tooling. It has no catalog: tables
 //! whose TABLE_MAP lacks column names get positional names (`col0`, `col1`, …).
 
-use std::io::{BufReader, Cursor};
+use std::io::Cursor;
 use std::path::Path;
 
 use mysql_common::binlog::consts::BinlogVersion;
-use mysql_common::binlog::events::TransactionPayloadEvent;
 use mysql_common::binlog::BinlogFile;
 
 use super::processor::{Batch, ProcessError, Processor, Step, TableFilter};
@@ -36,16 +35,18 @@ pub enum FileError {
 /// Reads every event of a binlog file and returns the batches it produces.
 pub fn read_binlog_file(path: &Path, filter: TableFilter) -> Result<Vec<Batch>, FileError> {
     let name = path.display().to_string();
-    let f = std::fs::File::open(path).map_err(|source| FileError::Open {
+    let bytes = std::fs::read(path).map_err(|source| FileError::Open {
         path: name.clone(),
         source,
     })?;
-    let mut binlog =
-        BinlogFile::new(BinlogVersion::Version4, BufReader::new(f)).map_err(|source| {
-            FileError::Open {
-                path: name.clone(),
-                source,
-            }
+    // `mysql_common` panics on an event cut short, so only whole events are handed to it. A
+    // file that ends inside an event ends where the last whole event ends (a binlog still being
+    // written looks like this).
+    let whole = whole_events_len(&bytes);
+    let mut binlog = BinlogFile::new(BinlogVersion::Version4, Cursor::new(&bytes[..whole]))
+        .map_err(|source| FileError::Open {
+            path: name.clone(),
+            source,
         })?;
     let file_name = path
         .file_name()
@@ -81,15 +82,10 @@ pub fn read_binlog_file(path: &Path, filter: TableFilter) -> Result<Vec<Batch>, 
         })?;
         count += 1;
         handle(&mut processor, &ev)?;
-        if ev.header().event_type_raw() == 40 {
-            // A compressed transaction: its events follow inside the payload.
-            let payload: TransactionPayloadEvent<'_> =
-                ev.read_event().map_err(|source| FileError::Event {
-                    path: name.clone(),
-                    events: count,
-                    source,
-                })?;
-            let mut inner = Cursor::new(payload.danger_decompress());
+        if let Some(payload) = processor.take_payload() {
+            // A compressed transaction: its events follow inside the payload, which the
+            // processor decompressed (and checked) itself.
+            let mut inner = Cursor::new(payload);
             while let Some(inner_ev) =
                 binlog
                     .reader_mut()
@@ -104,5 +100,27 @@ pub fn read_binlog_file(path: &Path, filter: TableFilter) -> Result<Vec<Batch>, 
             }
         }
     }
+    if processor.in_transaction() {
+        // The file ends inside a transaction (a binlog still being written, or cut short):
+        // its rows are not returned, as a live stream would wait for the rest.
+        tracing::debug!(path = %name, "the file ends inside a transaction");
+    }
     Ok(out)
+}
+
+/// The length of the file's prefix that holds only whole events (after the 4-byte magic).
+fn whole_events_len(bytes: &[u8]) -> usize {
+    let mut at = 4.min(bytes.len());
+    while let Some(header) = bytes.get(at..at + 19) {
+        let size = u32::from_le_bytes(header[9..13].try_into().expect("4 bytes")) as usize;
+        if size < 19 {
+            // Not a truncation: a corrupt header. Let the reader report it.
+            return bytes.len();
+        }
+        if at + size > bytes.len() {
+            break;
+        }
+        at += size;
+    }
+    at
 }

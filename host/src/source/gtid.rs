@@ -28,11 +28,15 @@ impl fmt::Display for MariaGtid {
 }
 
 /// The body of a MariaDB GTID event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MariaGtidEvent {
     pub gtid: MariaGtid,
     /// FL_STANDALONE: the event group has no terminating XID/COMMIT (a DDL statement).
     pub standalone: bool,
+    /// FL_PREPARED_XA: the group is an XA transaction's work up to its XA PREPARE, and this is
+    /// its id as `XA COMMIT` writes it (`X'..',X'..',format`). MariaDB writes no `XA START`
+    /// query: the GTID event stands for it.
+    pub xa: Option<String>,
 }
 
 /// Parses a MariaDB GTID event body: seq_no u64, domain_id u32, flags2 u8, … (little-endian).
@@ -40,7 +44,27 @@ pub fn parse_mariadb_gtid(data: &[u8], server_id: u32) -> Option<MariaGtidEvent>
     let seq = u64::from_le_bytes(data.get(0..8)?.try_into().ok()?);
     let domain = u32::from_le_bytes(data.get(8..12)?.try_into().ok()?);
     let flags = *data.get(12)?;
+    let xa = if flags & 0x40 != 0 {
+        // After flags2: commit_id (8) when FL_GROUP_COMMIT_ID, then formatID (4), gtrid and
+        // bqual lengths (1 each), then their bytes.
+        let at = 13 + if flags & 0x02 != 0 { 8 } else { 0 };
+        let format = i32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?);
+        let (g, b) = (
+            usize::from(*data.get(at + 4)?),
+            usize::from(*data.get(at + 5)?),
+        );
+        let ids = data.get(at + 6..at + 6 + g + b)?;
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02X}")).collect::<String>();
+        Some(format!(
+            "X'{}',X'{}',{format}",
+            hex(&ids[..g]),
+            hex(&ids[g..])
+        ))
+    } else {
+        None
+    };
     Some(MariaGtidEvent {
+        xa,
         gtid: MariaGtid {
             domain,
             server: server_id,

@@ -5,10 +5,13 @@
 //! stream go through the same decoding code.
 
 pub mod binlog;
+pub mod charset;
+mod compressed;
 pub mod decode;
 pub mod file;
 pub mod gtid;
 pub mod processor;
 pub mod schema;
+pub mod skip;
 
 pub use processor::{Batch, Processor, Step, TableFilter};

@@ -2,26 +2,40 @@
 //!
 //! Design note: this is the pure core of the binlog source. It sees one `mysql_common` event at
 //! a time (from a live replica stream or from a binlog file on disk) and produces [`Batch`]es:
-//! the rows of one transaction, in order, ending with the [`Checkpoint`] at which a restart can
-//! resume. A transaction larger than `max_batch_rows` is sent in pieces; only its last piece
-//! carries a checkpoint, so a position never points into the middle of a transaction.
+//! the rows of one transaction, in order, ending with the checkpoint at which a restart can
+//! resume. A transaction larger than `max_batch_rows` (or the byte bound) is sent in pieces;
+//! only its last piece carries a checkpoint, so a position never points into the middle of one.
 //!
-//! Transaction boundaries: a GTID event (MySQL 33/34, MariaDB 162) or `BEGIN` opens a group; an
-//! XID event or a `COMMIT` query closes it; a DDL statement outside a group is a group of its
-//! own (MariaDB marks those GTIDs FL_STANDALONE).
+//! Transaction boundaries: a GTID event (MySQL 33/34/42, MariaDB 162) or `BEGIN` opens a group;
+//! an XID event or a `COMMIT` query closes it. A query that follows a GTID without a `BEGIN` (a
+//! DDL: MySQL writes no COMMIT after it, MariaDB marks it FL_STANDALONE) is a group of its own.
+//!
+//! Only what committed is published. `ROLLBACK` drops the group's rows and `ROLLBACK TO x`
+//! drops the rows since `SAVEPOINT x`. In ROW format the server writes a non-transactional
+//! table's rows through its statement cache, as a group of their own that commits, so the rows
+//! inside a rolled-back group are all transactional and did not persist. A piece of the group
+//! already sent cannot be taken back: that stops the stream. XA transactions are held from
+//! their PREPARE until their `XA COMMIT` (published then) or `XA ROLLBACK` (dropped), and while
+//! one is pending every checkpoint stays at the start of its PREPARE group, so a restart reads
+//! it again (later transactions are then published again: at-least-once).
+//!
+//! Every event type is either handled, on a short list of types that cannot change rows, or an
+//! error: nothing is skipped silently. Statement-format writes that may touch a captured table
+//! stop the stream too, before the group's checkpoint, so a restart stops there again.
 //!
 //! Table ids are keys only within this stream: the map is cleared on every real ROTATE, and a
 //! cached schema is reused only when the TABLE_MAP's bytes are identical. Catalog data from
 //! `information_schema` (for servers without `binlog_row_metadata=FULL`) is keyed by name and
 //! dropped whenever a DDL statement passes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use mysql_common::binlog::events::{
     Event, EventData, GtidEvent, QueryEvent, RotateEvent, RowsEventData, TableMapEvent,
 };
 
+use super::compressed::{self, lenenc};
 use super::decode::{DecodeError, RowReader};
 use super::gtid::{self, MariaGtidState};
 use super::schema::{self, InfoSchemaTable, SchemaError, TableSchema};
@@ -95,6 +109,90 @@ pub enum ProcessError {
         file: String,
         pos: u64,
     },
+    #[error(
+        "unsupported binlog event type {type_code} at {file}:{pos}: Sluice does not know whether \
+         it changes rows, so it stops instead of skipping it. Report the event type and the server \
+         version; a restart stops here again"
+    )]
+    UnknownEvent {
+        type_code: u8,
+        file: String,
+        pos: u64,
+    },
+    #[error(
+        "the server wrote an INCIDENT event at {file}:{pos} ({detail}): changes may be missing \
+         from the binlog at this point, so the captured tables can no longer be followed exactly. \
+         Re-snapshot them (FORCE_SNAPSHOT=true) or, to accept the gap, move the position past it"
+    )]
+    Incident {
+        file: String,
+        pos: u64,
+        detail: String,
+    },
+    #[error(
+        "statement-format write at {file}:{pos} may change the captured table {table}: `{sql}`. \
+         Sluice reads row events only, so this change cannot be captured. Set binlog_format=ROW \
+         globally and in every writer session (SET SESSION binlog_format=ROW), then re-snapshot \
+         the table (FORCE_SNAPSHOT=true) or move the position past this transaction (it starts at \
+         {file}:{txn_start}); until then every restart stops here again"
+    )]
+    StatementWrite {
+        file: String,
+        pos: u64,
+        txn_start: u64,
+        table: String,
+        sql: String,
+    },
+    #[error(
+        "{what} at {file}:{pos} discards rows of a transaction that starts at {file}:{txn_start}, \
+         but {emitted} of its rows were already published (the transaction is larger than \
+         pipeline.max_batch_rows or the batch byte bound). Raise those bounds above the size of \
+         this transaction and restart: Sluice stops rather than leave rolled-back rows published"
+    )]
+    RolledBackAfterPublish {
+        what: &'static str,
+        file: String,
+        pos: u64,
+        txn_start: u64,
+        emitted: u32,
+    },
+    #[error(
+        "{file}:{pos}: {what}. Sluice holds prepared XA transactions in memory until they commit \
+         (at most {limit_bytes} bytes and {limit_count} transactions); {fix}"
+    )]
+    Xa {
+        what: String,
+        file: String,
+        pos: u64,
+        limit_bytes: usize,
+        limit_count: usize,
+        fix: &'static str,
+    },
+    #[error(
+        "{schema}.{table}: the rows at {file}:{pos} were written at unix time {written}, but the \
+         table's definition changed later (at {defined}), and the server does not write column \
+         names into the binlog (binlog_row_metadata is not FULL). Decoding them with today's \
+         definition could publish wrong column names or ENUM labels, so Sluice stops. Set \
+         binlog_row_metadata=FULL on the server, then re-snapshot the table (FORCE_SNAPSHOT=true) \
+         or remove the position file to start from the current head"
+    )]
+    DefinitionNewer {
+        schema: String,
+        table: String,
+        file: String,
+        pos: u64,
+        written: u32,
+        defined: i64,
+    },
+    #[error(
+        "the TRANSACTION_PAYLOAD event at {file}:{pos} is unusable: {detail}. Sluice stops rather \
+         than lose the transaction; check the binlog file on the server (mysqlbinlog -v)"
+    )]
+    Payload {
+        file: String,
+        pos: u64,
+        detail: String,
+    },
 }
 
 /// Which tables to capture, by `(schema, table)`.
@@ -130,12 +228,46 @@ enum TableEntry {
     },
 }
 
+/// At most this many bytes of rows are held in memory for XA transactions (pending ones and
+/// the one being read), and at most this many XA transactions may be pending at once.
+const MAX_HELD_XA_BYTES: usize = 256 << 20;
+const MAX_PENDING_XA: usize = 1024;
+
+/// The open event group.
 struct Txn {
     start: u64,
     gtid: Option<Arc<str>>,
     rows: u32,
+    /// Rows already sent in pieces: they cannot be taken back by a rollback.
+    emitted: u32,
+    /// `BEGIN` (or `XA START`) was seen: the group ends at its XID/COMMIT. Without it, the next
+    /// query ends the group (a DDL after a GTID event).
+    began: bool,
     /// MariaDB FL_STANDALONE: the next statement ends the group.
     standalone: bool,
+    /// The XA transaction's id (`X'..',X'..',n` as the server writes it) between XA START and
+    /// its PREPARE.
+    xa: Option<String>,
+    /// `SAVEPOINT` names with the row count at that point.
+    savepoints: Vec<(String, u32)>,
+    /// Where a restart reads this group again: its start, with the GTID state before it.
+    resume: BinlogPosition,
+}
+
+/// A prepared XA transaction waiting for its XA COMMIT or XA ROLLBACK.
+struct PendingXa {
+    xid: String,
+    events: Vec<ChangeEvent>,
+    bytes: usize,
+    resume: BinlogPosition,
+}
+
+/// A MySQL TRANSACTION_PAYLOAD whose inner events are being read: the events still expected,
+/// by type and size, as Sluice's own decompression found them.
+struct Payload {
+    start: u64,
+    end: u64,
+    expected: VecDeque<(u8, u32)>,
 }
 
 /// Turns binlog events into batches. See the module note.
@@ -144,9 +276,13 @@ pub struct Processor {
     file: Arc<str>,
     tables: HashMap<u64, TableEntry>,
     catalog: HashMap<(String, String), InfoSchemaTable>,
+    /// When each catalog entry's table definition last changed (unix seconds).
+    catalog_time: HashMap<(String, String), i64>,
     txn: Option<Txn>,
-    /// End position of a MySQL TRANSACTION_PAYLOAD event whose inner events are being read.
-    payload_end: Option<u64>,
+    pending_xa: Vec<PendingXa>,
+    payload: Option<Payload>,
+    /// The last decompressed payload, for a driver that feeds its inner events itself.
+    payload_bytes: Option<Vec<u8>>,
     maria_gtids: MariaGtidState,
     max_batch_rows: usize,
     max_batch_bytes: usize,
@@ -170,8 +306,11 @@ impl Processor {
             file: Arc::from(start.file.as_str()),
             tables: HashMap::new(),
             catalog: HashMap::new(),
+            catalog_time: HashMap::new(),
             txn: None,
-            payload_end: None,
+            pending_xa: Vec::new(),
+            payload: None,
+            payload_bytes: None,
             maria_gtids,
             max_batch_rows: max_batch_rows.max(1),
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
@@ -199,9 +338,15 @@ impl Processor {
         std::mem::take(&mut self.ready)
     }
 
+    /// Takes the decompressed body of the TRANSACTION_PAYLOAD just handled, for a driver that
+    /// reads its inner events itself (binlog files). The live stream delivers them already.
+    pub fn take_payload(&mut self) -> Option<Vec<u8>> {
+        self.payload_bytes.take()
+    }
+
     /// Whether a transaction is open (rows may still follow before its commit).
     pub fn in_transaction(&self) -> bool {
-        self.txn.is_some() || !self.ready.events.is_empty()
+        self.txn.is_some() || !self.ready.events.is_empty() || self.payload.is_some()
     }
 
     /// The binlog file events are currently read from.
@@ -214,13 +359,70 @@ impl Processor {
         self.catalog.insert((schema, table), info);
     }
 
+    /// Supplies when the table's definition last changed (its `CREATE_TIME`), with its catalog
+    /// data. Rows written before that time are refused rather than labelled with a definition
+    /// that may not be theirs (a rename, a same-type reorder, an ENUM change). A change in the
+    /// same second as the rows is not detected.
+    pub fn provide_definition_time(&mut self, schema: String, table: String, unix_secs: i64) {
+        self.catalog_time.insert((schema, table), unix_secs);
+    }
+
     /// Handles one event.
     pub fn handle(&mut self, event: &Event) -> Result<Step, ProcessError> {
         let header = event.header();
+        let type_code = header.event_type_raw();
+        // Inside a compressed payload, each event must be the next one Sluice found in it.
+        let mut payload_last = false;
+        if type_code != 40 {
+            if let Some(p) = &self.payload {
+                let (t, size) = *p.expected.front().expect("a payload expects an event");
+                if t != type_code || size != header.event_size() {
+                    return Err(ProcessError::Payload {
+                        file: self.file.to_string(),
+                        pos: p.start,
+                        detail: format!(
+                            "the stream gave an event of type {type_code} ({} bytes) where the \
+                             payload holds one of type {t} ({size} bytes)",
+                            header.event_size()
+                        ),
+                    });
+                }
+                payload_last = p.expected.len() == 1;
+                self.payload_bytes = None;
+            }
+        }
+        let step = self.dispatch(event)?;
+        if !matches!(step, Step::NeedCatalog { .. }) {
+            if let Some(p) = self.payload.as_mut().filter(|_| type_code != 40) {
+                p.expected.pop_front();
+                if payload_last {
+                    let start = p.start;
+                    self.payload = None;
+                    if self.txn.is_some() {
+                        return Err(ProcessError::Payload {
+                            file: self.file.to_string(),
+                            pos: start,
+                            detail: "its events end inside a transaction (no XID or COMMIT)"
+                                .to_owned(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(step)
+    }
+
+    fn dispatch(&mut self, event: &Event) -> Result<Step, ProcessError> {
+        let header = event.header();
         let end = u64::from(header.log_pos());
         let size = u64::from(header.event_size());
-        let start = end.saturating_sub(size);
+        // Events inside a compressed payload have no file offset of their own.
+        let start = match &self.payload {
+            Some(p) => p.start,
+            None => end.saturating_sub(size),
+        };
         let type_code = header.event_type_raw();
+        let timestamp = header.timestamp();
         let malformed = |what: &'static str, e: std::io::Error| ProcessError::Malformed {
             what,
             file: self.file.to_string(),
@@ -245,40 +447,35 @@ impl Processor {
             // QUERY
             2 => {
                 let q: QueryEvent<'_> = event.read_event().map_err(|e| malformed("QUERY", e))?;
-                let sql = q.query();
-                let word = first_word(&sql);
-                if word.eq_ignore_ascii_case("BEGIN") {
-                    self.open_txn(start, None, false);
-                    Ok(Step::Continue)
-                } else if word.eq_ignore_ascii_case("COMMIT")
-                    || word.eq_ignore_ascii_case("ROLLBACK")
-                {
-                    self.commit(end, header.timestamp())
-                } else if word.eq_ignore_ascii_case("XA") {
-                    // XA transactions: rows arrive between XA START and XA END; XA PREPARE/COMMIT
-                    // close the group. Treat any XA statement outside a group as a boundary.
-                    if self.txn.is_some() && !sql.to_ascii_uppercase().contains("COMMIT") {
-                        Ok(Step::Continue)
-                    } else {
-                        self.commit(end, header.timestamp())
-                    }
-                } else {
-                    // DDL (or a statement-format write): column metadata may have changed.
-                    if is_ddl(word) {
-                        self.catalog.clear();
-                    }
-                    match &self.txn {
-                        Some(t) if !t.standalone => Ok(Step::Continue),
-                        _ => self.commit(end, header.timestamp()),
-                    }
-                }
+                let (sql, schema) = (q.query(), q.schema());
+                self.query(&sql, &schema, start, end, timestamp)
+            }
+            // QUERY_COMPRESSED (MariaDB log_bin_compress)
+            165 => {
+                let q = compressed::compressed_query(event.data())
+                    .map_err(|e| malformed("QUERY_COMPRESSED", std::io::Error::other(e)))?;
+                self.query(&q.sql, &q.schema, start, end, timestamp)
             }
             // XID
-            16 => self.commit(end, header.timestamp()),
+            16 => self.commit(end, timestamp),
+            // XA_PREPARE: one_phase u8, then the xid.
+            38 => {
+                let one_phase =
+                    *event.data().first().ok_or_else(|| {
+                        malformed("XA_PREPARE", std::io::Error::other("empty event"))
+                    })? != 0;
+                if one_phase {
+                    self.commit(end, timestamp)
+                } else {
+                    self.prepare_xa(start)
+                }
+            }
             // TABLE_MAP
             19 => self.table_map(event, start),
             // WRITE/UPDATE/DELETE v1 (MariaDB) and v2 (MySQL)
             23..=25 | 30..=32 => self.rows(event, start),
+            // MariaDB compressed WRITE/UPDATE/DELETE, v1 and v2
+            166..=171 => self.compressed_rows(event, start),
             // PARTIAL_UPDATE_ROWS (MySQL partial JSON updates)
             39 => Err(ProcessError::Unsupported {
                 what: "partial JSON updates",
@@ -293,73 +490,401 @@ impl Processor {
                     let g: GtidEvent = event.read_event().map_err(|e| malformed("GTID", e))?;
                     Some(Arc::from(mysql_gtid(&g).as_str()))
                 };
-                self.open_txn(start, gtid, false);
+                self.open_txn(start, gtid, false, timestamp);
                 Ok(Step::Continue)
             }
             gtid::MARIADB_GTID => {
                 let g = gtid::parse_mariadb_gtid(event.data(), header.server_id()).ok_or_else(
                     || malformed("MariaDB GTID", std::io::Error::other("short event")),
                 )?;
-                self.maria_gtids.observe(g.gtid);
+                // The group's resume point carries the GTID state before it.
                 self.open_txn(
                     start,
                     Some(Arc::from(g.gtid.to_string().as_str())),
                     g.standalone,
+                    timestamp,
                 );
+                self.maria_gtids.observe(g.gtid);
+                if let Some(xid) = g.xa {
+                    let t = self.txn.as_mut().expect("opened above");
+                    t.began = true;
+                    t.xa = Some(xid);
+                }
                 Ok(Step::Continue)
             }
             gtid::MARIADB_GTID_LIST => {
-                if let Some(list) = gtid::parse_mariadb_gtid_list(event.data()) {
-                    for g in list {
-                        self.maria_gtids.observe(g);
-                    }
+                let list = gtid::parse_mariadb_gtid_list(event.data()).ok_or_else(|| {
+                    malformed("MariaDB GTID_LIST", std::io::Error::other("short event"))
+                })?;
+                for g in list {
+                    self.maria_gtids.observe(g);
                 }
                 Ok(Step::Continue)
             }
             // TRANSACTION_PAYLOAD (MySQL compressed transactions): the inner events follow.
-            40 => {
-                self.payload_end = Some(end);
-                if self.txn.is_none() {
-                    self.open_txn(start, None, false);
-                }
+            40 => self.payload(event, start, end, timestamp),
+            // INCIDENT: the server says changes may be missing here.
+            26 => Err(ProcessError::Incident {
+                file: self.file.to_string(),
+                pos: start,
+                detail: incident_text(event.data()),
+            }),
+            // The allow-list: types that never change rows.
+            // 1 START_V3 and 15 FORMAT_DESCRIPTION: file headers. 3 STOP: the server stopped;
+            // the next file follows. 27/41 HEARTBEAT: keep-alives. 35 PREVIOUS_GTIDS and 161
+            // BINLOG_CHECKPOINT: bookkeeping. 29 ROWS_QUERY and 160 ANNOTATE_ROWS: the text of
+            // the statement whose row events follow. 5 INTVAR, 13 RAND, 14 USER_VAR: context of
+            // a statement-format query, which is judged itself. 17 BEGIN_LOAD_QUERY: a LOAD
+            // DATA file's data; the EXECUTE_LOAD_QUERY (18) that uses it stops. 36
+            // TRANSACTION_CONTEXT and 37 VIEW_CHANGE: group replication membership. 164
+            // START_ENCRYPTION: the server decrypts what it sends to a replica, and an encrypted
+            // file fails to parse after it.
+            1 | 3 | 5 | 13 | 14 | 15 | 17 | 27 | 29 | 35 | 36 | 37 | 41 | 160 | 161 | 164 => {
                 Ok(Step::Continue)
             }
-            _ => Ok(Step::Continue),
+            // IGNORABLE (28), and any event that the server flags LOG_EVENT_IGNORABLE_F: by the
+            // protocol, a replica that does not know it may skip it.
+            _ if type_code == 28 || header.flags_raw() & 0x0080 != 0 => Ok(Step::Continue),
+            _ => Err(ProcessError::UnknownEvent {
+                type_code,
+                file: self.file.to_string(),
+                pos: start,
+            }),
         }
     }
 
-    fn open_txn(&mut self, start: u64, gtid: Option<Arc<str>>, standalone: bool) {
+    fn open_txn(&mut self, start: u64, gtid: Option<Arc<str>>, standalone: bool, timestamp: u32) {
         match &mut self.txn {
             // BEGIN after a GTID event belongs to the same group.
-            Some(t) if gtid.is_none() && !standalone => {}
+            Some(_) if gtid.is_none() && !standalone => {}
             _ => {
+                let resume = BinlogPosition {
+                    file: self.file.to_string(),
+                    pos: start,
+                    gtid: self.gtid_state(),
+                    timestamp,
+                };
                 self.txn = Some(Txn {
                     start,
                     gtid,
                     rows: 0,
+                    emitted: 0,
+                    began: false,
                     standalone,
+                    xa: None,
+                    savepoints: Vec::new(),
+                    resume,
                 })
             }
         }
     }
 
+    fn gtid_state(&self) -> Option<String> {
+        (!self.maria_gtids.is_empty()).then(|| self.maria_gtids.to_string())
+    }
+
     fn commit(&mut self, end: u64, timestamp: u32) -> Result<Step, ProcessError> {
         // Inside a compressed payload the inner events' positions are not file offsets; the
         // payload's end is where the next transaction starts.
-        let end = self.payload_end.take().unwrap_or(end);
+        let end = self.payload.as_ref().map_or(end, |p| p.end);
         self.txn = None;
-        let gtid = if self.maria_gtids.is_empty() {
-            None
-        } else {
-            Some(self.maria_gtids.to_string())
+        // While an XA transaction is prepared but not finished, a restart must read its
+        // PREPARE group again, so the checkpoint stays there.
+        let checkpoint = match self.pending_xa.first() {
+            Some(p) => p.resume.clone(),
+            None => BinlogPosition {
+                file: self.file.to_string(),
+                pos: end,
+                gtid: self.gtid_state(),
+                timestamp,
+            },
         };
-        self.ready.checkpoint = Some(BinlogPosition {
-            file: self.file.to_string(),
-            pos: end,
-            gtid,
-            timestamp,
-        });
+        self.ready.checkpoint = Some(checkpoint);
         Ok(Step::Emit)
+    }
+
+    /// Handles a QUERY (or QUERY_COMPRESSED) event's statement.
+    fn query(
+        &mut self,
+        sql: &str,
+        schema: &str,
+        start: u64,
+        end: u64,
+        timestamp: u32,
+    ) -> Result<Step, ProcessError> {
+        let (w0, rest) = split_word(statement_text(sql));
+        let (w1, rest1) = split_word(rest);
+        let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+        if is(w0, "BEGIN") || (is(w0, "START") && is(w1, "TRANSACTION")) {
+            self.open_txn(start, None, false, timestamp);
+            self.txn.as_mut().expect("opened above").began = true;
+            return Ok(Step::Continue);
+        }
+        if is(w0, "COMMIT") {
+            return self.commit(end, timestamp);
+        }
+        if is(w0, "ROLLBACK") {
+            // ROLLBACK [WORK] TO [SAVEPOINT] name, or ROLLBACK [WORK]
+            let (mut w, mut r) = (w1, rest1);
+            if is(w, "WORK") {
+                (w, r) = split_word(r);
+            }
+            if is(w, "TO") {
+                let (mut name, r2) = split_word(r);
+                if is(name, "SAVEPOINT") {
+                    name = split_word(r2).0;
+                }
+                return self.rollback_to(&unquote(name), start);
+            }
+            return self.rollback(start, end, timestamp);
+        }
+        if is(w0, "SAVEPOINT") {
+            if let Some(t) = self.txn.as_mut() {
+                t.savepoints.push((unquote(w1), t.rows));
+            }
+            return Ok(Step::Continue);
+        }
+        if is(w0, "RELEASE") && self.txn.is_some() {
+            return Ok(Step::Continue);
+        }
+        if is(w0, "XA") {
+            let xid = xa_id(rest1);
+            if is(w1, "START") || is(w1, "BEGIN") {
+                self.open_txn(start, None, false, timestamp);
+                let t = self.txn.as_mut().expect("opened above");
+                t.began = true;
+                t.xa = Some(xid);
+                return Ok(Step::Continue);
+            }
+            if is(w1, "END") {
+                return Ok(Step::Continue);
+            }
+            if is(w1, "PREPARE") {
+                return self.prepare_xa(start);
+            }
+            if is(w1, "COMMIT") {
+                // XA COMMIT … ONE PHASE inside the XA group commits that group.
+                if self.txn.as_ref().is_some_and(|t| t.xa.is_some()) {
+                    return self.commit(end, timestamp);
+                }
+                return self.finish_xa(&xid, true, start, end, timestamp);
+            }
+            if is(w1, "ROLLBACK") {
+                return self.finish_xa(&xid, false, start, end, timestamp);
+            }
+            // XA RECOVER and the like change nothing.
+            return Ok(Step::Continue);
+        }
+        if is_dml(w0) {
+            if let Some(table) = self.captured_mention(sql, schema) {
+                return Err(ProcessError::StatementWrite {
+                    file: self.file.to_string(),
+                    pos: start,
+                    txn_start: self.txn.as_ref().map_or(start, |t| t.start),
+                    table,
+                    sql: clip(sql, 200),
+                });
+            }
+        }
+        if is_ddl(w0) {
+            // Column metadata may have changed.
+            self.catalog.clear();
+            self.catalog_time.clear();
+        }
+        match self.txn.as_mut() {
+            Some(t) if t.began && !t.standalone => Ok(Step::Continue),
+            // MySQL's atomic CREATE TABLE … SELECT: the rows and an XID follow.
+            Some(t) if ends_with_start_transaction(sql) => {
+                t.began = true;
+                Ok(Step::Continue)
+            }
+            // A query after a GTID without BEGIN (a DDL), or outside any group: its own group.
+            _ => self.commit(end, timestamp),
+        }
+    }
+
+    /// `ROLLBACK`: the group's rows did not persist (see the module note).
+    fn rollback(&mut self, pos: u64, end: u64, timestamp: u32) -> Result<Step, ProcessError> {
+        if let Some(t) = &self.txn {
+            if t.emitted > 0 {
+                return Err(ProcessError::RolledBackAfterPublish {
+                    what: "ROLLBACK",
+                    file: self.file.to_string(),
+                    pos,
+                    txn_start: t.start,
+                    emitted: t.emitted,
+                });
+            }
+        }
+        self.ready.events.clear();
+        self.ready.bytes = 0;
+        // The rolled-back group is passed: the position may move beyond it.
+        self.commit(end, timestamp)
+    }
+
+    /// `ROLLBACK TO name`: the rows since `SAVEPOINT name` did not persist.
+    fn rollback_to(&mut self, name: &str, pos: u64) -> Result<Step, ProcessError> {
+        let file = self.file.to_string();
+        let Some(t) = self.txn.as_mut() else {
+            return Ok(Step::Continue);
+        };
+        let Some(i) = t.savepoints.iter().rposition(|(n, _)| n == name) else {
+            return Err(ProcessError::Malformed {
+                what: "ROLLBACK TO SAVEPOINT",
+                file,
+                pos,
+                detail: format!("the savepoint `{name}` was not set in this transaction"),
+            });
+        };
+        let mark = t.savepoints[i].1;
+        if mark < t.emitted {
+            return Err(ProcessError::RolledBackAfterPublish {
+                what: "ROLLBACK TO SAVEPOINT",
+                file,
+                pos,
+                txn_start: t.start,
+                emitted: t.emitted,
+            });
+        }
+        t.savepoints.truncate(i + 1);
+        self.ready.events.truncate((mark - t.emitted) as usize);
+        self.ready.recount();
+        t.rows = mark;
+        Ok(Step::Continue)
+    }
+
+    /// XA_PREPARE: the XA group's rows wait for their XA COMMIT.
+    fn prepare_xa(&mut self, pos: u64) -> Result<Step, ProcessError> {
+        let file = self.file.to_string();
+        let Some(t) = self.txn.take().filter(|t| t.xa.is_some()) else {
+            return Err(ProcessError::Malformed {
+                what: "XA_PREPARE",
+                file,
+                pos,
+                detail: "XA PREPARE outside an XA transaction (no XA START before it)".into(),
+            });
+        };
+        let batch = std::mem::take(&mut self.ready);
+        let held: usize = self.pending_xa.iter().map(|p| p.bytes).sum::<usize>() + batch.bytes;
+        if self.pending_xa.len() >= MAX_PENDING_XA || held > MAX_HELD_XA_BYTES {
+            return Err(self.xa_limit(pos, t.xa.as_deref().unwrap_or_default()));
+        }
+        self.pending_xa.push(PendingXa {
+            xid: t.xa.expect("filtered above"),
+            events: batch.events,
+            bytes: batch.bytes,
+            resume: t.resume,
+        });
+        Ok(Step::Continue)
+    }
+
+    fn xa_limit(&self, pos: u64, xid: &str) -> ProcessError {
+        ProcessError::Xa {
+            what: format!("the prepared XA transactions (the latest {xid}) exceed Sluice's bound"),
+            file: self.file.to_string(),
+            pos,
+            limit_bytes: MAX_HELD_XA_BYTES,
+            limit_count: MAX_PENDING_XA,
+            fix: "commit or roll back the prepared XA transactions on the server (XA RECOVER \
+                  lists them), then restart",
+        }
+    }
+
+    /// `XA COMMIT id` (publish the prepared rows) or `XA ROLLBACK id` (drop them).
+    fn finish_xa(
+        &mut self,
+        xid: &str,
+        commit: bool,
+        pos: u64,
+        end: u64,
+        timestamp: u32,
+    ) -> Result<Step, ProcessError> {
+        match self.pending_xa.iter().position(|p| p.xid == xid) {
+            Some(i) => {
+                let p = self.pending_xa.remove(i);
+                if commit {
+                    self.ready.events.splice(0..0, p.events);
+                    self.ready.bytes += p.bytes;
+                }
+            }
+            None if commit => {
+                return Err(ProcessError::Xa {
+                    what: format!(
+                        "XA COMMIT {xid} commits an XA transaction whose XA PREPARE Sluice did not \
+                         read (it is before the position Sluice started from), so its rows may be \
+                         missing"
+                    ),
+                    file: self.file.to_string(),
+                    pos,
+                    limit_bytes: MAX_HELD_XA_BYTES,
+                    limit_count: MAX_PENDING_XA,
+                    fix: "re-snapshot the captured tables (FORCE_SNAPSHOT=true), or start from a \
+                          position before that XA PREPARE",
+                })
+            }
+            None => {}
+        }
+        self.commit(end, timestamp)
+    }
+
+    /// A DML statement's text may name a captured table: which one (or every table, when all
+    /// are captured). Conservative: any identifier equal to a captured table's name counts.
+    fn captured_mention(&self, sql: &str, schema: &str) -> Option<String> {
+        if self.filter.tables.is_empty() {
+            return Some(format!(
+                "(every table is captured; default schema `{schema}`)"
+            ));
+        }
+        let words: HashSet<String> = sql
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        let mut hits: Vec<String> = self
+            .filter
+            .tables
+            .iter()
+            .filter(|(_, t)| words.contains(&t.to_lowercase()))
+            .map(|(s, t)| format!("{s}.{t}"))
+            .collect();
+        hits.sort();
+        (!hits.is_empty()).then(|| hits.join(", "))
+    }
+
+    fn payload(
+        &mut self,
+        event: &Event,
+        start: u64,
+        end: u64,
+        timestamp: u32,
+    ) -> Result<Step, ProcessError> {
+        let err = |detail: String| ProcessError::Payload {
+            file: self.file.to_string(),
+            pos: start,
+            detail,
+        };
+        if self.payload.is_some() {
+            return Err(err(
+                "it begins before the previous payload's events were all delivered".into(),
+            ));
+        }
+        let header = compressed::payload_header(event.data()).map_err(err)?;
+        let bytes = if header.algorithm == 255 {
+            header.payload.to_vec()
+        } else {
+            compressed::unzstd(header.payload, header.uncompressed_size).map_err(err)?
+        };
+        let expected = compressed::inner_events(&bytes).map_err(err)?;
+        self.payload = Some(Payload {
+            start,
+            end,
+            expected: expected.into(),
+        });
+        self.payload_bytes = Some(bytes);
+        if self.txn.is_none() {
+            self.open_txn(start, None, false, timestamp);
+        }
+        Ok(Step::Continue)
     }
 
     fn table_map(&mut self, event: &Event, start: u64) -> Result<Step, ProcessError> {
@@ -388,7 +913,7 @@ impl Processor {
                 .insert(id, TableEntry::Ignored { raw: raw.to_vec() });
             return Ok(Step::Continue);
         }
-        let catalog = if self.no_catalog || schema::has_column_names(&tme) {
+        let catalog = if self.no_catalog || !schema::needs_catalog(&tme) {
             None
         } else {
             match self.catalog.get(&(db.clone(), table.clone())) {
@@ -396,7 +921,23 @@ impl Processor {
                 None => return Ok(Step::NeedCatalog { schema: db, table }),
             }
         };
+        let used_catalog = catalog.is_some();
         let schema = schema::build_schema(&tme, catalog)?;
+        if used_catalog {
+            let written = event.header().timestamp();
+            if let Some(&defined) = self.catalog_time.get(&(db.clone(), table.clone())) {
+                if defined > i64::from(written) {
+                    return Err(ProcessError::DefinitionNewer {
+                        schema: db,
+                        table,
+                        file: self.file.to_string(),
+                        pos: start,
+                        written,
+                        defined,
+                    });
+                }
+            }
+        }
         self.tables.insert(
             id,
             TableEntry::Captured {
@@ -410,7 +951,14 @@ impl Processor {
     fn rows(&mut self, event: &Event, start: u64) -> Result<Step, ProcessError> {
         let data = match event.read_data() {
             Ok(Some(EventData::RowsEvent(r))) => r,
-            Ok(_) => return Ok(Step::Continue),
+            Ok(_) => {
+                return Err(ProcessError::Malformed {
+                    what: "ROWS",
+                    file: self.file.to_string(),
+                    pos: start,
+                    detail: "not a rows event".into(),
+                })
+            }
             Err(e) => {
                 return Err(ProcessError::Malformed {
                     what: "ROWS",
@@ -420,22 +968,6 @@ impl Processor {
                 })
             }
         };
-        let schema = match self.tables.get(&data.table_id()) {
-            Some(TableEntry::Captured { schema, .. }) => schema.clone(),
-            Some(TableEntry::Ignored { .. }) => return Ok(Step::Continue),
-            None => {
-                return Err(ProcessError::UnknownTable {
-                    table_id: data.table_id(),
-                    file: self.file.to_string(),
-                    pos: start,
-                })
-            }
-        };
-        if self.txn.is_none() {
-            self.open_txn(start, None, false);
-        }
-        let txn = self.txn.as_mut().expect("opened above");
-        let timestamp = event.header().timestamp();
         let kind = match data {
             RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => Kind::Insert,
             RowsEventData::UpdateRowsEventV1(_) | RowsEventData::UpdateRowsEvent(_) => Kind::Update,
@@ -452,21 +984,122 @@ impl Processor {
         let after_bits = data.columns_after_image();
         let before_present = |i: usize| before_bits.is_none_or(|b| b.get(i).is_some_and(|x| *x));
         let after_present = |i: usize| after_bits.is_none_or(|b| b.get(i).is_some_and(|x| *x));
-        let mut reader = RowReader::new(data.rows_data());
+        let timestamp = event.header().timestamp();
+        self.push_rows(
+            kind,
+            data.table_id(),
+            &before_present,
+            &after_present,
+            data.rows_data(),
+            start,
+            timestamp,
+        )
+    }
+
+    /// MariaDB's compressed rows events (166–168 v1, 169–171 v2): the header, column count and
+    /// bitmaps as in a plain rows event, then the rows data as a compressed block.
+    fn compressed_rows(&mut self, event: &Event, start: u64) -> Result<Step, ProcessError> {
+        let type_code = event.header().event_type_raw();
+        let bad = |detail: String| ProcessError::Malformed {
+            what: "compressed ROWS",
+            file: self.file.to_string(),
+            pos: start,
+            detail,
+        };
+        let data = event.data();
+        let short = || bad("the event is cut short".into());
+        let head = data.get(..8).ok_or_else(short)?;
+        let mut id = [0u8; 8];
+        id[..6].copy_from_slice(&head[..6]);
+        let table_id = u64::from_le_bytes(id);
+        let mut at = 8;
+        if type_code >= 169 {
+            // v2: extra data, its length counting its own two bytes.
+            let len = data.get(8..10).ok_or_else(short)?;
+            at += usize::from(u16::from_le_bytes([len[0], len[1]])).max(2);
+        }
+        let (ncols, used) = lenenc(data.get(at..).ok_or_else(short)?).ok_or_else(short)?;
+        at += used;
+        let bitmap_len = ncols.div_ceil(8) as usize;
+        let kind = match (type_code - 166) % 3 {
+            0 => Kind::Insert,
+            1 => Kind::Update,
+            _ => Kind::Delete,
+        };
+        let mut bitmap = || -> Result<&[u8], ProcessError> {
+            let b = data.get(at..at + bitmap_len).ok_or_else(short)?;
+            at += bitmap_len;
+            Ok(b)
+        };
+        let (before, after): (Option<&[u8]>, Option<&[u8]>) = match kind {
+            Kind::Insert => (None, Some(bitmap()?)),
+            Kind::Delete => (Some(bitmap()?), None),
+            _ => {
+                let b = bitmap()?;
+                (Some(b), Some(bitmap()?))
+            }
+        };
+        let rows = compressed::inflate_mariadb(&data[at..]).map_err(bad)?;
+        let bit = |b: Option<&[u8]>, i: usize| {
+            b.is_none_or(|b| b.get(i / 8).is_some_and(|x| x & (1 << (i % 8)) != 0))
+        };
+        let before_present = |i: usize| bit(before, i);
+        let after_present = |i: usize| bit(after, i);
+        let timestamp = event.header().timestamp();
+        self.push_rows(
+            kind,
+            table_id,
+            &before_present,
+            &after_present,
+            &rows,
+            start,
+            timestamp,
+        )
+    }
+
+    /// Decodes the rows of one rows event into the open group's batch.
+    #[allow(clippy::too_many_arguments)]
+    fn push_rows(
+        &mut self,
+        kind: Kind,
+        table_id: u64,
+        before_present: &dyn Fn(usize) -> bool,
+        after_present: &dyn Fn(usize) -> bool,
+        rows: &[u8],
+        start: u64,
+        timestamp: u32,
+    ) -> Result<Step, ProcessError> {
+        let schema = match self.tables.get(&table_id) {
+            Some(TableEntry::Captured { schema, .. }) => schema.clone(),
+            Some(TableEntry::Ignored { .. }) => return Ok(Step::Continue),
+            None => {
+                return Err(ProcessError::UnknownTable {
+                    table_id,
+                    file: self.file.to_string(),
+                    pos: start,
+                })
+            }
+        };
+        if self.txn.is_none() {
+            self.open_txn(start, None, false, timestamp);
+            self.txn.as_mut().expect("opened above").began = true;
+        }
+        let txn = self.txn.as_mut().expect("opened above");
+        let mut reader = RowReader::new(rows);
         while !reader.is_empty() {
             let (before, after) = match kind {
                 Kind::Insert => {
-                    reader.read_image(&schema, &after_present, &mut self.scratch)?;
+                    reader.read_image(&schema, after_present, &mut self.scratch)?;
                     (Vec::new(), std::mem::take(&mut self.scratch))
                 }
                 Kind::Delete => {
-                    reader.read_image(&schema, &before_present, &mut self.scratch)?;
+                    reader.read_image(&schema, before_present, &mut self.scratch)?;
                     (std::mem::take(&mut self.scratch), Vec::new())
                 }
                 _ => {
                     let mut before = Vec::new();
-                    reader.read_image(&schema, &before_present, &mut before)?;
-                    reader.read_image(&schema, &after_present, &mut self.scratch)?;
+                    reader.read_image(&schema, before_present, &mut before)?;
+                    reader.read_image(&schema, after_present, &mut self.scratch)?;
                     (before, std::mem::take(&mut self.scratch))
                 }
             };
@@ -488,34 +1121,121 @@ impl Processor {
             self.ready.events.push(event);
             txn.rows += 1;
         }
-        if self.ready.events.len() >= self.max_batch_rows || self.ready.bytes >= self.max_batch_bytes
+        if self.ready.events.len() >= self.max_batch_rows
+            || self.ready.bytes >= self.max_batch_bytes
         {
-            // A piece of a large transaction: no checkpoint.
+            if let Some(xid) = &txn.xa {
+                // An XA group's rows are held until its outcome is known: no pieces.
+                let held =
+                    self.pending_xa.iter().map(|p| p.bytes).sum::<usize>() + self.ready.bytes;
+                if held > MAX_HELD_XA_BYTES {
+                    let xid = xid.clone();
+                    return Err(self.xa_limit(start, &xid));
+                }
+                return Ok(Step::Continue);
+            }
+            // A piece of a large transaction: no checkpoint, and it cannot be taken back.
+            txn.emitted = txn.rows;
             return Ok(Step::Emit);
         }
         Ok(Step::Continue)
     }
 }
 
+/// The statement without leading blanks, parentheses and comments.
+fn statement_text(sql: &str) -> &str {
+    let mut s = sql;
+    loop {
+        s = s.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+        if let Some(rest) = s.strip_prefix("/*") {
+            // `/*!… */` and `/*M!… */` hold executable text; take it as part of the statement.
+            if rest.starts_with('!') || rest.starts_with("M!") {
+                let body = rest.trim_start_matches("M").trim_start_matches('!');
+                return body.trim_start_matches(|c: char| c.is_ascii_digit());
+            }
+            s = rest.split_once("*/").map(|(_, r)| r).unwrap_or("");
+        } else if s.starts_with("-- ") || s.starts_with('#') {
+            s = s.split_once('\n').map(|(_, r)| r).unwrap_or("");
+        } else {
+            return s;
+        }
+    }
+}
+
+/// The first word and what follows it.
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    let end = s
+        .find(|c: char| c.is_whitespace() || c == ';')
+        .unwrap_or(s.len());
+    (&s[..end], &s[end..])
+}
+
+#[cfg(test)]
 fn first_word(sql: &str) -> &str {
-    let s = sql.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
-    // Skip a leading comment such as /* ... */ which some tools prepend.
-    let s = if let Some(rest) = s.strip_prefix("/*") {
-        rest.split_once("*/")
-            .map(|(_, r)| r.trim_start())
-            .unwrap_or("")
-    } else {
-        s
-    };
-    s.split(|c: char| c.is_whitespace() || c == ';')
-        .next()
-        .unwrap_or("")
+    split_word(statement_text(sql)).0
+}
+
+fn unquote(name: &str) -> String {
+    name.trim_matches('`').trim_end_matches(';').to_owned()
+}
+
+/// An XA id as the statement writes it (`X'7831',X'',1`), normalised for comparison.
+fn xa_id(rest: &str) -> String {
+    let mut s: String = rest.split_whitespace().collect::<Vec<_>>().join(" ");
+    for suffix in [" ONE PHASE", " one phase", ";"] {
+        if let Some(t) = s.strip_suffix(suffix) {
+            s = t.to_owned();
+        }
+    }
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+fn ends_with_start_transaction(sql: &str) -> bool {
+    let t = sql.trim_end().trim_end_matches(';').trim_end();
+    t.len() >= 17 && t[t.len() - 17..].eq_ignore_ascii_case("START TRANSACTION")
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// An INCIDENT event's body: type u16, message length u8, message.
+fn incident_text(data: &[u8]) -> String {
+    let kind = data
+        .get(..2)
+        .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+    let msg = data
+        .get(2)
+        .and_then(|&n| data.get(3..3 + usize::from(n)))
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .unwrap_or_default();
+    format!("incident {kind}: {msg}")
 }
 
 fn is_ddl(word: &str) -> bool {
     ["ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE"]
         .iter()
         .any(|w| word.eq_ignore_ascii_case(w))
+}
+
+/// Statements that change rows when the server logs them as text (statement format).
+fn is_dml(word: &str) -> bool {
+    [
+        "INSERT", "REPLACE", "UPDATE", "DELETE", "LOAD", "CALL", "DO", "SELECT", "WITH", "HANDLER",
+    ]
+    .iter()
+    .any(|w| word.eq_ignore_ascii_case(w))
 }
 
 fn mysql_gtid(g: &GtidEvent) -> String {
@@ -544,7 +1264,43 @@ mod tests {
         assert_eq!(first_word("BEGIN"), "BEGIN");
         assert_eq!(first_word("  /* app */ ALTER TABLE t ADD c INT"), "ALTER");
         assert_eq!(first_word("COMMIT;"), "COMMIT");
+        assert_eq!(
+            first_word("/*!40000 ALTER TABLE t DISABLE KEYS */"),
+            "ALTER"
+        );
         assert!(is_ddl("alter"));
         assert!(!is_ddl("insert"));
+        assert!(is_dml("Insert"));
+        assert_eq!(xa_id(" X'7831',X'',1"), "X'7831',X'',1");
+        assert_eq!(xa_id(" X'7831', X'', 1 ONE PHASE"), "X'7831',X'',1");
+        assert_eq!(unquote("`s1`"), "s1");
+        assert!(ends_with_start_transaction(
+            "CREATE TABLE t AS SELECT 1 START TRANSACTION"
+        ));
+        assert_eq!(lenenc(&[252, 1, 2]), Some((0x201, 3)));
+    }
+
+    #[test]
+    fn statement_writes_name_the_captured_table() {
+        let start = BinlogPosition {
+            file: "f".into(),
+            pos: 4,
+            gtid: None,
+            timestamp: 0,
+        };
+        let p = Processor::new(
+            TableFilter::new([("shop".to_owned(), "orders".to_owned())]),
+            &start,
+            10,
+        );
+        assert_eq!(
+            p.captured_mention("update `shop`.`Orders` set x=1", "shop")
+                .as_deref(),
+            Some("shop.orders")
+        );
+        assert_eq!(
+            p.captured_mention("insert into orders_archive values (1)", "shop"),
+            None
+        );
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod lock;
 pub mod position;
+pub mod skiplog;
 
 pub use lock::StateLock;
 pub use position::{

@@ -1,0 +1,472 @@
+//! Skipping one transaction on purpose: the operator's way past a permanent stop.
+//!
+//! Design note: Sluice stops, rather than skips, on anything it cannot publish faithfully (a
+//! MINIMAL row image written by one session, a statement-format write, an unknown event). The
+//! saved position then points at the start of that transaction, and every restart stops there
+//! again, because the event is already written. `sluice position skip` is the explicit way on:
+//! it reads the binlog from the saved position, finds the end of exactly one event group
+//! (transaction, or standalone statement) without decoding its rows, and returns what it saw so
+//! the caller can record it. [`GroupScanner`] is the pure part; [`scan_one_group`] reads the
+//! live server.
+//!
+//! Group ends: an XID event; a `COMMIT` or `ROLLBACK` (not `ROLLBACK TO`) query; an
+//! `XA COMMIT`/`XA ROLLBACK` query; an XA_PREPARE event; a MySQL TRANSACTION_PAYLOAD (one event
+//! holds the whole transaction); or any other query when the group has no `BEGIN` (DDL, and
+//! MariaDB's standalone groups).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::BinlogStreamRequest;
+use mysql_common::binlog::events::{Event, QueryEvent, TableMapEvent};
+
+use super::binlog::{self, SourceError};
+use super::gtid::{self, MariaGtidState};
+use crate::config::MysqlConfig;
+use crate::state::BinlogPosition;
+
+/// How long the scan waits for the rest of the group before it gives up.
+const SCAN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What one skipped event group held, for the operator and the skip log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GroupSummary {
+    /// The binlog file of the group.
+    pub file: String,
+    /// Where the group starts (the saved position).
+    pub start: u64,
+    /// Where the next group starts: the new position.
+    pub end: u64,
+    /// The group's GTID, where the server writes one.
+    pub gtid: Option<String>,
+    /// Tables the group's rows events belong to, as `schema.table`.
+    pub tables: BTreeSet<String>,
+    /// Rows events in the group (each can hold several rows).
+    pub rows_events: u32,
+    /// Statements in the group other than BEGIN/COMMIT, cut to 200 characters each.
+    pub statements: Vec<String>,
+    /// Event type codes seen, in order of first appearance.
+    pub event_types: Vec<u8>,
+}
+
+/// Why the scan could not find one whole group.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("the binlog ended at {file}:{pos} inside the group that starts at {start}: nothing to skip yet (the transaction is not complete on the server)")]
+    Incomplete { file: String, pos: u64, start: u64 },
+    #[error("malformed {what} event at {file}:{pos}: {detail}")]
+    Malformed {
+        what: &'static str,
+        file: String,
+        pos: u64,
+        detail: String,
+    },
+}
+
+/// Finds the end of the first event group at or after `start`, one event at a time.
+#[derive(Debug)]
+pub struct GroupScanner {
+    summary: GroupSummary,
+    started: bool,
+    began: bool,
+    /// MariaDB FL_STANDALONE: the next statement ends the group.
+    standalone: bool,
+    done: bool,
+}
+
+impl GroupScanner {
+    pub fn new(at: &BinlogPosition) -> Self {
+        GroupScanner {
+            summary: GroupSummary {
+                file: at.file.clone(),
+                start: at.pos,
+                end: at.pos,
+                ..Default::default()
+            },
+            started: false,
+            began: false,
+            standalone: false,
+            done: false,
+        }
+    }
+
+    /// Feeds one event; returns `true` once the group is complete.
+    pub fn feed(&mut self, event: &Event) -> Result<bool, ScanError> {
+        if self.done {
+            return Ok(true);
+        }
+        let header = event.header();
+        let end = u64::from(header.log_pos());
+        let type_code = header.event_type_raw();
+        // The fake ROTATE and the FORMAT_DESCRIPTION a replica stream opens with (log_pos 0 or
+        // before the start) are not part of the group.
+        if end == 0 || end.saturating_sub(u64::from(header.event_size())) < self.summary.start {
+            if type_code == 4 && end != 0 {
+                // A real ROTATE before the group: the group is in the next file.
+                if let Ok(r) = event.read_event::<mysql_common::binlog::events::RotateEvent>() {
+                    self.summary.file = r.name().into_owned();
+                    self.summary.start = r.position();
+                }
+            }
+            return Ok(false);
+        }
+        let start = end.saturating_sub(u64::from(header.event_size()));
+        let malformed = |what: &'static str, e: std::io::Error| ScanError::Malformed {
+            what,
+            file: self.summary.file.clone(),
+            pos: start,
+            detail: e.to_string(),
+        };
+        // Format descriptions, heartbeats and GTID bookkeeping say nothing about the group.
+        if matches!(type_code, 15 | 27 | 35 | 161 | 163) {
+            return Ok(false);
+        }
+        if !self.summary.event_types.contains(&type_code) {
+            self.summary.event_types.push(type_code);
+        }
+        let mut ends = false;
+        match type_code {
+            // A ROTATE after the start: the server moved on; the group did not begin yet.
+            4 => {
+                if let Ok(r) = event.read_event::<mysql_common::binlog::events::RotateEvent>() {
+                    self.summary.file = r.name().into_owned();
+                    self.summary.start = r.position();
+                    self.summary.end = r.position();
+                }
+                return Ok(false);
+            }
+            gtid::MARIADB_GTID => {
+                let g = gtid::parse_mariadb_gtid(event.data(), header.server_id())
+                    .ok_or_else(|| malformed("MariaDB GTID", std::io::Error::other("short")))?;
+                self.summary.gtid = Some(g.gtid.to_string());
+                self.standalone = g.standalone;
+            }
+            33 | 42 => {
+                let g: mysql_common::binlog::events::GtidEvent =
+                    event.read_event().map_err(|e| malformed("GTID", e))?;
+                let sid: String = g.sid().iter().map(|b| format!("{b:02x}")).collect();
+                self.summary.gtid = Some(format!("{sid}:{}", g.gno()));
+            }
+            2 | 165 => {
+                let text = if type_code == 2 {
+                    let q: QueryEvent<'_> =
+                        event.read_event().map_err(|e| malformed("QUERY", e))?;
+                    q.query().into_owned()
+                } else {
+                    // A compressed query: its text is not needed to find the group's end.
+                    String::from("<compressed query>")
+                };
+                let upper = text.trim_start().to_ascii_uppercase();
+                if upper.starts_with("BEGIN") {
+                    self.began = true;
+                } else if upper == "COMMIT"
+                    || upper.starts_with("COMMIT;")
+                    || upper == "ROLLBACK"
+                    || (upper.starts_with("XA ")
+                        && (upper.contains("COMMIT") || upper.contains("ROLLBACK")))
+                {
+                    ends = true;
+                } else {
+                    if !upper.starts_with("SAVEPOINT") && !upper.starts_with("ROLLBACK TO") {
+                        self.summary
+                            .statements
+                            .push(text.chars().take(200).collect());
+                    }
+                    if !self.began || self.standalone {
+                        ends = true;
+                    }
+                }
+            }
+            // XID, XA_PREPARE, TRANSACTION_PAYLOAD.
+            16 | 38 | 40 => ends = true,
+            19 => {
+                if let Ok(t) = event.read_event::<TableMapEvent<'_>>() {
+                    self.summary
+                        .tables
+                        .insert(format!("{}.{}", t.database_name(), t.table_name()));
+                }
+            }
+            23..=25 | 30..=32 | 39 | 166..=171 => self.summary.rows_events += 1,
+            _ => {}
+        }
+        self.started = true;
+        self.summary.end = end;
+        if ends {
+            self.done = true;
+        }
+        Ok(self.done)
+    }
+
+    /// The summary so far (complete once [`GroupScanner::feed`] returned `true`).
+    pub fn summary(&self) -> &GroupSummary {
+        &self.summary
+    }
+
+    /// Whether any event of the group was seen.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+}
+
+/// The position after a skipped group: its end, with the MariaDB GTID state advanced past it.
+/// (MySQL GTIDs are not part of a saved position; they pass through unchanged.)
+pub fn position_after(at: &BinlogPosition, group: &GroupSummary) -> BinlogPosition {
+    let merged = |g: &str| match &at.gtid {
+        Some(state) => MariaGtidState::parse(&format!("{state},{g}")),
+        None => MariaGtidState::parse(g),
+    };
+    let gtid = match group.gtid.as_deref().and_then(merged) {
+        Some(state) if !state.is_empty() => Some(state.to_string()),
+        _ => at.gtid.clone(),
+    };
+    BinlogPosition {
+        file: group.file.clone(),
+        pos: group.end,
+        gtid,
+        timestamp: 0,
+    }
+}
+
+/// Reads the live binlog from `at` until one whole event group has passed, and returns it. Rows
+/// are not decoded, so this works on the very groups the pipeline cannot read.
+pub async fn scan_one_group(
+    cfg: &MysqlConfig,
+    at: &BinlogPosition,
+) -> Result<GroupSummary, SkipError> {
+    let mut conn = binlog::connect(cfg).await?;
+    let mariadb = binlog::is_mariadb(&mut conn).await?;
+    let mut setup = vec!["SET @master_heartbeat_period=1000000000"];
+    if mariadb {
+        setup.insert(0, "SET @mariadb_slave_capability=4");
+    }
+    for stmt in setup {
+        conn.query_drop(stmt)
+            .await
+            .map_err(|source| SourceError::Query {
+                context: "preparing the replica session",
+                source,
+            })?;
+    }
+    let request = BinlogStreamRequest::new(cfg.server_id)
+        .with_filename(at.file.as_bytes())
+        .with_pos(at.pos);
+    let mut stream = conn
+        .get_binlog_stream(request)
+        .await
+        .map_err(SourceError::Stream)?;
+    let mut scanner = GroupScanner::new(at);
+    let deadline = tokio::time::Instant::now() + SCAN_TIMEOUT;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next()).await;
+        let event = match next {
+            Err(_) | Ok(None) => {
+                return Err(SkipError::Scan(ScanError::Incomplete {
+                    file: scanner.summary().file.clone(),
+                    pos: scanner.summary().end,
+                    start: at.pos,
+                }))
+            }
+            Ok(Some(Err(e))) => return Err(SourceError::Stream(e).into()),
+            Ok(Some(Ok(ev))) => ev,
+        };
+        if scanner.feed(&event)? {
+            return Ok(scanner.summary().clone());
+        }
+    }
+}
+
+/// What `sluice position skip` did (or, with `dry_run`, would do).
+#[derive(Debug)]
+pub struct SkipOutcome {
+    pub from: BinlogPosition,
+    pub to: BinlogPosition,
+    pub group: GroupSummary,
+    /// Where the record was appended (`None` on a dry run).
+    pub log: Option<std::path::PathBuf>,
+}
+
+/// Moves the saved position of the pipeline that `cfg` describes past exactly one event group,
+/// after recording it (with `reason`) in the state directory's skip log. Takes the state lock,
+/// so it refuses while `sluice run` is running on the same state.
+pub async fn skip_saved_position(
+    cfg: &crate::config::Config,
+    reason: &str,
+    dry_run: bool,
+) -> Result<SkipOutcome, SkipError> {
+    let _lock = crate::state::StateLock::acquire(&cfg.state_dir, "sluice position skip")?;
+    let store = crate::state::PositionStore::for_tables(
+        &cfg.state_dir,
+        &cfg.mysql.schema,
+        &cfg.mysql.tables,
+    );
+    let from = store.load()?.ok_or_else(|| SkipError::NoPosition {
+        path: store.path().to_owned(),
+    })?;
+    let group = scan_one_group(&cfg.mysql, &from).await?;
+    let to = position_after(&from, &group);
+    if dry_run {
+        return Ok(SkipOutcome {
+            from,
+            to,
+            group,
+            log: None,
+        });
+    }
+    let record = serde_json::json!({
+        "reason": reason,
+        "position_file": store.path().display().to_string(),
+        "from": {"log_file": from.file, "log_pos": from.pos, "gtid": from.gtid},
+        "to": {"log_file": to.file, "log_pos": to.pos, "gtid": to.gtid},
+        "group": group,
+    });
+    let log = crate::state::skiplog::append(&cfg.state_dir, &record)?;
+    store.save(&to)?;
+    tracing::warn!(from = %from, to = %to, tables = ?group.tables, %reason, "skipped one transaction on the operator's request; recorded in {}", log.display());
+    Ok(SkipOutcome {
+        from,
+        to,
+        group,
+        log: Some(log),
+    })
+}
+
+/// Errors of `sluice position skip`.
+#[derive(Debug, thiserror::Error)]
+pub enum SkipError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error("there is no saved position in {path}: nothing to skip (Sluice has not stopped on anything in this state directory)")]
+    NoPosition { path: std::path::PathBuf },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql_common::binlog::consts::BinlogVersion;
+    use mysql_common::binlog::BinlogFile;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/mysql-binlogs")
+            .join(name)
+    }
+
+    /// Every group of a real MySQL binlog, found by scanning from each group's start.
+    fn groups(name: &str) -> Vec<GroupSummary> {
+        let read = || {
+            let f = std::fs::File::open(fixture(name)).unwrap();
+            BinlogFile::new(BinlogVersion::Version4, std::io::BufReader::new(f)).unwrap()
+        };
+        let mut out = Vec::new();
+        let mut at = BinlogPosition {
+            file: name.into(),
+            pos: 4,
+            gtid: None,
+            timestamp: 0,
+        };
+        loop {
+            let mut scanner = GroupScanner::new(&at);
+            let mut done = false;
+            for ev in read() {
+                if scanner.feed(&ev.unwrap()).unwrap() {
+                    done = true;
+                    break;
+                }
+            }
+            if !done {
+                return out;
+            }
+            let g = scanner.summary().clone();
+            at = position_after(&at, &g);
+            out.push(g);
+        }
+    }
+
+    #[test]
+    fn finds_each_group_of_a_mysql_binlog() {
+        // Statement-based with GTIDs: a DDL ends with its statement, DML with its COMMIT.
+        let gs = groups("binlog_transaction_with_GTID.000001");
+        let summary: Vec<_> = gs
+            .iter()
+            .map(|g| {
+                (
+                    g.start,
+                    g.end,
+                    g.gtid.clone().unwrap(),
+                    g.statements.clone(),
+                )
+            })
+            .collect();
+        let sid = "006c2cf2b1ea11e490578c705a3d3e78";
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    4,
+                    297,
+                    format!("{sid}:1"),
+                    vec!["CREATE TABLE t1 (c1 INT)".to_owned()]
+                ),
+                (
+                    297,
+                    603,
+                    format!("{sid}:2"),
+                    vec!["INSERT INTO t1 VALUES (1)".to_owned()]
+                ),
+                (
+                    603,
+                    766,
+                    format!("{sid}:3"),
+                    vec!["DROP TABLE `t1` /* generated by server */".to_owned()]
+                ),
+            ]
+        );
+        // Row-based: each DML group holds its table map and rows and ends in an XID.
+        for name in [
+            "mysql-enum-string-set.000001",
+            "transaction_compression.000001",
+        ] {
+            let gs = groups(name);
+            for w in gs.windows(2) {
+                assert_eq!(w[1].start, w[0].end, "groups tile {name}: {w:?}");
+            }
+            let dml: Vec<_> = gs
+                .iter()
+                .filter(|g| g.rows_events > 0 || g.event_types.contains(&40))
+                .collect();
+            assert!(!dml.is_empty(), "{name}: {gs:#?}");
+            for g in dml {
+                assert!(
+                    g.event_types.contains(&16) || g.event_types.contains(&40),
+                    "{name}: {g:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn advances_the_mariadb_gtid_state() {
+        let at = BinlogPosition {
+            file: "b.000001".into(),
+            pos: 100,
+            gtid: Some("0-1-10,1-1-3".into()),
+            timestamp: 0,
+        };
+        let g = GroupSummary {
+            file: "b.000001".into(),
+            start: 100,
+            end: 400,
+            gtid: Some("0-1-11".into()),
+            ..Default::default()
+        };
+        let p = position_after(&at, &g);
+        assert_eq!(p.pos, 400);
+        assert_eq!(p.gtid.as_deref(), Some("0-1-11,1-1-3"));
+    }
+}

@@ -1,0 +1,149 @@
+//! Only what committed is published, against the real MariaDB: a rolled-back transaction (the
+//! server logs it when a temporary table was touched), `ROLLBACK TO SAVEPOINT` (logged when a
+//! statement also changed a MyISAM table), XA transactions rolled back and committed, and a
+//! statement-format write on a captured table, which stops Sluice, again on restart.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use sluice_tests::*;
+
+fn inserted_ids(lines: &[String]) -> Vec<i64> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| {
+            assert_eq!(v["kind"], "insert", "{v}");
+            v["columnvalues"][0].as_i64().unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolled_back_and_xa_transactions_publish_only_what_committed() -> anyhow::Result<()> {
+    let (table, server_id) = unique("txn");
+    let mut db = admin().await?;
+    db.query_drop(format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, v VARCHAR(10)) ENGINE=InnoDB"
+    ))
+    .await?;
+    db.query_drop(format!(
+        "CREATE TABLE {table}_m (id INT PRIMARY KEY) ENGINE=MyISAM"
+    ))
+    .await?;
+    db.query_drop(format!("INSERT INTO {table}_m VALUES (1)"))
+        .await?;
+    let state = tempfile::tempdir()?;
+    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
+    let sluice = cfg.start()?;
+
+    // A rolled-back transaction: the temporary table makes the server log it, with ROLLBACK.
+    for stmt in [
+        "BEGIN".to_owned(),
+        format!("INSERT INTO {table} VALUES (1, 'rolled')"),
+        "CREATE TEMPORARY TABLE tmp_rb (a INT) ENGINE=MyISAM".to_owned(),
+        "INSERT INTO tmp_rb VALUES (1)".to_owned(),
+        "ROLLBACK".to_owned(),
+        "DROP TEMPORARY TABLE tmp_rb".to_owned(),
+    ] {
+        db.query_drop(stmt).await?;
+    }
+    // ROLLBACK TO SAVEPOINT: the statement that also changes a MyISAM table makes the server
+    // log SAVEPOINT and ROLLBACK TO, with the rolled-back rows between them.
+    for stmt in [
+        "BEGIN".to_owned(),
+        format!("INSERT INTO {table} VALUES (2, 'kept')"),
+        "SAVEPOINT s1".to_owned(),
+        format!("INSERT INTO {table} VALUES (3, 'undone')"),
+        format!(
+            "UPDATE {table} JOIN {table}_m SET {table}.v = 'undone2', {table}_m.id = {table}_m.id + 100 \
+             WHERE {table}.id = 3"
+        ),
+        "ROLLBACK TO SAVEPOINT s1".to_owned(),
+        format!("INSERT INTO {table} VALUES (4, 'kept')"),
+        "COMMIT".to_owned(),
+    ] {
+        db.query_drop(stmt).await?;
+    }
+    // XA rolled back, then XA committed (its rows once), then a one-phase XA commit.
+    let xa = |id: &str, row: i64, end: &str| {
+        vec![
+            format!("XA START '{table}{id}'"),
+            format!("INSERT INTO {table} VALUES ({row}, 'xa')"),
+            format!("XA END '{table}{id}'"),
+            format!("XA PREPARE '{table}{id}'"),
+            format!("XA {end} '{table}{id}'"),
+        ]
+    };
+    for stmt in xa("a", 10, "ROLLBACK")
+        .into_iter()
+        .chain(xa("b", 11, "COMMIT"))
+    {
+        db.query_drop(stmt).await?;
+    }
+    for stmt in [
+        format!("XA START '{table}c'"),
+        format!("INSERT INTO {table} VALUES (12, 'xa1')"),
+        format!("XA END '{table}c'"),
+        format!("XA COMMIT '{table}c' ONE PHASE"),
+        format!("INSERT INTO {table} VALUES (99, 'last')"),
+    ] {
+        db.query_drop(stmt).await?;
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || inserted_ids(
+            &sluice.stdout_lines()
+        )
+        .contains(&99)),
+        "{}",
+        sluice.stderr_text()
+    );
+    let lines = sluice.stdout_lines();
+    assert_eq!(sluice.stop()?, 0);
+    let ids = inserted_ids(&lines);
+    eprintln!("published: {ids:?}");
+    assert_eq!(
+        ids,
+        vec![2, 4, 11, 12, 99],
+        "only committed rows, each once"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_format_write_on_a_captured_table_stops_and_stops_again() -> anyhow::Result<()> {
+    let (table, server_id) = unique("stmt");
+    let mut db = admin().await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+        .await?;
+    let state = tempfile::tempdir()?;
+    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
+    let sluice = cfg.start()?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (1)"))
+        .await?;
+    db.query_drop("SET SESSION binlog_format=STATEMENT").await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (2)"))
+        .await?;
+    db.query_drop("SET SESSION binlog_format=ROW").await?;
+    let mut sluice = sluice;
+    let code = sluice.wait(Duration::from_secs(30))?;
+    let err = sluice.stderr_text();
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("statement-format write at"), "{err}");
+    assert!(err.contains(&format!("{DB}.{table}")), "{err}");
+    assert!(err.contains("binlog_format=ROW"), "{err}");
+    assert_eq!(inserted_ids(&sluice.stdout_lines()), vec![1]);
+    // A restart stops at the same statement: the position did not move past it.
+    let (code, out, err2) = cfg.run_to_end(&["run"])?;
+    assert_ne!(code, 0, "{err2}");
+    let at = |e: &str| {
+        e.split("statement-format write at ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .map(str::to_owned)
+    };
+    assert_eq!(at(&err2), at(&err), "{err2}");
+    assert!(at(&err).is_some());
+    assert!(inserted_ids(&out.lines().map(str::to_owned).collect::<Vec<_>>()).is_empty());
+    Ok(())
+}
