@@ -4,7 +4,12 @@
 //! fix in words an operator can act on. The list follows `shared/CONTRACT.md` and the Python
 //! app's troubleshooting list ("Binary logging must be enabled for CDC", access denied, a purged
 //! position). Only failures make the command exit non-zero; `binlog_row_metadata` is a warning
-//! because the pipeline still works without it.
+//! because the pipeline still works without it, and `log_bin_compress` is information (Sluice
+//! decodes MariaDB's compressed events).
+//!
+//! With a broker configured it checks Kafka too, with the producer's security settings: the
+//! broker answers within 10 s, the topic exists (or is created, as `run` would), and a test
+//! record is acknowledged; `--no-produce` stops at the metadata and a validate-only creation.
 
 use std::fmt;
 
@@ -18,6 +23,8 @@ use crate::state::PositionStore;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Pass,
+    /// Worth knowing; nothing to fix.
+    Info,
     Warn,
     Fail,
 }
@@ -36,6 +43,7 @@ impl fmt::Display for CheckResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tag = match self.status {
             Status::Pass => "PASS",
+            Status::Info => "INFO",
             Status::Warn => "WARN",
             Status::Fail => "FAIL",
         };
@@ -74,8 +82,110 @@ fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -
     }
 }
 
-/// Runs every check. Never fails itself: problems are results.
-pub async fn run_checks(cfg: &Config) -> Vec<CheckResult> {
+fn info(name: &'static str, detail: impl Into<String>) -> CheckResult {
+    CheckResult {
+        name,
+        status: Status::Info,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+/// Runs every check. Never fails itself: problems are results. `produce`: with Kafka
+/// configured, produce a test record to the topic (otherwise only metadata is read).
+pub async fn run_checks(cfg: &Config, produce: bool) -> Vec<CheckResult> {
+    let mut out = mysql_checks(cfg).await;
+    out.extend(kafka_checks(cfg, produce).await);
+    out
+}
+
+async fn kafka_checks(cfg: &Config, produce: bool) -> Vec<CheckResult> {
+    use crate::sink::kafka::{self, SinkError, CONNECT_TIMEOUT};
+    use rdkafka::types::RDKafkaErrorCode;
+    let Some(k) = &cfg.kafka else {
+        return vec![info(
+            "kafka",
+            "no broker configured (KAFKA_BROKERS): events go to stdout",
+        )];
+    };
+    let mut out = Vec::new();
+    let probe = match kafka::probe(k, CONNECT_TIMEOUT).await {
+        Ok(p) => {
+            out.push(pass(
+                "kafka",
+                format!("reached {} broker(s) through {}", p.brokers, k.brokers),
+            ));
+            p
+        }
+        Err(e @ SinkError::Unreachable { .. }) => {
+            out.push(fail(
+                "kafka",
+                e.to_string(),
+                "set KAFKA_BROKERS (or kafka.brokers) to the broker's host:port, and check that it runs and that this host may reach it",
+            ));
+            return out;
+        }
+        Err(e) => {
+            out.push(fail(
+                "kafka",
+                e.to_string(),
+                "fix the [kafka.producer] security settings or the cluster's ACLs as the message says",
+            ));
+            return out;
+        }
+    };
+    let topic = &k.topic;
+    match probe.topic_error {
+        None => out.push(pass("topic", format!("topic {topic:?} exists"))),
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+            let r = if produce {
+                kafka::ensure_topic(k, topic, 1, CONNECT_TIMEOUT)
+                    .await
+                    .map(|()| {
+                        format!(
+                            "topic {topic:?} was missing and was created, as `sluice run` would"
+                        )
+                    })
+            } else {
+                kafka::validate_topic_creation(k, topic, CONNECT_TIMEOUT)
+                    .await
+                    .map(|()| format!("topic {topic:?} does not exist; the broker accepts its creation (validate-only), so `sluice run` will create it"))
+            };
+            out.push(match r {
+                Ok(detail) => pass("topic", detail),
+                Err(e) => fail(
+                    "topic",
+                    format!("topic {topic:?} does not exist and cannot be created: {e}"),
+                    "create the topic yourself (one partition keeps a table's events in order), or grant Sluice's principal CREATE on it",
+                ),
+            });
+        }
+        Some(code) => out.push(fail(
+            "topic",
+            format!("topic {topic:?}: {code}"),
+            match kafka::classify(code) {
+                kafka::Class::Permanent(hint) => hint.to_owned(),
+                _ => "check the topic's state on the cluster (output / kafka.topic)".to_owned(),
+            },
+        )),
+    }
+    if produce {
+        out.push(match kafka::produce_test_record(k, CONNECT_TIMEOUT).await {
+            Ok(()) => pass(
+                "produce",
+                format!("a test record (key \"sluice.check\", no value) was acknowledged on {topic:?}"),
+            ),
+            Err(e) => fail(
+                "produce",
+                format!("producing a test record to {topic:?} failed: {e}"),
+                "check the cluster's ACLs (WRITE on the topic, IDEMPOTENT_WRITE on the cluster) and the [kafka.producer] settings; `sluice check --no-produce` skips this check",
+            ),
+        });
+    }
+    out
+}
+
+async fn mysql_checks(cfg: &Config) -> Vec<CheckResult> {
     let m = &cfg.mysql;
     let mut out = Vec::new();
     let mut conn = match Conn::new(connect_opts(m, &m.host)).await {
@@ -159,6 +269,18 @@ pub async fn run_checks(cfg: &Config) -> Vec<CheckResult> {
         )),
     }
 
+    match get("log_bin_compress").as_deref() {
+        Some("ON") | Some("1") => out.push(info(
+            "log_bin_compress",
+            format!(
+                "log_bin_compress=ON (log_bin_compress_min_len={}): MariaDB compresses large events; Sluice decodes them",
+                get("log_bin_compress_min_len").unwrap_or_else(|| "?".into())
+            ),
+        )),
+        Some(v) => out.push(info("log_bin_compress", format!("log_bin_compress={v}"))),
+        None => {}
+    }
+
     out.push(check_privileges(&mut conn, cfg).await);
     out.extend(check_tables(&mut conn, cfg).await);
 
@@ -187,7 +309,8 @@ pub async fn run_checks(cfg: &Config) -> Vec<CheckResult> {
 async fn server_variables(conn: &mut Conn) -> Vec<(String, String)> {
     conn.query(
         "SHOW GLOBAL VARIABLES WHERE Variable_name IN \
-         ('log_bin','binlog_format','binlog_row_image','binlog_row_metadata','server_id')",
+         ('log_bin','binlog_format','binlog_row_image','binlog_row_metadata','server_id', \
+         'log_bin_compress','log_bin_compress_min_len')",
     )
     .await
     .unwrap_or_default()

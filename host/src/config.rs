@@ -57,13 +57,65 @@ pub struct SnapshotConfig {
     pub force: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaConfig {
     pub brokers: String,
     pub topic: String,
     pub key: KeyMode,
-    /// Extra librdkafka producer properties from the TOML file (`[kafka.producer]`).
+    /// Extra librdkafka producer properties from the TOML file (`[kafka.producer]`). They can
+    /// hold secrets (`sasl.password`, ...): `Debug` redacts those.
     pub producer: BTreeMap<String, String>,
+    /// What to do with an event Kafka refuses as too large (`kafka.on_oversize`).
+    pub on_oversize: OversizePolicy,
+    /// Where oversized events go under [`OversizePolicy::DeadLetter`] (`kafka.dead_letter_topic`).
+    pub dead_letter_topic: Option<String>,
+}
+
+/// What happens to an event that is over the producer's or the broker's message size limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OversizePolicy {
+    /// Stop Sluice with an error naming `message.max.bytes` (the default): nothing is skipped.
+    #[default]
+    Halt,
+    /// Publish a small record to `kafka.dead_letter_topic` instead (headers describe the event;
+    /// the value is omitted) and carry on.
+    DeadLetter,
+}
+
+/// Whether a librdkafka property holds a secret that must never be printed.
+pub fn is_secret_property(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password")
+        || k.contains("secret")
+        || k.contains("jaas")
+        || k == "ssl.key.pem"
+        || k == "sasl.oauthbearer.config"
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let producer: BTreeMap<&str, &str> = self
+            .producer
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_property(k) {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("key", &self.key)
+            .field("producer", &producer)
+            .field("on_oversize", &self.on_oversize)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .finish()
+    }
 }
 
 /// Tuning of the stages.
@@ -75,7 +127,15 @@ pub struct PipelineConfig {
     pub channel_capacity: usize,
     /// How often an acknowledged position is written to disk, at most.
     pub checkpoint_interval_ms: u64,
+    /// Bytes of events (estimated) in flight between the source and Kafka's acknowledgement.
+    pub max_inflight_bytes: usize,
+    /// How long a stop signal waits for in-flight events to be acknowledged before the stages
+    /// are abandoned (the acknowledged position is still saved).
+    pub shutdown_timeout_ms: u64,
 }
+
+/// Default of `pipeline.max_inflight_bytes`: 256 MiB.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 256 << 20;
 
 impl fmt::Debug for MysqlConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -195,6 +255,8 @@ struct FileKafka {
     key: Option<KeyMode>,
     #[serde(default)]
     producer: BTreeMap<String, String>,
+    on_oversize: Option<OversizePolicy>,
+    dead_letter_topic: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,6 +265,8 @@ struct FilePipeline {
     max_batch_rows: Option<usize>,
     channel_capacity: Option<usize>,
     checkpoint_interval_ms: Option<u64>,
+    max_inflight_bytes: Option<usize>,
+    shutdown_timeout_ms: Option<u64>,
 }
 
 impl Config {
@@ -350,11 +414,22 @@ impl Config {
                         var: "output",
                         toml: "kafka.topic",
                     })?;
+                let on_oversize = fc.kafka.on_oversize.unwrap_or_default();
+                if on_oversize == OversizePolicy::DeadLetter && fc.kafka.dead_letter_topic.is_none()
+                {
+                    return Err(ConfigError::Invalid {
+                        var: "kafka.on_oversize",
+                        value: "dead_letter".into(),
+                        expected: "a `kafka.dead_letter_topic` with on_oversize = \"dead_letter\"",
+                    });
+                }
                 Some(KafkaConfig {
                     brokers,
                     topic,
                     key,
                     producer: fc.kafka.producer,
+                    on_oversize,
+                    dead_letter_topic: fc.kafka.dead_letter_topic,
                 })
             }
             None => None,
@@ -364,6 +439,12 @@ impl Config {
             max_batch_rows: fc.pipeline.max_batch_rows.unwrap_or(1024).max(1),
             channel_capacity: fc.pipeline.channel_capacity.unwrap_or(64).max(1),
             checkpoint_interval_ms: fc.pipeline.checkpoint_interval_ms.unwrap_or(200),
+            max_inflight_bytes: fc
+                .pipeline
+                .max_inflight_bytes
+                .unwrap_or(DEFAULT_MAX_INFLIGHT_BYTES)
+                .max(1),
+            shutdown_timeout_ms: fc.pipeline.shutdown_timeout_ms.unwrap_or(10_000),
         };
 
         // TRANSFORMS replaces the file's list; an entry whose path the file also names keeps the
@@ -564,14 +645,57 @@ mod tests {
     }
 
     #[test]
+    fn kafka_file_settings_and_secrets_are_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(
+            &file,
+            "[kafka]\nbrokers = \"k:9092\"\ntopic = \"cdc\"\non_oversize = \"dead_letter\"\n\
+             dead_letter_topic = \"cdc.big\"\n[kafka.producer]\n\"sasl.password\" = \"hunter2\"\n\
+             \"ssl.key.password\" = \"kp\"\n\"security.protocol\" = \"SASL_SSL\"\n\
+             [pipeline]\nmax_inflight_bytes = 1000\n",
+        )
+        .unwrap();
+        let map: HashMap<String, String> = BASE
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let c = Config::load(Some(&file), &|k| map.get(k).cloned()).unwrap();
+        let k = c.kafka.as_ref().unwrap();
+        assert_eq!(k.on_oversize, OversizePolicy::DeadLetter);
+        assert_eq!(k.dead_letter_topic.as_deref(), Some("cdc.big"));
+        assert_eq!(c.pipeline.max_inflight_bytes, 1000);
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("\"kp\""),
+            "{shown}"
+        );
+        assert!(shown.contains("SASL_SSL"), "{shown}");
+
+        // dead_letter without a topic is refused.
+        std::fs::write(
+            &file,
+            "[kafka]\nbrokers = \"k:9092\"\ntopic = \"cdc\"\non_oversize = \"dead_letter\"\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&file), &|k| map.get(k).cloned()).unwrap_err();
+        assert!(err.to_string().contains("dead_letter_topic"), "{err}");
+        // Defaults.
+        let c = load(&BASE).unwrap();
+        assert_eq!(c.pipeline.max_inflight_bytes, DEFAULT_MAX_INFLIGHT_BYTES);
+        assert_eq!(c.pipeline.shutdown_timeout_ms, 10_000);
+    }
+
+    #[test]
     fn several_tables_and_bad_values() {
         let mut vars = BASE.to_vec();
         vars[4] = ("MYSQL_TABLE", "orders, customers");
         let c = load(&vars).unwrap();
         assert_eq!(c.mysql.tables, vec!["orders", "customers"]);
-        assert_eq!(
-            c.position_file_name(),
-            "binlog_position_shop_orders_customers.json"
+        let name = c.position_file_name();
+        assert!(
+            name.starts_with("binlog_position_shop_orders_customers_") && name.ends_with(".json"),
+            "{name}"
         );
         vars.push(("MYSQL_PORT", "x"));
         assert!(load(&vars).unwrap_err().to_string().contains("MYSQL_PORT"));

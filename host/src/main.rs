@@ -40,6 +40,11 @@ enum Command {
         /// TOML config file (environment variables override it).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// With Kafka configured: only read the cluster's metadata, do not produce a test record
+        /// (by default one record with key `sluice.check`, no value and a `sluice.check` header
+        /// is produced to the topic, creating the topic if it is missing, as `run` would).
+        #[arg(long)]
+        no_produce: bool,
     },
     /// Work with WebAssembly transforms.
     #[command(subcommand)]
@@ -100,7 +105,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Run { config, watch } => run(config, watch).await,
-            Command::Check { config } => check(config).await,
+            Command::Check { config, no_produce } => check(config, !no_produce).await,
             Command::Transform(TransformCommand::Test {
                 wasm,
                 set,
@@ -160,9 +165,19 @@ async fn run(config: Option<PathBuf>, watch: bool) -> anyhow::Result<ExitCode> {
         eprintln!("error: second signal: exiting without draining; the last saved position stands");
         std::process::exit(130);
     });
+    let saved = if cfg.kafka.is_some() {
+        "Kafka acknowledged"
+    } else {
+        "was written to stdout"
+    };
     sluice::pipeline::run(&cfg, stop_rx)
         .await
-        .context("the pipeline stopped; the saved position is the last one Kafka acknowledged, so a restart loses nothing")?;
+        .with_context(|| {
+            format!(
+            "Sluice stopped. Fix the cause below and start it again: it resumes from the saved \
+             position, after the last event that {saved}, so nothing is lost"
+        )
+        })?;
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }
@@ -177,9 +192,9 @@ async fn wait_for_signal() {
     }
 }
 
-async fn check(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+async fn check(config: Option<PathBuf>, produce: bool) -> anyhow::Result<ExitCode> {
     let cfg = load_config(config)?;
-    let results = run_checks(&cfg).await;
+    let results = run_checks(&cfg, produce).await;
     let mut failed = 0;
     for r in &results {
         println!("{r}");

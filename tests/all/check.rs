@@ -1,6 +1,6 @@
 //! `sluice check` and the run-time errors an operator meets, each triggered for real: binlog
 //! off (a second instance without log_bin), a wrong binlog format, a user without privileges,
-//! a wrong password, and a purged position.
+//! a wrong password, and a purged position. With a broker configured, `check` reports Kafka too.
 
 use std::time::Duration;
 
@@ -107,16 +107,41 @@ async fn missing_privileges_and_bad_password_fail_with_fixes() -> anyhow::Result
         "{out}"
     );
 
-    cfg.set("MYSQL_PASSWORD", "wrong");
-    let (code, out, _) = cfg.run_to_end(&["check"])?;
+    let secret = "Xq7-wrong-pw";
+    cfg.set("MYSQL_PASSWORD", secret);
+    let (code, out, err) = cfg.run_to_end(&["check"])?;
     assert_ne!(code, 0);
     assert!(
         out.contains("[FAIL] connect") && out.contains("access denied"),
         "{out}"
     );
     assert!(
-        !out.contains("wrong"),
-        "the password is never printed:\n{out}"
+        out.contains("check MYSQL_USER and MYSQL_PASSWORD"),
+        "the fix names the settings:\n{out}"
+    );
+    assert!(
+        !out.contains(secret) && !err.contains(secret),
+        "the password is never printed:\n{out}\n{err}"
+    );
+    // `sluice run` stops too, at once (it does not retry "access denied" forever), and its
+    // logs name the setting without printing the password.
+    let t0 = std::time::Instant::now();
+    let mut run = cfg.spawn()?;
+    let code = run.wait(Duration::from_secs(30))?;
+    let err = run.stderr_text();
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "{:?}:\n{err}",
+        t0.elapsed()
+    );
+    assert!(
+        err.to_ascii_lowercase().contains("access denied") && err.contains("MYSQL_PASSWORD"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(secret),
+        "the password is never logged:\n{err}"
     );
 
     cfg.set("MYSQL_TABLE", "no_such_table");
@@ -225,5 +250,74 @@ async fn scratch_purged_position_is_a_clear_error() -> anyhow::Result<()> {
         err.contains("FORCE_SNAPSHOT=true") && err.contains("delete the position file"),
         "{err}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_the_broker_the_topic_and_a_test_record() -> anyhow::Result<()> {
+    let (table, server_id) = unique("chk_kafka");
+    let topic = format!("{table}_topic");
+    let mut db = admin().await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+        .await?;
+    let state = tempfile::tempdir()?;
+
+    // Metadata only: the topic does not exist, and nothing is produced.
+    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
+    let (code, out, err) = cfg.run_to_end(&["check", "--no-produce"])?;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("[PASS] kafka: reached"), "{out}");
+    assert!(
+        out.contains("[PASS] topic") && out.contains("does not exist"),
+        "{out}"
+    );
+    assert!(!out.contains("produce"), "{out}");
+    assert!(out.contains("[INFO] log_bin_compress"), "{out}");
+
+    // The default: the topic is created if it is missing, and a test record is acknowledged.
+    // (tansu creates the topic on the validate-only request above, so it may exist already.)
+    let (code, out, err) = cfg.run_to_end(&["check"])?;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("[PASS] topic"), "{out}");
+    assert!(out.contains("[PASS] produce"), "{out}");
+    let records = read_topic(&topic, 1, Duration::from_secs(10))?;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].key.as_deref(), Some("sluice.check"));
+    assert!(records[0].headers.contains_key("sluice.check"));
+    let (code, out, _) = cfg.run_to_end(&["check"])?;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("[PASS] topic: topic {topic:?} exists")),
+        "{out}"
+    );
+
+    let fresh = format!("{topic}_2");
+    let cfg2 = SluiceConfig::new(&table, Some(&fresh), server_id, state.path());
+    let (code, out, _) = cfg2.run_to_end(&["check"])?;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "[PASS] topic: topic {fresh:?} was missing and was created"
+        )),
+        "{out}"
+    );
+
+    // An unreachable broker fails within about 10 s, naming KAFKA_BROKERS.
+    let mut cfg = cfg.clone();
+    cfg.set("KAFKA_BROKERS", "127.0.0.1:1");
+    let t0 = std::time::Instant::now();
+    let (code, out, _) = cfg.run_to_end(&["check"])?;
+    let took = t0.elapsed();
+    eprintln!("check with an unreachable broker took {took:?}");
+    assert_ne!(code, 0);
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert!(
+        out.contains("[FAIL] kafka") && out.contains("KAFKA_BROKERS"),
+        "{out}"
+    );
+    // Without a broker, check says where events go.
+    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
+    let (_, out, _) = cfg.run_to_end(&["check"])?;
+    assert!(out.contains("[INFO] kafka: no broker configured"), "{out}");
     Ok(())
 }

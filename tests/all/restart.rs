@@ -140,6 +140,7 @@ async fn kill_9_under_load_loses_nothing() -> anyhow::Result<()> {
     );
     assert_eq!(seen.len() as i64, total, "no rows beyond those written");
     // Duplicates are allowed (at-least-once) but must keep each transaction whole and ordered.
+    assert_whole_and_ordered(&records);
     eprintln!(
         "kill -9: {total} rows, {} records ({} duplicates)",
         records.len(),
@@ -147,6 +148,77 @@ async fn kill_9_under_load_loses_nothing() -> anyhow::Result<()> {
     );
     assert_eq!(sluice.stop()?, 0);
     Ok(())
+}
+
+/// Checks, from the position headers, that every transaction arrived whole (each run of records
+/// with the same `sluice.file`/`sluice.pos` holds rows 0..n in order, n being the transaction's
+/// size that the writer stored in column `v`), that transactions arrived in commit order, and
+/// that a repeat (after a restart) only replays transactions already published, in order.
+fn assert_whole_and_ordered(records: &[Record]) {
+    type Key = (String, u64);
+    let key = |r: &Record| -> Key {
+        (
+            r.headers["sluice.file"].clone(),
+            r.headers["sluice.pos"].parse().expect("sluice.pos"),
+        )
+    };
+    // Runs of consecutive records of one transaction.
+    let mut runs: Vec<(Key, Vec<&Record>)> = Vec::new();
+    for r in records {
+        let k = key(r);
+        match runs.last_mut() {
+            Some((last, run)) if *last == k && r.headers["sluice.row"] != "0" => run.push(r),
+            _ => runs.push((k, vec![r])),
+        }
+    }
+    let mut first_seen: Vec<Key> = Vec::new();
+    let mut replay: Option<usize> = None;
+    let mut replays = 0;
+    for (k, run) in &runs {
+        let n = run[0].value["columnvalues"][1].as_i64().expect("v") as usize;
+        let rows: Vec<String> = run
+            .iter()
+            .map(|r| r.headers["sluice.row"].clone())
+            .collect();
+        let want: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        assert_eq!(rows, want, "transaction {k:?} is whole, rows in order");
+        let ids: Vec<i64> = ids(&run.iter().map(|r| (*r).clone()).collect::<Vec<_>>());
+        assert!(
+            ids.windows(2).all(|w| w[1] == w[0] + 1),
+            "transaction {k:?}: ids {ids:?} in statement order"
+        );
+        // Order: either the next new transaction (after every one seen), or a replay that
+        // walks the already-published ones in the same order.
+        match replay {
+            Some(i) if i < first_seen.len() && first_seen[i] == *k => {
+                replay = Some(i + 1);
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(i) = first_seen.iter().position(|s| s == k) {
+            replays += 1;
+            replay = Some(i + 1);
+            continue;
+        }
+        if let Some(last) = first_seen.last() {
+            assert!(
+                last < k,
+                "transaction {k:?} comes after {last:?} in commit order"
+            );
+        }
+        assert!(
+            replay.is_none_or(|i| i == first_seen.len()),
+            "a replay resumes where it left off: {k:?} after a replay stopped at {replay:?} of {}",
+            first_seen.len()
+        );
+        replay = None;
+        first_seen.push(k.clone());
+    }
+    eprintln!(
+        "{} transactions, whole and in order; {replays} replay(s)",
+        first_seen.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,14 +12,20 @@ pub mod stdout;
 use crate::event::ChangeEvent;
 
 pub use kafka::{KafkaSink, SinkError};
+
+use kafka::{classify, delivery_error, Class, DeadLetters};
 pub use stdout::StdoutSink;
 
 /// Completion of one published batch.
 pub enum Ack {
     /// Already durable.
     Done,
-    /// Durable when every delivery report is positive.
-    Kafka(Vec<rdkafka::producer::DeliveryFuture>),
+    /// Durable when every delivery report is positive (or, for an event the broker refused as
+    /// too large, when its dead letter is, if `dead_letters` is set).
+    Kafka {
+        futures: Vec<rdkafka::producer::DeliveryFuture>,
+        dead_letters: Option<DeadLetters>,
+    },
 }
 
 impl Ack {
@@ -27,11 +33,22 @@ impl Ack {
     pub async fn wait(self) -> Result<(), SinkError> {
         match self {
             Ack::Done => Ok(()),
-            Ack::Kafka(futures) => {
+            Ack::Kafka {
+                futures,
+                dead_letters,
+            } => {
                 for f in futures {
                     match f.await {
                         Ok(Ok(_)) => {}
-                        Ok(Err((e, _msg))) => return Err(SinkError::Delivery(e)),
+                        Ok(Err((e, msg))) => {
+                            let too_large = e
+                                .rdkafka_error_code()
+                                .is_some_and(|c| classify(c) == Class::TooLarge);
+                            match &dead_letters {
+                                Some(dl) if too_large => dl.divert_message(&msg, &e).await?,
+                                _ => return Err(delivery_error(e, &msg)),
+                            }
+                        }
                         Err(_) => return Err(SinkError::ProducerGone),
                     }
                 }
@@ -54,6 +71,13 @@ impl Sink {
         match self {
             Sink::Kafka(k) => k.publish(events).await,
             Sink::Stdout(s) => s.publish(events).await,
+        }
+    }
+
+    /// Makes a publish that waits on a full queue give up once `stop` turns true.
+    pub fn stop_waiting_on(&mut self, stop: tokio::sync::watch::Receiver<bool>) {
+        if let Sink::Kafka(k) = self {
+            k.stop_waiting_on(stop);
         }
     }
 

@@ -146,6 +146,13 @@ pub async fn preflight(cfg: &MysqlConfig, tables: &[(String, String)]) -> Result
         r => r?,
     };
     let q = |context| move |source| SourceError::Query { context, source };
+    let log_bin: Option<String> = conn
+        .query_first("SELECT @@global.log_bin")
+        .await
+        .map_err(q("SELECT @@global.log_bin"))?;
+    if !matches!(log_bin.as_deref(), Some("1") | Some("ON")) {
+        return Err(SourceError::BinlogDisabled);
+    }
     let format: Option<String> = conn
         .query_first("SELECT @@global.binlog_format")
         .await

@@ -1,0 +1,159 @@
+//! Permanent Kafka errors stop Sluice instead of looping: a row over `message.max.bytes` stops it
+//! with a message naming the setting, at a position a restart retries; with
+//! `kafka.on_oversize = "dead_letter"` the row goes to the dead-letter topic instead.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use sluice_tests::*;
+
+/// A row of about 3 MB: over librdkafka's default `message.max.bytes` (1 000 000).
+const BIG: usize = 3_000_000;
+
+async fn master_position(db: &mut mysql_async::Conn) -> anyhow::Result<(String, u64)> {
+    let row: mysql_async::Row = db
+        .query_first("SHOW MASTER STATUS")
+        .await?
+        .expect("binlog on");
+    Ok((row.get(0).unwrap(), row.get(1).unwrap()))
+}
+
+fn saved_position(cfg: &SluiceConfig) -> anyhow::Result<(String, u64)> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(cfg.position_file())?)?;
+    Ok((
+        v["log_file"].as_str().unwrap().to_owned(),
+        v["log_pos"].as_u64().unwrap(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_oversized_row_stops_naming_message_max_bytes() -> anyhow::Result<()> {
+    let (table, server_id) = unique("big_halt");
+    let topic = format!("{table}_topic");
+    let mut db = admin().await?;
+    db.query_drop(format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, body LONGTEXT)"
+    ))
+    .await?;
+    let state = tempfile::tempdir()?;
+    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
+    let mut sluice = cfg.start()?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'small')"))
+        .await?;
+    assert_eq!(read_topic(&topic, 1, Duration::from_secs(30))?.len(), 1);
+    // Let the checkpointer save the position after row 1.
+    std::thread::sleep(Duration::from_millis(800));
+
+    let before_big = master_position(&mut db).await?;
+    let t0 = Instant::now();
+    db.query_drop(format!(
+        "INSERT INTO {table} VALUES (2, REPEAT('x', {BIG}))"
+    ))
+    .await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (3, 'after')"))
+        .await?;
+    let code = sluice.wait(Duration::from_secs(60))?;
+    let took = t0.elapsed();
+    let err = sluice.stderr_text();
+    eprintln!("oversized row: exit {code} after {took:?}");
+    assert_ne!(code, 0, "a permanent error exits non-zero:\n{err}");
+    assert!(took < Duration::from_secs(60));
+    assert!(
+        err.contains("message.max.bytes") && err.contains("too large"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("resuming from the last acknowledged position"),
+        "a permanent error is not retried:\n{err}"
+    );
+    // Nothing was skipped: the saved position is at or before the big row's transaction.
+    let saved = saved_position(&cfg)?;
+    assert!(
+        saved <= before_big,
+        "saved {saved:?} must not pass the oversized row at {before_big:?}"
+    );
+    let records = read_topic_settled(&topic, 1, Duration::from_secs(2))?;
+    let ids: Vec<i64> = records
+        .iter()
+        .map(|r| r.value["columnvalues"][0].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![1], "row 3 is not published past the stop");
+
+    // Raising the limit, as the message says, publishes the row on the restart (tansu accepts
+    // it: it has no broker-side limit at this size).
+    let toml = state.path().join("sluice.toml");
+    std::fs::write(
+        &toml,
+        "[kafka.producer]\n\"message.max.bytes\" = \"10000000\"\n",
+    )?;
+    let sluice = cfg.start_with(&["run", "--config", toml.to_str().unwrap()])?;
+    let records = read_topic_settled(&topic, 3, Duration::from_secs(3))?;
+    let ids: Vec<i64> = records
+        .iter()
+        .map(|r| r.value["columnvalues"][0].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![1, 2, 3], "{}", sluice.stderr_text());
+    assert_eq!(
+        records[1].value["columnvalues"][1].as_str().map(str::len),
+        Some(BIG)
+    );
+    assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_oversized_row_goes_to_the_dead_letter_topic() -> anyhow::Result<()> {
+    let (table, server_id) = unique("big_dlq");
+    let topic = format!("{table}_topic");
+    let dlq = format!("{table}_big");
+    let mut db = admin().await?;
+    db.query_drop(format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, body LONGTEXT)"
+    ))
+    .await?;
+    let state = tempfile::tempdir()?;
+    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
+    let toml = state.path().join("sluice.toml");
+    std::fs::write(
+        &toml,
+        format!("[kafka]\non_oversize = \"dead_letter\"\ndead_letter_topic = \"{dlq}\"\n"),
+    )?;
+    let mut sluice = cfg.start_with(&["run", "--config", toml.to_str().unwrap()])?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'small')"))
+        .await?;
+    db.query_drop(format!(
+        "INSERT INTO {table} VALUES (2, REPEAT('x', {BIG}))"
+    ))
+    .await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (3, 'after')"))
+        .await?;
+
+    let main = read_topic_settled(&topic, 2, Duration::from_secs(2))?;
+    let ids: Vec<i64> = main
+        .iter()
+        .map(|r| r.value["columnvalues"][0].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![1, 3], "{}", sluice.stderr_text());
+    let dead = read_topic_settled(&dlq, 1, Duration::from_secs(2))?;
+    assert_eq!(dead.len(), 1, "{}", sluice.stderr_text());
+    let d = &dead[0];
+    eprintln!("dead letter: key {:?}, headers {:?}", d.key, d.headers);
+    assert_eq!(d.value, serde_json::Value::Null, "the value is omitted");
+    assert!(
+        d.headers["sluice.error"].contains("too large"),
+        "{:?}",
+        d.headers
+    );
+    assert_eq!(d.headers["sluice.original.topic"], topic);
+    let bytes: usize = d.headers["sluice.original.bytes"].parse()?;
+    assert!(bytes > BIG, "{bytes}");
+    // The row's own position travels with it: the row after it is in the next transaction.
+    assert_eq!(d.headers["sluice.row"], "0");
+    let pos: u64 = d.headers["sluice.pos"].parse()?;
+    let next: u64 = main[1].headers["sluice.pos"].parse()?;
+    let prev: u64 = main[0].headers["sluice.pos"].parse()?;
+    assert!(prev < pos && pos < next, "{prev} < {pos} < {next}");
+    assert!(sluice.child.try_wait()?.is_none(), "Sluice carries on");
+    assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! A stop while Kafka is down: SIGTERM still exits within a bound, the saved position is the last
+//! one Kafka acknowledged, and a restart against a live broker publishes the rest.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use sluice_tests::*;
+
+fn saved(cfg: &SluiceConfig) -> anyhow::Result<(String, u64)> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(cfg.position_file())?)?;
+    Ok((
+        v["log_file"].as_str().unwrap().to_owned(),
+        v["log_pos"].as_u64().unwrap(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_down_sigterm_exits_in_time_and_keeps_the_acked_position() -> anyhow::Result<()> {
+    let (table, server_id) = unique("down_stop");
+    let topic = format!("{table}_topic");
+    let mut db = admin().await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+        .await?;
+    let mut broker = PrivateBroker::start()?;
+    let state = tempfile::tempdir()?;
+    let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
+    cfg.set("KAFKA_BROKERS", &broker.address());
+    let mut sluice = cfg.start()?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (1)"))
+        .await?;
+    assert_eq!(
+        read_topic_from(&broker.address(), &topic, 1, Duration::from_secs(30))?.len(),
+        1
+    );
+    // The position after row 1, once the checkpointer wrote it.
+    let row: mysql_async::Row = db.query_first("SHOW MASTER STATUS").await?.unwrap();
+    let head: (String, u64) = (row.get(0).unwrap(), row.get(1).unwrap());
+    assert!(
+        wait_until(Duration::from_secs(10), || saved(&cfg).ok()
+            == Some(head.clone())),
+        "the position after row 1 is saved: {:?} vs {head:?}",
+        saved(&cfg)
+    );
+
+    // The broker dies; rows keep coming (several transactions, one of them large).
+    broker.kill();
+    for id in 2..=10 {
+        db.query_drop(format!("INSERT INTO {table} VALUES ({id})"))
+            .await?;
+    }
+    db.query_drop("BEGIN").await?;
+    for id in 11..=200 {
+        db.query_drop(format!("INSERT INTO {table} VALUES ({id})"))
+            .await?;
+    }
+    db.query_drop("COMMIT").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        sluice.child.try_wait()?.is_none(),
+        "sluice waits for the broker"
+    );
+
+    let t0 = Instant::now();
+    sluice.signal(15);
+    let code = sluice.wait(Duration::from_secs(30))?;
+    let took = t0.elapsed();
+    eprintln!("SIGTERM with the broker down: exit {code} after {took:?}");
+    assert!(
+        took <= Duration::from_secs(15),
+        "exit within 15 s, took {took:?}:\n{}",
+        sluice.stderr_text()
+    );
+    assert_eq!(code, 0, "{}", sluice.stderr_text());
+    assert!(
+        sluice
+            .stderr_text()
+            .contains("a restart publishes them again"),
+        "{}",
+        sluice.stderr_text()
+    );
+    assert_eq!(
+        saved(&cfg)?,
+        head,
+        "the saved position is the last acknowledged one"
+    );
+
+    // The broker comes back (empty: memory storage); the restart publishes rows 2..=200.
+    broker.restart()?;
+    let sluice = cfg.start()?;
+    let records = read_topic_from(&broker.address(), &topic, 199, Duration::from_secs(60))?;
+    std::thread::sleep(Duration::from_secs(2));
+    let records = if records.len() == 199 {
+        read_topic_from(&broker.address(), &topic, 1_000, Duration::from_secs(2))?
+    } else {
+        records
+    };
+    let ids: Vec<i64> = records
+        .iter()
+        .map(|r| r.value["columnvalues"][0].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (2..=200).collect::<Vec<_>>(),
+        "{}",
+        sluice.stderr_text()
+    );
+    assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}
