@@ -9,6 +9,7 @@
 
 use mysql_common::binlog::jsonb;
 
+use super::charset::{InvalidText, Text};
 use super::schema::{Charset, ColumnKind, TableSchema};
 use crate::event::Value;
 
@@ -23,6 +24,16 @@ pub enum DecodeError {
         table: String,
         column: usize,
         detail: String,
+    },
+    #[error(
+        "{table}: column {column} holds bytes that are not valid {charset} text; Sluice stops \
+         rather than publish a wrong string. The value was probably written through a connection \
+         with the wrong character set: correct the row, or convert the column"
+    )]
+    InvalidText {
+        table: String,
+        column: String,
+        charset: String,
     },
     #[error(
         "{table}: the row image lacks column {column}; binlog_row_image must be FULL \
@@ -95,6 +106,16 @@ impl<'a> RowReader<'a> {
                     table: table(),
                     column: i,
                     detail,
+                },
+                ValueError::Text(charset) => DecodeError::InvalidText {
+                    table: table(),
+                    column: schema
+                        .meta
+                        .columns
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| i.to_string()),
+                    charset: charset.name(),
                 },
             })?;
             out.push(v);
@@ -222,16 +243,31 @@ impl<'a> RowReader<'a> {
                 timestamp(secs, micros, fsp)
             }
             ColumnKind::VarString { len_bytes, charset } => {
-                text(self.length_prefixed(len_bytes)?, charset, 0)
+                text(self.length_prefixed(len_bytes)?, charset, 0)?
             }
             ColumnKind::FixedString {
                 len_bytes,
                 max_len,
                 charset,
-            } => text(self.length_prefixed(len_bytes)?, charset, max_len as usize),
+            } => text(self.length_prefixed(len_bytes)?, charset, max_len as usize)?,
             ColumnKind::Blob { len_bytes, charset } => {
-                text(self.length_prefixed(len_bytes)?, charset, 0)
+                text(self.length_prefixed(len_bytes)?, charset, 0)?
             }
+            ColumnKind::Compressed {
+                len_bytes,
+                max_len,
+                charset,
+            } => {
+                let stored = self.length_prefixed(len_bytes)?;
+                let raw = uncompress(stored, max_len)?;
+                text(&raw, charset, 0)?
+            }
+            ColumnKind::Uuid => Value::String(uuid(&self.fixed_binary::<16>()?)),
+            ColumnKind::Inet4 => {
+                let b = self.fixed_binary::<4>()?;
+                Value::String(format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3]))
+            }
+            ColumnKind::Inet6 => Value::String(inet6(&self.fixed_binary::<16>()?)),
             ColumnKind::OpaqueBlob { len_bytes } => {
                 Value::Bytes(self.length_prefixed(len_bytes)?.to_vec())
             }
@@ -277,6 +313,20 @@ impl<'a> RowReader<'a> {
         })
     }
 
+    /// A BINARY(n) value (1-byte length prefix, trailing zero bytes stripped), padded back to n.
+    fn fixed_binary<const N: usize>(&mut self) -> Result<[u8; N], ValueError> {
+        let b = self.length_prefixed(1)?;
+        if b.len() > N {
+            return Err(ValueError::Invalid(format!(
+                "{} bytes in a {N}-byte column",
+                b.len()
+            )));
+        }
+        let mut out = [0u8; N];
+        out[..b.len()].copy_from_slice(b);
+        Ok(out)
+    }
+
     /// TIME2's packed representation (MySQL's `my_time_packed_from_binary`).
     fn time2_packed(&mut self, fsp: u8) -> Result<i64, ValueError> {
         const OFS: i64 = 0x80_0000;
@@ -318,6 +368,8 @@ impl<'a> RowReader<'a> {
 enum ValueError {
     Truncated,
     Invalid(String),
+    /// Bytes that are not valid text in the column's character set.
+    Text(Charset),
 }
 
 #[inline]
@@ -376,29 +428,147 @@ fn timestamp(secs: i64, micros: u32, fsp: u8) -> Value {
     }
 }
 
-fn text(bytes: &[u8], charset: Charset, pad_to: usize) -> Value {
-    match charset {
-        Charset::Utf8 => match std::str::from_utf8(bytes) {
-            Ok(s) => Value::String(s.to_owned()),
-            Err(_) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
-        },
-        Charset::Latin1 => {
-            let (s, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
-            Value::String(s.into_owned())
-        }
-        Charset::Binary => {
+fn text(bytes: &[u8], charset: Charset, pad_to: usize) -> Result<Value, ValueError> {
+    match charset.decode(bytes) {
+        Ok(Text::String(s)) => Ok(Value::String(s)),
+        Ok(Text::Bytes) => {
             // BINARY(n) strips trailing zero bytes on the wire; the value is n bytes long.
-            let mut v = bytes.to_vec();
-            if v.len() < pad_to {
+            let mut v = Vec::with_capacity(bytes.len().max(pad_to));
+            v.extend_from_slice(bytes);
+            if v.len() < pad_to && charset.is_binary() {
                 v.resize(pad_to, 0);
             }
-            Value::Bytes(v)
+            Ok(Value::Bytes(v))
         }
-        Charset::Unknown => match std::str::from_utf8(bytes) {
-            Ok(s) => Value::String(s.to_owned()),
-            Err(_) => Value::Bytes(bytes.to_vec()),
-        },
+        Err(InvalidText) => Err(ValueError::Text(charset)),
     }
+}
+
+/// MariaDB's compressed column format (`Field_longstr::compress`/`uncompress` in `field.cc`):
+/// an empty value is empty; otherwise a header byte whose high nibble is the method (0: the
+/// bytes follow as they are; 8: zlib), whose bit 3 says raw deflate (no zlib wrapper), and whose
+/// low 3 bits give the size of the big-endian original length that follows. The inflated size
+/// must be that length, and at most `max_len`.
+fn uncompress(stored: &[u8], max_len: u32) -> Result<std::borrow::Cow<'_, [u8]>, ValueError> {
+    use std::io::Read;
+    let Some((&header, rest)) = stored.split_first() else {
+        return Ok(std::borrow::Cow::Borrowed(stored));
+    };
+    match header >> 4 {
+        0 => return Ok(std::borrow::Cow::Borrowed(rest)),
+        8 => {}
+        m => {
+            return Err(ValueError::Invalid(format!(
+                "compressed column: unknown compression method {m} (header {header:#04x})"
+            )))
+        }
+    }
+    let len_len = (header & 7) as usize;
+    if len_len == 0 {
+        return Ok(std::borrow::Cow::Borrowed(rest));
+    }
+    let (len, data) = (
+        rest.get(..len_len).ok_or(ValueError::Truncated)?,
+        &rest[len_len.min(rest.len())..],
+    );
+    let len = be(len);
+    if len > u64::from(max_len) {
+        return Err(ValueError::Invalid(format!(
+            "compressed column: original length {len} exceeds the column's {max_len} bytes"
+        )));
+    }
+    let mut out = Vec::with_capacity(len as usize);
+    let read = if header & 8 != 0 {
+        flate2::read::DeflateDecoder::new(data)
+            .take(len + 1)
+            .read_to_end(&mut out)
+    } else {
+        flate2::read::ZlibDecoder::new(data)
+            .take(len + 1)
+            .read_to_end(&mut out)
+    };
+    read.map_err(|e| ValueError::Invalid(format!("compressed column: bad zlib data: {e}")))?;
+    if out.len() as u64 != len {
+        return Err(ValueError::Invalid(format!(
+            "compressed column: inflated to {} bytes, header says {len}",
+            out.len()
+        )));
+    }
+    Ok(std::borrow::Cow::Owned(out))
+}
+
+/// MariaDB's UUID text. The record format swaps the time fields for index locality when the
+/// value is an RFC 4122 UUID of version 1..5; `rec_need_swap` in `sql_type_uuid.h` is the test
+/// (computed on C `char`s, that is signed bytes), and the segments are (memory, record, length):
+/// (0,12,4) (4,10,2) (6,8,2) (8,6,2) (10,0,6).
+fn uuid(rec: &[u8; 16]) -> String {
+    let s6 = i32::from(rec[6] as i8);
+    let s8 = i32::from(rec[8] as i8);
+    let mem = if s6 & -s8 & 0x80 != 0 {
+        let mut m = [0u8; 16];
+        for (mpos, rpos, len) in [(0, 12, 4), (4, 10, 2), (6, 8, 2), (8, 6, 2), (10, 0, 6)] {
+            m[mpos..mpos + len].copy_from_slice(&rec[rpos..rpos + len]);
+        }
+        m
+    } else {
+        *rec
+    };
+    let mut s = String::with_capacity(36);
+    for (i, b) in mem.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// MariaDB's INET6 text (`Inet6::to_string`): lower-case hex words without leading zeros; the
+/// first longest run of zero words (even a single one) becomes `::`; IPv4-compatible (`::a.b.c.d`)
+/// and IPv4-mapped (`::ffff:a.b.c.d`) addresses end in dotted decimal.
+fn inet6(b: &[u8; 16]) -> String {
+    use std::fmt::Write;
+    let w: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect();
+    let (mut gap_pos, mut gap_len) = (usize::MAX, 0usize);
+    let mut i = 0;
+    while i < 8 {
+        if w[i] == 0 {
+            let start = i;
+            while i < 8 && w[i] == 0 {
+                i += 1;
+            }
+            if i - start > gap_len {
+                (gap_pos, gap_len) = (start, i - start);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    let mut s = String::with_capacity(39);
+    let mut i = 0;
+    while i < 8 {
+        if i == gap_pos {
+            if i == 0 {
+                s.push(':');
+            }
+            s.push(':');
+            i += gap_len;
+            continue;
+        }
+        if i == 6 && gap_pos == 0 && (gap_len == 6 || (gap_len == 5 && w[5] == 0xffff)) {
+            let _ = write!(s, "{}.{}.{}.{}", b[12], b[13], b[14], b[15]);
+            return s;
+        }
+        let _ = write!(s, "{:x}", w[i]);
+        if i != 7 {
+            s.push(':');
+        }
+        i += 1;
+    }
+    s
 }
 
 fn label(labels: &[String], idx: usize) -> Result<String, ValueError> {
@@ -531,5 +701,52 @@ mod tests {
         assert_eq!(sign_extend(0xFF_FFFF, 24), -1);
         assert_eq!(sign_extend(0x80_0000, 24), -8_388_608);
         assert_eq!(sign_extend(0x7F_FFFF, 24), 8_388_607);
+    }
+}
+
+#[cfg(test)]
+mod mariadb_type_tests {
+    use super::*;
+
+    #[test]
+    fn inet6_text_follows_mariadb() {
+        let a = |s: &str| -> [u8; 16] { s.parse::<std::net::Ipv6Addr>().unwrap().octets() };
+        assert_eq!(inet6(&a("2001:db8::1")), "2001:db8::1");
+        assert_eq!(inet6(&a("::")), "::");
+        assert_eq!(inet6(&a("::ffff:1.2.3.4")), "::ffff:1.2.3.4");
+        assert_eq!(inet6(&a("::1.2.3.4")), "::1.2.3.4");
+        // MariaDB compresses a single zero word too, and the first of equal runs.
+        assert_eq!(inet6(&a("1:0:2:3:4:5:6:7")), "1::2:3:4:5:6:7");
+        assert_eq!(inet6(&a("1:0:0:2:0:0:3:4")), "1::2:0:0:3:4");
+    }
+
+    #[test]
+    fn uuid_text_and_swapped_records() {
+        let plain = *b"\x12\x3e\x45\x67\xe8\x9b\x12\xd3\xa4\x56\x42\x66\x14\x17\x40\x00";
+        assert_eq!(uuid(&plain), "123e4567-e89b-12d3-a456-426614174000");
+        // The record form of the same UUID with the time fields swapped.
+        let swapped = *b"\x42\x66\x14\x17\x40\x00\xa4\x56\x12\xd3\xe8\x9b\x12\x3e\x45\x67";
+        assert_eq!(uuid(&swapped), "123e4567-e89b-12d3-a456-426614174000");
+    }
+
+    #[test]
+    fn compressed_values() {
+        use std::io::Write;
+        let ok = |r: Result<std::borrow::Cow<'_, [u8]>, ValueError>| match r {
+            Ok(v) => v.into_owned(),
+            Err(_) => panic!("error"),
+        };
+        assert_eq!(ok(uncompress(b"", 10)), b"");
+        assert_eq!(ok(uncompress(b"\x00abc", 10)), b"abc");
+        let data = vec![b'y'; 300];
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&data).unwrap();
+        let mut stored = vec![0x8a, 0x01, 0x2c];
+        stored.extend(e.finish().unwrap());
+        assert_eq!(ok(uncompress(&stored, 65535)), data);
+        // Over the column's size, or a length that does not match: errors.
+        assert!(uncompress(&stored, 299).is_err());
+        stored[2] = 0x2b;
+        assert!(uncompress(&stored, 65535).is_err());
     }
 }

@@ -17,39 +17,7 @@ use mysql_common::constants::ColumnType;
 
 use crate::event::TableMeta;
 
-/// How to turn a character column's bytes into text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Charset {
-    /// utf8mb4, utf8mb3 and ASCII: published as UTF-8 text.
-    Utf8,
-    /// latin1 (MySQL's latin1 is Windows-1252).
-    Latin1,
-    /// The `binary` character set: BINARY, VARBINARY, BLOB. Published as base64.
-    Binary,
-    /// Nothing known (no metadata): UTF-8 when the bytes are valid UTF-8, otherwise base64.
-    Unknown,
-}
-
-impl Charset {
-    /// Maps a collation id (as found in TABLE_MAP metadata) to how we decode it.
-    pub fn from_collation_id(id: u16) -> Charset {
-        match id {
-            63 => Charset::Binary,
-            5 | 8 | 15 | 31 | 47 | 48 | 49 | 94 => Charset::Latin1,
-            _ => Charset::Utf8,
-        }
-    }
-
-    /// Maps a character set name (as found in `information_schema.COLUMNS`).
-    pub fn from_name(name: Option<&str>) -> Charset {
-        match name {
-            None => Charset::Binary,
-            Some("binary") => Charset::Binary,
-            Some("latin1") => Charset::Latin1,
-            Some(_) => Charset::Utf8,
-        }
-    }
-}
+pub use super::charset::Charset;
 
 /// A column's fully resolved wire format. The decoder matches on this and nothing else.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +84,20 @@ pub enum ColumnKind {
         len_bytes: u8,
         charset: Charset,
     },
+    /// MariaDB `VARCHAR … COMPRESSED` (wire type 141) and `BLOB/TEXT … COMPRESSED` (140): a
+    /// length prefix, then MariaDB's compression header byte and zlib data (or the raw bytes).
+    /// `max_len` caps the inflated size.
+    Compressed {
+        len_bytes: u8,
+        max_len: u32,
+        charset: Charset,
+    },
+    /// MariaDB `UUID`: BINARY(16) on the wire, published as the server prints it.
+    Uuid,
+    /// MariaDB `INET4`: BINARY(4) on the wire, published as dotted decimal.
+    Inet4,
+    /// MariaDB `INET6`: BINARY(16) on the wire, published as the server prints it.
+    Inet6,
     /// MySQL's binary JSON.
     Json {
         len_bytes: u8,
@@ -167,6 +149,25 @@ pub enum SchemaError {
         column: usize,
         type_code: u8,
     },
+    #[error(
+        "table {table}: column {column} uses the character set {charset}, which Sluice cannot decode. \
+         Convert the column (ALTER TABLE … MODIFY {column} … CHARACTER SET utf8mb4), or leave the \
+         table out of MYSQL_TABLE"
+    )]
+    UnsupportedCharset {
+        table: String,
+        column: String,
+        charset: String,
+    },
+    #[error(
+        "table {table}: column {column}: an ENUM or SET label is not valid {charset} text in the \
+         table map; Sluice stops rather than publish a wrong label"
+    )]
+    InvalidLabel {
+        table: String,
+        column: String,
+        charset: String,
+    },
     #[error("table {table}: malformed table map metadata: {detail}")]
     Malformed { table: String, detail: String },
     #[error(
@@ -199,8 +200,82 @@ pub fn has_column_names(tme: &TableMapEvent<'_>) -> bool {
         .unwrap_or(false)
 }
 
+/// Does building this table's schema need `information_schema`? Yes without column names in
+/// TABLE_MAP (`binlog_row_metadata` below FULL), and also when a column is a fixed BINARY(16) or
+/// BINARY(4) of the binary character set: MariaDB writes `UUID`, `INET6` and `INET4` exactly
+/// like those, and only the catalog's `DATA_TYPE` tells them apart.
+pub fn needs_catalog(tme: &TableMapEvent<'_>) -> bool {
+    if !has_column_names(tme) {
+        return true;
+    }
+    let Ok(cols) = raw_columns(tme) else {
+        return false;
+    };
+    cols.iter().any(|(t, meta)| {
+        *t == 254 && meta.len() >= 2 && {
+            let (rt, len) = string_meta(meta[0], meta[1]);
+            rt == 254 && (len == 16 || len == 4)
+        }
+    })
+}
+
+/// Each column's wire type and type metadata, read from the TABLE_MAP bytes. `mysql_common`
+/// rejects MariaDB's own wire types (140/141, the COMPRESSED columns) and then loses the
+/// metadata of every later column, so Sluice walks the metadata block itself.
+fn raw_columns(tme: &TableMapEvent<'_>) -> Result<Vec<(u8, Vec<u8>)>, String> {
+    use mysql_common::proto::MySerialize;
+    let mut buf = Vec::new();
+    tme.serialize(&mut buf);
+    let short = || "table map ends early".to_owned();
+    // table id (6), flags (2), then the length-prefixed, NUL-terminated schema and table names.
+    let mut pos = 8usize;
+    for _ in 0..2 {
+        let len = *buf.get(pos).ok_or_else(short)? as usize;
+        pos += 1 + len + 1;
+    }
+    let lenenc = |pos: &mut usize| -> Result<u64, String> {
+        let first = *buf.get(*pos).ok_or_else(short)?;
+        let (n, width) = match first {
+            0..=250 => (u64::from(first), 0),
+            252 => (0, 2),
+            253 => (0, 3),
+            254 => (0, 8),
+            _ => return Err(format!("bad length-encoded integer {first:#x}")),
+        };
+        *pos += 1;
+        if width == 0 {
+            return Ok(n);
+        }
+        let b = buf.get(*pos..*pos + width).ok_or_else(short)?;
+        *pos += width;
+        Ok(b.iter()
+            .rev()
+            .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+    };
+    let n = lenenc(&mut pos)? as usize;
+    let types = buf.get(pos..pos + n).ok_or_else(short)?.to_vec();
+    pos += n;
+    let meta_len = lenenc(&mut pos)? as usize;
+    let meta = buf.get(pos..pos + meta_len).ok_or_else(short)?;
+    let mut off = 0usize;
+    let mut out = Vec::with_capacity(n);
+    for t in types {
+        let len = match t {
+            4 | 5 | 17 | 18 | 19 | 140 | 242 | 245 | 249..=252 | 255 => 1,
+            15 | 16 | 141 | 246..=248 | 254 => 2,
+            0..=3 | 6..=14 | 253 => 0,
+            other => return Err(format!("unknown column type {other}")),
+        };
+        let m = meta.get(off..off + len).ok_or_else(short)?;
+        off += len;
+        out.push((t, m.to_vec()));
+    }
+    Ok(out)
+}
+
 /// Builds a [`TableSchema`] from a TABLE_MAP event and, where the event lacks names, signedness,
-/// charsets or labels, from `catalog`.
+/// charsets or labels, from `catalog`. With column names in the event, the catalog (when given)
+/// only tells UUID, INET4 and INET6 apart from BINARY.
 pub fn build_schema(
     tme: &TableMapEvent<'_>,
     catalog: Option<&InfoSchemaTable>,
@@ -214,6 +289,13 @@ pub fn build_schema(
         detail,
     };
 
+    let raw = raw_columns(tme).map_err(malformed)?;
+    if raw.len() != n {
+        return Err(malformed(format!(
+            "{} column types for {n} columns",
+            raw.len()
+        )));
+    }
     let opt = OptionalMetaExtractor::new(tme.iter_optional_meta())
         .map_err(|e| malformed(e.to_string()))?;
     let names: Vec<String> = opt
@@ -230,6 +312,13 @@ pub fn build_schema(
             });
         }
     }
+    let column_names: Vec<String> = if names.len() == n {
+        names.clone()
+    } else if let Some(cat) = catalog {
+        cat.columns.iter().map(|c| c.name.clone()).collect()
+    } else {
+        (0..n).map(|i| format!("col{i}")).collect()
+    };
 
     // Optional metadata lists are per "numeric", "character" and "enum/set" column, in order.
     let mut signedness = opt.iter_signedness();
@@ -238,14 +327,14 @@ pub fn build_schema(
     let (mut enum_labels, mut set_labels) = str_values(tme);
 
     let mut columns = Vec::with_capacity(n);
-    for i in 0..n {
-        let type_code = tme
-            .get_raw_column_type(i)
-            .map_err(|e| malformed(e.to_string()))?
-            .map(|t| t as u8)
-            .unwrap_or(0);
-        let meta = tme.get_column_metadata(i).unwrap_or(&[]);
-        let cat = catalog.and_then(|c| c.columns.get(i));
+    for (i, (type_code, meta)) in raw.iter().enumerate() {
+        let type_code = *type_code;
+        let name = &column_names[i];
+        // The catalog's facts for this column: by position without names in the event, by
+        // name (and position) with them, so that a catalog read after an ALTER cannot misname.
+        let cat = catalog
+            .and_then(|c| c.columns.get(i))
+            .filter(|c| names.is_empty() || c.name == *name);
         let real_type = real_type(type_code, meta);
         let unsupported = || SchemaError::UnsupportedType {
             table: qualified.clone(),
@@ -266,15 +355,32 @@ pub fn build_schema(
                 Some(Err(e)) => return Err(malformed(e.to_string())),
                 None => cat
                     .map(|c| Charset::from_name(c.charset.as_deref()))
-                    .unwrap_or(Charset::Unknown),
+                    .unwrap_or(Charset::UNKNOWN),
             }
         } else {
-            Charset::Unknown
+            Charset::UNKNOWN
         };
-        if real_type == ColumnType::MYSQL_TYPE_ENUM as u8
-            || real_type == ColumnType::MYSQL_TYPE_SET as u8
-        {
-            let _ = enum_set_charsets.next();
+        let is_enum_or_set = real_type == ColumnType::MYSQL_TYPE_ENUM as u8
+            || real_type == ColumnType::MYSQL_TYPE_SET as u8;
+        let label_charset = if is_enum_or_set {
+            match enum_set_charsets.next() {
+                Some(Ok(id)) => Charset::from_collation_id(id),
+                Some(Err(e)) => return Err(malformed(e.to_string())),
+                // Labels from the catalog are already text; from the event without a charset
+                // list they are UTF-8 at best.
+                None => Charset::UTF8MB4,
+            }
+        } else {
+            Charset::UNKNOWN
+        };
+        // Geometry counts as a character column in the metadata but is published as bytes.
+        let text_column = is_character(real_type) && real_type != 255;
+        if text_column && !charset.is_supported() {
+            return Err(SchemaError::UnsupportedCharset {
+                table: qualified.clone(),
+                column: name.clone(),
+                charset: charset.name(),
+            });
         }
 
         if let Some(c) = cat {
@@ -287,6 +393,29 @@ pub fn build_schema(
                 });
             }
         }
+        let labels = |raw: Option<Vec<Vec<u8>>>| -> Result<Arc<[String]>, SchemaError> {
+            let list = match raw {
+                Some(raw) => {
+                    if !label_charset.is_supported() {
+                        return Err(SchemaError::UnsupportedCharset {
+                            table: qualified.clone(),
+                            column: name.clone(),
+                            charset: label_charset.name(),
+                        });
+                    }
+                    raw.iter()
+                        .map(|l| label_charset.decode_label(l))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|_| SchemaError::InvalidLabel {
+                            table: qualified.clone(),
+                            column: name.clone(),
+                            charset: label_charset.name(),
+                        })?
+                }
+                None => cat.map(|c| c.labels.clone()).unwrap_or_default(),
+            };
+            Ok(list.into())
+        };
         let m0 = meta.first().copied().unwrap_or(0);
         let m1 = meta.get(1).copied().unwrap_or(0);
         let kind = match type_code {
@@ -311,6 +440,27 @@ pub fn build_schema(
                 },
                 charset,
             },
+            141 => {
+                let max = u16::from_le_bytes([m0, m1]);
+                ColumnKind::Compressed {
+                    len_bytes: if max < 256 { 1 } else { 2 },
+                    max_len: u32::from(max),
+                    charset,
+                }
+            }
+            140 => {
+                if !(1..=4).contains(&m0) {
+                    return Err(malformed(format!(
+                        "column {name}: compressed BLOB length size {m0}"
+                    )));
+                }
+                ColumnKind::Compressed {
+                    len_bytes: m0,
+                    // MariaDB's max_allowed_packet tops out at 1 GiB.
+                    max_len: ((1u64 << (8 * u32::from(m0))) - 1).min(1 << 30) as u32,
+                    charset,
+                }
+            }
             16 => ColumnKind::Bit {
                 bytes: m1 + u8::from(m0 > 0),
             },
@@ -329,23 +479,25 @@ pub fn build_schema(
             },
             254 => {
                 let (rt, len) = string_meta(m0, m1);
+                let data_type = cat.map(|c| c.data_type.as_str());
                 match rt {
                     247 => ColumnKind::Enum {
                         pack_len: len as u8,
-                        labels: enum_labels
-                            .next()
-                            .or_else(|| cat.map(|c| c.labels.clone()))
-                            .unwrap_or_default()
-                            .into(),
+                        labels: labels(enum_labels.next())?,
                     },
                     248 => ColumnKind::Set {
                         pack_len: len as u8,
-                        labels: set_labels
-                            .next()
-                            .or_else(|| cat.map(|c| c.labels.clone()))
-                            .unwrap_or_default()
-                            .into(),
+                        labels: labels(set_labels.next())?,
                     },
+                    _ if charset.is_binary() && len == 16 && data_type == Some("uuid") => {
+                        ColumnKind::Uuid
+                    }
+                    _ if charset.is_binary() && len == 16 && data_type == Some("inet6") => {
+                        ColumnKind::Inet6
+                    }
+                    _ if charset.is_binary() && len == 4 && data_type == Some("inet4") => {
+                        ColumnKind::Inet4
+                    }
                     _ => ColumnKind::FixedString {
                         len_bytes: if len > 255 { 2 } else { 1 },
                         max_len: len,
@@ -358,20 +510,13 @@ pub fn build_schema(
         columns.push(kind);
     }
 
-    let column_names = if names.len() == n {
-        names
-    } else if let Some(cat) = catalog {
-        cat.columns.iter().map(|c| c.name.clone()).collect()
-    } else {
-        (0..n).map(|i| format!("col{i}")).collect()
-    };
     let mut primary_key: Vec<usize> = opt
         .iter_primary_key()
         .filter_map(|r| r.ok())
         .map(|i| i as usize)
         .filter(|&i| i < n)
         .collect();
-    if primary_key.is_empty() {
+    if primary_key.is_empty() && names.is_empty() {
         if let Some(cat) = catalog {
             primary_key = cat.primary_key.clone();
         }
@@ -407,11 +552,11 @@ fn catalog_type_matches(real_type: u8, data_type: &str) -> bool {
         11 | 19 => t == "time",
         12 | 18 => t == "datetime",
         7 | 17 => t == "timestamp",
-        15 | 253 => matches!(t, "varchar" | "varbinary"),
+        15 | 253 | 141 => matches!(t, "varchar" | "varbinary"),
         254 => matches!(t, "char" | "binary" | "uuid" | "inet6" | "inet4"),
         247 => t == "enum",
         248 => t == "set",
-        249..=252 => {
+        249..=252 | 140 => {
             t.ends_with("blob")
                 || t.ends_with("text")
                 || t == "json"
@@ -453,18 +598,18 @@ fn is_numeric(real_type: u8) -> bool {
 }
 
 /// Columns that get an entry in the charset metadata.
+/// MariaDB also lists GEOMETRY (whose base class is BLOB) and the COMPRESSED types (140/141);
+/// missing one shifts every later column's charset.
 fn is_character(real_type: u8) -> bool {
-    matches!(real_type, 15 | 253 | 254 | 249..=252)
+    matches!(real_type, 15 | 253 | 254 | 249..=252 | 255 | 140 | 141)
 }
 
+/// Per ENUM (or SET) column, its labels as raw bytes.
+type LabelLists = std::vec::IntoIter<Vec<Vec<u8>>>;
+
 /// ENUM and SET labels from the optional metadata: one list per ENUM (resp. SET) column, in
-/// column order. Read in one pass over the metadata.
-fn str_values(
-    tme: &TableMapEvent<'_>,
-) -> (
-    std::vec::IntoIter<Vec<String>>,
-    std::vec::IntoIter<Vec<String>>,
-) {
+/// column order, as raw bytes in the column's character set. Read in one pass over the metadata.
+fn str_values(tme: &TableMapEvent<'_>) -> (LabelLists, LabelLists) {
     use mysql_common::binlog::events::OptionalMetadataField as F;
     let (mut enums, mut sets) = (Vec::new(), Vec::new());
     for field in tme.iter_optional_meta().flatten() {
@@ -472,12 +617,12 @@ fn str_values(
             F::EnumStrValue(v) => enums.extend(
                 v.iter_values()
                     .flatten()
-                    .map(|l| l.values().iter().map(|x| x.value().into_owned()).collect()),
+                    .map(|l| l.values().iter().map(|x| x.value_raw().to_vec()).collect()),
             ),
             F::SetStrValue(v) => sets.extend(
                 v.iter_values()
                     .flatten()
-                    .map(|l| l.values().iter().map(|x| x.value().into_owned()).collect()),
+                    .map(|l| l.values().iter().map(|x| x.value_raw().to_vec()).collect()),
             ),
             _ => {}
         }
