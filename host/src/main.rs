@@ -49,6 +49,34 @@ enum Command {
     /// Work with WebAssembly transforms.
     #[command(subcommand)]
     Transform(TransformCommand),
+    /// Show the saved binlog position, or move it past one transaction that Sluice refuses.
+    #[command(subcommand)]
+    Position(PositionCommand),
+}
+
+#[derive(Subcommand)]
+enum PositionCommand {
+    /// Print the saved position (file, offset, GTID) and where it is stored.
+    Show {
+        /// TOML config file (environment variables override it).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Move the saved position past exactly one transaction (or standalone statement), after
+    /// recording it and the reason in {state dir}/skipped.jsonl. For a transaction that Sluice
+    /// stops on every time (a MINIMAL row image, a statement-format write): the rows it holds are
+    /// NOT published. Refuses while `sluice run` holds the state directory.
+    Skip {
+        /// TOML config file (environment variables override it).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Why this transaction may be skipped (kept in the skip log).
+        #[arg(long, required_unless_present = "dry_run")]
+        reason: Option<String>,
+        /// Show the transaction that would be skipped, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -106,6 +134,12 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { config, watch } => run(config, watch).await,
             Command::Check { config, no_produce } => check(config, !no_produce).await,
+            Command::Position(PositionCommand::Show { config }) => position_show(config),
+            Command::Position(PositionCommand::Skip {
+                config,
+                reason,
+                dry_run,
+            }) => position_skip(config, reason.unwrap_or_default(), dry_run).await,
             Command::Transform(TransformCommand::Test {
                 wasm,
                 set,
@@ -130,6 +164,63 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn position_show(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(config)?;
+    let store = sluice::state::PositionStore::for_tables(
+        &cfg.state_dir,
+        &cfg.mysql.schema,
+        &cfg.mysql.tables,
+    );
+    match store.load()? {
+        Some(p) => println!("{p}\n(saved in {})", store.path().display()),
+        None => println!(
+            "no saved position in {}: `sluice run` starts from the current binlog head",
+            store.path().display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn position_skip(
+    config: Option<PathBuf>,
+    reason: String,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(config)?;
+    let out = sluice::source::skip::skip_saved_position(&cfg, &reason, dry_run)
+        .await
+        .context("cannot skip the transaction at the saved position; nothing was changed")?;
+    let g = &out.group;
+    println!(
+        "transaction {}:{}..{}{}",
+        g.file,
+        g.start,
+        g.end,
+        g.gtid
+            .as_deref()
+            .map(|x| format!(" (gtid {x})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "  tables: {}",
+        g.tables.iter().cloned().collect::<Vec<_>>().join(", ")
+    );
+    println!("  rows events: {}", g.rows_events);
+    for s in &g.statements {
+        println!("  statement: {s}");
+    }
+    match &out.log {
+        None => println!("dry run: the saved position stays at {}", out.from),
+        Some(log) => println!(
+            "skipped: the saved position moved from {} to {}; recorded in {}",
+            out.from,
+            out.to,
+            log.display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
@@ -170,14 +261,21 @@ async fn run(config: Option<PathBuf>, watch: bool) -> anyhow::Result<ExitCode> {
     } else {
         "was written to stdout"
     };
-    sluice::pipeline::run(&cfg, stop_rx)
-        .await
-        .with_context(|| {
-            format!(
+    if let Err(e) = sluice::pipeline::run(&cfg, stop_rx).await {
+        let mut msg = format!(
             "Sluice stopped. Fix the cause below and start it again: it resumes from the saved \
              position, after the last event that {saved}, so nothing is lost"
-        )
-        })?;
+        );
+        if e.is_stuck_at_event() {
+            msg.push_str(
+                ". The event is already written in the binlog, so a restart stops at it again. \
+                 Once you have dealt with its rows (for example, re-sent them), move past this one \
+                 transaction with `sluice position skip --reason \"...\"` (try `--dry-run` first); \
+                 the skip is recorded in the state directory's skipped.jsonl",
+            );
+        }
+        return Err(anyhow::Error::new(e).context(msg));
+    }
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }

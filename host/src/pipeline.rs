@@ -66,6 +66,16 @@ impl PipelineError {
             PipelineError::TransformLoad(_) | PipelineError::Halt(_) => false,
         }
     }
+
+    /// Whether the pipeline stopped on an event already written in the binlog that it refuses
+    /// to publish (a partial row image, a statement-format write, an unknown event type): every
+    /// restart stops there again, and only an explicit `sluice position skip` gets past it.
+    pub fn is_stuck_at_event(&self) -> bool {
+        matches!(
+            self,
+            PipelineError::Source(crate::source::binlog::SourceError::Process(_))
+        )
+    }
 }
 
 /// Runs `fut` unless `shutdown` turns true first (then `None`).
