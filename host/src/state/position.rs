@@ -387,7 +387,7 @@ mod tests {
         assert_ne!(name, position_file_name(&"s".repeat(64), &other));
         // One table with a multi-byte name over the limit: cut at a character boundary.
         let wide = "я".repeat(64);
-        let name = position_file_name(&"ш".repeat(64), &[wide.clone()]);
+        let name = position_file_name(&"ш".repeat(64), &[wide]);
         assert!(name.len() <= 255 && name.ends_with(".json"), "{name}");
         let dir = tempfile::tempdir().unwrap();
         let store = PositionStore::new(dir.path(), &name);
