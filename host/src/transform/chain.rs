@@ -11,6 +11,14 @@
 //! (a fresh instance replaces a trapped one), then drop them (counted) or turn them into
 //! dead letters: the original event, routed to the DLQ topic with the error, the transform's
 //! name and hash in headers, and passed through the rest of the chain untouched.
+//!
+//! Output limits: turning a guest's answer into events is host work outside the CPU deadline
+//! (bytes copied out of the answer, and an event clone for each extra output of a split), so
+//! it is bounded and charged to the transform: at most [`MAX_OUTPUTS_PER_EVENT`] outputs per
+//! input event, [`MAX_OPS_PER_CALL`] ops (and cells) per call, and per batch at most
+//! [`OUTPUT_BYTES_BASE`] plus [`OUTPUT_BYTES_FACTOR`] times the batch's input bytes
+//! materialised (the values the transform sees, plus the whole of each event it splits). A call that breaks a limit fails under the stage's failure policy, before
+//! the host materialises anything of it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -27,6 +35,21 @@ pub const CALL_EVENTS: usize = 128;
 
 /// Approximate bytes of values per guest call: a call is cut earlier when its events are large.
 pub const CALL_BYTES: usize = 1 << 20;
+
+/// Outputs one input event may have (a split into that many events).
+pub const MAX_OUTPUTS_PER_EVENT: usize = 1000;
+
+/// Ops, and cells, one call may return.
+pub const MAX_OPS_PER_CALL: usize = 1 << 20;
+
+/// Bytes the host materialises for a stage's outputs of one batch, beyond
+/// [`OUTPUT_BYTES_FACTOR`] times the batch's input: generous for envelopes and splits of small
+/// batches, and far below what a guest could demand (a million copies of a large event).
+pub const OUTPUT_BYTES_BASE: usize = 64 << 20;
+
+/// How many times its input a batch's outputs may take, on top of [`OUTPUT_BYTES_BASE`]: a
+/// Debezium-style envelope roughly doubles an event, and a split in two copies it.
+pub const OUTPUT_BYTES_FACTOR: usize = 4;
 
 /// A failure that stops the pipeline (policy `halt`, or a transform that cannot even start).
 #[derive(Debug, thiserror::Error)]
@@ -219,8 +242,15 @@ fn run_stage(
     }
     // What becomes of each event; edits are applied at the end, in place, without copies.
     let mut fates: Vec<Fate> = (0..events.len()).map(|_| Fate::Keep).collect();
-    for chunk in chunks(&events, &selected, call_events) {
-        match call(stage, &events, ids, chunk).and_then(|edits| collect(&events, chunk, edits)) {
+    let (chunks, input_bytes) = chunks(&events, &selected, call_events);
+    let mut budget = Budget {
+        left: OUTPUT_BYTES_BASE.saturating_add(OUTPUT_BYTES_FACTOR.saturating_mul(input_bytes)),
+        input_bytes,
+    };
+    for chunk in chunks {
+        match call(stage, &events, ids, chunk)
+            .and_then(|edits| collect(&events, chunk, edits, &mut budget))
+        {
             Ok(found) => {
                 for (i, ops) in found {
                     fates[i].push(ops);
@@ -235,7 +265,7 @@ fn run_stage(
                 for one in chunk.chunks(1) {
                     let (i, _) = one[0];
                     match call(stage, &events, ids, one)
-                        .and_then(|edits| collect(&events, one, edits))
+                        .and_then(|edits| collect(&events, one, edits, &mut budget))
                     {
                         Ok(found) => {
                             for (_, ops) in found {
@@ -301,9 +331,14 @@ enum Op {
 }
 
 /// Cuts the selected events into calls of at most `max` events and about [`CALL_BYTES`].
-fn chunks<'a>(events: &[ChangeEvent], selected: &'a [Selected], max: usize) -> Vec<&'a [Selected]> {
+/// Also returns the approximate bytes of all the values sent.
+fn chunks<'a>(
+    events: &[ChangeEvent],
+    selected: &'a [Selected],
+    max: usize,
+) -> (Vec<&'a [Selected]>, usize) {
     let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
+    let (mut start, mut bytes, mut total) = (0, 0, 0);
     for (k, (i, plan)) in selected.iter().enumerate() {
         let ev = &events[*i];
         bytes += plan
@@ -313,13 +348,40 @@ fn chunks<'a>(events: &[ChangeEvent], selected: &'a [Selected], max: usize) -> V
         if k + 1 - start >= max || bytes >= CALL_BYTES {
             out.push(&selected[start..=k]);
             start = k + 1;
+            total += bytes;
             bytes = 0;
         }
     }
     if start < selected.len() {
         out.push(&selected[start..]);
     }
-    out
+    (out, total + bytes)
+}
+
+/// What is left of a stage's output allowance for one batch.
+struct Budget {
+    left: usize,
+    input_bytes: usize,
+}
+
+/// Approximate bytes of a copy of an event (its values and routing).
+fn event_size(ev: &ChangeEvent) -> usize {
+    let values: usize = ev
+        .after
+        .iter()
+        .chain(&ev.before)
+        .map(|v| value_size(Some(v)))
+        .sum();
+    let route = ev.route.as_ref().map_or(0, |r| {
+        r.key.as_ref().map_or(0, Vec::len)
+            + r.payload.as_ref().map_or(0, Vec::len)
+            + r.topic.as_ref().map_or(0, String::len)
+            + r.headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 48)
+                .sum::<usize>()
+    });
+    128 + values + route
 }
 
 fn value_size(v: Option<&Value>) -> usize {
@@ -471,10 +533,14 @@ fn call(
 }
 
 /// Checks a call's edits and converts them: (index into `events`, ops) in the guest's order.
+///
+/// Charges what it materialises to `budget` (only when the whole call is accepted) and enforces
+/// the output limits before copying anything large.
 fn collect(
     events: &[ChangeEvent],
     chunk: &[Selected],
     edits: wit::Edits,
+    budget: &mut Budget,
 ) -> Result<Vec<(usize, Vec<Op>)>, String> {
     let wit::Edits {
         outputs,
@@ -482,6 +548,25 @@ fn collect(
         cells,
         data,
     } = edits;
+    if ops.len() > MAX_OPS_PER_CALL || cells.len() > MAX_OPS_PER_CALL {
+        return Err(format!(
+            "returned {} ops and {} cells in one call, over the limit of {MAX_OPS_PER_CALL} each",
+            ops.len(),
+            cells.len()
+        ));
+    }
+    // Outputs per input event, and the bytes this call materialises.
+    let n_outputs = outputs.len();
+    let mut per_event = vec![0u32; chunk.len()];
+    let (mut used, mut allowance) = (0usize, budget.left);
+    let over_budget = |used: usize, budget: &Budget| {
+        format!(
+            "its outputs would take more than {} MiB for a batch of {} KiB input, over the limit of {} MiB plus {OUTPUT_BYTES_FACTOR} times the input per batch",
+            used >> 20,
+            budget.input_bytes >> 10,
+            OUTPUT_BYTES_BASE >> 20
+        )
+    };
     let span = |s: wit::Span| span_bytes(&data, &s);
     let text = |s: wit::Span| span_text(&data, &s);
     let cell = |c: u32| -> Result<Value, String> {
@@ -499,6 +584,21 @@ fn collect(
                 chunk.len()
             ));
         };
+        per_event[k] += 1;
+        if per_event[k] as usize > MAX_OUTPUTS_PER_EVENT {
+            return Err(format!(
+                "returned more than {MAX_OUTPUTS_PER_EVENT} outputs for one event ({n_outputs} in all in this call), over the limit of {MAX_OUTPUTS_PER_EVENT} outputs per input event"
+            ));
+        }
+        if per_event[k] > 1 {
+            // Every output after the first is a copy of the event. The batch's input counted
+            // only the values the transform sees; a split event counts whole.
+            let size = event_size(&events[*i]);
+            if per_event[k] == 2 {
+                allowance = allowance.saturating_add(OUTPUT_BYTES_FACTOR.saturating_mul(size));
+            }
+            used = used.saturating_add(size);
+        }
         let meta = &events[*i].meta;
         let n = meta.columns.len();
         let col = |c: u32| -> Result<usize, String> {
@@ -524,6 +624,10 @@ fn collect(
             })?;
         let mut list = Vec::with_capacity(range.len());
         for op in range {
+            used = used.saturating_add(op_bytes(op, &cells));
+            if used > allowance {
+                return Err(over_budget(used, budget));
+            }
             list.push(match *op {
                 wit::Op::Drop => Op::Drop,
                 wit::Op::SetAfter((c, v)) => Op::SetAfter(col(c)?, cell(v)?),
@@ -537,8 +641,31 @@ fn collect(
             });
         }
         out.push((*i, list));
+        if used > allowance {
+            return Err(over_budget(used, budget));
+        }
     }
+    budget.left = allowance - used;
     Ok(out)
+}
+
+/// Approximate bytes the host allocates to materialise one op (checked before it does).
+fn op_bytes(op: &wit::Op, cells: &[wit::Cell]) -> usize {
+    let cell = |c: u32| match cells.get(c as usize) {
+        Some(
+            wit::Cell::Decimal(s) | wit::Cell::Text(s) | wit::Cell::Bytes(s) | wit::Cell::Json(s),
+        ) => s.len as usize,
+        _ => 0,
+    };
+    32 + match *op {
+        wit::Op::Drop | wit::Op::DropColumn(_) => 0,
+        wit::Op::SetAfter((_, c)) | wit::Op::SetBefore((_, c)) => cell(c),
+        wit::Op::RenameColumn((_, s))
+        | wit::Op::SetTopic(s)
+        | wit::Op::SetKey(s)
+        | wit::Op::SetPayload(s) => s.len as usize,
+        wit::Op::AddHeader((k, v)) => k.len as usize + v.len as usize,
+    }
 }
 
 /// Applies one edit's (checked) ops to an event. `None` when the edit drops it.
@@ -738,4 +865,125 @@ pub fn from_cell(c: &wit::Cell, data: &[u8]) -> Result<Value, String> {
                 .map_err(|e| format!("set a JSON value that is not JSON: {e}"))?,
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::SourcePosition;
+
+    fn event(text_bytes: usize) -> ChangeEvent {
+        ChangeEvent {
+            kind: Kind::Insert,
+            meta: Arc::new(TableMeta {
+                schema: "s".into(),
+                table: "t".into(),
+                columns: vec!["id".into(), "body".into()],
+                primary_key: vec![0],
+            }),
+            after: vec![Value::Int(1), Value::String("x".repeat(text_bytes))],
+            before: Vec::new(),
+            position: SourcePosition {
+                file: Arc::from("f"),
+                pos: 4,
+                row: 0,
+                gtid: None,
+            },
+            timestamp: 0,
+            route: None,
+        }
+    }
+
+    /// `n` outputs of event 0, each with one `set-payload` of `payload` bytes.
+    fn edits(n: u32, payload: u32) -> wit::Edits {
+        wit::Edits {
+            outputs: (0..n)
+                .map(|k| wit::Output {
+                    event: 0,
+                    ops_start: k,
+                    ops_len: 1,
+                })
+                .collect(),
+            ops: (0..n)
+                .map(|_| {
+                    wit::Op::SetPayload(wit::Span {
+                        start: 0,
+                        len: payload,
+                    })
+                })
+                .collect(),
+            cells: Vec::new(),
+            data: vec![b'p'; payload as usize],
+        }
+    }
+
+    /// The error of a call that must fail.
+    fn refused(r: Result<Vec<(usize, Vec<Op>)>, String>) -> String {
+        match r {
+            Ok(found) => panic!("accepted {} outputs", found.len()),
+            Err(e) => e,
+        }
+    }
+
+    fn budget(input_bytes: usize) -> Budget {
+        Budget {
+            left: OUTPUT_BYTES_BASE + OUTPUT_BYTES_FACTOR * input_bytes,
+            input_bytes,
+        }
+    }
+
+    #[test]
+    fn outputs_per_event_are_capped() {
+        let events = vec![event(10)];
+        let chunk: Vec<Selected> = vec![(0, Arc::new(vec![0]))];
+        let mut b = budget(16);
+        let ok = collect(
+            &events,
+            &chunk,
+            edits(MAX_OUTPUTS_PER_EVENT as u32, 1),
+            &mut b,
+        );
+        assert_eq!(ok.unwrap().len(), MAX_OUTPUTS_PER_EVENT);
+        let err = refused(collect(
+            &events,
+            &chunk,
+            edits(1_000_000, 1),
+            &mut budget(16),
+        ));
+        assert!(
+            err.contains("limit of 1000 outputs per input event"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn materialised_bytes_are_charged_per_batch_and_refunded_on_failure() {
+        // A 1 MiB event split in 100: 100 MiB of copies, over 64 MiB + 4 x 1 MiB.
+        let events = vec![event(1 << 20)];
+        let chunk: Vec<Selected> = vec![(0, Arc::new(vec![0]))];
+        let mut b = budget(16);
+        let err = refused(collect(&events, &chunk, edits(100, 1), &mut b));
+        assert!(
+            err.contains("over the limit of 64 MiB plus 4 times"),
+            "{err}"
+        );
+        assert_eq!(
+            b.left,
+            OUTPUT_BYTES_BASE + 64,
+            "a refused call charges nothing"
+        );
+        // A split in two fits: the copy is charged, and the split event counts whole in the
+        // input (factor times its size), the two payloads at 33 bytes each.
+        collect(&events, &chunk, edits(2, 1), &mut b).unwrap();
+        let size = event_size(&events[0]);
+        assert_eq!(
+            b.left,
+            OUTPUT_BYTES_BASE + 64 + (OUTPUT_BYTES_FACTOR - 1) * size - 2 * 33
+        );
+        // 40 outputs with 2 MiB payloads each: 80 MiB of payload copies, over the budget
+        // that is left.
+        let small = vec![event(1)];
+        let err = refused(collect(&small, &chunk, edits(40, 2 << 20), &mut b));
+        assert!(err.contains("MiB for a batch of"), "{err}");
+    }
 }

@@ -11,19 +11,34 @@
 //! and a monotonic clock fixed at zero, and randomness from a fixed seed. A guest that reaches
 //! for the file system, the environment or the clock gets nothing, and the same input always
 //! gives the same output, which exactly-once recovery relies on.
+//!
+//! Nothing a guest calls may block: epoch interruption only fires while the guest runs wasm,
+//! never inside a host call, so a host call that waits would escape the CPU deadline. Timers
+//! (`wasi:clocks/monotonic-clock` `subscribe-duration`/`subscribe-instant`, which
+//! `std::thread::sleep` uses) trap with a clear message, and `wasi:io/poll` `poll` and
+//! `pollable.block` answer at once, trapping when nothing is ready (with timers gone, stdin
+//! closed, stdout/stderr discarded and sockets refused, nothing can become ready later).
+//!
+//! Structure limits: a store may hold [`MAX_MEMORIES`] linear memory, [`MAX_TABLES`] tables of
+//! at most [`MAX_TABLE_ELEMENTS`] elements and [`MAX_CORE_INSTANCES`] core instances, both in
+//! the pooling allocator and in `StoreLimits` (which also covers the on-demand fallback), so
+//! `memory_bytes` bounds the whole instance and not each of many memories. The `log` import
+//! keeps at most [`MAX_LOG_MESSAGES`] messages of [`MAX_LOG_BYTES`] per call and counts the rest.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
     StoreLimitsBuilder,
 };
+use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 mod bindings {
@@ -41,6 +56,29 @@ const WASMTIME_VERSION: &str = "48.0.8";
 
 /// Epoch tick: the granularity of CPU deadlines.
 pub const TICK: Duration = Duration::from_millis(5);
+
+/// Linear memories per instance. Rust guests (wasm32-wasip2, wit-bindgen) have exactly one;
+/// more would multiply `memory_bytes`, which wasmtime applies to each memory separately.
+pub const MAX_MEMORIES: u32 = 1;
+/// Tables per instance. A Rust guest component has a few (its module's and its import shims');
+/// every example transform runs within these limits (`tests/all/transforms.rs`).
+pub const MAX_TABLES: u32 = 4;
+/// Elements per table (wasmtime's pooling default).
+pub const MAX_TABLE_ELEMENTS: usize = 20_000;
+/// Core instances per component instance. A Rust guest has a handful (its module, the
+/// import shims and their fix-ups).
+pub const MAX_CORE_INSTANCES: u32 = 16;
+/// Log messages kept per call (`init` or one `transform` call); later ones are counted and
+/// reported in one line.
+pub const MAX_LOG_MESSAGES: u32 = 100;
+/// Bytes kept of one log message; the rest is cut off (at a character boundary).
+pub const MAX_LOG_BYTES: usize = 4096;
+
+/// The WIT package version of the WASI interfaces that `wasmtime-wasi` defines (its
+/// `src/p2/wit/deps`); guests importing any 0.2.x version link against them. Check it when
+/// upgrading wasmtime: with another version, [`forbid_waiting`] would define new instances
+/// instead of replacing the blocking functions (`tests/all/sandbox.rs` would hang on `sleep`).
+const WASI_VERSION: &str = "0.2.12";
 
 /// Why a transform could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +123,10 @@ pub struct TransformEngine {
     engine: Engine,
     linker: Linker<HostState>,
     cache_dir: Option<PathBuf>,
+    /// The last version of each transform file that loaded and initialised, by absolute path,
+    /// so that a pipeline restart keeps running it when the file on disk was replaced by one
+    /// that does not load (see [`TransformEngine::remember`]).
+    validated: Mutex<HashMap<PathBuf, Module>>,
 }
 
 fn ticker(engine: Engine) {
@@ -124,12 +166,24 @@ impl TransformEngine {
             .total_core_instances(512)
             .total_memories(128)
             .total_tables(256)
-            .max_memory_size(1 << 30);
+            .max_memory_size(1 << 30)
+            .max_memories_per_component(MAX_MEMORIES)
+            .max_tables_per_component(MAX_TABLES)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES)
+            .table_elements(MAX_TABLE_ELEMENTS);
         let mut config = Config::new();
         config
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = match Engine::new(&config) {
+        // `SLUICE_WASM_POOLING=0` chooses on-demand allocation up front: for hosts whose virtual
+        // memory is limited, and to test the fallback's limits (`StoreLimits` alone).
+        let pooling = std::env::var("SLUICE_WASM_POOLING").map_or(true, |v| v != "0");
+        let pooled = if pooling {
+            Engine::new(&config)
+        } else {
+            Err(wasmtime::Error::msg("SLUICE_WASM_POOLING=0"))
+        };
+        let engine = match pooled {
             Ok(e) => e,
             Err(e) => {
                 // Some sandboxes limit virtual memory; the on-demand allocator needs no reservation.
@@ -142,13 +196,34 @@ impl TransformEngine {
         ticker(engine.clone());
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(err)?;
+        forbid_waiting(&mut linker).map_err(err)?;
         Transformer::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(err)?;
         Ok(TransformEngine {
             engine,
             linker,
             cache_dir,
+            validated: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Records `module` as the last version of the file at `path` that loaded and initialised.
+    pub fn remember(&self, path: &Path, module: &Module) {
+        let key = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        self.validated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, module.clone());
+    }
+
+    /// The last version of the file at `path` that loaded and initialised in this process.
+    pub fn last_validated(&self, path: &Path) -> Option<Module> {
+        let key = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        self.validated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned()
     }
 
     /// Loads a transform component, from the artifact cache when it has it.
@@ -160,7 +235,7 @@ impl TransformEngine {
         let hash = hex(&Sha256::digest(&bytes)[..]);
         let compile_err = |e: wasmtime::Error| EngineError::Compile {
             path: path.to_owned(),
-            message: format!("{e:#}"),
+            message: describe_instantiation(&e),
         };
         let cached = self
             .cache_dir
@@ -219,6 +294,29 @@ pub struct HostState {
     table: ResourceTable,
     limits: StoreLimits,
     name: Arc<str>,
+    /// Log messages kept and suppressed during the current call.
+    logged: u32,
+    suppressed: u64,
+}
+
+impl HostState {
+    /// Starts a call's log budget.
+    fn reset_log(&mut self) {
+        self.logged = 0;
+        self.suppressed = 0;
+    }
+
+    /// Reports the messages that the call's log budget suppressed.
+    fn report_suppressed(&mut self) {
+        if self.suppressed > 0 {
+            tracing::warn!(
+                transform = &*self.name,
+                suppressed = self.suppressed,
+                "log messages suppressed: the transform logged more than {MAX_LOG_MESSAGES} messages in one call"
+            );
+            self.suppressed = 0;
+        }
+    }
 }
 
 impl WasiView for HostState {
@@ -231,7 +329,21 @@ impl WasiView for HostState {
 }
 
 impl bindings::TransformerImports for HostState {
-    fn log(&mut self, level: wit::LogLevel, message: String) {
+    fn log(&mut self, level: wit::LogLevel, mut message: String) {
+        if self.logged >= MAX_LOG_MESSAGES {
+            self.suppressed += 1;
+            return;
+        }
+        self.logged += 1;
+        if message.len() > MAX_LOG_BYTES {
+            let mut end = MAX_LOG_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = message.len() - end;
+            message.truncate(end);
+            message.push_str(&format!("… ({cut} more bytes cut)"));
+        }
         let name = &*self.name;
         match level {
             wit::LogLevel::Trace => tracing::trace!(transform = name, "{message}"),
@@ -263,6 +375,77 @@ impl wasmtime_wasi::HostMonotonicClock for FixedClock {
     fn now(&self) -> u64 {
         0
     }
+}
+
+/// Why a host call refused to block; the guest traps with this message.
+#[derive(Debug, thiserror::Error)]
+#[error("tried to wait ({what}), and a transform may not block: its CPU deadline cannot stop it inside the host. Remove the sleep or wait from the transform")]
+struct WouldBlock {
+    what: &'static str,
+}
+
+/// Replaces the WASI functions that can wait (timers, `poll`, `block`) with ones that never do.
+fn forbid_waiting(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::p2::bindings::sync::io::poll::HostPollable;
+    linker.allow_shadowing(true);
+    {
+        let mut clock = linker.instance(&format!("wasi:clocks/monotonic-clock@{WASI_VERSION}"))?;
+        clock.func_wrap(
+            "subscribe-duration",
+            |_, (_,): (u64,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
+                Err(WouldBlock {
+                    what: "a timer: wasi:clocks subscribe-duration, as std::thread::sleep uses",
+                }
+                .into())
+            },
+        )?;
+        clock.func_wrap(
+            "subscribe-instant",
+            |_, (_,): (u64,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
+                Err(WouldBlock {
+                    what: "a timer: wasi:clocks subscribe-instant",
+                }
+                .into())
+            },
+        )?;
+    }
+    {
+        let mut poll = linker.instance(&format!("wasi:io/poll@{WASI_VERSION}"))?;
+        poll.func_wrap(
+            "poll",
+            |mut store, (list,): (Vec<Resource<DynPollable>>,)| -> wasmtime::Result<(Vec<u32>,)> {
+                let table = &mut store.data_mut().table;
+                let mut ready = Vec::new();
+                for (i, p) in list.into_iter().enumerate() {
+                    if HostPollable::ready(table, p)? {
+                        ready.push(i as u32);
+                    }
+                }
+                if ready.is_empty() {
+                    return Err(WouldBlock {
+                        what: "wasi:io/poll poll, with nothing ready",
+                    }
+                    .into());
+                }
+                Ok((ready,))
+            },
+        )?;
+        poll.func_wrap(
+            "[method]pollable.block",
+            |mut store, (p,): (Resource<DynPollable>,)| -> wasmtime::Result<()> {
+                if HostPollable::ready(&mut store.data_mut().table, p)? {
+                    Ok(())
+                } else {
+                    Err(WouldBlock {
+                        what: "wasi:io/poll pollable.block, on something not ready",
+                    }
+                    .into())
+                }
+            },
+        )?;
+    }
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 /// The fixed seed of the sandbox's randomness.
@@ -305,9 +488,15 @@ impl Live {
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
+                .memories(MAX_MEMORIES as usize)
+                .tables(MAX_TABLES as usize)
+                .table_elements(MAX_TABLE_ELEMENTS)
+                .instances(MAX_CORE_INSTANCES as usize)
                 .trap_on_grow_failure(true)
                 .build(),
             name: name.clone(),
+            logged: 0,
+            suppressed: 0,
         };
         let mut store = Store::new(module.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -320,10 +509,11 @@ impl Live {
         let bindings = module
             .pre
             .instantiate(&mut store)
-            .map_err(|e| init_err(format!("{e:#}")))?;
+            .map_err(|e| init_err(describe_instantiation(&e)))?;
         store.set_epoch_deadline(ticks(limits.cpu));
-        let interest = bindings
-            .call_init(&mut store, config)
+        let result = bindings.call_init(&mut store, config);
+        store.data_mut().report_suppressed();
+        let interest = result
             .map_err(|e| init_err(describe_trap(&e, limits)))?
             .map_err(init_err)?;
         Ok(Live {
@@ -344,10 +534,12 @@ impl Live {
         data: &[u8],
     ) -> Result<wit::Edits, EngineError> {
         self.store.set_epoch_deadline(ticks(self.limits.cpu));
-        match self
+        self.store.data_mut().reset_log();
+        let result = self
             .bindings
-            .call_transform(&mut self.store, tables, events, cells, data)
-        {
+            .call_transform(&mut self.store, tables, events, cells, data);
+        self.store.data_mut().report_suppressed();
+        match result {
             Ok(Ok(edits)) => Ok(edits),
             Ok(Err(message)) => Err(EngineError::Call {
                 name: self.name.to_string(),
@@ -367,7 +559,34 @@ fn ticks(cpu: Duration) -> u64 {
     (cpu.as_millis() / TICK.as_millis()).max(1) as u64 + 1
 }
 
+/// Why a component could not be compiled or instantiated, naming the structure limit it broke
+/// (the pooling allocator checks when compiling, `StoreLimits` when instantiating).
+fn describe_instantiation(e: &wasmtime::Error) -> String {
+    let text = format!("{e:#}");
+    let broke = [
+        "count too high",
+        "exceeds the configured maximum",
+        "does not fit in pooling",
+    ]
+    .iter()
+    .any(|k| text.contains(k));
+    if !broke {
+        return text;
+    }
+    let limit = if text.contains("memor") {
+        format!("at most {MAX_MEMORIES} linear memory")
+    } else if text.contains("table") {
+        format!("at most {MAX_TABLES} tables of {MAX_TABLE_ELEMENTS} elements")
+    } else {
+        format!("at most {MAX_CORE_INSTANCES} core instances")
+    };
+    format!("the component breaks the sandbox's structure limits ({limit} per transform): {text}")
+}
+
 fn describe_trap(e: &wasmtime::Error, limits: Limits) -> String {
+    if let Some(w) = e.downcast_ref::<WouldBlock>() {
+        return w.to_string();
+    }
     match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => format!(
             "exceeded its CPU deadline of {:?} per batch and was stopped",

@@ -112,15 +112,35 @@ impl FileTransform {
 }
 
 /// Loads every transform and starts its instance.
+///
+/// A transform that loaded and initialised earlier in this process (a pipeline restart, or a
+/// hot reload) keeps its last validated version when the file on disk no longer loads or
+/// initialises: the restart goes on with the version that was running, with a warning. A
+/// first start with an invalid file fails.
 pub fn build_chain(
     engine: &TransformEngine,
     specs: &[TransformSpec],
 ) -> Result<Chain, EngineError> {
     let mut stages = Vec::with_capacity(specs.len());
     for spec in specs {
-        let module = engine.load(&spec.path)?;
-        tracing::info!(transform = %spec.name, path = %spec.path.display(), hash = %&module.hash[..12], "loaded transform");
-        stages.push(Stage::new(spec.clone(), module)?);
+        let fresh = engine
+            .load(&spec.path)
+            .and_then(|module| Ok((Stage::new(spec.clone(), module.clone())?, module)));
+        let stage = match fresh {
+            Ok((stage, module)) => {
+                tracing::info!(transform = %spec.name, path = %spec.path.display(), hash = %&module.hash[..12], "loaded transform");
+                engine.remember(&spec.path, &module);
+                stage
+            }
+            Err(e) => {
+                let Some(module) = engine.last_validated(&spec.path) else {
+                    return Err(e);
+                };
+                tracing::warn!(transform = %spec.name, path = %spec.path.display(), error = %e, hash = %&module.hash[..12], "the file on disk does not load; keeping the version that was running. Fix or replace the file");
+                Stage::new(spec.clone(), module)?
+            }
+        };
+        stages.push(stage);
     }
     Ok(Chain::new(stages))
 }

@@ -5,12 +5,21 @@
 //! (debounce) it compiles the new file, instantiates it, runs its `init` and a smoke call with an
 //! empty batch, all on its own thread. Only a module that passes all of that is offered to the
 //! chain, which swaps it in between two batches, so no event is lost or handled twice. A file that
-//! fails any step is rejected with a log line, and the old version keeps running.
+//! fails any step is rejected with a log line, and the old version keeps running. A version
+//! that passes is also recorded in the engine as the file's last validated version, so a
+//! pipeline restart keeps running it even if a broken file replaces it later.
+//!
+//! One watcher per process: the supervisor calls [`watch`] again on every pipeline restart.
+//! The watcher (its thread and its inotify instance) is kept process-wide, keyed by the spec
+//! list; a call with the same specs only hands out a new receiver (the previous receiver is
+//! disconnected), and a call with other specs stops the old watcher before starting one.
+//! Linux allows 128 inotify instances per user by default, so a watcher per restart would
+//! eventually turn hot reload off without a word.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -28,12 +37,51 @@ pub struct Reloaded {
 /// Quiet time after the last change before a file is loaded.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
 
-/// Starts the watcher thread. Returns the channel the chain polls at batch boundaries.
+/// Where the watcher thread sends new versions: the receiver of the newest [`watch`] call.
+type Subscriber = Arc<Mutex<mpsc::Sender<Reloaded>>>;
+
+/// The process's watcher: what it watches, where it sends, and the notify watcher itself
+/// (dropping it closes the inotify instance and ends the thread).
+struct Running {
+    specs: Vec<TransformSpec>,
+    subscriber: Subscriber,
+    _watcher: notify::RecommendedWatcher,
+}
+
+static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
+
+/// Watches the transforms' files. Returns the channel the chain polls at batch boundaries.
+///
+/// The watcher is shared by the whole process: calling this again with the same specs (a
+/// pipeline restart) reuses it and moves its output to the new receiver.
 pub fn watch(
     engine: Arc<TransformEngine>,
     specs: Vec<TransformSpec>,
 ) -> notify::Result<mpsc::Receiver<Reloaded>> {
     let (tx, rx) = mpsc::channel();
+    let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = running.as_ref().filter(|r| r.specs == specs) {
+        *r.subscriber.lock().unwrap_or_else(|e| e.into_inner()) = tx;
+        return Ok(rx);
+    }
+    // Other specs (or the first call): the old watcher, if any, stops here.
+    *running = None;
+    let subscriber: Subscriber = Arc::new(Mutex::new(tx));
+    let watcher = start(engine, specs.clone(), subscriber.clone())?;
+    *running = Some(Running {
+        specs,
+        subscriber,
+        _watcher: watcher,
+    });
+    Ok(rx)
+}
+
+/// Starts a notify watcher and its thread; the thread ends when the watcher is dropped.
+fn start(
+    engine: Arc<TransformEngine>,
+    specs: Vec<TransformSpec>,
+    subscriber: Subscriber,
+) -> notify::Result<notify::RecommendedWatcher> {
     let (ev_tx, ev_rx) = mpsc::channel::<notify::Result<notify::Event>>();
     let mut watcher = notify::recommended_watcher(ev_tx)?;
     let paths: Vec<PathBuf> = specs
@@ -52,7 +100,6 @@ pub fn watch(
     std::thread::Builder::new()
         .name("sluice-reload".into())
         .spawn(move || {
-            let _watcher = watcher; // lives as long as the thread
             let mut hashes: HashMap<usize, String> = HashMap::new();
             let mut pending: HashMap<usize, Instant> = HashMap::new();
             loop {
@@ -76,6 +123,7 @@ pub fn watch(
                     }
                     Ok(Err(e)) => tracing::warn!(error = %e, "file watcher error"),
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    // The notify watcher was dropped: a newer watcher replaced this one.
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
                 let due: Vec<usize> = pending.iter().filter(|(_, t)| t.elapsed() >= DEBOUNCE).map(|(i, _)| *i).collect();
@@ -88,10 +136,14 @@ pub fn watch(
                                 continue;
                             }
                             hashes.insert(i, module.hash.clone());
+                            engine.remember(&spec.path, &module);
                             tracing::info!(transform = %spec.name, hash = %&module.hash[..12], "new version compiled and initialised; swapping it in at the next batch boundary");
-                            if tx.send(Reloaded { stage: i, module, live }).is_err() {
-                                return;
-                            }
+                            // No receiver (between pipeline restarts): the restart loads the
+                            // same file, so nothing is lost.
+                            let _ = subscriber
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .send(Reloaded { stage: i, module, live });
                         }
                         Err(e) => tracing::error!(transform = %spec.name, path = %spec.path.display(), error = %e, "rejected the new version; the previous one keeps running"),
                     }
@@ -99,7 +151,7 @@ pub fn watch(
             }
         })
         .expect("spawning the reload thread");
-    Ok(rx)
+    Ok(watcher)
 }
 
 fn prepare(engine: &TransformEngine, spec: &TransformSpec) -> Result<(Module, Live), String> {
@@ -109,4 +161,64 @@ fn prepare(engine: &TransformEngine, spec: &TransformSpec) -> Result<(Module, Li
     // A smoke call: the new version must at least answer an empty batch.
     live.call(&[], &[], &[], &[]).map_err(|e| e.to_string())?;
     Ok((module, live))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Open inotify instances of this process: `/proc/self/fd` links to `anon_inode:inotify`.
+    fn inotify_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .expect("reading /proc/self/fd")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|l| l.to_string_lossy().contains("inotify"))
+            .count()
+    }
+
+    /// Waits (up to 5 s) for the count to settle at or below `max`: notify closes the fd on
+    /// its own thread after the watcher is dropped.
+    fn settles_at_most(max: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = inotify_fds();
+            if n <= max || Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn restarts_reuse_one_watcher_and_a_new_spec_list_releases_the_old_one() {
+        let engine = TransformEngine::global(None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let spec = |name: &str| TransformSpec::from_path(&dir.path().join(name));
+        let before = inotify_fds();
+        // 300 pipeline restarts: far more than the default limit of 128 instances per user.
+        let mut current = None;
+        for _ in 0..300 {
+            current = Some(watch(engine.clone(), vec![spec("a.wasm")]).unwrap());
+        }
+        let after = settles_at_most(before + 1);
+        assert_eq!(after, before + 1, "one inotify instance for 300 restarts");
+        // The newest receiver is the connected one; the one before it was disconnected.
+        let latest = watch(engine.clone(), vec![spec("a.wasm")]).unwrap();
+        assert!(matches!(
+            current.unwrap().try_recv(),
+            Err(mpsc::TryRecvError::Disconnected)
+        ));
+        assert!(matches!(latest.try_recv(), Err(mpsc::TryRecvError::Empty)));
+        // Other specs: the old watcher stops, and its instance is released.
+        for i in 0..50 {
+            let _rx = watch(engine.clone(), vec![spec(&format!("b{}.wasm", i % 2))]).unwrap();
+        }
+        assert_eq!(settles_at_most(before + 1), before + 1);
+        *RUNNING.lock().unwrap() = None;
+        assert_eq!(
+            settles_at_most(before),
+            before,
+            "dropping the watcher closes inotify"
+        );
+    }
 }

@@ -5,7 +5,11 @@
 //! - `loop`: never returns; `oom`: allocates without bound; `trap`: panics; `error`: returns an
 //!   error; `fail_on`: returns an error only for events whose `id` equals config `id`;
 //! - `file`, `env`, `clock`, `random`: tries to read a file, the environment, the clock or
-//!   random bytes, and reports what it got in the header `probe`.
+//!   random bytes, and reports what it got in the header `probe`;
+//! - `sleep`: sleeps for an hour (`std::thread::sleep`); `amplify`: splits the event into
+//!   config `n` outputs (default a million); `log`: logs config `n` messages (default 100 000)
+//!   of config `bytes` bytes (default 10 000). With config `id`, these three misbehave only
+//!   on the event whose `id` equals it, and tag the others like `ok`.
 
 use sluice_guest::{export_transform, Config, Event, Interest, Transform, Value};
 
@@ -14,17 +18,54 @@ pub const VERSION: &str = if cfg!(feature = "v2") { "2" } else { "1" };
 pub struct Probe {
     mode: String,
     fail_id: i64,
+    n: usize,
+    bytes: usize,
 }
 
 impl Transform for Probe {
     fn init(config: &Config) -> Result<(Self, Interest), String> {
         let mode = config.get("mode").unwrap_or("ok").to_owned();
         let fail_id = config.get("id").and_then(|v| v.parse().ok()).unwrap_or(-1);
-        Ok((Probe { mode, fail_id }, Interest::columns(["id"])))
+        let num = |key: &str, default: usize| {
+            config
+                .get(key)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let (n, bytes) = (
+            num("n", if mode == "log" { 100_000 } else { 1_000_000 }),
+            num("bytes", 10_000),
+        );
+        Ok((
+            Probe {
+                mode,
+                fail_id,
+                n,
+                bytes,
+            },
+            Interest::columns(["id"]),
+        ))
     }
 
     fn process(&mut self, event: &mut Event<'_>) -> Result<(), String> {
+        let targeted = self.fail_id < 0 || event.get("id") == Some(&Value::Int(self.fail_id));
         match self.mode.as_str() {
+            "sleep" | "amplify" | "log" if !targeted => event.add_header("probe-version", VERSION),
+            "sleep" => std::thread::sleep(std::time::Duration::from_secs(3600)),
+            "amplify" => {
+                for _ in 1..self.n {
+                    event.split();
+                }
+                // The last output has an op, so that the event counts as edited.
+                event.add_header("probe", "amplified");
+            }
+            "log" => {
+                let message = "x".repeat(self.bytes);
+                for _ in 0..self.n {
+                    sluice_guest::log(sluice_guest::LogLevel::Info, &message);
+                }
+                event.add_header("probe-version", VERSION);
+            }
             "ok" => event.add_header("probe-version", VERSION),
             "loop" => {
                 let mut x: u64 = 1;
