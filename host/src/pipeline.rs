@@ -54,16 +54,40 @@ pub enum PipelineError {
     TransformLoad(#[from] EngineError),
     #[error(transparent)]
     Halt(#[from] HaltError),
+    #[error(
+        "internal error: the {stage} stage panicked ({message}). Nothing past the last \
+         acknowledged position was saved, so a restart loses nothing; please report this with the \
+         logs (a corrupt binlog event can trigger it inside the MySQL client library)"
+    )]
+    Panicked {
+        stage: &'static str,
+        message: String,
+    },
 }
 
 impl PipelineError {
+    /// A stage task that panicked (or failed to join), as an error instead of a crash loop.
+    fn panicked(stage: &'static str, e: tokio::task::JoinError) -> Self {
+        let message = match e.try_into_panic() {
+            Ok(p) => p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into()),
+            Err(e) => e.to_string(),
+        };
+        PipelineError::Panicked { stage, message }
+    }
+
     /// Whether restarting the stages from the last acknowledged position may help.
     pub fn is_retryable(&self) -> bool {
         match self {
             PipelineError::Source(e) => e.is_retryable(),
             PipelineError::Sink(e) => !e.is_permanent(),
             PipelineError::State(_) => false,
-            PipelineError::TransformLoad(_) | PipelineError::Halt(_) => false,
+            PipelineError::TransformLoad(_)
+            | PipelineError::Halt(_)
+            | PipelineError::Panicked { .. } => false,
         }
     }
 
@@ -334,7 +358,16 @@ async fn run_once(
     let forwarder = {
         let budget = budget.clone();
         tokio::spawn(async move {
-            while let Some(batch) = source_rx.recv().await {
+            loop {
+                // When the next stage is gone (a transform halted, the sink failed), stop
+                // reading, so that the source notices at once even on an idle server.
+                let batch = tokio::select! {
+                    b = source_rx.recv() => match b {
+                        Some(b) => b,
+                        None => return,
+                    },
+                    _ = flight_tx.closed() => return,
+                };
                 let permit = budget.acquire(batch.bytes).await;
                 if flight_tx.send(Flight { batch, permit }).await.is_err() {
                     return;
@@ -394,16 +427,16 @@ async fn run_once(
         tokio::select! {
             r = &mut source, if source_result.is_none() => {
                 source_result = Some(match r {
-                    Ok(r) => r,
+                    Ok(r) => r.map_err(PipelineError::from),
                     Err(e) if e.is_cancelled() => Ok(()),
-                    Err(e) => panic!("source task: {e}"),
+                    Err(e) => Err(PipelineError::panicked("source", e)),
                 });
             }
             r = &mut sink_task, if sink_result.is_none() => {
                 let r = match r {
                     Ok(r) => r,
                     Err(e) if e.is_cancelled() => Ok(()),
-                    Err(e) => panic!("sink task: {e}"),
+                    Err(e) => Err(PipelineError::panicked("sink", e)),
                 };
                 if r.is_err() {
                     source.abort();
@@ -412,7 +445,7 @@ async fn run_once(
                 sink_result = Some(r);
             }
             r = &mut checkpointer => {
-                let r = r.unwrap_or_else(|e| panic!("checkpoint task: {e}"));
+                let r = r.unwrap_or_else(|e| Err(PipelineError::panicked("checkpoint", e)));
                 if r.is_err() {
                     source.abort();
                     forwarder.abort();
@@ -439,20 +472,27 @@ async fn run_once(
         None => match sink_task.await {
             Ok(r) => r,
             Err(e) if e.is_cancelled() => Ok(()),
-            Err(e) => panic!("sink task: {e}"),
+            Err(e) => Err(PipelineError::panicked("sink", e)),
         },
     };
     let transform_result = match transform_task {
-        Some(t) => t.await.expect("transform task panicked"),
+        Some(t) => t
+            .await
+            .unwrap_or_else(|e| Err(PipelineError::panicked("transform", e))),
         None => Ok(()),
     };
+    if transform_result.is_err() || sink_result.is_err() {
+        // The source would otherwise wait for the server's next event to notice.
+        source.abort();
+        forwarder.abort();
+    }
     let source_result = match source_result {
         Some(r) => r,
         None => match source.await {
-            Ok(r) => r,
+            Ok(r) => r.map_err(PipelineError::from),
             // Aborted because the sink failed: the sink's error is the cause.
             Err(e) if e.is_cancelled() => Ok(()),
-            Err(e) => panic!("source task: {e}"),
+            Err(e) => Err(PipelineError::panicked("source", e)),
         },
     };
     forwarder.abort();

@@ -150,7 +150,9 @@ pub fn classify(code: RDKafkaErrorCode) -> Class {
             "The broker has security disabled: remove the sasl.*/ssl.* settings or use the \
              broker's secured listener",
         ),
-        C::InvalidRecord | C::InvalidMessage | C::InvalidTimestamp => Class::Permanent(
+        // InvalidMessage is CORRUPT_MESSAGE (a CRC failure on the way): the protocol says to
+        // retry it, so it stays retryable.
+        C::InvalidRecord | C::InvalidTimestamp => Class::Permanent(
             "The broker refused the record itself (a topic's validation policy, a timestamp \
              outside message.timestamp.difference.max.ms, or a schema check); see the broker's log",
         ),
@@ -836,6 +838,7 @@ mod tests {
             C::LeaderNotAvailable,
             C::RequestTimedOut,
             C::UnknownProducerId,
+            C::InvalidMessage,
             C::OutOfOrderSequenceNumber,
             C::Fatal,
             C::UnknownTopicOrPartition,
