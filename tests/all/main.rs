@@ -1,12 +1,21 @@
 //! Sluice's end-to-end tests: one binary, a module per area, against the real MariaDB and the
 //! real Kafka-protocol broker that `scripts/services.sh` starts.
 
+mod charsets;
 mod check;
 mod fixtures;
 mod ordering;
 mod restart;
 mod roundtrip;
+mod sandbox;
 mod schema_change;
+mod source_compress;
+mod source_txn;
 mod state;
 mod stdout;
 mod transforms;
+mod types;
+mod kafka_limits;
+mod kafka_shutdown;
+mod startup;
+mod resets;

@@ -304,6 +304,40 @@ async fn definition_time(
     Ok(defined.flatten())
 }
 
+/// Connects as a replica and asks for the binlog from `at`. MariaDB is asked for its GTID
+/// events (`@mariadb_slave_capability=4`); both servers send a heartbeat every second. Returns
+/// the stream and whether the server is MariaDB.
+pub(crate) async fn open_replica_stream(
+    cfg: &MysqlConfig,
+    at: &BinlogPosition,
+) -> Result<(mysql_async::BinlogStream, bool), SourceError> {
+    let mut conn = connect(cfg).await?;
+    let mariadb = is_mariadb(&mut conn).await?;
+    let mut setup = vec![
+        "SET @master_heartbeat_period=1000000000",
+        "SET @@session.net_write_timeout=3600",
+    ];
+    if mariadb {
+        setup.insert(0, "SET @mariadb_slave_capability=4");
+    }
+    for stmt in setup {
+        conn.query_drop(stmt)
+            .await
+            .map_err(|source| SourceError::Query {
+                context: "preparing the replica session",
+                source,
+            })?;
+    }
+    let request = BinlogStreamRequest::new(cfg.server_id)
+        .with_filename(at.file.as_bytes())
+        .with_pos(at.pos);
+    let stream = conn
+        .get_binlog_stream(request)
+        .await
+        .map_err(SourceError::Stream)?;
+    Ok((stream, mariadb))
+}
+
 /// Streams the binlog from `start`, sending batches to `tx` until `stop` turns true (then it
 /// finishes the open transaction first) or an error occurs.
 pub async fn stream(
@@ -314,39 +348,16 @@ pub async fn stream(
     tx: mpsc::Sender<Batch>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), SourceError> {
-    let mut conn = connect(cfg).await?;
-    let mariadb = is_mariadb(&mut conn).await?;
-    let setup: &[&str] = if mariadb {
-        &[
-            "SET @mariadb_slave_capability=4",
-            "SET @master_heartbeat_period=1000000000",
-            "SET @@session.net_write_timeout=3600",
-        ]
-    } else {
-        &[
-            "SET @master_heartbeat_period=1000000000",
-            "SET @@session.net_write_timeout=3600",
-        ]
-    };
-    for stmt in setup {
-        conn.query_drop(*stmt)
-            .await
-            .map_err(|source| SourceError::Query {
-                context: "preparing the replica session",
-                source,
-            })?;
-    }
-    let mut catalog_conn: Option<Conn> = None;
-    let request = BinlogStreamRequest::new(cfg.server_id)
-        .with_filename(start.file.as_bytes())
-        .with_pos(start.pos);
-    let mut binlog = conn
-        .get_binlog_stream(request)
-        .await
-        .map_err(SourceError::Stream)?;
+    let (mut binlog, mariadb) = open_replica_stream(cfg, &start).await?;
     tracing::info!(position = %start, mariadb, "streaming the binlog");
 
-    let mut processor = Processor::new(filter, &start, max_batch_rows);
+    // Sequences and system-versioned tables are known from the catalog only (source::objects).
+    let mut c = connect(cfg).await?;
+    let kinds = super::objects::table_kinds(&mut c, &filter.tables())
+        .await
+        .map_err(|e| SourceError::Query { context: e.what, source: e.source })?;
+    let mut catalog_conn: Option<Conn> = Some(c);
+    let mut processor = Processor::new(filter, &start, max_batch_rows).with_table_kinds(kinds);
     let mut stopping = *stop.borrow();
     let mut first = true;
     loop {

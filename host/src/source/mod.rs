@@ -9,9 +9,13 @@ pub mod charset;
 mod compressed;
 pub mod decode;
 pub mod file;
+pub mod foreign_keys;
 pub mod gtid;
+pub mod objects;
 pub mod processor;
+pub mod resets;
 pub mod schema;
 pub mod skip;
+pub mod versioned;
 
 pub use processor::{Batch, Processor, Step, TableFilter};

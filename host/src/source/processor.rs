@@ -35,12 +35,21 @@ use mysql_common::binlog::events::{
     Event, EventData, GtidEvent, QueryEvent, RotateEvent, RowsEventData, TableMapEvent,
 };
 
+#[path = "statement.rs"]
+mod statement;
+#[path = "xa.rs"]
+mod xa;
+
 use super::compressed::{self, lenenc};
 use super::decode::{DecodeError, RowReader};
 use super::gtid::{self, MariaGtidState};
+use super::objects::TableKinds;
+pub use super::resets::ResetPolicy;
 use super::schema::{self, InfoSchemaTable, SchemaError, TableSchema};
+use super::versioned::Layout;
 use crate::event::{ChangeEvent, Kind, SourcePosition, Value};
 use crate::state::BinlogPosition;
+use xa::{PendingXa, MAX_HELD_XA_BYTES};
 
 /// The unit that moves between pipeline stages: ordered events, and where to resume after them.
 #[derive(Debug, Default)]
@@ -144,6 +153,50 @@ pub enum ProcessError {
         sql: String,
     },
     #[error(
+        "{file}:{pos}: `{sql}` changes the captured table {table} without row events: {what}. \
+         The consumer's copy of the table would no longer match it, so Sluice stops (reset \
+         policy `stop`). Re-snapshot the table (FORCE_SNAPSHOT=true), or record and move past \
+         this one statement with `sluice position skip --reason \"…\"` (its transaction starts \
+         at {file}:{txn_start}); until then every restart stops here again"
+    )]
+    TableReset {
+        file: String,
+        pos: u64,
+        txn_start: u64,
+        table: String,
+        what: String,
+        sql: String,
+    },
+    #[error(
+        "{file}:{pos}: a statement changed rows of {parent} while the captured table {child} was \
+         opened for it with no rows logged: a foreign key with ON DELETE/UPDATE CASCADE, SET NULL \
+         or SET DEFAULT may have changed {child}'s rows, which the server never logs. Sluice \
+         stops rather than leave the consumer with deleted or stale rows. Capture the child \
+         without such foreign keys, re-snapshot it (FORCE_SNAPSHOT=true), or record and move \
+         past this transaction (it starts at {file}:{txn_start}) with `sluice position skip \
+         --reason \"…\"`; until then every restart stops here again"
+    )]
+    Cascade {
+        file: String,
+        pos: u64,
+        txn_start: u64,
+        child: String,
+        parent: String,
+    },
+    #[error(
+        "{schema}.{table} is system-versioned, but its TABLE_MAP at {file}:{pos} has no period \
+         columns `{start}` and `{end}`: Sluice cannot tell current rows from history, so it \
+         stops rather than publish history as rows. Set binlog_row_metadata=FULL"
+    )]
+    VersionedLayout {
+        schema: String,
+        table: String,
+        file: String,
+        pos: u64,
+        start: String,
+        end: String,
+    },
+    #[error(
         "{what} at {file}:{pos} discards rows of a transaction that starts at {file}:{txn_start}, \
          but {emitted} of its rows were already published (the transaction is larger than \
          pipeline.max_batch_rows or the batch byte bound). Raise those bounds above the size of \
@@ -213,6 +266,13 @@ impl TableFilter {
         TableFilter::default()
     }
 
+    /// The captured tables, by name (empty when every table is captured).
+    pub fn tables(&self) -> Vec<(String, String)> {
+        let mut t: Vec<_> = self.tables.iter().cloned().collect();
+        t.sort();
+        t
+    }
+
     pub fn captures(&self, schema: &str, table: &str) -> bool {
         self.tables.is_empty() || self.tables.contains(&(schema.to_owned(), table.to_owned()))
     }
@@ -222,16 +282,26 @@ enum TableEntry {
     Captured {
         raw: Vec<u8>,
         schema: Arc<TableSchema>,
+        /// Set for a system-versioned table: how its images map to what `SELECT *` shows.
+        versioned: Option<Arc<Layout>>,
     },
     Ignored {
         raw: Vec<u8>,
     },
 }
 
-/// At most this many bytes of rows are held in memory for XA transactions (pending ones and
-/// the one being read), and at most this many XA transactions may be pending at once.
-const MAX_HELD_XA_BYTES: usize = 256 << 20;
-const MAX_PENDING_XA: usize = 1024;
+/// The tables one statement opened (its TABLE_MAPs) and what its rows events touched.
+#[derive(Default)]
+struct StatementMaps {
+    /// A rows event was read since the last TABLE_MAP: the next TABLE_MAP starts a statement.
+    rows_seen: bool,
+    /// Captured tables mapped in this statement that no rows event has touched yet.
+    unmatched: Vec<(u64, String)>,
+    /// Every table mapped in this statement, by id.
+    names: HashMap<u64, String>,
+    /// A table whose rows the statement updated or deleted.
+    changed: Option<String>,
+}
 
 /// The open event group.
 struct Txn {
@@ -251,14 +321,6 @@ struct Txn {
     /// `SAVEPOINT` names with the row count at that point.
     savepoints: Vec<(String, u32)>,
     /// Where a restart reads this group again: its start, with the GTID state before it.
-    resume: BinlogPosition,
-}
-
-/// A prepared XA transaction waiting for its XA COMMIT or XA ROLLBACK.
-struct PendingXa {
-    xid: String,
-    events: Vec<ChangeEvent>,
-    bytes: usize,
     resume: BinlogPosition,
 }
 
@@ -288,6 +350,12 @@ pub struct Processor {
     max_batch_bytes: usize,
     /// Build schemas from TABLE_MAP alone (positional names) instead of asking for a catalog.
     no_catalog: bool,
+    reset_policy: ResetPolicy,
+    kinds: TableKinds,
+    /// Foreign-key cascades into captured children were accepted as a known limitation.
+    accept_cascades: bool,
+    /// The statement being read, for [`Processor::check_cascade`].
+    stmt: StatementMaps,
     ready: Batch,
     scratch: Vec<Value>,
 }
@@ -315,6 +383,10 @@ impl Processor {
             max_batch_rows: max_batch_rows.max(1),
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             no_catalog: false,
+            reset_policy: ResetPolicy::Stop,
+            kinds: TableKinds::default(),
+            accept_cascades: false,
+            stmt: StatementMaps::default(),
             ready: Batch::default(),
             scratch: Vec::new(),
         }
@@ -330,6 +402,27 @@ impl Processor {
     /// Cuts a transaction's batch into a piece once its events hold about this many bytes.
     pub fn with_max_batch_bytes(mut self, bytes: usize) -> Self {
         self.max_batch_bytes = bytes.max(1);
+        self
+    }
+
+    /// What to do with a statement that removes or replaces a captured table's rows without row
+    /// events (see [`ResetPolicy`]).
+    pub fn with_reset_policy(mut self, policy: ResetPolicy) -> Self {
+        self.reset_policy = policy;
+        self
+    }
+
+    /// Which captured tables are sequences (never published) or system-versioned (mapped back
+    /// to what `SELECT *` shows), from [`super::objects::table_kinds`].
+    pub fn with_table_kinds(mut self, kinds: TableKinds) -> Self {
+        self.kinds = kinds;
+        self
+    }
+
+    /// Does not stop where a foreign-key cascade may have changed a captured child's rows (the
+    /// operator accepted that limitation); logs it at WARN instead.
+    pub fn accepting_cascades(mut self) -> Self {
+        self.accept_cascades = true;
         self
     }
 
@@ -579,11 +672,41 @@ impl Processor {
         }
     }
 
+    /// At the end of a statement (the next TABLE_MAP after rows, or the commit): a captured
+    /// table that was opened with no rows while another table's rows were updated or deleted
+    /// may have been changed by a foreign-key cascade, which the server does not log. A trigger
+    /// that wrote nothing looks the same; Sluice cannot tell them apart, so it stops on both.
+    fn check_cascade(&mut self, pos: u64) -> Result<(), ProcessError> {
+        let stmt = std::mem::take(&mut self.stmt);
+        let (Some(parent), Some((_, child))) = (stmt.changed, stmt.unmatched.first()) else {
+            return Ok(());
+        };
+        if self.filter.tables.is_empty() {
+            // Every table (an offline read of binlog files): nothing to keep in step.
+            return Ok(());
+        }
+        let txn_start = self.txn.as_ref().map_or(pos, |t| t.start);
+        if self.accept_cascades {
+            tracing::warn!(%child, %parent, position = %format!("{}:{txn_start}", self.file),
+                "a foreign-key cascade may have changed the captured child's rows, which the \
+                 binlog does not carry (accepted limitation)");
+            return Ok(());
+        }
+        Err(ProcessError::Cascade {
+            file: self.file.to_string(),
+            pos,
+            txn_start,
+            child: child.clone(),
+            parent,
+        })
+    }
+
     fn gtid_state(&self) -> Option<String> {
         (!self.maria_gtids.is_empty()).then(|| self.maria_gtids.to_string())
     }
 
     fn commit(&mut self, end: u64, timestamp: u32) -> Result<Step, ProcessError> {
+        self.check_cascade(end)?;
         // Inside a compressed payload the inner events' positions are not file offsets; the
         // payload's end is where the next transaction starts.
         let end = self.payload.as_ref().map_or(end, |p| p.end);
@@ -601,254 +724,6 @@ impl Processor {
         };
         self.ready.checkpoint = Some(checkpoint);
         Ok(Step::Emit)
-    }
-
-    /// Handles a QUERY (or QUERY_COMPRESSED) event's statement.
-    fn query(
-        &mut self,
-        sql: &str,
-        schema: &str,
-        start: u64,
-        end: u64,
-        timestamp: u32,
-    ) -> Result<Step, ProcessError> {
-        let (w0, rest) = split_word(statement_text(sql));
-        let (w1, rest1) = split_word(rest);
-        let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
-        if is(w0, "BEGIN") || (is(w0, "START") && is(w1, "TRANSACTION")) {
-            self.open_txn(start, None, false, timestamp);
-            self.txn.as_mut().expect("opened above").began = true;
-            return Ok(Step::Continue);
-        }
-        if is(w0, "COMMIT") {
-            return self.commit(end, timestamp);
-        }
-        if is(w0, "ROLLBACK") {
-            // ROLLBACK [WORK] TO [SAVEPOINT] name, or ROLLBACK [WORK]
-            let (mut w, mut r) = (w1, rest1);
-            if is(w, "WORK") {
-                (w, r) = split_word(r);
-            }
-            if is(w, "TO") {
-                let (mut name, r2) = split_word(r);
-                if is(name, "SAVEPOINT") {
-                    name = split_word(r2).0;
-                }
-                return self.rollback_to(&unquote(name), start);
-            }
-            return self.rollback(start, end, timestamp);
-        }
-        if is(w0, "SAVEPOINT") {
-            if let Some(t) = self.txn.as_mut() {
-                t.savepoints.push((unquote(w1), t.rows));
-            }
-            return Ok(Step::Continue);
-        }
-        if is(w0, "RELEASE") && self.txn.is_some() {
-            return Ok(Step::Continue);
-        }
-        if is(w0, "XA") {
-            let xid = xa_id(rest1);
-            if is(w1, "START") || is(w1, "BEGIN") {
-                self.open_txn(start, None, false, timestamp);
-                let t = self.txn.as_mut().expect("opened above");
-                t.began = true;
-                t.xa = Some(xid);
-                return Ok(Step::Continue);
-            }
-            if is(w1, "END") {
-                return Ok(Step::Continue);
-            }
-            if is(w1, "PREPARE") {
-                return self.prepare_xa(start);
-            }
-            if is(w1, "COMMIT") {
-                // XA COMMIT … ONE PHASE inside the XA group commits that group.
-                if self.txn.as_ref().is_some_and(|t| t.xa.is_some()) {
-                    return self.commit(end, timestamp);
-                }
-                return self.finish_xa(&xid, true, start, end, timestamp);
-            }
-            if is(w1, "ROLLBACK") {
-                return self.finish_xa(&xid, false, start, end, timestamp);
-            }
-            // XA RECOVER and the like change nothing.
-            return Ok(Step::Continue);
-        }
-        if is_dml(w0) {
-            if let Some(table) = self.captured_mention(sql, schema) {
-                return Err(ProcessError::StatementWrite {
-                    file: self.file.to_string(),
-                    pos: start,
-                    txn_start: self.txn.as_ref().map_or(start, |t| t.start),
-                    table,
-                    sql: clip(sql, 200),
-                });
-            }
-        }
-        if is_ddl(w0) {
-            // Column metadata may have changed.
-            self.catalog.clear();
-            self.catalog_time.clear();
-        }
-        match self.txn.as_mut() {
-            Some(t) if t.began && !t.standalone => Ok(Step::Continue),
-            // MySQL's atomic CREATE TABLE … SELECT: the rows and an XID follow.
-            Some(t) if ends_with_start_transaction(sql) => {
-                t.began = true;
-                Ok(Step::Continue)
-            }
-            // A query after a GTID without BEGIN (a DDL), or outside any group: its own group.
-            _ => self.commit(end, timestamp),
-        }
-    }
-
-    /// `ROLLBACK`: the group's rows did not persist (see the module note).
-    fn rollback(&mut self, pos: u64, end: u64, timestamp: u32) -> Result<Step, ProcessError> {
-        if let Some(t) = &self.txn {
-            if t.emitted > 0 {
-                return Err(ProcessError::RolledBackAfterPublish {
-                    what: "ROLLBACK",
-                    file: self.file.to_string(),
-                    pos,
-                    txn_start: t.start,
-                    emitted: t.emitted,
-                });
-            }
-        }
-        self.ready.events.clear();
-        self.ready.bytes = 0;
-        // The rolled-back group is passed: the position may move beyond it.
-        self.commit(end, timestamp)
-    }
-
-    /// `ROLLBACK TO name`: the rows since `SAVEPOINT name` did not persist.
-    fn rollback_to(&mut self, name: &str, pos: u64) -> Result<Step, ProcessError> {
-        let file = self.file.to_string();
-        let Some(t) = self.txn.as_mut() else {
-            return Ok(Step::Continue);
-        };
-        let Some(i) = t.savepoints.iter().rposition(|(n, _)| n == name) else {
-            return Err(ProcessError::Malformed {
-                what: "ROLLBACK TO SAVEPOINT",
-                file,
-                pos,
-                detail: format!("the savepoint `{name}` was not set in this transaction"),
-            });
-        };
-        let mark = t.savepoints[i].1;
-        if mark < t.emitted {
-            return Err(ProcessError::RolledBackAfterPublish {
-                what: "ROLLBACK TO SAVEPOINT",
-                file,
-                pos,
-                txn_start: t.start,
-                emitted: t.emitted,
-            });
-        }
-        t.savepoints.truncate(i + 1);
-        self.ready.events.truncate((mark - t.emitted) as usize);
-        self.ready.recount();
-        t.rows = mark;
-        Ok(Step::Continue)
-    }
-
-    /// XA_PREPARE: the XA group's rows wait for their XA COMMIT.
-    fn prepare_xa(&mut self, pos: u64) -> Result<Step, ProcessError> {
-        let file = self.file.to_string();
-        let Some(t) = self.txn.take().filter(|t| t.xa.is_some()) else {
-            return Err(ProcessError::Malformed {
-                what: "XA_PREPARE",
-                file,
-                pos,
-                detail: "XA PREPARE outside an XA transaction (no XA START before it)".into(),
-            });
-        };
-        let batch = std::mem::take(&mut self.ready);
-        let held: usize = self.pending_xa.iter().map(|p| p.bytes).sum::<usize>() + batch.bytes;
-        if self.pending_xa.len() >= MAX_PENDING_XA || held > MAX_HELD_XA_BYTES {
-            return Err(self.xa_limit(pos, t.xa.as_deref().unwrap_or_default()));
-        }
-        self.pending_xa.push(PendingXa {
-            xid: t.xa.expect("filtered above"),
-            events: batch.events,
-            bytes: batch.bytes,
-            resume: t.resume,
-        });
-        Ok(Step::Continue)
-    }
-
-    fn xa_limit(&self, pos: u64, xid: &str) -> ProcessError {
-        ProcessError::Xa {
-            what: format!("the prepared XA transactions (the latest {xid}) exceed Sluice's bound"),
-            file: self.file.to_string(),
-            pos,
-            limit_bytes: MAX_HELD_XA_BYTES,
-            limit_count: MAX_PENDING_XA,
-            fix: "commit or roll back the prepared XA transactions on the server (XA RECOVER \
-                  lists them), then restart",
-        }
-    }
-
-    /// `XA COMMIT id` (publish the prepared rows) or `XA ROLLBACK id` (drop them).
-    fn finish_xa(
-        &mut self,
-        xid: &str,
-        commit: bool,
-        pos: u64,
-        end: u64,
-        timestamp: u32,
-    ) -> Result<Step, ProcessError> {
-        match self.pending_xa.iter().position(|p| p.xid == xid) {
-            Some(i) => {
-                let p = self.pending_xa.remove(i);
-                if commit {
-                    self.ready.events.splice(0..0, p.events);
-                    self.ready.bytes += p.bytes;
-                }
-            }
-            None if commit => {
-                return Err(ProcessError::Xa {
-                    what: format!(
-                        "XA COMMIT {xid} commits an XA transaction whose XA PREPARE Sluice did not \
-                         read (it is before the position Sluice started from), so its rows may be \
-                         missing"
-                    ),
-                    file: self.file.to_string(),
-                    pos,
-                    limit_bytes: MAX_HELD_XA_BYTES,
-                    limit_count: MAX_PENDING_XA,
-                    fix: "re-snapshot the captured tables (FORCE_SNAPSHOT=true), or start from a \
-                          position before that XA PREPARE",
-                })
-            }
-            None => {}
-        }
-        self.commit(end, timestamp)
-    }
-
-    /// A DML statement's text may name a captured table: which one (or every table, when all
-    /// are captured). Conservative: any identifier equal to a captured table's name counts.
-    fn captured_mention(&self, sql: &str, schema: &str) -> Option<String> {
-        if self.filter.tables.is_empty() {
-            return Some(format!(
-                "(every table is captured; default schema `{schema}`)"
-            ));
-        }
-        let words: HashSet<String> = sql
-            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .collect();
-        let mut hits: Vec<String> = self
-            .filter
-            .tables
-            .iter()
-            .filter(|(_, t)| words.contains(&t.to_lowercase()))
-            .map(|(s, t)| format!("{s}.{t}"))
-            .collect();
-        hits.sort();
-        (!hits.is_empty()).then(|| hits.join(", "))
     }
 
     fn payload(
@@ -896,6 +771,16 @@ impl Processor {
         })?;
         let raw = event.data();
         let id = tme.table_id();
+        if self.stmt.rows_seen {
+            self.check_cascade(start)?;
+        }
+        let (db, table) = (tme.database_name(), tme.table_name());
+        let name = format!("{db}.{table}");
+        let key = (db.into_owned(), table.into_owned());
+        if self.filter.captures(&key.0, &key.1) && !self.kinds.sequences.contains(&key) {
+            self.stmt.unmatched.push((id, name.clone()));
+        }
+        self.stmt.names.insert(id, name);
         match self.tables.get(&id) {
             Some(TableEntry::Captured { raw: r, .. }) | Some(TableEntry::Ignored { raw: r })
                 if r == raw =>
@@ -908,7 +793,7 @@ impl Processor {
             tme.database_name().into_owned(),
             tme.table_name().into_owned(),
         );
-        if !self.filter.captures(&db, &table) {
+        if !self.filter.captures(&db, &table) || self.kinds.sequences.contains(&key) {
             self.tables
                 .insert(id, TableEntry::Ignored { raw: raw.to_vec() });
             return Ok(Step::Continue);
@@ -938,11 +823,28 @@ impl Processor {
                 }
             }
         }
+        let versioned = match self.kinds.versioned.get(&key) {
+            None => None,
+            Some(periods) => match Layout::new(&schema.meta, periods) {
+                Some(l) => Some(Arc::new(l)),
+                None => {
+                    return Err(ProcessError::VersionedLayout {
+                        schema: db,
+                        table,
+                        file: self.file.to_string(),
+                        pos: start,
+                        start: periods.start.clone(),
+                        end: periods.end.clone(),
+                    })
+                }
+            },
+        };
         self.tables.insert(
             id,
             TableEntry::Captured {
                 raw: raw.to_vec(),
                 schema: Arc::new(schema),
+                versioned,
             },
         );
         Ok(Step::Continue)
@@ -1069,8 +971,15 @@ impl Processor {
         start: u64,
         timestamp: u32,
     ) -> Result<Step, ProcessError> {
-        let schema = match self.tables.get(&table_id) {
-            Some(TableEntry::Captured { schema, .. }) => schema.clone(),
+        self.stmt.rows_seen = true;
+        self.stmt.unmatched.retain(|(id, _)| *id != table_id);
+        if kind != Kind::Insert && self.stmt.changed.is_none() {
+            self.stmt.changed = self.stmt.names.get(&table_id).cloned();
+        }
+        let (schema, versioned) = match self.tables.get(&table_id) {
+            Some(TableEntry::Captured {
+                schema, versioned, ..
+            }) => (schema.clone(), versioned.clone()),
             Some(TableEntry::Ignored { .. }) => return Ok(Step::Continue),
             None => {
                 return Err(ProcessError::UnknownTable {
@@ -1103,9 +1012,17 @@ impl Processor {
                     (before, std::mem::take(&mut self.scratch))
                 }
             };
+            let (kind, meta, before, after) = match &versioned {
+                None => (kind, schema.meta.clone(), before, after),
+                Some(l) => match l.map(kind, before, after) {
+                    Some((k, b, a)) => (k, l.meta.clone(), b, a),
+                    // A history row: `SELECT *` does not show it.
+                    None => continue,
+                },
+            };
             let event = ChangeEvent {
                 kind,
-                meta: schema.meta.clone(),
+                meta,
                 after,
                 before,
                 position: SourcePosition {
@@ -1142,74 +1059,6 @@ impl Processor {
     }
 }
 
-/// The statement without leading blanks, parentheses and comments.
-fn statement_text(sql: &str) -> &str {
-    let mut s = sql;
-    loop {
-        s = s.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
-        if let Some(rest) = s.strip_prefix("/*") {
-            // `/*!… */` and `/*M!… */` hold executable text; take it as part of the statement.
-            if rest.starts_with('!') || rest.starts_with("M!") {
-                let body = rest.trim_start_matches("M").trim_start_matches('!');
-                return body.trim_start_matches(|c: char| c.is_ascii_digit());
-            }
-            s = rest.split_once("*/").map(|(_, r)| r).unwrap_or("");
-        } else if s.starts_with("-- ") || s.starts_with('#') {
-            s = s.split_once('\n').map(|(_, r)| r).unwrap_or("");
-        } else {
-            return s;
-        }
-    }
-}
-
-/// The first word and what follows it.
-fn split_word(s: &str) -> (&str, &str) {
-    let s = s.trim_start();
-    let end = s
-        .find(|c: char| c.is_whitespace() || c == ';')
-        .unwrap_or(s.len());
-    (&s[..end], &s[end..])
-}
-
-#[cfg(test)]
-fn first_word(sql: &str) -> &str {
-    split_word(statement_text(sql)).0
-}
-
-fn unquote(name: &str) -> String {
-    name.trim_matches('`').trim_end_matches(';').to_owned()
-}
-
-/// An XA id as the statement writes it (`X'7831',X'',1`), normalised for comparison.
-fn xa_id(rest: &str) -> String {
-    let mut s: String = rest.split_whitespace().collect::<Vec<_>>().join(" ");
-    for suffix in [" ONE PHASE", " one phase", ";"] {
-        if let Some(t) = s.strip_suffix(suffix) {
-            s = t.to_owned();
-        }
-    }
-    s.chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
-}
-
-fn ends_with_start_transaction(sql: &str) -> bool {
-    let t = sql.trim_end().trim_end_matches(';').trim_end();
-    t.len() >= 17 && t[t.len() - 17..].eq_ignore_ascii_case("START TRANSACTION")
-}
-
-fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 /// An INCIDENT event's body: type u16, message length u8, message.
 fn incident_text(data: &[u8]) -> String {
     let kind = data
@@ -1221,21 +1070,6 @@ fn incident_text(data: &[u8]) -> String {
         .map(|m| String::from_utf8_lossy(m).into_owned())
         .unwrap_or_default();
     format!("incident {kind}: {msg}")
-}
-
-fn is_ddl(word: &str) -> bool {
-    ["ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE"]
-        .iter()
-        .any(|w| word.eq_ignore_ascii_case(w))
-}
-
-/// Statements that change rows when the server logs them as text (statement format).
-fn is_dml(word: &str) -> bool {
-    [
-        "INSERT", "REPLACE", "UPDATE", "DELETE", "LOAD", "CALL", "DO", "SELECT", "WITH", "HANDLER",
-    ]
-    .iter()
-    .any(|w| word.eq_ignore_ascii_case(w))
 }
 
 fn mysql_gtid(g: &GtidEvent) -> String {
@@ -1252,55 +1086,5 @@ fn mysql_gtid(g: &GtidEvent) -> String {
     match g.tag() {
         Some(tag) => format!("{uuid}:{}:{}", tag.as_str(), g.gno()),
         None => format!("{uuid}:{}", g.gno()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statement_words() {
-        assert_eq!(first_word("BEGIN"), "BEGIN");
-        assert_eq!(first_word("  /* app */ ALTER TABLE t ADD c INT"), "ALTER");
-        assert_eq!(first_word("COMMIT;"), "COMMIT");
-        assert_eq!(
-            first_word("/*!40000 ALTER TABLE t DISABLE KEYS */"),
-            "ALTER"
-        );
-        assert!(is_ddl("alter"));
-        assert!(!is_ddl("insert"));
-        assert!(is_dml("Insert"));
-        assert_eq!(xa_id(" X'7831',X'',1"), "X'7831',X'',1");
-        assert_eq!(xa_id(" X'7831', X'', 1 ONE PHASE"), "X'7831',X'',1");
-        assert_eq!(unquote("`s1`"), "s1");
-        assert!(ends_with_start_transaction(
-            "CREATE TABLE t AS SELECT 1 START TRANSACTION"
-        ));
-        assert_eq!(lenenc(&[252, 1, 2]), Some((0x201, 3)));
-    }
-
-    #[test]
-    fn statement_writes_name_the_captured_table() {
-        let start = BinlogPosition {
-            file: "f".into(),
-            pos: 4,
-            gtid: None,
-            timestamp: 0,
-        };
-        let p = Processor::new(
-            TableFilter::new([("shop".to_owned(), "orders".to_owned())]),
-            &start,
-            10,
-        );
-        assert_eq!(
-            p.captured_mention("update `shop`.`Orders` set x=1", "shop")
-                .as_deref(),
-            Some("shop.orders")
-        );
-        assert_eq!(
-            p.captured_mention("insert into orders_archive values (1)", "shop"),
-            None
-        );
     }
 }

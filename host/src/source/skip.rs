@@ -18,8 +18,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use mysql_async::prelude::Queryable;
-use mysql_async::BinlogStreamRequest;
 use mysql_common::binlog::events::{Event, QueryEvent, TableMapEvent};
 
 use super::binlog::{self, SourceError};
@@ -159,8 +157,18 @@ impl GroupScanner {
                     String::from("<compressed query>")
                 };
                 let upper = text.trim_start().to_ascii_uppercase();
-                if upper.starts_with("BEGIN") {
+                // What opens a multi-event group: BEGIN, MySQL's `XA START`/`XA BEGIN` (rows and
+                // `XA END` follow, then XA_PREPARE), and MySQL's atomic `CREATE TABLE … SELECT`,
+                // whose statement ends in `START TRANSACTION` and whose rows follow.
+                if upper.starts_with("BEGIN")
+                    || upper.starts_with("XA START")
+                    || upper.starts_with("XA BEGIN")
+                    || upper.trim_end_matches([';', ' ']).ends_with("START TRANSACTION")
+                {
                     self.began = true;
+                    if !upper.starts_with("BEGIN") {
+                        self.summary.statements.push(text.chars().take(200).collect());
+                    }
                 } else if upper == "COMMIT"
                     || upper.starts_with("COMMIT;")
                     || upper == "ROLLBACK"
@@ -169,7 +177,10 @@ impl GroupScanner {
                 {
                     ends = true;
                 } else {
-                    if !upper.starts_with("SAVEPOINT") && !upper.starts_with("ROLLBACK TO") {
+                    if !upper.starts_with("SAVEPOINT")
+                        && !upper.starts_with("ROLLBACK TO")
+                        && !upper.starts_with("XA END")
+                    {
                         self.summary
                             .statements
                             .push(text.chars().take(200).collect());
@@ -235,27 +246,7 @@ pub async fn scan_one_group(
     cfg: &MysqlConfig,
     at: &BinlogPosition,
 ) -> Result<GroupSummary, SkipError> {
-    let mut conn = binlog::connect(cfg).await?;
-    let mariadb = binlog::is_mariadb(&mut conn).await?;
-    let mut setup = vec!["SET @master_heartbeat_period=1000000000"];
-    if mariadb {
-        setup.insert(0, "SET @mariadb_slave_capability=4");
-    }
-    for stmt in setup {
-        conn.query_drop(stmt)
-            .await
-            .map_err(|source| SourceError::Query {
-                context: "preparing the replica session",
-                source,
-            })?;
-    }
-    let request = BinlogStreamRequest::new(cfg.server_id)
-        .with_filename(at.file.as_bytes())
-        .with_pos(at.pos);
-    let mut stream = conn
-        .get_binlog_stream(request)
-        .await
-        .map_err(SourceError::Stream)?;
+    let (mut stream, _mariadb) = binlog::open_replica_stream(cfg, at).await?;
     let mut scanner = GroupScanner::new(at);
     let deadline = tokio::time::Instant::now() + SCAN_TIMEOUT;
     loop {
@@ -448,6 +439,63 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Events of a synthetic binlog: QUERY events with these statements ("XID" gives an XID
+    /// event), laid out byte by byte as the server writes them, read back with `mysql_common`.
+    fn query_events(queries: &[&str]) -> Vec<Event> {
+        use mysql_common::binlog::consts::BinlogVersion;
+        use mysql_common::binlog::EventStreamReader;
+        let mut bytes = Vec::new();
+        let mut pos = 4u32;
+        for q in queries {
+            let (type_code, body) = if *q == "XID" {
+                (16u8, 7u64.to_le_bytes().to_vec())
+            } else {
+                // Post-header: thread id, exec time, schema length, error code, status-vars
+                // length; then the schema and a NUL, then the statement.
+                let mut b = Vec::new();
+                b.extend_from_slice(&1u32.to_le_bytes());
+                b.extend_from_slice(&0u32.to_le_bytes());
+                b.push(2);
+                b.extend_from_slice(&0u16.to_le_bytes());
+                b.extend_from_slice(&0u16.to_le_bytes());
+                b.extend_from_slice(b"db\0");
+                b.extend_from_slice(q.as_bytes());
+                (2u8, b)
+            };
+            let size = 19 + body.len() as u32;
+            pos += size;
+            bytes.extend_from_slice(&0u32.to_le_bytes());
+            bytes.push(type_code);
+            bytes.extend_from_slice(&1u32.to_le_bytes());
+            bytes.extend_from_slice(&size.to_le_bytes());
+            bytes.extend_from_slice(&pos.to_le_bytes());
+            bytes.extend_from_slice(&0u16.to_le_bytes());
+            bytes.extend_from_slice(&body);
+        }
+        let mut reader = EventStreamReader::new(BinlogVersion::Version4);
+        let mut out = Vec::new();
+        let mut cur = &bytes[..];
+        while let Some(ev) = reader.read(&mut cur).unwrap() {
+            out.push(ev);
+        }
+        out
+    }
+
+    #[test]
+    fn a_mysql_xa_group_does_not_end_at_xa_start() {
+        let events = query_events(&["XA START 'x'", "XA END 'x'", "XID"]);
+        let at = BinlogPosition {
+            file: "b.1".into(),
+            pos: 4,
+            gtid: None,
+            timestamp: 0,
+        };
+        let mut scanner = GroupScanner::new(&at);
+        let ends: Vec<bool> = events.iter().map(|e| scanner.feed(e).unwrap()).collect();
+        assert_eq!(ends, vec![false, false, true], "{:?}", scanner.summary());
+        assert_eq!(scanner.summary().statements, vec!["XA START 'x'".to_owned()]);
     }
 
     #[test]

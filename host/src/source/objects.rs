@@ -1,0 +1,145 @@
+//! Catalog facts about captured tables that the binlog does not carry: which are SEQUENCE
+//! objects and which are system-versioned (with their period columns).
+//!
+//! Design note: MariaDB logs a sequence's cache refills and SETVALs as inserts into the
+//! sequence, and a system-versioned table's history rows as ordinary rows; neither shows in the
+//! TABLE_MAP. `information_schema.TABLES.TABLE_TYPE` says `SEQUENCE` or `SYSTEM VERSIONED`. The
+//! period columns come from `SHOW CREATE TABLE` (the server's own text, `GENERATED ALWAYS AS
+//! ROW START/END`); when it names none, the period is implicit: INVISIBLE `row_start`/`row_end`.
+
+use std::collections::{HashMap, HashSet};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use super::versioned::Periods;
+
+/// A catalog query failed.
+#[derive(Debug, thiserror::Error)]
+#[error("reading {what} from the server: {source}")]
+pub struct CatalogError {
+    pub what: &'static str,
+    #[source]
+    pub source: mysql_async::Error,
+}
+
+impl CatalogError {
+    pub(super) fn new(what: &'static str, source: mysql_async::Error) -> Self {
+        CatalogError { what, source }
+    }
+}
+
+/// The captured tables that need special handling.
+#[derive(Debug, Clone, Default)]
+pub struct TableKinds {
+    /// SEQUENCE objects: never published (the preflight refuses them by name).
+    pub sequences: HashSet<(String, String)>,
+    /// System-versioned tables and their period columns.
+    pub versioned: HashMap<(String, String), Periods>,
+}
+
+/// Reads which of `tables` are sequences or system-versioned.
+pub async fn table_kinds(
+    conn: &mut Conn,
+    tables: &[(String, String)],
+) -> Result<TableKinds, CatalogError> {
+    let mut kinds = TableKinds::default();
+    for (schema, table) in tables {
+        let kind: Option<String> = conn
+            .exec_first(
+                "SELECT TABLE_TYPE FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (schema, table),
+            )
+            .await
+            .map_err(|source| CatalogError {
+                what: "information_schema.TABLES",
+                source,
+            })?;
+        let key = (schema.clone(), table.clone());
+        match kind.as_deref() {
+            Some("SEQUENCE") => {
+                kinds.sequences.insert(key);
+            }
+            Some("SYSTEM VERSIONED") => {
+                let ddl: Option<(String, String)> = conn
+                    .query_first(format!(
+                        "SHOW CREATE TABLE `{}`.`{}`",
+                        schema.replace('`', "``"),
+                        table.replace('`', "``")
+                    ))
+                    .await
+                    .map_err(|source| CatalogError {
+                        what: "SHOW CREATE TABLE",
+                        source,
+                    })?;
+                let periods = periods(&ddl.map(|d| d.1).unwrap_or_default());
+                kinds.versioned.insert(key, periods);
+            }
+            _ => {}
+        }
+    }
+    Ok(kinds)
+}
+
+/// The names of the captured tables that are SEQUENCE objects, for the preflight: capturing
+/// one publishes nothing useful, so Sluice refuses it by name.
+pub async fn sequences_among(
+    conn: &mut Conn,
+    tables: &[(String, String)],
+) -> Result<Vec<(String, String)>, CatalogError> {
+    let mut found: Vec<_> = table_kinds(conn, tables)
+        .await?
+        .sequences
+        .into_iter()
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// The period columns from `SHOW CREATE TABLE`'s text.
+fn periods(ddl: &str) -> Periods {
+    let column = |marker: &str| {
+        ddl.lines()
+            .find(|l| l.contains(marker))
+            .and_then(|l| l.trim().strip_prefix('`'))
+            .and_then(|l| l.split_once('`'))
+            .map(|(name, _)| name.to_owned())
+    };
+    match (
+        column("GENERATED ALWAYS AS ROW START"),
+        column("GENERATED ALWAYS AS ROW END"),
+    ) {
+        (Some(start), Some(end)) => Periods {
+            start,
+            end,
+            hidden: false,
+        },
+        _ => Periods {
+            start: "row_start".into(),
+            end: "row_end".into(),
+            hidden: true,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_and_implicit_periods() {
+        let explicit = "CREATE TABLE `t` (\n  `id` int(11) NOT NULL,\n  `s` timestamp(6) \
+                        GENERATED ALWAYS AS ROW START,\n  `e` timestamp(6) GENERATED ALWAYS AS \
+                        ROW END,\n  PRIMARY KEY (`id`,`e`)\n) WITH SYSTEM VERSIONING";
+        assert_eq!(
+            periods(explicit),
+            Periods {
+                start: "s".into(),
+                end: "e".into(),
+                hidden: false
+            }
+        );
+        assert!(periods("CREATE TABLE `t` (`id` int) WITH SYSTEM VERSIONING").hidden);
+    }
+}

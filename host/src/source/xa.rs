@@ -1,0 +1,163 @@
+//! XA transactions: held from their PREPARE until their `XA COMMIT` or `XA ROLLBACK`.
+//!
+//! Design note: a prepared XA transaction's rows are kept in memory (bounded) and published
+//! when its `XA COMMIT` arrives, or dropped at its `XA ROLLBACK`. While one is pending, every
+//! checkpoint stays at the start of its PREPARE group, so a restart reads it again.
+
+use super::{ProcessError, Processor, Step};
+use crate::event::ChangeEvent;
+use crate::state::BinlogPosition;
+
+/// At most this many bytes of rows are held in memory for XA transactions (pending ones and
+/// the one being read), and at most this many XA transactions may be pending at once.
+pub(super) const MAX_HELD_XA_BYTES: usize = 256 << 20;
+pub(super) const MAX_PENDING_XA: usize = 1024;
+
+/// A prepared XA transaction waiting for its XA COMMIT or XA ROLLBACK.
+pub(super) struct PendingXa {
+    pub(super) xid: String,
+    pub(super) events: Vec<ChangeEvent>,
+    pub(super) bytes: usize,
+    pub(super) resume: BinlogPosition,
+}
+
+impl Processor {
+    /// An `XA …` statement (`w1` is its second word, `rest` what follows it).
+    pub(super) fn xa_statement(
+        &mut self,
+        w1: &str,
+        rest: &str,
+        start: u64,
+        end: u64,
+        timestamp: u32,
+    ) -> Result<Step, ProcessError> {
+        let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+        let xid = xa_id(rest);
+        if is(w1, "START") || is(w1, "BEGIN") {
+            self.open_txn(start, None, false, timestamp);
+            let t = self.txn.as_mut().expect("opened above");
+            t.began = true;
+            t.xa = Some(xid);
+            return Ok(Step::Continue);
+        }
+        if is(w1, "END") {
+            return Ok(Step::Continue);
+        }
+        if is(w1, "PREPARE") {
+            return self.prepare_xa(start);
+        }
+        if is(w1, "COMMIT") {
+            // XA COMMIT … ONE PHASE inside the XA group commits that group.
+            if self.txn.as_ref().is_some_and(|t| t.xa.is_some()) {
+                return self.commit(end, timestamp);
+            }
+            return self.finish_xa(&xid, true, start, end, timestamp);
+        }
+        if is(w1, "ROLLBACK") {
+            return self.finish_xa(&xid, false, start, end, timestamp);
+        }
+        // XA RECOVER and the like change nothing.
+        return Ok(Step::Continue);
+    }
+
+    /// XA_PREPARE: the XA group's rows wait for their XA COMMIT.
+    pub(super) fn prepare_xa(&mut self, pos: u64) -> Result<Step, ProcessError> {
+        let file = self.file.to_string();
+        let Some(t) = self.txn.take().filter(|t| t.xa.is_some()) else {
+            return Err(ProcessError::Malformed {
+                what: "XA_PREPARE",
+                file,
+                pos,
+                detail: "XA PREPARE outside an XA transaction (no XA START before it)".into(),
+            });
+        };
+        let batch = std::mem::take(&mut self.ready);
+        let held: usize = self.pending_xa.iter().map(|p| p.bytes).sum::<usize>() + batch.bytes;
+        if self.pending_xa.len() >= MAX_PENDING_XA || held > MAX_HELD_XA_BYTES {
+            return Err(self.xa_limit(pos, t.xa.as_deref().unwrap_or_default()));
+        }
+        self.pending_xa.push(PendingXa {
+            xid: t.xa.expect("filtered above"),
+            events: batch.events,
+            bytes: batch.bytes,
+            resume: t.resume,
+        });
+        Ok(Step::Continue)
+    }
+
+    pub(super) fn xa_limit(&self, pos: u64, xid: &str) -> ProcessError {
+        ProcessError::Xa {
+            what: format!("the prepared XA transactions (the latest {xid}) exceed Sluice's bound"),
+            file: self.file.to_string(),
+            pos,
+            limit_bytes: MAX_HELD_XA_BYTES,
+            limit_count: MAX_PENDING_XA,
+            fix: "commit or roll back the prepared XA transactions on the server (XA RECOVER \
+                  lists them), then restart",
+        }
+    }
+
+    /// `XA COMMIT id` (publish the prepared rows) or `XA ROLLBACK id` (drop them).
+    pub(super) fn finish_xa(
+        &mut self,
+        xid: &str,
+        commit: bool,
+        pos: u64,
+        end: u64,
+        timestamp: u32,
+    ) -> Result<Step, ProcessError> {
+        match self.pending_xa.iter().position(|p| p.xid == xid) {
+            Some(i) => {
+                let p = self.pending_xa.remove(i);
+                if commit {
+                    self.ready.events.splice(0..0, p.events);
+                    self.ready.bytes += p.bytes;
+                }
+            }
+            None if commit => {
+                return Err(ProcessError::Xa {
+                    what: format!(
+                        "XA COMMIT {xid} commits an XA transaction whose XA PREPARE Sluice did not \
+                         read (it is before the position Sluice started from), so its rows may be \
+                         missing"
+                    ),
+                    file: self.file.to_string(),
+                    pos,
+                    limit_bytes: MAX_HELD_XA_BYTES,
+                    limit_count: MAX_PENDING_XA,
+                    fix: "re-snapshot the captured tables (FORCE_SNAPSHOT=true), or start from a \
+                          position before that XA PREPARE",
+                })
+            }
+            None => {}
+        }
+        self.commit(end, timestamp)
+    }
+}
+
+/// An XA id as the statement writes it (`X'7831',X'',1`), normalised for comparison.
+fn xa_id(rest: &str) -> String {
+    let mut s: String = rest.split_whitespace().collect::<Vec<_>>().join(" ");
+    for suffix in [" ONE PHASE", " one phase", ";"] {
+        if let Some(t) = s.strip_suffix(suffix) {
+            s = t.to_owned();
+        }
+    }
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::statement::split_word;
+    use super::*;
+
+    #[test]
+    fn xa_ids() {
+        assert_eq!(xa_id(" X'7831',X'',1"), "X'7831',X'',1");
+        assert_eq!(xa_id(" X'7831', X'', 1 ONE PHASE"), "X'7831',X'',1");
+        assert_eq!(split_word(" XA START").0, "XA");
+    }
+}
