@@ -283,6 +283,7 @@ async fn mysql_checks(cfg: &Config) -> Vec<CheckResult> {
 
     out.push(check_privileges(&mut conn, cfg).await);
     out.extend(check_tables(&mut conn, cfg).await);
+    out.extend(check_capturable(&mut conn, cfg).await);
 
     match get("server_id").and_then(|v| v.parse::<u32>().ok()) {
         Some(id) if id == m.server_id => out.push(fail(
@@ -397,6 +398,64 @@ async fn check_tables(conn: &mut Conn, cfg: &Config) -> Vec<CheckResult> {
             ),
             Err(e) => fail("table", format!("cannot look up {schema}.{table}: {e}"), "check the user's SELECT privilege"),
         });
+    }
+    out
+}
+
+/// Sequences and children of cascading foreign keys, which the binlog cannot follow.
+async fn check_capturable(conn: &mut Conn, cfg: &Config) -> Vec<CheckResult> {
+    use crate::source::foreign_keys::{cascading_children, CascadingKey};
+    let tables = cfg.captured_tables();
+    let mut out = Vec::new();
+    match crate::source::objects::sequences_among(conn, &tables).await {
+        Ok(seqs) => {
+            for (s, t) in seqs {
+                out.push(warn(
+                    "table",
+                    format!("{s}.{t} is a SEQUENCE: its rows are never published"),
+                    "remove it from MYSQL_TABLE",
+                ));
+            }
+        }
+        Err(e) => out.push(fail(
+            "table",
+            e.to_string(),
+            "check the user's SELECT privilege",
+        )),
+    }
+    let describe = |k: &CascadingKey| {
+        format!(
+            "{}.{} is the child of the foreign key {} on {}.{} (ON DELETE {}, ON UPDATE {}); the binlog does not hold the rows it changes",
+            k.child.0, k.child.1, k.constraint, k.parent.0, k.parent.1, k.delete_rule, k.update_rule
+        )
+    };
+    match cascading_children(conn, &tables).await {
+        Ok(keys) if keys.is_empty() => out.push(pass(
+            "foreign keys",
+            "no captured table is the child of a cascading foreign key",
+        )),
+        Ok(keys) => {
+            for k in &keys {
+                out.push(if cfg.mysql.accept_fk_cascades {
+                    warn(
+                        "foreign keys",
+                        describe(k),
+                        "accepted with ACCEPT_FK_CASCADES=true: this table's copy can drift when the parent cascades",
+                    )
+                } else {
+                    fail(
+                        "foreign keys",
+                        describe(k),
+                        "capture only tables whose parents never cascade, or accept the drift with ACCEPT_FK_CASCADES=true (TOML mysql.accept_fk_cascades)",
+                    )
+                });
+            }
+        }
+        Err(e) => out.push(fail(
+            "foreign keys",
+            e.to_string(),
+            "check the user's SELECT privilege on information_schema",
+        )),
     }
     out
 }

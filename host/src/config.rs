@@ -48,6 +48,13 @@ pub struct MysqlConfig {
     pub tables: Vec<String>,
     pub snapshot_host: String,
     pub server_id: u32,
+    /// What to do with a statement that removes or replaces a captured table's rows without row
+    /// events (`ON_TABLE_RESET`, `mysql.on_table_reset`).
+    pub on_table_reset: crate::source::ResetPolicy,
+    /// Capture tables that are children of `ON DELETE/UPDATE CASCADE` or `SET NULL` foreign keys,
+    /// whose cascaded changes the binlog does not hold (`ACCEPT_FK_CASCADES`,
+    /// `mysql.accept_fk_cascades`). Off: `sluice run` refuses such tables.
+    pub accept_fk_cascades: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +156,8 @@ impl fmt::Debug for MysqlConfig {
             .field("tables", &self.tables)
             .field("snapshot_host", &self.snapshot_host)
             .field("server_id", &self.server_id)
+            .field("on_table_reset", &self.on_table_reset)
+            .field("accept_fk_cascades", &self.accept_fk_cascades)
             .finish()
     }
 }
@@ -231,6 +240,8 @@ struct FileMysql {
     tables: Option<Vec<String>>,
     snapshot_host: Option<String>,
     server_id: Option<u32>,
+    on_table_reset: Option<String>,
+    accept_fk_cascades: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -360,6 +371,20 @@ impl Config {
                 expected: "a replica server id between 1 and 4294967295",
             });
         }
+
+        let on_table_reset = match var("ON_TABLE_RESET").or(fc.mysql.on_table_reset) {
+            None => crate::source::ResetPolicy::default(),
+            Some(v) => crate::source::ResetPolicy::parse(v.trim()).ok_or(ConfigError::Invalid {
+                var: "ON_TABLE_RESET",
+                value: v,
+                expected: crate::source::ResetPolicy::EXPECTED,
+            })?,
+        };
+        let accept_fk_cascades = bool_var(
+            var("ACCEPT_FK_CASCADES"),
+            "ACCEPT_FK_CASCADES",
+            fc.mysql.accept_fk_cascades,
+        )?;
 
         let snapshot = SnapshotConfig {
             initial: bool_var(
@@ -499,6 +524,8 @@ impl Config {
                 tables,
                 snapshot_host,
                 server_id,
+                on_table_reset,
+                accept_fk_cascades,
             },
             snapshot,
             state_dir,
@@ -700,6 +727,19 @@ mod tests {
         vars.push(("MYSQL_PORT", "x"));
         assert!(load(&vars).unwrap_err().to_string().contains("MYSQL_PORT"));
         let mut vars = BASE.to_vec();
+        let c = load(&vars).unwrap();
+        assert_eq!(c.mysql.on_table_reset, crate::source::ResetPolicy::Stop);
+        assert!(!c.mysql.accept_fk_cascades);
+        let mut bad = vars.clone();
+        bad.push(("ON_TABLE_RESET", "ignore"));
+        let err = load(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("ON_TABLE_RESET") && err.contains("stop"),
+            "{err}"
+        );
+        let mut ok = vars.clone();
+        ok.push(("ACCEPT_FK_CASCADES", "true"));
+        assert!(load(&ok).unwrap().mysql.accept_fk_cascades);
         vars.push(("INITIAL_SNAPSHOT", "maybe"));
         assert!(load(&vars)
             .unwrap_err()

@@ -11,6 +11,10 @@
 //! - [`pipeline`]: the stages, their channels and the restart supervisor;
 //! - [`check`]: the preflight behind `sluice check`.
 
+// Errors here stop the pipeline and carry what the operator needs (file, offsets, statements,
+// table names), so some are large; they are cold, and boxing each would only obscure them.
+#![allow(clippy::result_large_err)]
+
 pub mod check;
 pub mod config;
 pub mod encode;

@@ -54,6 +54,8 @@ pub enum PipelineError {
     TransformLoad(#[from] EngineError),
     #[error(transparent)]
     Halt(#[from] HaltError),
+    #[error(transparent)]
+    Capture(#[from] crate::source::foreign_keys::CaptureRefusal),
     #[error(
         "internal error: the {stage} stage panicked ({message}). Nothing past the last \
          acknowledged position was saved, so a restart loses nothing; please report this with the \
@@ -87,6 +89,7 @@ impl PipelineError {
             PipelineError::State(_) => false,
             PipelineError::TransformLoad(_)
             | PipelineError::Halt(_)
+            | PipelineError::Capture(_)
             | PipelineError::Panicked { .. } => false,
         }
     }
@@ -151,6 +154,28 @@ async fn ensure_topics(cfg: &Config, timeout: Duration) -> Result<(), SinkError>
 /// The start-up checks: what a retry cannot heal stops Sluice here, at once.
 async fn preflight(cfg: &Config) -> Result<(), PipelineError> {
     binlog::preflight(&cfg.mysql, &cfg.captured_tables()).await?;
+    let mut conn = binlog::connect(&cfg.mysql).await?;
+    let accepted = crate::source::foreign_keys::check_capturable(
+        &mut conn,
+        &cfg.captured_tables(),
+        cfg.mysql.accept_fk_cascades,
+    )
+    .await;
+    let _ = conn.disconnect().await;
+    let (accepted, sequences) = accepted?;
+    for (s, t) in sequences {
+        tracing::warn!(sequence = %format!("{s}.{t}"), "MYSQL_TABLE names a SEQUENCE: its rows are the sequence's internal state and are never published");
+    }
+    for key in accepted {
+        tracing::warn!(
+            child = %format!("{}.{}", key.child.0, key.child.1),
+            parent = %format!("{}.{}", key.parent.0, key.parent.1),
+            constraint = %key.constraint,
+            on_delete = %key.delete_rule,
+            on_update = %key.update_rule,
+            "capturing the child of a cascading foreign key (ACCEPT_FK_CASCADES=true): the binlog does not hold the rows a cascade changes, so this table's copy can drift"
+        );
+    }
     if let Some(k) = &cfg.kafka {
         ensure_topics(cfg, crate::sink::kafka::CONNECT_TIMEOUT)
             .await

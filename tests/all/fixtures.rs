@@ -35,7 +35,7 @@ fn raw_events(name: &str) -> Vec<(u8, u64, u64)> {
     let f = std::fs::File::open(fixture(name)).unwrap();
     let mut file = BinlogFile::new(BinlogVersion::Version4, std::io::BufReader::new(f)).unwrap();
     let mut out = Vec::new();
-    while let Some(ev) = file.next() {
+    for ev in file.by_ref() {
         let ev = ev.unwrap();
         let h = ev.header();
         let end = u64::from(h.log_pos());
@@ -307,8 +307,7 @@ fn compressed_transactions_decode() {
     assert_eq!(cps.last(), Some(&payload.2), "{cps:?}");
     let gtid_start = raw
         .iter()
-        .filter(|e| e.1 < payload.1 && matches!(e.0, 33 | 34))
-        .last()
+        .rfind(|e| e.1 < payload.1 && matches!(e.0, 33 | 34))
         .unwrap()
         .1;
     assert_eq!(evs[0].position.pos, gtid_start);

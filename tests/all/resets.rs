@@ -36,6 +36,19 @@ async fn stops(
     expect: &str,
     published: usize,
 ) -> anyhow::Result<()> {
+    stops_then(prefix, setup, statements, expect, published, None).await
+}
+
+/// As [`stops`]; with `restart_refusal`, the restart is refused at start with that text (the
+/// start-up check sees what the stream saw) instead of stopping at the same position.
+async fn stops_then(
+    prefix: &str,
+    setup: &[&str],
+    statements: &[&str],
+    expect: &str,
+    published: usize,
+    restart_refusal: Option<&str>,
+) -> anyhow::Result<()> {
     let (t, server_id) = unique(prefix);
     let mut db = admin().await?;
     for s in setup {
@@ -66,6 +79,11 @@ async fn stops(
     let (code, out, err2) = cfg.run_to_end(&["run"])?;
     assert_ne!(code, 0, "{err2}");
     assert!(stop_position(&err, expect).is_some(), "{err}");
+    if let Some(refusal) = restart_refusal {
+        assert!(err2.contains(refusal), "{err2}");
+        assert!(out.is_empty(), "{out}");
+        return Ok(());
+    }
     assert_eq!(
         stop_position(&err2, expect),
         stop_position(&err, expect),
@@ -188,40 +206,46 @@ async fn rename_away_and_back_stops() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cascade_child_stops() -> anyhow::Result<()> {
-    stops(
+    stops_then(
         "rs_casc",
         &[
             "CREATE TABLE {t}_p (id INT PRIMARY KEY) ENGINE=InnoDB",
             "INSERT INTO {t}_p VALUES (1)",
-            "CREATE TABLE {t} (id INT PRIMARY KEY, v INT, FOREIGN KEY (v) REFERENCES {t}_p (id) \
-             ON DELETE CASCADE) ENGINE=InnoDB",
+            "CREATE TABLE {t} (id INT PRIMARY KEY, v INT) ENGINE=InnoDB",
         ],
         &[
+            // The key arrives after the start (the start-up check refuses a captured child of
+            // such a key unless ACCEPT_FK_CASCADES is set): the stream must catch it.
+            "ALTER TABLE {t} ADD FOREIGN KEY (v) REFERENCES {t}_p (id) ON DELETE CASCADE",
             "UPDATE {t} SET v = 1 WHERE id = 1",
             "DELETE FROM {t}_p WHERE id = 1",
         ],
         "foreign key",
         2,
+        Some("ACCEPT_FK_CASCADES"),
     )
     .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_null_child_stops() -> anyhow::Result<()> {
-    stops(
+    stops_then(
         "rs_setnull",
         &[
             "CREATE TABLE {t}_p (id INT PRIMARY KEY) ENGINE=InnoDB",
             "INSERT INTO {t}_p VALUES (1)",
-            "CREATE TABLE {t} (id INT PRIMARY KEY, v INT, FOREIGN KEY (v) REFERENCES {t}_p (id) \
-             ON DELETE SET NULL) ENGINE=InnoDB",
+            "CREATE TABLE {t} (id INT PRIMARY KEY, v INT) ENGINE=InnoDB",
         ],
         &[
+            // The key arrives after the start (the start-up check refuses a captured child of
+            // such a key unless ACCEPT_FK_CASCADES is set): the stream must catch it.
+            "ALTER TABLE {t} ADD FOREIGN KEY (v) REFERENCES {t}_p (id) ON DELETE SET NULL",
             "UPDATE {t} SET v = 1 WHERE id = 1",
             "DELETE FROM {t}_p WHERE id = 1",
         ],
         "foreign key",
         2,
+        Some("ACCEPT_FK_CASCADES"),
     )
     .await
 }
@@ -380,5 +404,77 @@ async fn catalog_finds_cascading_children_and_sequences() -> anyhow::Result<()> 
     assert_eq!(keys[0].columns, ["p"]);
     let seqs = sluice::source::objects::sequences_among(&mut db, &tables).await?;
     assert_eq!(seqs, vec![(DB.to_owned(), format!("{t}_s"))]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cascading_children_are_refused_at_start_and_sequences_flagged() -> anyhow::Result<()> {
+    let (t, server_id) = unique("rs_fkstart");
+    let mut db = admin().await?;
+    db.query_drop(format!(
+        "CREATE TABLE {t}_p (id INT PRIMARY KEY) ENGINE=InnoDB"
+    ))
+    .await?;
+    db.query_drop(format!(
+        "CREATE TABLE {t} (id INT PRIMARY KEY, v INT, CONSTRAINT {t}_fk FOREIGN KEY (v) \
+         REFERENCES {t}_p (id) ON DELETE CASCADE) ENGINE=InnoDB"
+    ))
+    .await?;
+    let state = tempfile::tempdir()?;
+    let mut cfg = SluiceConfig::new(&t, None, server_id, state.path());
+    let started = std::time::Instant::now();
+    let (code, out, err) = cfg.run_to_end(&["run"])?;
+    assert_ne!(code, 0, "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains(&format!("{t}_fk")),
+        "the error names the key: {err}"
+    );
+    assert!(err.contains("ACCEPT_FK_CASCADES"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let (_, check_out, _) = cfg.run_to_end(&["check"])?;
+    assert!(
+        check_out
+            .lines()
+            .any(|l| l.contains("[FAIL]") && l.contains(&format!("{t}_fk"))),
+        "{check_out}"
+    );
+
+    // Accepted: it runs, and says what it cannot see.
+    cfg.set("ACCEPT_FK_CASCADES", "true");
+    let sluice = cfg.start()?;
+    db.query_drop(format!("INSERT INTO {t}_p VALUES (1)"))
+        .await?;
+    db.query_drop(format!("INSERT INTO {t} VALUES (1, 1)"))
+        .await?;
+    assert!(wait_until(Duration::from_secs(30), || sluice
+        .stdout_lines()
+        .len()
+        == 1));
+    assert!(
+        sluice.log_contains("cascading foreign key"),
+        "{}",
+        sluice.stderr_text()
+    );
+    assert_eq!(sluice.stop()?, 0);
+    let (_, check_out, _) = cfg.run_to_end(&["check"])?;
+    assert!(
+        check_out
+            .lines()
+            .any(|l| l.contains("[WARN]") && l.contains(&format!("{t}_fk"))),
+        "{check_out}"
+    );
+
+    // A sequence named in MYSQL_TABLE is excluded, and said so.
+    let seq = format!("{t}_seq");
+    db.query_drop(format!("CREATE SEQUENCE {seq}")).await?;
+    let cfg = SluiceConfig::new(&seq, None, server_id, state.path());
+    let (_, check_out, _) = cfg.run_to_end(&["check"])?;
+    assert!(
+        check_out
+            .lines()
+            .any(|l| l.contains("[WARN]") && l.contains("is a SEQUENCE")),
+        "{check_out}"
+    );
     Ok(())
 }

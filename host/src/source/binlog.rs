@@ -357,7 +357,12 @@ pub async fn stream(
         .await
         .map_err(|e| SourceError::Query { context: e.what, source: e.source })?;
     let mut catalog_conn: Option<Conn> = Some(c);
-    let mut processor = Processor::new(filter, &start, max_batch_rows).with_table_kinds(kinds);
+    let mut processor = Processor::new(filter, &start, max_batch_rows)
+        .with_table_kinds(kinds)
+        .with_reset_policy(cfg.on_table_reset);
+    if cfg.accept_fk_cascades {
+        processor = processor.accepting_cascades();
+    }
     let mut stopping = *stop.borrow();
     let mut first = true;
     loop {

@@ -29,7 +29,10 @@ pub enum FileError {
         source: std::io::Error,
     },
     #[error("{path}: {source}")]
-    Process { path: String, source: ProcessError },
+    Process {
+        path: String,
+        source: Box<ProcessError>,
+    },
 }
 
 /// Reads every event of a binlog file and returns the batches it produces.
@@ -66,7 +69,7 @@ pub fn read_binlog_file(path: &Path, filter: TableFilter) -> Result<Vec<Batch>, 
      -> Result<(), FileError> {
         match processor.handle(ev).map_err(|source| FileError::Process {
             path: name.clone(),
-            source,
+            source: Box::new(source),
         })? {
             Step::Continue => {}
             Step::Emit => out.push(processor.take_batch()),

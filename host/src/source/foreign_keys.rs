@@ -26,49 +26,184 @@ pub struct CascadingKey {
 
 /// The foreign keys of `tables` (as children) whose delete or update rule is `CASCADE`,
 /// `SET NULL` or `SET DEFAULT`.
+///
+/// Read from `SHOW CREATE TABLE`, the server's own text: MariaDB hides
+/// `information_schema.REFERENTIAL_CONSTRAINTS` from a user that has only SELECT (which is all a
+/// CDC user needs), so a catalog query would find nothing and let the drift through.
 pub async fn cascading_children(
     conn: &mut Conn,
     tables: &[(String, String)],
 ) -> Result<Vec<CascadingKey>, CatalogError> {
     let mut found = Vec::new();
     for (schema, table) in tables {
-        let rows: Vec<(String, String, String, String, String, String)> = conn
-            .exec(
-                "SELECT rc.CONSTRAINT_NAME, rc.UNIQUE_CONSTRAINT_SCHEMA, rc.REFERENCED_TABLE_NAME, \
-                        rc.DELETE_RULE, rc.UPDATE_RULE, k.COLUMN_NAME \
-                 FROM information_schema.REFERENTIAL_CONSTRAINTS rc \
-                 JOIN information_schema.KEY_COLUMN_USAGE k \
-                   ON k.CONSTRAINT_SCHEMA = rc.CONSTRAINT_SCHEMA \
-                  AND k.CONSTRAINT_NAME = rc.CONSTRAINT_NAME \
-                  AND k.TABLE_NAME = rc.TABLE_NAME \
-                 WHERE rc.CONSTRAINT_SCHEMA = ? AND rc.TABLE_NAME = ? \
-                   AND (rc.DELETE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT') \
-                     OR rc.UPDATE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT')) \
-                 ORDER BY rc.CONSTRAINT_NAME, k.ORDINAL_POSITION",
-                (schema, table),
-            )
+        let ddl: Option<(String, String)> = conn
+            .query_first(format!(
+                "SHOW CREATE TABLE `{}`.`{}`",
+                schema.replace('`', "``"),
+                table.replace('`', "``")
+            ))
             .await
-            .map_err(|source| CatalogError::new("information_schema.REFERENTIAL_CONSTRAINTS", source))?;
-        for (constraint, pschema, ptable, delete_rule, update_rule, column) in rows {
-            match found.last_mut() {
-                Some(CascadingKey {
-                    child,
-                    constraint: c,
-                    columns,
-                    ..
-                }) if *c == constraint && child.0 == *schema && child.1 == *table => {
-                    columns.push(column)
-                }
-                _ => found.push(CascadingKey {
-                    child: (schema.clone(), table.clone()),
-                    parent: (pschema, ptable),
-                    constraint,
-                    delete_rule,
-                    update_rule,
-                    columns: vec![column],
+            .map_err(|source| CatalogError::new("SHOW CREATE TABLE", source))?;
+        let Some((_, ddl)) = ddl else { continue };
+        found.extend(
+            foreign_keys(&ddl, schema)
+                .into_iter()
+                .filter(|k| cascades(&k.delete_rule) || cascades(&k.update_rule))
+                .map(|mut k| {
+                    k.child = (schema.clone(), table.clone());
+                    k
                 }),
-            }
-        }
+        );
     }
     Ok(found)
+}
+
+fn cascades(rule: &str) -> bool {
+    matches!(rule, "CASCADE" | "SET NULL" | "SET DEFAULT")
+}
+
+/// Every `CONSTRAINT … FOREIGN KEY` line of a `SHOW CREATE TABLE` text. Rules the server does
+/// not print are its default, `RESTRICT`. `schema` is the parent's when the text names none.
+fn foreign_keys(ddl: &str, schema: &str) -> Vec<CascadingKey> {
+    /// The backquoted names at the start of `s`, separated by `sep`, and the rest.
+    fn names<'a>(mut s: &'a str, sep: &str) -> (Vec<String>, &'a str) {
+        let mut out = Vec::new();
+        while let Some(rest) = s.strip_prefix('`') {
+            let mut name = String::new();
+            let mut it = rest.char_indices();
+            let mut end = rest.len();
+            while let Some((i, c)) = it.next() {
+                if c == '`' {
+                    if rest[i + 1..].starts_with('`') {
+                        name.push('`');
+                        it.next();
+                        continue;
+                    }
+                    end = i + 1;
+                    break;
+                }
+                name.push(c);
+            }
+            out.push(name);
+            s = &rest[end..];
+            match s.strip_prefix(sep) {
+                Some(r) => s = r,
+                None => break,
+            }
+        }
+        (out, s)
+    }
+    let rule = |line: &str, on: &str| {
+        line.split_once(on)
+            .map(|(_, r)| {
+                [
+                    "SET DEFAULT",
+                    "SET NULL",
+                    "NO ACTION",
+                    "CASCADE",
+                    "RESTRICT",
+                ]
+                .into_iter()
+                .find(|w| r.starts_with(w))
+                .unwrap_or("RESTRICT")
+            })
+            .unwrap_or("RESTRICT")
+            .to_owned()
+    };
+    let mut keys = Vec::new();
+    for line in ddl.lines().map(str::trim) {
+        let Some(rest) = line.strip_prefix("CONSTRAINT ") else {
+            continue;
+        };
+        let (constraint, rest) = names(rest, "");
+        let Some(rest) = rest.trim_start().strip_prefix("FOREIGN KEY (") else {
+            continue;
+        };
+        let (columns, rest) = names(rest, ", ");
+        let Some(rest) = rest.strip_prefix(") REFERENCES ") else {
+            continue;
+        };
+        let (parent, _) = names(rest, ".");
+        let parent = match parent.as_slice() {
+            [db, t] => (db.clone(), t.clone()),
+            [t] => (schema.to_owned(), t.clone()),
+            _ => continue,
+        };
+        keys.push(CascadingKey {
+            child: Default::default(),
+            parent,
+            constraint: constraint.into_iter().next().unwrap_or_default(),
+            delete_rule: rule(line, " ON DELETE "),
+            update_rule: rule(line, " ON UPDATE "),
+            columns,
+        });
+    }
+    keys
+}
+
+/// A captured table that `sluice run` will not capture as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureRefusal {
+    #[error(
+        "{}.{} is the child of the foreign key {} on {}.{} (ON DELETE {}, ON UPDATE {}). Neither \
+         MariaDB nor MySQL logs the child rows such a key changes, so Sluice's copy of {}.{} would \
+         silently keep deleted and stale rows. Capture it only if the parent never deletes or \
+         updates such keys, or if you accept the drift: set ACCEPT_FK_CASCADES=true (TOML \
+         `mysql.accept_fk_cascades = true`); Sluice then logs the limitation at WARN, at start and \
+         wherever the stream shows a cascade may have touched the table",
+        key.child.0, key.child.1, key.constraint, key.parent.0, key.parent.1, key.delete_rule,
+        key.update_rule, key.child.0, key.child.1
+    )]
+    Cascading { key: CascadingKey },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// Checks the captured tables for what the binlog cannot follow: children of cascading foreign
+/// keys are refused unless `accept_cascades` (then returned, for a warning). SEQUENCE objects are
+/// returned too: their rows are never published, which the caller says at WARN.
+pub async fn check_capturable(
+    conn: &mut Conn,
+    tables: &[(String, String)],
+    accept_cascades: bool,
+) -> Result<(Vec<CascadingKey>, Vec<(String, String)>), CaptureRefusal> {
+    let sequences = super::objects::sequences_among(conn, tables).await?;
+    let keys = cascading_children(conn, tables).await?;
+    match keys.first() {
+        Some(key) if !accept_cascades => Err(CaptureRefusal::Cascading { key: key.clone() }),
+        _ => Ok((keys, sequences)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_foreign_keys_from_the_servers_text() {
+        let ddl = "CREATE TABLE `c` (\n  `id` int(11) NOT NULL,\n  `a` int, `b` int,\n  \
+            PRIMARY KEY (`id`),\n  KEY `k` (`a`),\n  \
+            CONSTRAINT `fk_1` FOREIGN KEY (`a`, `b`) REFERENCES `p` (`x`, `y`) ON DELETE CASCADE,\n  \
+            CONSTRAINT `fk``2` FOREIGN KEY (`b`) REFERENCES `other`.`q` (`id`) ON UPDATE SET NULL,\n  \
+            CONSTRAINT `fk_3` FOREIGN KEY (`a`) REFERENCES `p` (`x`)\n) ENGINE=InnoDB";
+        let keys = foreign_keys(ddl, "shop");
+        assert_eq!(keys.len(), 3);
+        assert_eq!(keys[0].constraint, "fk_1");
+        assert_eq!(keys[0].columns, vec!["a", "b"]);
+        assert_eq!(keys[0].parent, ("shop".to_owned(), "p".to_owned()));
+        assert_eq!(
+            (keys[0].delete_rule.as_str(), keys[0].update_rule.as_str()),
+            ("CASCADE", "RESTRICT")
+        );
+        assert_eq!(keys[1].constraint, "fk`2");
+        assert_eq!(keys[1].parent, ("other".to_owned(), "q".to_owned()));
+        assert_eq!(
+            (keys[1].delete_rule.as_str(), keys[1].update_rule.as_str()),
+            ("RESTRICT", "SET NULL")
+        );
+        assert_eq!(
+            (keys[2].delete_rule.as_str(), keys[2].update_rule.as_str()),
+            ("RESTRICT", "RESTRICT")
+        );
+    }
 }

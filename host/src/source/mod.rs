@@ -19,3 +19,4 @@ pub mod skip;
 pub mod versioned;
 
 pub use processor::{Batch, Processor, Step, TableFilter};
+pub use resets::ResetPolicy;

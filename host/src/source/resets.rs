@@ -30,6 +30,19 @@ pub enum ResetPolicy {
     Stop,
 }
 
+impl ResetPolicy {
+    /// What the configuration accepts, for its error message.
+    pub const EXPECTED: &'static str = "stop";
+
+    /// Parses the configuration's word for a policy.
+    pub fn parse(s: &str) -> Option<ResetPolicy> {
+        match s.to_ascii_lowercase().as_str() {
+            "stop" => Some(ResetPolicy::Stop),
+            _ => None,
+        }
+    }
+}
+
 /// A table's `(schema, table)`.
 pub type TableName = (String, String);
 

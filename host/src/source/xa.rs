@@ -57,7 +57,7 @@ impl Processor {
             return self.finish_xa(&xid, false, start, end, timestamp);
         }
         // XA RECOVER and the like change nothing.
-        return Ok(Step::Continue);
+        Ok(Step::Continue)
     }
 
     /// XA_PREPARE: the XA group's rows wait for their XA COMMIT.
