@@ -7,6 +7,9 @@
 #   scripts/services.sh nobinlog  also start a second MariaDB without log_bin (used by `sluice check` tests)
 #   scripts/services.sh scratch   also start a third MariaDB with binlog_row_metadata=MINIMAL, whose binlogs
 #                                 tests may purge (the information_schema path and purged-position tests)
+#   scripts/services.sh restart-scratch
+#                                 shut the scratch MariaDB down cleanly (its binlog ends with a STOP event)
+#                                 and start it again (tests of a source that outlives a server restart)
 #
 # Everything lives under .work/ in the repository (ignored by git). A system-wide MariaDB on 3306
 # is left alone: ours has its own data directory, socket and port.
@@ -166,6 +169,12 @@ export SLUICE_TEST_WORK_DIR=$WORK
 EOF
 }
 
+start_scratch() {
+  start_mariadb mariadb-scratch "$MARIADB_SCRATCH_PORT" --server-id=3 --log-bin=mysql-bin --binlog-format=ROW \
+    --binlog-row-image=FULL --binlog-row-metadata=MINIMAL
+  provision_mariadb "$MARIADB_SCRATCH_PORT"
+}
+
 case "${1:-up}" in
   up)
     start_mariadb mariadb "$MARIADB_PORT" --server-id=1 --log-bin=mysql-bin --binlog-format=ROW \
@@ -179,9 +188,17 @@ case "${1:-up}" in
     start_mariadb mariadb-nolog "$MARIADB_NOLOG_PORT" --server-id=2 --skip-log-bin
     ;;
   scratch)
-    start_mariadb mariadb-scratch "$MARIADB_SCRATCH_PORT" --server-id=3 --log-bin=mysql-bin --binlog-format=ROW \
-      --binlog-row-image=FULL --binlog-row-metadata=MINIMAL
-    provision_mariadb "$MARIADB_SCRATCH_PORT"
+    start_scratch
+    ;;
+  restart-scratch)
+    # A clean shutdown (SHUTDOWN works whoever started the instance), then a wait for the port to
+    # be free, then the usual start.
+    if mariadb_running "$MARIADB_SCRATCH_PORT"; then
+      mariadb_sql "$MARIADB_SCRATCH_PORT" -e 'SHUTDOWN' >/dev/null 2>&1 || true
+      for _ in $(seq 1 300); do port_busy "$MARIADB_SCRATCH_PORT" || break; sleep 0.1; done
+      if port_busy "$MARIADB_SCRATCH_PORT"; then log "the scratch MariaDB did not shut down"; exit 1; fi
+    fi
+    start_scratch
     ;;
   down)
     for name in mariadb mariadb-nolog mariadb-scratch; do stop_pidfile "$WORK/$name/mysqld.pid"; done
@@ -192,5 +209,5 @@ case "${1:-up}" in
     start_tansu
     ;;
   env) print_env ;;
-  *) echo "usage: $0 up|down|env|nobinlog|scratch|restart-kafka" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|env|nobinlog|scratch|restart-scratch|restart-kafka" >&2; exit 2 ;;
 esac

@@ -115,6 +115,7 @@ fn kind_from(k: wit::Kind) -> Kind {
         wit::Kind::Insert => Kind::Insert,
         wit::Kind::Update => Kind::Update,
         wit::Kind::Delete => Kind::Delete,
+        wit::Kind::Truncate => Kind::Truncate,
     }
 }
 

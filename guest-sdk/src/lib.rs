@@ -146,6 +146,12 @@ pub enum Kind {
     Insert,
     Update,
     Delete,
+    /// A table-level event (interface 0.3): every row of the table was removed or replaced
+    /// (TRUNCATE, DROP TABLE, CREATE OR REPLACE, a rename away). It has no columns and no
+    /// values: [`Event::get`] returns `None` for every column and [`Event::columns`] is empty.
+    /// A transform that decides by column values should usually let it pass, so that the
+    /// consumer still clears its copy of the table.
+    Truncate,
 }
 
 impl Kind {
@@ -156,6 +162,7 @@ impl Kind {
             Kind::Insert => "insert",
             Kind::Update => "update",
             Kind::Delete => "delete",
+            Kind::Truncate => "truncate",
         }
     }
 }

@@ -71,6 +71,19 @@ impl TestEvent {
         }
     }
 
+    /// A table-level `truncate` event: no columns, no values.
+    pub fn truncate(schema: &str, table: &str) -> Self {
+        TestEvent {
+            kind: Kind::Truncate,
+            schema: schema.into(),
+            table: table.into(),
+            columns: vec![],
+            primary_key: vec![],
+            after: vec![],
+            before: vec![],
+        }
+    }
+
     /// Parses one event in the contract's JSON format.
     pub fn from_json(line: &str) -> Result<Self, String> {
         let v: Json = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
@@ -84,8 +97,12 @@ impl TestEvent {
             "insert" => Kind::Insert,
             "update" => Kind::Update,
             "delete" => Kind::Delete,
+            "truncate" => Kind::Truncate,
             other => return Err(format!("unknown kind {other:?}")),
         };
+        if kind == Kind::Truncate {
+            return Ok(TestEvent::truncate(&s("schema")?, &s("table")?));
+        }
         let names = |k: &Json| -> Vec<String> {
             k.as_array()
                 .map(|a| {

@@ -130,6 +130,8 @@ impl fmt::Debug for KafkaConfig {
 pub struct PipelineConfig {
     /// Rows per batch before a large transaction is cut into pieces.
     pub max_batch_rows: usize,
+    /// Bytes of events (estimated) per batch before a large transaction is cut into pieces.
+    pub max_batch_bytes: usize,
     /// Batches queued between stages (the backpressure bound).
     pub channel_capacity: usize,
     /// How often an acknowledged position is written to disk, at most.
@@ -274,6 +276,7 @@ struct FileKafka {
 #[serde(deny_unknown_fields)]
 struct FilePipeline {
     max_batch_rows: Option<usize>,
+    max_batch_bytes: Option<usize>,
     channel_capacity: Option<usize>,
     checkpoint_interval_ms: Option<u64>,
     max_inflight_bytes: Option<usize>,
@@ -462,6 +465,11 @@ impl Config {
 
         let pipeline = PipelineConfig {
             max_batch_rows: fc.pipeline.max_batch_rows.unwrap_or(1024).max(1),
+            max_batch_bytes: fc
+                .pipeline
+                .max_batch_bytes
+                .unwrap_or(crate::source::processor::DEFAULT_MAX_BATCH_BYTES)
+                .max(1),
             channel_capacity: fc.pipeline.channel_capacity.unwrap_or(64).max(1),
             checkpoint_interval_ms: fc.pipeline.checkpoint_interval_ms.unwrap_or(200),
             max_inflight_bytes: fc
@@ -680,7 +688,7 @@ mod tests {
             "[kafka]\nbrokers = \"k:9092\"\ntopic = \"cdc\"\non_oversize = \"dead_letter\"\n\
              dead_letter_topic = \"cdc.big\"\n[kafka.producer]\n\"sasl.password\" = \"hunter2\"\n\
              \"ssl.key.password\" = \"kp\"\n\"security.protocol\" = \"SASL_SSL\"\n\
-             [pipeline]\nmax_inflight_bytes = 1000\n",
+             [pipeline]\nmax_inflight_bytes = 1000\nmax_batch_bytes = 4096\n",
         )
         .unwrap();
         let map: HashMap<String, String> = BASE
@@ -692,6 +700,7 @@ mod tests {
         assert_eq!(k.on_oversize, OversizePolicy::DeadLetter);
         assert_eq!(k.dead_letter_topic.as_deref(), Some("cdc.big"));
         assert_eq!(c.pipeline.max_inflight_bytes, 1000);
+        assert_eq!(c.pipeline.max_batch_bytes, 4096);
         let shown = format!("{c:?}");
         assert!(
             !shown.contains("hunter2") && !shown.contains("\"kp\""),
@@ -710,6 +719,7 @@ mod tests {
         // Defaults.
         let c = load(&BASE).unwrap();
         assert_eq!(c.pipeline.max_inflight_bytes, DEFAULT_MAX_INFLIGHT_BYTES);
+        assert_eq!(c.pipeline.max_batch_bytes, 8 << 20);
         assert_eq!(c.pipeline.shutdown_timeout_ms, 10_000);
     }
 

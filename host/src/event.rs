@@ -17,6 +17,11 @@ pub enum Kind {
     Insert,
     Update,
     Delete,
+    /// *(added to the contract)* A table-level event: every row of the table was removed or
+    /// replaced without row events (TRUNCATE, DROP TABLE, CREATE OR REPLACE, a rename away),
+    /// published under `ON_TABLE_RESET=event`. It carries no columns and no values; a consumer
+    /// clears its copy of the table. Debezium's `op: "t"` is the precedent.
+    Truncate,
 }
 
 impl Kind {
@@ -27,6 +32,7 @@ impl Kind {
             Kind::Insert => "insert",
             Kind::Update => "update",
             Kind::Delete => "delete",
+            Kind::Truncate => "truncate",
         }
     }
 
@@ -37,6 +43,7 @@ impl Kind {
             "insert" => Kind::Insert,
             "update" => Kind::Update,
             "delete" => Kind::Delete,
+            "truncate" => Kind::Truncate,
             _ => return None,
         })
     }
@@ -113,7 +120,9 @@ fn json_bytes(v: &serde_json::Value) -> usize {
         + match v {
             serde_json::Value::String(s) => s.len(),
             serde_json::Value::Array(a) => a.iter().map(json_bytes).sum(),
-            serde_json::Value::Object(o) => o.iter().map(|(k, v)| k.len() + 32 + json_bytes(v)).sum(),
+            serde_json::Value::Object(o) => {
+                o.iter().map(|(k, v)| k.len() + 32 + json_bytes(v)).sum()
+            }
             _ => 0,
         }
 }
@@ -204,8 +213,29 @@ impl ChangeEvent {
                     + r.topic.as_ref().map_or(0, String::len)
                     + r.key.as_ref().map_or(0, Vec::len)
                     + r.payload.as_ref().map_or(0, Vec::len)
-                    + r.headers.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>()
+                    + r.headers
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 48)
+                        .sum::<usize>()
             })
+    }
+
+    /// A table-level `truncate` event for `schema.table` at `position`: no columns, no values.
+    pub fn truncate(schema: &str, table: &str, position: SourcePosition, timestamp: u32) -> Self {
+        ChangeEvent {
+            kind: Kind::Truncate,
+            meta: Arc::new(TableMeta {
+                schema: schema.to_owned(),
+                table: table.to_owned(),
+                columns: Vec::new(),
+                primary_key: Vec::new(),
+            }),
+            after: Vec::new(),
+            before: Vec::new(),
+            position,
+            timestamp,
+            route: None,
+        }
     }
 
     /// The row image that identifies the row: `after`, or `before` for a delete.

@@ -95,12 +95,14 @@ impl PipelineError {
     }
 
     /// Whether the pipeline stopped on an event already written in the binlog that it refuses
-    /// to publish (a partial row image, a statement-format write, an unknown event type): every
-    /// restart stops there again, and only an explicit `sluice position skip` gets past it.
+    /// to publish (a partial row image, a statement-format write, an unknown event type; see
+    /// [`crate::source::processor::ProcessError::refuses_written_event`]): every restart stops
+    /// there again, and only an explicit `sluice position skip` gets past it.
     pub fn is_stuck_at_event(&self) -> bool {
         matches!(
             self,
-            PipelineError::Source(crate::source::binlog::SourceError::Process(_))
+            PipelineError::Source(crate::source::binlog::SourceError::Process(e))
+                if e.refuses_written_event()
         )
     }
 }
@@ -420,10 +422,13 @@ async fn run_once(
 
     let filter = TableFilter::new(cfg.captured_tables());
     let mysql = cfg.mysql.clone();
-    let max_rows = cfg.pipeline.max_batch_rows;
+    let limits = binlog::BatchLimits {
+        rows: cfg.pipeline.max_batch_rows,
+        bytes: cfg.pipeline.max_batch_bytes,
+    };
     let source_stop = shutdown.clone();
     let mut source = tokio::spawn(async move {
-        binlog::stream(&mysql, filter, start, max_rows, batch_tx, source_stop).await
+        binlog::stream(&mysql, filter, start, limits, batch_tx, source_stop).await
     });
     let mut sink_task = tokio::spawn(sink_stage(sink, sink_rx, ack_tx));
     let mut checkpointer = tokio::spawn(checkpoint_stage(

@@ -147,3 +147,86 @@ async fn statement_format_write_on_a_captured_table_stops_and_stops_again() -> a
     assert!(inserted_ids(&out.lines().map(str::to_owned).collect::<Vec<_>>()).is_empty());
     Ok(())
 }
+
+/// Statement-format writes the first word does not give away: MariaDB's `SET STATEMENT … FOR`,
+/// backquoted `db`.`t`, and a table whose name needs backquotes. Each stops Sluice, naming
+/// the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_format_writes_in_disguise_stop() -> anyhow::Result<()> {
+    let (base, server_id) = unique("stmtx");
+    let mut db = admin().await?;
+    let dashed = format!("{base}-x y");
+    let cases = [
+        (
+            base.clone(),
+            format!("SET STATEMENT max_statement_time=10 FOR UPDATE {base} SET v = 2"),
+        ),
+        (
+            format!("{base}_q"),
+            format!("UPDATE `{DB}`.`{base}_q` SET v = 2"),
+        ),
+        (dashed.clone(), format!("UPDATE `{dashed}` SET v = 2")),
+    ];
+    for (n, (table, write)) in cases.iter().enumerate() {
+        db.query_drop(format!(
+            "CREATE TABLE `{table}` (id INT PRIMARY KEY, v INT)"
+        ))
+        .await?;
+        db.query_drop(format!("INSERT INTO `{table}` VALUES (1, 1)"))
+            .await?;
+        let state = tempfile::tempdir()?;
+        let cfg = SluiceConfig::new(table, None, server_id + 1000 * n as u32, state.path());
+        let mut sluice = cfg.start()?;
+        db.query_drop("SET SESSION binlog_format=STATEMENT").await?;
+        db.query_drop(write.as_str()).await?;
+        db.query_drop("SET SESSION binlog_format=ROW").await?;
+        let code = sluice.wait(Duration::from_secs(30))?;
+        let err = sluice.stderr_text();
+        assert_ne!(code, 0, "{write}: {err}");
+        assert!(err.contains("statement-format write at"), "{write}: {err}");
+        assert!(
+            err.contains(&format!("the captured table {DB}.{table}")),
+            "{write}: {err}"
+        );
+    }
+    Ok(())
+}
+
+/// `pipeline.max_batch_bytes` cuts a transaction into pieces: a rollback after a piece was
+/// published stops Sluice with a message that says the rows stay published and names both
+/// bounds, and does not advise `sluice position skip` (skipping would not take them back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_after_a_published_piece_names_the_byte_bound() -> anyhow::Result<()> {
+    let (table, server_id) = unique("rbpiece");
+    let mut db = admin().await?;
+    db.query_drop(format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, v VARCHAR(10)) ENGINE=InnoDB"
+    ))
+    .await?;
+    let state = tempfile::tempdir()?;
+    let file = state.path().join("sluice.toml");
+    std::fs::write(&file, "[pipeline]\nmax_batch_bytes = 1\n")?;
+    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
+    let mut sluice = cfg.start_with(&["run", "--config", file.to_str().unwrap()])?;
+    for stmt in [
+        "BEGIN".to_owned(),
+        format!("INSERT INTO {table} VALUES (1, 'a')"),
+        format!("INSERT INTO {table} VALUES (2, 'b')"),
+        "CREATE TEMPORARY TABLE tmp_rbp (a INT) ENGINE=MyISAM".to_owned(),
+        "INSERT INTO tmp_rbp VALUES (1)".to_owned(),
+        "ROLLBACK".to_owned(),
+        "DROP TEMPORARY TABLE tmp_rbp".to_owned(),
+    ] {
+        db.query_drop(stmt).await?;
+    }
+    let code = sluice.wait(Duration::from_secs(30))?;
+    let err = sluice.stderr_text();
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("were already published"), "{err}");
+    assert!(err.contains("pipeline.max_batch_bytes"), "{err}");
+    assert!(err.contains("publishes none of it"), "{err}");
+    assert!(!err.contains("sluice position skip"), "{err}");
+    // The pieces before the rollback were published (one row each: the byte bound is 1).
+    assert!(!inserted_ids(&sluice.stdout_lines()).is_empty());
+    Ok(())
+}

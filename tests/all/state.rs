@@ -127,6 +127,16 @@ async fn position_skip_moves_past_one_refused_transaction_and_records_it() -> an
         "the error names the way past: {err}"
     );
     let saved = std::fs::read(cfg.position_file())?;
+    // The decode error says where: the rows event, and its transaction's start (the saved
+    // position, where a restart reads it again).
+    let pos: serde_json::Value = serde_json::from_slice(&saved)?;
+    let txn_start = format!(
+        "in the transaction that starts at {}:{}",
+        pos["log_file"].as_str().unwrap(),
+        pos["log_pos"]
+    );
+    assert!(err.contains("rows event at mysql-bin."), "{err}");
+    assert!(err.contains(&txn_start), "{txn_start}: {err}");
 
     // A restart stops at the same place again: nothing is skipped on its own.
     let (code, out, err) = cfg.run_to_end(&["run"])?;
@@ -180,6 +190,37 @@ async fn position_skip_moves_past_one_refused_transaction_and_records_it() -> an
     let ev: serde_json::Value = serde_json::from_str(&lines[0])?;
     assert_eq!(ev["kind"], "insert");
     assert_eq!(ev["columnvalues"][0], 2);
+    assert_eq!(sluice.stop()?, 0);
+
+    // The saved position now holds a transaction Sluice publishes: no skip, dry or not.
+    db.query_drop(format!("INSERT INTO {table} VALUES (3, 'three', 3)"))
+        .await?;
+    let saved = std::fs::read(cfg.position_file())?;
+    for args in [
+        &["position", "skip", "--dry-run"][..],
+        &["position", "skip", "--reason", "by mistake"][..],
+    ] {
+        let (code, out, err) = cfg.run_to_end(args)?;
+        assert_ne!(code, 0, "{args:?}: {out}\n{err}");
+        assert!(
+            err.contains("is not one Sluice refuses")
+                && err.contains("start `sluice run`, which stops at the refused one"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(std::fs::read(cfg.position_file())?, saved, "{args:?}");
+    }
+    let log = std::fs::read_to_string(state.path().join("skipped.jsonl"))?;
+    assert_eq!(log.lines().count(), 1, "nothing recorded: {log}");
+    // And the row is published by the next run.
+    let sluice = cfg.start()?;
+    assert!(
+        wait_until(Duration::from_secs(30), || sluice
+            .stdout_lines()
+            .iter()
+            .any(|l| l.contains("\"three\""))),
+        "{}",
+        sluice.stderr_text()
+    );
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }

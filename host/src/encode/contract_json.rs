@@ -35,8 +35,16 @@ pub fn encode_value(event: &ChangeEvent, out: &mut Vec<u8>) {
 /// Appends the event's Kafka key to `out`.
 ///
 /// With [`KeyMode::PrimaryKey`] and a table without a primary key, the whole row identifies it.
+/// A table-level `truncate` event has no row: its key is `"{schema}.{table}"` in both modes (the
+/// Kafka sink publishes it to every partition of the topic in `primary_key` mode, so that it
+/// reaches the partitions of all the table's rows).
 pub fn encode_key(event: &ChangeEvent, mode: KeyMode, out: &mut Vec<u8>) {
     match mode {
+        _ if event.kind == Kind::Truncate => {
+            out.extend_from_slice(event.meta.schema.as_bytes());
+            out.push(b'.');
+            out.extend_from_slice(event.meta.table.as_bytes());
+        }
         KeyMode::Table => {
             out.extend_from_slice(event.meta.schema.as_bytes());
             out.push(b'.');
@@ -76,7 +84,7 @@ impl Serialize for ContractEvent<'_> {
         map.serialize_entry("kind", ev.kind.as_str())?;
         map.serialize_entry("schema", &ev.meta.schema)?;
         map.serialize_entry("table", &ev.meta.table)?;
-        if ev.kind == Kind::Delete {
+        if matches!(ev.kind, Kind::Delete | Kind::Truncate) {
             map.serialize_entry("columnnames", &Names(&[]))?;
             map.serialize_entry("columnvalues", &Values(&[]))?;
         } else {
@@ -104,7 +112,7 @@ impl Serialize for OldKeys<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let ev = self.0;
         match ev.kind {
-            Kind::Insert | Kind::SnapshotInsert => s.serialize_map(Some(0))?.end(),
+            Kind::Insert | Kind::SnapshotInsert | Kind::Truncate => s.serialize_map(Some(0))?.end(),
             Kind::Update | Kind::Delete => {
                 let mut map = s.serialize_map(Some(2))?;
                 map.serialize_entry("keynames", &Names(&ev.meta.columns))?;
@@ -265,6 +273,33 @@ mod tests {
     }
 
     #[test]
+    fn truncate_is_a_table_level_event() {
+        let ev = ChangeEvent::truncate("shop", "orders", SourcePosition::default(), 0);
+        let text = json(&ev);
+        assert_eq!(
+            text,
+            r#"{"kind":"truncate","schema":"shop","table":"orders","columnnames":[],"columnvalues":[],"oldkeys":{}}"#
+        );
+        assert_eq!(Kind::parse("truncate"), Some(Kind::Truncate));
+        assert_eq!(Kind::Truncate.as_str(), "truncate");
+        for mode in [KeyMode::Table, KeyMode::PrimaryKey] {
+            let mut k = Vec::new();
+            encode_key(&ev, mode, &mut k);
+            assert_eq!(k, b"shop.orders", "{mode:?}");
+        }
+        // `sluice transform test` reads it back to the same JSON, and refuses one with a row.
+        let mut reader = EventReader::default();
+        let back = reader.read(&text).unwrap();
+        assert_eq!(back.kind, Kind::Truncate);
+        assert!(back.meta.columns.is_empty() && back.after.is_empty());
+        assert_eq!(json(&back), text);
+        let err = reader
+            .read(r#"{"kind":"truncate","schema":"shop","table":"orders","columnnames":["x"],"columnvalues":[1],"oldkeys":{}}"#)
+            .unwrap_err();
+        assert!(err.contains("line 2") && err.contains("truncate"), "{err}");
+    }
+
+    #[test]
     fn keys() {
         let ev = event(
             Kind::Update,
@@ -366,6 +401,32 @@ impl EventReader {
             columns = names(&v["oldkeys"]["keynames"]);
         }
         let (schema, table) = (field("schema")?, field("table")?);
+        if kind == Kind::Truncate {
+            // A table-level event: no columns and no values.
+            let empty = |x: &serde_json::Value| {
+                x.is_null()
+                    || x.as_array().is_some_and(Vec::is_empty)
+                    || x.as_object().is_some_and(|o| o.is_empty())
+            };
+            if !(empty(&v["columnnames"]) && empty(&v["columnvalues"]) && empty(&v["oldkeys"])) {
+                return Err(format!(
+                    "line {}: a \"truncate\" event has no row: its columnnames and columnvalues \
+                     must be [] and its oldkeys {{}}",
+                    self.line
+                ));
+            }
+            return Ok(ChangeEvent::truncate(
+                &schema,
+                &table,
+                SourcePosition {
+                    file: std::sync::Arc::from("input"),
+                    pos: self.line,
+                    row: 0,
+                    gtid: None,
+                },
+                0,
+            ));
+        }
         let meta = self
             .metas
             .entry((schema.clone(), table.clone(), columns.clone()))

@@ -33,7 +33,7 @@ use tokio::sync::watch;
 use super::Ack;
 use crate::config::{KafkaConfig, OversizePolicy};
 use crate::encode::{encode_key, encode_value, KeyMode};
-use crate::event::ChangeEvent;
+use crate::event::{ChangeEvent, Kind};
 
 /// How long start-up and `sluice check` wait for the broker before saying it cannot be reached.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -455,49 +455,68 @@ impl KafkaSink {
                     value: Some(v),
                 });
             }
-            let mut record = FutureRecord::to(topic)
-                .key(&self.key_buf[..])
-                .payload(&self.value_buf[..])
-                .headers(headers);
-            loop {
-                match self.producer.send_result(record) {
-                    Ok(f) => {
-                        acks.push(f);
-                        break;
-                    }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        // The local queue is full because the broker is slow or down: wait, unless
-                        // the pipeline's stop deadline has passed.
-                        if self.stop.as_ref().is_some_and(|s| *s.borrow()) {
-                            return Err(SinkError::Enqueue(KafkaError::MessageProduction(
-                                RDKafkaErrorCode::QueueFull,
-                            )));
+            // A table-level `truncate` in primary_key mode goes to every partition: the table's
+            // rows are spread over them by key, and each partition's consumer must see it in
+            // order with the rows it holds. Otherwise the partitioner places it by its key.
+            let partitions: Vec<Option<i32>> = if ev.kind == Kind::Truncate
+                && self.key == KeyMode::PrimaryKey
+                && route.and_then(|r| r.key.as_ref()).is_none()
+            {
+                match self.partition_count(topic).await? {
+                    Some(n) => (0..n).map(Some).collect(),
+                    None => vec![None],
+                }
+            } else {
+                vec![None]
+            };
+            for partition in partitions {
+                let mut record = FutureRecord::to(topic)
+                    .key(&self.key_buf[..])
+                    .payload(&self.value_buf[..])
+                    .headers(headers.clone());
+                if let Some(p) = partition {
+                    record = record.partition(p);
+                }
+                loop {
+                    match self.producer.send_result(record) {
+                        Ok(f) => {
+                            acks.push(f);
+                            break;
                         }
-                        record = r;
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                    Err((e, r)) => {
-                        let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Unknown);
-                        let bytes = self.value_buf.len() + self.key_buf.len();
-                        let position = ev.position.to_string();
-                        if classify(code) == Class::TooLarge {
-                            if let Some(dl) = &self.dead_letters {
-                                // Earlier events of this batch must still be acknowledged in
-                                // order; the dead letter is awaited here, before them, which is
-                                // fine: it goes to another topic.
-                                let dl = dl.clone();
-                                dl.divert(
-                                    Some(&self.key_buf),
-                                    r.headers.as_ref(),
-                                    topic,
-                                    bytes,
-                                    &e.to_string(),
-                                )
-                                .await?;
-                                break;
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                            // The local queue is full because the broker is slow or down: wait, unless
+                            // the pipeline's stop deadline has passed.
+                            if self.stop.as_ref().is_some_and(|s| *s.borrow()) {
+                                return Err(SinkError::Enqueue(KafkaError::MessageProduction(
+                                    RDKafkaErrorCode::QueueFull,
+                                )));
                             }
+                            record = r;
+                            tokio::time::sleep(Duration::from_millis(10)).await;
                         }
-                        return Err(refusal(code, e, topic, bytes, position, true));
+                        Err((e, r)) => {
+                            let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Unknown);
+                            let bytes = self.value_buf.len() + self.key_buf.len();
+                            let position = ev.position.to_string();
+                            if classify(code) == Class::TooLarge {
+                                if let Some(dl) = &self.dead_letters {
+                                    // Earlier events of this batch must still be acknowledged in
+                                    // order; the dead letter is awaited here, before them, which is
+                                    // fine: it goes to another topic.
+                                    let dl = dl.clone();
+                                    dl.divert(
+                                        Some(&self.key_buf),
+                                        r.headers.as_ref(),
+                                        topic,
+                                        bytes,
+                                        &e.to_string(),
+                                    )
+                                    .await?;
+                                    break;
+                                }
+                            }
+                            return Err(refusal(code, e, topic, bytes, position, true));
+                        }
                     }
                 }
             }
@@ -506,6 +525,32 @@ impl KafkaSink {
             futures: acks,
             dead_letters: self.dead_letters.clone(),
         })
+    }
+
+    /// How many partitions `topic` has, from the producer's metadata (fetched off the async
+    /// threads; only table-level events need it, and they are rare). `None` when the topic does
+    /// not exist yet (a transform's new topic): it holds none of the table's rows, so the
+    /// partitioner may place the event.
+    async fn partition_count(&self, topic: &str) -> Result<Option<i32>, SinkError> {
+        let producer = self.producer.clone();
+        let name = topic.to_owned();
+        let md = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&name), CONNECT_TIMEOUT)
+        })
+        .await
+        .map_err(|_| SinkError::ProducerGone)?
+        .map_err(|source| SinkError::Topic {
+            topic: topic.to_owned(),
+            source,
+        })?;
+        let n = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map_or(0, |t| t.partitions().len());
+        Ok((n > 0).then_some(n as i32))
     }
 
     pub async fn flush(&mut self) -> Result<(), SinkError> {

@@ -2,9 +2,17 @@
 //!
 //! Design note: this is the I/O half of the source. It connects as a replica with
 //! `mysql_async`'s binlog stream, asks MariaDB for its GTID events
-//! (`@mariadb_slave_capability=4`), turns a purged start file (server error 1236) into an error
-//! that names the saved position and the remedy, and answers the processor's catalog requests
-//! from `information_schema` over a second connection. It stops only at a transaction boundary
+//! (`@mariadb_slave_capability=4`), turns a purged start file (server error 1236 on the first
+//! request, saying the file is missing) into an error that names the saved position and the
+//! remedy, and answers the processor's catalog requests from `information_schema` over a second
+//! connection ([`Driver`], shared with `sluice position skip`, which replays the saved
+//! position's first transaction through a processor configured the same way).
+//!
+//! A 1236 later in the stream (a binlog truncated inside an event, an event over
+//! `max_allowed_packet`, a file that vanished while being read) is [`SourceError::ServerStopped`]:
+//! the server's text, where the stream was, and a neutral remedy. It is not retried: the server
+//! refuses to send that same event again, so a reconnect from the saved position would fail the
+//! same way, in a loop that hides the message. It stops only at a transaction boundary
 //! when asked to, so a graceful stop never leaves half a transaction published.
 
 use std::time::Duration;
@@ -67,6 +75,24 @@ pub enum SourceError {
         position: BinlogPosition,
         message: String,
     },
+    #[error(
+        "the server stopped the binlog stream at {file}:{pos}: {message} (server error 1236). Check the server's binlog there (mysqlbinlog, its error \
+         log, max_allowed_packet); once it is sound, start Sluice again: it resumes from the last \
+         saved position"
+    )]
+    ServerStopped {
+        file: String,
+        pos: u64,
+        message: String,
+    },
+    #[error(
+        "no saved position, and the server holds {count} prepared XA transaction(s) ({xids}). \
+         Sluice would start at the current binlog head, after their XA PREPARE, and could not \
+         tell whether their rows belong to captured tables when they commit. Commit or roll them \
+         back on the server (XA RECOVER lists them; XA COMMIT or XA ROLLBACK), or wait for their \
+         owner to; Sluice retries by itself and starts once none is prepared"
+    )]
+    PreparedXaAtHead { count: usize, xids: String },
     #[error("binary logging is off on the server: Binary logging must be enabled for CDC (set log_bin in the server configuration and restart it)")]
     BinlogDisabled,
     #[error(transparent)]
@@ -86,6 +112,7 @@ impl SourceError {
                 | SourceError::Silent(_)
                 | SourceError::Closed
                 | SourceError::Query { .. }
+                | SourceError::PreparedXaAtHead { .. }
         )
     }
 }
@@ -208,6 +235,29 @@ pub async fn current_head(conn: &mut Conn) -> Result<BinlogPosition, SourceError
             })?,
     };
     let row = row.ok_or(SourceError::BinlogDisabled)?;
+    // The head is not a checkpoint: an XA prepared before it may still commit captured rows
+    // (see source::processor's xa module). Refuse to start there while one is prepared.
+    let prepared: Vec<mysql_async::Row> =
+        conn.query("XA RECOVER")
+            .await
+            .map_err(|source| SourceError::Query {
+                context: "XA RECOVER",
+                source,
+            })?;
+    if !prepared.is_empty() {
+        let names: Vec<String> = prepared
+            .iter()
+            .take(5)
+            .map(|r| {
+                let data: Vec<u8> = r.get(3).unwrap_or_default();
+                format!("'{}'", String::from_utf8_lossy(&data))
+            })
+            .collect();
+        return Err(SourceError::PreparedXaAtHead {
+            count: prepared.len(),
+            xids: names.join(", "),
+        });
+    }
     let file: String = row.get(0).unwrap_or_default();
     let pos: u64 = row.get(1).unwrap_or(4);
     let gtid = if is_mariadb(conn).await? {
@@ -338,35 +388,142 @@ pub(crate) async fn open_replica_stream(
     Ok((stream, mariadb))
 }
 
+/// How large a batch may grow before a large transaction is cut into pieces
+/// (`pipeline.max_batch_rows` and `pipeline.max_batch_bytes`).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub rows: usize,
+    pub bytes: usize,
+}
+
+/// A [`Processor`] configured as the pipeline runs it, with the connection that answers its
+/// catalog requests. `binlog::stream` and `sluice position skip` both feed events through it,
+/// so the skip judges the saved position's transaction exactly as the pipeline would.
+pub struct Driver {
+    processor: Processor,
+    cfg: MysqlConfig,
+    catalog_conn: Option<Conn>,
+}
+
+impl Driver {
+    /// Reads the captured tables' kinds (sequences, system-versioned tables: known from the
+    /// catalog only, see `source::objects`) and configures the processor with the filter, the
+    /// reset policy and the cascade setting of `cfg`.
+    pub async fn new(
+        cfg: &MysqlConfig,
+        filter: TableFilter,
+        start: &BinlogPosition,
+        limits: BatchLimits,
+    ) -> Result<Driver, SourceError> {
+        let mut c = connect(cfg).await?;
+        let kinds = super::objects::table_kinds(&mut c, &filter.tables())
+            .await
+            .map_err(|e| SourceError::Query {
+                context: e.what,
+                source: e.source,
+            })?;
+        let mut processor = Processor::new(filter, start, limits.rows)
+            .with_max_batch_bytes(limits.bytes)
+            .with_table_kinds(kinds)
+            .with_reset_policy(cfg.on_table_reset);
+        if cfg.accept_fk_cascades {
+            processor = processor.accepting_cascades();
+        }
+        Ok(Driver {
+            processor,
+            cfg: cfg.clone(),
+            catalog_conn: Some(c),
+        })
+    }
+
+    /// Hands one event to the processor, answering its catalog requests from
+    /// `information_schema`; returns the batch it completed, if any.
+    pub async fn feed(
+        &mut self,
+        event: &mysql_common::binlog::events::Event,
+    ) -> Result<Option<Batch>, SourceError> {
+        loop {
+            match self.processor.handle(event)? {
+                Step::Continue => return Ok(None),
+                Step::Emit => return Ok(Some(self.processor.take_batch())),
+                Step::NeedCatalog { schema, table } => {
+                    if self.catalog_conn.is_none() {
+                        self.catalog_conn = Some(connect(&self.cfg).await?);
+                    }
+                    let c = self.catalog_conn.as_mut().expect("connected above");
+                    let info = fetch_catalog(c, &schema, &table).await?;
+                    let defined = definition_time(c, &schema, &table).await?;
+                    tracing::debug!(%schema, %table, columns = info.columns.len(), "read table metadata from information_schema");
+                    if let Some(t) = defined {
+                        self.processor
+                            .provide_definition_time(schema.clone(), table.clone(), t);
+                    }
+                    self.processor.provide_catalog(schema, table, info);
+                }
+            }
+        }
+    }
+
+    /// The processor being driven.
+    pub fn processor(&self) -> &Processor {
+        &self.processor
+    }
+
+    /// Closes the catalog connection.
+    pub async fn close(self) {
+        if let Some(c) = self.catalog_conn {
+            let _ = c.disconnect().await;
+        }
+    }
+}
+
+/// Whether a server error 1236 on the first request says that the requested file is not there
+/// (purged, or never existed), as opposed to another refusal.
+fn is_missing_file(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("could not find first log file")
+        || m.contains("could not open log file")
+        || m.contains("purged")
+}
+
+/// The error for a server error 1236 (ER_MASTER_FATAL_ERROR_READING_BINLOG): on the first
+/// request, when the message says the file is missing, the position was purged; otherwise the
+/// server refused to send what is at `at` (the stream's position), for the reason it gives.
+fn server_refusal(first: bool, at: BinlogPosition, message: String) -> SourceError {
+    if first && is_missing_file(&message) {
+        SourceError::PositionPurged {
+            position: at,
+            message,
+        }
+    } else {
+        SourceError::ServerStopped {
+            file: at.file,
+            pos: at.pos,
+            message,
+        }
+    }
+}
+
 /// Streams the binlog from `start`, sending batches to `tx` until `stop` turns true (then it
 /// finishes the open transaction first) or an error occurs.
 pub async fn stream(
     cfg: &MysqlConfig,
     filter: TableFilter,
     start: BinlogPosition,
-    max_batch_rows: usize,
+    limits: BatchLimits,
     tx: mpsc::Sender<Batch>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), SourceError> {
     let (mut binlog, mariadb) = open_replica_stream(cfg, &start).await?;
     tracing::info!(position = %start, mariadb, "streaming the binlog");
 
-    // Sequences and system-versioned tables are known from the catalog only (source::objects).
-    let mut c = connect(cfg).await?;
-    let kinds = super::objects::table_kinds(&mut c, &filter.tables())
-        .await
-        .map_err(|e| SourceError::Query { context: e.what, source: e.source })?;
-    let mut catalog_conn: Option<Conn> = Some(c);
-    let mut processor = Processor::new(filter, &start, max_batch_rows)
-        .with_table_kinds(kinds)
-        .with_reset_policy(cfg.on_table_reset);
-    if cfg.accept_fk_cascades {
-        processor = processor.accepting_cascades();
-    }
+    let mut driver = Driver::new(cfg, filter, &start, limits).await?;
     let mut stopping = *stop.borrow();
     let mut first = true;
+    // Where the last event read ended, for an error the server sends mid-stream.
+    let mut last_end = start.pos;
     loop {
-        if stopping && !processor.in_transaction() {
+        if stopping && !driver.processor().in_transaction() {
             break;
         }
         let next = tokio::select! {
@@ -380,20 +537,16 @@ pub async fn stream(
             Ok(None) => return Err(SourceError::Closed),
             Ok(Some(Err(e))) => {
                 if let mysql_async::Error::Server(ref se) = e {
-                    if se.code == 1236 && first {
-                        return Err(SourceError::PositionPurged {
-                            position: start,
-                            message: se.message.clone(),
-                        });
-                    }
                     if se.code == 1236 {
-                        return Err(SourceError::PositionPurged {
-                            position: BinlogPosition {
-                                file: processor.current_file().to_owned(),
+                        let at = match first {
+                            true => start,
+                            false => BinlogPosition {
+                                file: driver.processor().current_file().to_owned(),
+                                pos: last_end,
                                 ..start
                             },
-                            message: se.message.clone(),
-                        });
+                        };
+                        return Err(server_refusal(first, at, se.message.clone()));
                     }
                 }
                 return Err(SourceError::Stream(e));
@@ -401,36 +554,65 @@ pub async fn stream(
             Ok(Some(Ok(ev))) => ev,
         };
         first = false;
-        loop {
-            match processor.handle(&event)? {
-                Step::Continue => break,
-                Step::Emit => {
-                    let batch = processor.take_batch();
-                    if tx.send(batch).await.is_err() {
-                        // The downstream stage is gone (it failed or shut down); it reports why.
-                        return Ok(());
-                    }
-                    break;
-                }
-                Step::NeedCatalog { schema, table } => {
-                    if catalog_conn.is_none() {
-                        catalog_conn = Some(connect(cfg).await?);
-                    }
-                    let c = catalog_conn.as_mut().expect("connected above");
-                    let info = fetch_catalog(c, &schema, &table).await?;
-                    let defined = definition_time(c, &schema, &table).await?;
-                    tracing::debug!(%schema, %table, columns = info.columns.len(), "read table metadata from information_schema");
-                    if let Some(t) = defined {
-                        processor.provide_definition_time(schema.clone(), table.clone(), t);
-                    }
-                    processor.provide_catalog(schema, table, info);
-                }
+        match (event.header().event_type_raw(), event.header().log_pos()) {
+            // A ROTATE: the next event is read from the start of a file.
+            (4, _) => last_end = 4,
+            (_, 0) => {}
+            (_, end) => last_end = u64::from(end),
+        }
+        if let Some(batch) = driver.feed(&event).await? {
+            if tx.send(batch).await.is_err() {
+                // The downstream stage is gone (it failed or shut down); it reports why.
+                return Ok(());
             }
         }
     }
     drop(binlog);
-    if let Some(c) = catalog_conn {
-        let _ = c.disconnect().await;
-    }
+    driver.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(file: &str, pos: u64) -> BinlogPosition {
+        BinlogPosition {
+            file: file.into(),
+            pos,
+            gtid: None,
+            timestamp: 0,
+        }
+    }
+
+    #[test]
+    fn only_a_missing_start_file_is_a_purged_position() {
+        let purged = server_refusal(
+            true,
+            at("mysql-bin.000001", 4),
+            "Could not find first log file name in binary log index file".into(),
+        );
+        assert!(
+            matches!(purged, SourceError::PositionPurged { .. }),
+            "{purged}"
+        );
+        assert!(!purged.is_retryable());
+
+        // The same refusal later in the stream, and other refusals anywhere, quote the server
+        // and name where the stream was, with a neutral remedy.
+        for (first, message) in [
+            (false, "binlog truncated in the middle of event; consider out of disk space on master; the first event 'mysql-bin.000002' at 4, the last event read from 'mysql-bin.000002' at 1000, the last byte read from 'mysql-bin.000002' at 1019."),
+            (false, "log event entry exceeded max_allowed_packet; Increase max_allowed_packet on master"),
+            (true, "Client requested master to start replication from position > file size"),
+            (false, "Could not find first log file name in binary log index file"),
+        ] {
+            let e = server_refusal(first, at("mysql-bin.000002", 1000), message.into());
+            let text = e.to_string();
+            assert!(matches!(e, SourceError::ServerStopped { .. }), "{text}");
+            assert!(text.contains("mysql-bin.000002:1000"), "{text}");
+            assert!(text.contains(message), "{text}");
+            assert!(!text.contains("delete the position file"), "{text}");
+            assert!(!e.is_retryable(), "{text}");
+        }
+    }
 }

@@ -61,7 +61,9 @@ pub fn read_binlog_file(path: &Path, filter: TableFilter) -> Result<Vec<Batch>, 
         gtid: None,
         timestamp: 0,
     };
-    let mut processor = Processor::new(filter, &start, 1024).without_catalog();
+    let mut processor = Processor::new(filter, &start, 1024)
+        .without_catalog()
+        .reading_one_file();
     let mut out = Vec::new();
     let mut count = 0usize;
     let mut handle = |processor: &mut Processor,

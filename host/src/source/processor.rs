@@ -23,7 +23,9 @@
 //! error: nothing is skipped silently. Statement-format writes that may touch a captured table
 //! stop the stream too, before the group's checkpoint, so a restart stops there again.
 //!
-//! Table ids are keys only within this stream: the map is cleared on every real ROTATE, and a
+//! Table ids are keys only within this stream: the map is cleared on every ROTATE that names a
+//! file (a real one, or the fake one the server sends when it opens the next file after a
+//! STOP event; only the fake ROTATE that opens the stream keeps the requested name), and a
 //! cached schema is reused only when the TABLE_MAP's bytes are identical. Catalog data from
 //! `information_schema` (for servers without `binlog_row_metadata=FULL`) is keyed by name and
 //! dropped whenever a DDL statement passes.
@@ -88,8 +90,18 @@ pub enum Step {
 /// Errors that stop the stream. None of them is skipped: skipping would lose rows.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
+    /// A rows event whose rows cannot be decoded faithfully (a MINIMAL row image, bytes that are
+    /// not valid text, …), with where it is.
+    #[error(
+        "rows event at {file}:{pos} (in the transaction that starts at {file}:{txn_start}): {source}"
+    )]
+    Decode {
+        file: String,
+        pos: u64,
+        txn_start: u64,
+        #[source]
+        source: DecodeError,
+    },
     #[error(transparent)]
     Schema(#[from] SchemaError),
     #[error("malformed {what} event at {file}:{pos}: {detail}")]
@@ -198,9 +210,12 @@ pub enum ProcessError {
     },
     #[error(
         "{what} at {file}:{pos} discards rows of a transaction that starts at {file}:{txn_start}, \
-         but {emitted} of its rows were already published (the transaction is larger than \
-         pipeline.max_batch_rows or the batch byte bound). Raise those bounds above the size of \
-         this transaction and restart: Sluice stops rather than leave rolled-back rows published"
+         but {emitted} of its rows were already published: the transaction is larger than \
+         pipeline.max_batch_rows or pipeline.max_batch_bytes, so it was sent in pieces before its \
+         end was read. Those rows stay published (Sluice cannot take them back); tell the \
+         consumers to disregard them. Raise pipeline.max_batch_rows and pipeline.max_batch_bytes \
+         above this transaction's size and restart: the restart reads the transaction again, \
+         holds it whole and publishes none of it"
     )]
     RolledBackAfterPublish {
         what: &'static str,
@@ -246,6 +261,29 @@ pub enum ProcessError {
         pos: u64,
         detail: String,
     },
+}
+
+impl ProcessError {
+    /// Whether this error refuses one event that is already written in the binlog, so that
+    /// every restart stops at it again and only skipping its transaction (`sluice position
+    /// skip`) gets past it: rows Sluice cannot decode faithfully, an unknown event type, a
+    /// statement-format write, an INCIDENT, partial JSON updates, a statement that resets a
+    /// captured table, a possible foreign-key cascade. Not errors about the stream's state or
+    /// Sluice's bounds (XA limits and bookkeeping, a definition newer than the rows, an unknown
+    /// table id, a rollback after a published piece, a malformed event): skipping one
+    /// transaction would not cure those, or would lose rows for nothing.
+    pub fn refuses_written_event(&self) -> bool {
+        matches!(
+            self,
+            ProcessError::Decode { .. }
+                | ProcessError::UnknownEvent { .. }
+                | ProcessError::StatementWrite { .. }
+                | ProcessError::Incident { .. }
+                | ProcessError::Unsupported { .. }
+                | ProcessError::TableReset { .. }
+                | ProcessError::Cascade { .. }
+        )
+    }
 }
 
 /// Which tables to capture, by `(schema, table)`.
@@ -356,13 +394,19 @@ pub struct Processor {
     accept_cascades: bool,
     /// The statement being read, for [`Processor::check_cascade`].
     stmt: StatementMaps,
+    /// A FORMAT_DESCRIPTION was read: from then on a fake ROTATE (log_pos 0) names the file the
+    /// server switched to (see [`Processor::handle`]'s ROTATE arm).
+    format_seen: bool,
+    /// Reading one binlog file on disk: a fake ROTATE in it (a relay log copies its source's)
+    /// does not switch files.
+    one_file: bool,
     ready: Batch,
     scratch: Vec<Value>,
 }
 
 impl Processor {
     /// `start` is where the stream was requested from; its file names the events until the
-    /// first real ROTATE.
+    /// first ROTATE that names a file.
     pub fn new(filter: TableFilter, start: &BinlogPosition, max_batch_rows: usize) -> Self {
         let maria_gtids = start
             .gtid
@@ -387,6 +431,8 @@ impl Processor {
             kinds: TableKinds::default(),
             accept_cascades: false,
             stmt: StatementMaps::default(),
+            format_seen: false,
+            one_file: false,
             ready: Batch::default(),
             scratch: Vec::new(),
         }
@@ -396,6 +442,13 @@ impl Processor {
     /// names. For reading binlog files offline.
     pub fn without_catalog(mut self) -> Self {
         self.no_catalog = true;
+        self
+    }
+
+    /// Reads the events of one binlog file on disk: a fake ROTATE in it (a relay log holds its
+    /// source's) does not rename the file the events are read from.
+    pub fn reading_one_file(mut self) -> Self {
+        self.one_file = true;
         self
     }
 
@@ -528,10 +581,14 @@ impl Processor {
             4 => {
                 let rotate: RotateEvent<'_> =
                     event.read_event().map_err(|e| malformed("ROTATE", e))?;
-                // A fake ROTATE (log_pos 0) opens every stream. Its name can carry the checksum
-                // bytes (mysql_common reads it before the FORMAT_DESCRIPTION), so the requested
-                // file name stands; a position is never built from it.
-                if header.log_pos() != 0 {
+                // The server sends a fake ROTATE (log_pos 0) for every file it opens: the first
+                // one opens the stream, and one follows whenever it passes the end of a file
+                // that has no real ROTATE (a server that was shut down ends its file with a
+                // STOP event). The opening one can carry the checksum bytes in its name
+                // (mysql_common reads it before any FORMAT_DESCRIPTION told it the checksum),
+                // so the requested file name stands for it; once a FORMAT_DESCRIPTION was read
+                // the checksum is stripped, and the fake ROTATE names the next file.
+                if header.log_pos() != 0 || (self.format_seen && !self.one_file) {
                     self.file = Arc::from(rotate.name().as_ref());
                     self.tables.clear();
                 }
@@ -622,6 +679,11 @@ impl Processor {
                 pos: start,
                 detail: incident_text(event.data()),
             }),
+            // FORMAT_DESCRIPTION: a file header; later fake ROTATEs name the next file.
+            15 => {
+                self.format_seen = true;
+                Ok(Step::Continue)
+            }
             // The allow-list: types that never change rows.
             // 1 START_V3 and 15 FORMAT_DESCRIPTION: file headers. 3 STOP: the server stopped;
             // the next file follows. 27/41 HEARTBEAT: keep-alives. 35 PREVIOUS_GTIDS and 161
@@ -632,7 +694,7 @@ impl Processor {
             // TRANSACTION_CONTEXT and 37 VIEW_CHANGE: group replication membership. 164
             // START_ENCRYPTION: the server decrypts what it sends to a replica, and an encrypted
             // file fails to parse after it.
-            1 | 3 | 5 | 13 | 14 | 15 | 17 | 27 | 29 | 35 | 36 | 37 | 41 | 160 | 161 | 164 => {
+            1 | 3 | 5 | 13 | 14 | 17 | 27 | 29 | 35 | 36 | 37 | 41 | 160 | 161 | 164 => {
                 Ok(Step::Continue)
             }
             // IGNORABLE (28), and any event that the server flags LOG_EVENT_IGNORABLE_F: by the
@@ -994,21 +1056,37 @@ impl Processor {
             self.txn.as_mut().expect("opened above").began = true;
         }
         let txn = self.txn.as_mut().expect("opened above");
+        let file = &self.file;
+        let txn_start = txn.start;
+        let at = |source: DecodeError| ProcessError::Decode {
+            file: file.to_string(),
+            pos: start,
+            txn_start,
+            source,
+        };
         let mut reader = RowReader::new(rows);
         while !reader.is_empty() {
             let (before, after) = match kind {
                 Kind::Insert => {
-                    reader.read_image(&schema, after_present, &mut self.scratch)?;
+                    reader
+                        .read_image(&schema, after_present, &mut self.scratch)
+                        .map_err(at)?;
                     (Vec::new(), std::mem::take(&mut self.scratch))
                 }
                 Kind::Delete => {
-                    reader.read_image(&schema, before_present, &mut self.scratch)?;
+                    reader
+                        .read_image(&schema, before_present, &mut self.scratch)
+                        .map_err(at)?;
                     (std::mem::take(&mut self.scratch), Vec::new())
                 }
                 _ => {
                     let mut before = Vec::new();
-                    reader.read_image(&schema, before_present, &mut before)?;
-                    reader.read_image(&schema, after_present, &mut self.scratch)?;
+                    reader
+                        .read_image(&schema, before_present, &mut before)
+                        .map_err(at)?;
+                    reader
+                        .read_image(&schema, after_present, &mut self.scratch)
+                        .map_err(at)?;
                     (before, std::mem::take(&mut self.scratch))
                 }
             };

@@ -21,24 +21,43 @@ use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
 
 /// What Sluice does when a statement removes or replaces a captured table's rows without row
-/// events. Only `Stop` exists for now: an `event` mode (a table-level `truncate` event) needs a
-/// new event kind through the WIT interface and the sinks, and `resnapshot` needs the snapshot.
+/// events (`ON_TABLE_RESET`, `mysql.on_table_reset`). A third mode, `resnapshot` (publish the
+/// `truncate`, then read the table's rows again), needs the initial snapshot and is refused
+/// until it exists.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ResetPolicy {
     /// Stop with an error that names the statement, the table, the position and the way on.
     #[default]
     Stop,
+    /// For a whole-table reset ([`Verdict::Reset`]), publish one table-level `truncate` event
+    /// per table, in order with the rows, and go on. Partial removals
+    /// ([`Verdict::Partial`]) and statements Sluice cannot read still stop: no event can
+    /// describe them.
+    Event,
 }
 
 impl ResetPolicy {
-    /// What the configuration accepts, for its error message.
-    pub const EXPECTED: &'static str = "stop";
+    /// What the configuration accepts, for its error message (which also answers
+    /// `resnapshot`, the mode that is not there yet).
+    pub const EXPECTED: &'static str = "stop or event (`resnapshot` is not available yet: it \
+         needs the initial snapshot, which Sluice does not implement yet; use `event` and \
+         re-send the table's rows yourself, or `stop`)";
 
-    /// Parses the configuration's word for a policy.
+    /// Parses the configuration's word for a policy. `None` for anything else, `resnapshot`
+    /// included (see [`ResetPolicy::EXPECTED`]).
     pub fn parse(s: &str) -> Option<ResetPolicy> {
         match s.to_ascii_lowercase().as_str() {
             "stop" => Some(ResetPolicy::Stop),
+            "event" => Some(ResetPolicy::Event),
             _ => None,
+        }
+    }
+
+    /// The configuration's word for the policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResetPolicy::Stop => "stop",
+            ResetPolicy::Event => "event",
         }
     }
 }
@@ -54,8 +73,17 @@ pub enum Verdict {
     /// An atomic rename in which each captured name that goes away is taken again by another
     /// table: `(old, new)` pairs that involve a captured name.
     Swap(Vec<(TableName, TableName)>),
-    /// It removes or replaces rows of a captured table without row events.
-    Reset { table: TableName, what: String },
+    /// It removes or replaces every row of these captured tables without row events (TRUNCATE,
+    /// DROP TABLE, DROP DATABASE, CREATE OR REPLACE, a rename away): a whole-table reset, which
+    /// a table-level `truncate` event describes. A DROP DATABASE names its tables `(db, "*")`.
+    Reset {
+        tables: Vec<TableName>,
+        what: String,
+    },
+    /// It removes some rows of a captured table (partition TRUNCATE or DROP), or gives a
+    /// captured name to a table that arrives with rows no event describes (a rename onto it):
+    /// no event can describe it.
+    Partial { table: TableName, what: String },
     /// The parser cannot read it (or it holds a form Sluice does not know), and it names a
     /// captured table.
     NotUnderstood { table: String, detail: String },
@@ -91,19 +119,25 @@ pub fn classify(sql: &str, default_db: &str, scope: &dyn Scope) -> Verdict {
     let mut swaps = Vec::new();
     for st in &statements {
         let verdict = match st {
-            Statement::Truncate(t) => t
-                .table_names
-                .iter()
-                .map(|t| name(&t.name))
-                .find(|n| captured(n))
-                .map(|table| Verdict::Reset {
-                    table,
-                    what: if t.partitions.is_some() {
-                        "TRUNCATE PARTITION removes rows".into()
-                    } else {
-                        "TRUNCATE removes every row".into()
-                    },
-                }),
+            Statement::Truncate(t) => {
+                let tables: Vec<TableName> = t
+                    .table_names
+                    .iter()
+                    .map(|t| name(&t.name))
+                    .filter(|n| captured(n))
+                    .collect();
+                match (tables.first(), t.partitions.is_some()) {
+                    (None, _) => None,
+                    (Some(table), true) => Some(Verdict::Partial {
+                        table: table.clone(),
+                        what: "TRUNCATE PARTITION removes some of its rows".into(),
+                    }),
+                    (Some(_), false) => Some(Verdict::Reset {
+                        tables,
+                        what: "TRUNCATE removes every row".into(),
+                    }),
+                }
+            }
             Statement::Drop {
                 object_type,
                 names,
@@ -111,28 +145,32 @@ pub fn classify(sql: &str, default_db: &str, scope: &dyn Scope) -> Verdict {
                 ..
             } => match object_type {
                 // A temporary table is not logged in ROW format and shadows no captured rows.
-                ObjectType::Table if !*temporary => names
-                    .iter()
-                    .map(name)
-                    .find(|n| captured(n))
-                    .map(|table| Verdict::Reset {
-                        table,
+                ObjectType::Table if !*temporary => {
+                    let tables: Vec<TableName> =
+                        names.iter().map(name).filter(|n| captured(n)).collect();
+                    (!tables.is_empty()).then(|| Verdict::Reset {
+                        tables,
                         what: "DROP TABLE removes the table and its rows".into(),
-                    }),
-                ObjectType::Schema | ObjectType::Database => names
-                    .iter()
-                    .filter_map(last_part)
-                    .find(|db| scope.captures_in(db))
-                    .map(|db| Verdict::Reset {
-                        table: (db, "*".into()),
+                    })
+                }
+                ObjectType::Schema | ObjectType::Database => {
+                    let tables: Vec<TableName> = names
+                        .iter()
+                        .filter_map(last_part)
+                        .filter(|db| scope.captures_in(db))
+                        .map(|db| (db, "*".to_owned()))
+                        .collect();
+                    (!tables.is_empty()).then(|| Verdict::Reset {
+                        tables,
                         what: "DROP DATABASE drops the captured tables in it".into(),
-                    }),
+                    })
+                }
                 _ => None,
             },
             Statement::CreateTable(c) if c.or_replace && !c.temporary => {
                 let n = name(&c.name);
                 captured(&n).then(|| Verdict::Reset {
-                    table: n,
+                    tables: vec![n],
                     what: "CREATE OR REPLACE replaces the table and its rows".into(),
                 })
             }
@@ -189,7 +227,7 @@ fn alter(
                 }
             }
             Op::DropPartitions { .. } if here => {
-                return Some(Verdict::Reset {
+                return Some(Verdict::Partial {
                     table: table.clone(),
                     what: "DROP PARTITION removes the partition's rows".into(),
                 })
@@ -230,8 +268,10 @@ fn alter(
     None
 }
 
-/// A rename: a captured name that goes away and is not taken again in the same statement is a
-/// reset, and so is a captured name that another table takes without the old one going away.
+/// A rename: a captured name that another table takes without the old one going away brings
+/// rows that were never published (partial: no event describes them, it needs a snapshot); a
+/// captured name that goes away and is not taken again in the same statement is a whole-table
+/// reset of that name.
 fn renames(
     pairs: &[(TableName, TableName)],
     captured: &dyn Fn(&TableName) -> bool,
@@ -239,26 +279,30 @@ fn renames(
 ) -> Option<Verdict> {
     let mut involved = false;
     for (old, new) in pairs {
-        if captured(old) && !pairs.iter().any(|(_, n)| n == old) {
-            return Some(Verdict::Reset {
-                table: old.clone(),
-                what: format!(
-                    "RENAME moves the table to {}.{}: its rows leave the captured name",
-                    new.0, new.1
-                ),
-            });
-        }
         if captured(new) && !pairs.iter().any(|(o, _)| o == new) {
-            return Some(Verdict::Reset {
+            return Some(Verdict::Partial {
                 table: new.clone(),
                 what: format!(
                     "RENAME gives the captured name to {}.{}, which arrives with rows that were \
-                     never published",
+                     never published (no event can describe them; they need a snapshot)",
                     old.0, old.1
                 ),
             });
         }
         involved |= captured(old) || captured(new);
+    }
+    let away: Vec<&(TableName, TableName)> = pairs
+        .iter()
+        .filter(|(old, _)| captured(old) && !pairs.iter().any(|(_, n)| n == old))
+        .collect();
+    if let Some((_, new)) = away.first() {
+        return Some(Verdict::Reset {
+            tables: away.iter().map(|(old, _)| old.clone()).collect(),
+            what: format!(
+                "RENAME moves the table to {}.{}: its rows leave the captured name",
+                new.0, new.1
+            ),
+        });
     }
     if involved {
         swaps.extend(
@@ -351,9 +395,18 @@ mod tests {
         classify(sql, "shop", &Shop)
     }
 
+    /// The first table of a whole-table reset.
     fn reset_of(v: &Verdict) -> Option<&str> {
         match v {
-            Verdict::Reset { table, .. } => Some(&table.1),
+            Verdict::Reset { tables, .. } => Some(&tables[0].1),
+            _ => None,
+        }
+    }
+
+    /// The table of a partial reset.
+    fn partial_of(v: &Verdict) -> Option<&str> {
+        match v {
+            Verdict::Partial { table, .. } => Some(&table.1),
             _ => None,
         }
     }
@@ -372,14 +425,38 @@ mod tests {
             reset_of(&run("CREATE OR REPLACE TABLE orders AS SELECT 1 AS id")),
             Some("orders")
         );
+        // Every captured table a statement resets is named.
+        match run("DROP TABLE orders, other, items") {
+            Verdict::Reset { tables, .. } => assert_eq!(
+                tables,
+                vec![
+                    ("shop".to_owned(), "orders".to_owned()),
+                    ("shop".to_owned(), "items".to_owned())
+                ]
+            ),
+            v => panic!("not a reset: {v:?}"),
+        }
+        // Partial removals are never whole-table resets: no `truncate` can describe them.
         assert!(matches!(
             run("alter table orders drop partition p0"),
-            Verdict::NotUnderstood { .. } | Verdict::Reset { .. }
+            Verdict::NotUnderstood { .. } | Verdict::Partial { .. }
         ));
         assert!(matches!(
             run("ALTER TABLE orders ADD SYSTEM VERSIONING"),
             Verdict::NotUnderstood { .. }
         ));
+    }
+
+    #[test]
+    fn policies() {
+        assert_eq!(ResetPolicy::parse("stop"), Some(ResetPolicy::Stop));
+        assert_eq!(ResetPolicy::parse("Event"), Some(ResetPolicy::Event));
+        assert_eq!(ResetPolicy::default(), ResetPolicy::Stop);
+        assert_eq!(ResetPolicy::Event.as_str(), "event");
+        // `resnapshot` needs the snapshot: refused, and the expected text says why.
+        assert_eq!(ResetPolicy::parse("resnapshot"), None);
+        assert!(ResetPolicy::EXPECTED.contains("resnapshot"));
+        assert!(ResetPolicy::EXPECTED.contains("snapshot"));
     }
 
     #[test]
@@ -412,10 +489,19 @@ mod tests {
             reset_of(&run("RENAME TABLE orders TO orders_old")),
             Some("orders")
         );
+        // A table that takes a captured name arrives with rows no event describes.
         assert_eq!(
-            reset_of(&run("RENAME TABLE orders_new TO orders")),
+            partial_of(&run("RENAME TABLE orders_new TO orders")),
             Some("orders")
         );
+        assert_eq!(
+            partial_of(&run("RENAME TABLE orders TO o2, x TO orders2, y TO items")),
+            Some("items")
+        );
+        match run("RENAME TABLE orders TO o2, items TO i2") {
+            Verdict::Reset { tables, .. } => assert_eq!(tables.len(), 2),
+            v => panic!("not a reset: {v:?}"),
+        }
         assert_eq!(
             reset_of(&run("ALTER TABLE orders RENAME TO orders_old")),
             Some("orders")
@@ -429,22 +515,23 @@ mod tests {
 
     #[test]
     fn unreadable_text_naming_a_captured_table_is_not_understood() {
-        assert!(matches!(
-            run("ALTER IGNORE TABLE orders ADD UNIQUE (x)"),
-            Verdict::NotUnderstood { .. } | Verdict::Reset { .. }
-        ));
-        assert!(matches!(
-            run("ALTER TABLE orders TRUNCATE PARTITION p0"),
-            Verdict::NotUnderstood { .. } | Verdict::Reset { .. }
-        ));
-        assert!(matches!(
-            run("ALTER TABLE orders EXCHANGE PARTITION p0 WITH TABLE x"),
-            Verdict::NotUnderstood { .. } | Verdict::Reset { .. }
-        ));
-        assert!(matches!(
-            run("ALTER TABLE x EXCHANGE PARTITION p0 WITH TABLE orders"),
-            Verdict::NotUnderstood { .. } | Verdict::Reset { .. }
-        ));
+        // None of these is a whole-table reset, so the `event` mode stops on them too.
+        for sql in [
+            "ALTER IGNORE TABLE orders ADD UNIQUE (x)",
+            "ALTER TABLE orders TRUNCATE PARTITION p0",
+            "ALTER TABLE orders EXCHANGE PARTITION p0 WITH TABLE x",
+            "ALTER TABLE x EXCHANGE PARTITION p0 WITH TABLE orders",
+            "TRUNCATE TABLE orders PARTITION (p0)",
+        ] {
+            assert!(
+                matches!(
+                    run(sql),
+                    Verdict::NotUnderstood { .. } | Verdict::Partial { .. }
+                ),
+                "{sql}: {:?}",
+                run(sql)
+            );
+        }
         assert_eq!(reset_of(&run("DROP DATABASE shop")), Some("*"));
         assert_eq!(run("DROP DATABASE other"), Verdict::Keeps);
         assert_eq!(

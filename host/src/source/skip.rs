@@ -9,6 +9,18 @@
 //! the caller can record it. [`GroupScanner`] is the pure part; [`scan_one_group`] reads the
 //! live server.
 //!
+//! It skips only a transaction that Sluice refuses. Before anything moves, the same events go
+//! through a [`Processor`](super::processor::Processor) configured as the pipeline configures
+//! it (filter, table kinds, reset policy, cascades, catalog answers: [`binlog::Driver`]). The
+//! skip goes ahead only if the processor fails inside that first group with an error that
+//! refuses one written event ([`ProcessError::refuses_written_event`]); a group it accepts (a
+//! transaction that is fine, or an XA PREPARE the checkpoint is held at) or an error that
+//! skipping does not cure leaves the position alone.
+//!
+//! File switches: the server sends a fake ROTATE (log_pos 0) for every file it opens. The one
+//! that opens the stream comes before any FORMAT_DESCRIPTION and is ignored; a later one names
+//! the next file (after a STOP event, a server restart) and the group is looked for there.
+//!
 //! Group ends: an XID event; a `COMMIT` or `ROLLBACK` (not `ROLLBACK TO`) query; an
 //! `XA COMMIT`/`XA ROLLBACK` query; an XA_PREPARE event; a MySQL TRANSACTION_PAYLOAD (one event
 //! holds the whole transaction); or any other query when the group has no `BEGIN` (DDL, and
@@ -22,6 +34,7 @@ use mysql_common::binlog::events::{Event, QueryEvent, TableMapEvent};
 
 use super::binlog::{self, SourceError};
 use super::gtid::{self, MariaGtidState};
+use super::processor::{ProcessError, TableFilter};
 use crate::config::MysqlConfig;
 use crate::state::BinlogPosition;
 
@@ -71,6 +84,8 @@ pub struct GroupScanner {
     began: bool,
     /// MariaDB FL_STANDALONE: the next statement ends the group.
     standalone: bool,
+    /// A FORMAT_DESCRIPTION was read: a fake ROTATE now names the next file.
+    format_seen: bool,
     done: bool,
 }
 
@@ -86,6 +101,7 @@ impl GroupScanner {
             started: false,
             began: false,
             standalone: false,
+            format_seen: false,
             done: false,
         }
     }
@@ -98,16 +114,32 @@ impl GroupScanner {
         let header = event.header();
         let end = u64::from(header.log_pos());
         let type_code = header.event_type_raw();
-        // The fake ROTATE and the FORMAT_DESCRIPTION a replica stream opens with (log_pos 0 or
-        // before the start) are not part of the group.
-        if end == 0 || end.saturating_sub(u64::from(header.event_size())) < self.summary.start {
-            if type_code == 4 && end != 0 {
-                // A real ROTATE before the group: the group is in the next file.
-                if let Ok(r) = event.read_event::<mysql_common::binlog::events::RotateEvent>() {
-                    self.summary.file = r.name().into_owned();
-                    self.summary.start = r.position();
-                }
+        if type_code == 15 {
+            self.format_seen = true;
+        }
+        // A ROTATE that names a file (a real one, or a fake one after a FORMAT_DESCRIPTION: the
+        // server opened the next file, as after a STOP event): the group did not begin yet, and
+        // it is in that file. The fake ROTATE that opens the stream (before any
+        // FORMAT_DESCRIPTION, its name possibly with checksum bytes) names nothing.
+        if type_code == 4 {
+            if end != 0 || self.format_seen {
+                let r = event
+                    .read_event::<mysql_common::binlog::events::RotateEvent>()
+                    .map_err(|e| ScanError::Malformed {
+                        what: "ROTATE",
+                        file: self.summary.file.clone(),
+                        pos: end.saturating_sub(u64::from(header.event_size())),
+                        detail: e.to_string(),
+                    })?;
+                self.summary.file = r.name().into_owned();
+                self.summary.start = r.position();
+                self.summary.end = r.position();
             }
+            return Ok(false);
+        }
+        // The FORMAT_DESCRIPTION a replica stream opens with (log_pos 0 or before the start) is
+        // not part of the group.
+        if end == 0 || end.saturating_sub(u64::from(header.event_size())) < self.summary.start {
             return Ok(false);
         }
         let start = end.saturating_sub(u64::from(header.event_size()));
@@ -117,8 +149,8 @@ impl GroupScanner {
             pos: start,
             detail: e.to_string(),
         };
-        // Format descriptions, heartbeats and GTID bookkeeping say nothing about the group.
-        if matches!(type_code, 15 | 27 | 35 | 161 | 163) {
+        // Format descriptions, STOP, heartbeats and GTID bookkeeping say nothing about the group.
+        if matches!(type_code, 3 | 15 | 27 | 35 | 161 | 163) {
             return Ok(false);
         }
         if !self.summary.event_types.contains(&type_code) {
@@ -126,15 +158,6 @@ impl GroupScanner {
         }
         let mut ends = false;
         match type_code {
-            // A ROTATE after the start: the server moved on; the group did not begin yet.
-            4 => {
-                if let Ok(r) = event.read_event::<mysql_common::binlog::events::RotateEvent>() {
-                    self.summary.file = r.name().into_owned();
-                    self.summary.start = r.position();
-                    self.summary.end = r.position();
-                }
-                return Ok(false);
-            }
             gtid::MARIADB_GTID => {
                 let g = gtid::parse_mariadb_gtid(event.data(), header.server_id())
                     .ok_or_else(|| malformed("MariaDB GTID", std::io::Error::other("short")))?;
@@ -163,11 +186,15 @@ impl GroupScanner {
                 if upper.starts_with("BEGIN")
                     || upper.starts_with("XA START")
                     || upper.starts_with("XA BEGIN")
-                    || upper.trim_end_matches([';', ' ']).ends_with("START TRANSACTION")
+                    || upper
+                        .trim_end_matches([';', ' '])
+                        .ends_with("START TRANSACTION")
                 {
                     self.began = true;
                     if !upper.starts_with("BEGIN") {
-                        self.summary.statements.push(text.chars().take(200).collect());
+                        self.summary
+                            .statements
+                            .push(text.chars().take(200).collect());
                     }
                 } else if upper == "COMMIT"
                     || upper.starts_with("COMMIT;")
@@ -268,19 +295,90 @@ pub async fn scan_one_group(
     }
 }
 
+/// Reads the live binlog from `at` until one whole event group has passed, feeding every event
+/// also to a processor configured as the pipeline's ([`binlog::Driver`]). Returns the group and
+/// the error with which the processor refuses it; refuses to go on (with
+/// [`SkipError::NotRefused`]) when the processor accepts the group or fails with an error that
+/// skipping one transaction does not cure.
+pub async fn verify_one_group(
+    cfg: &crate::config::Config,
+    at: &BinlogPosition,
+) -> Result<(GroupSummary, ProcessError), SkipError> {
+    let (mut stream, _mariadb) = binlog::open_replica_stream(&cfg.mysql, at).await?;
+    let limits = binlog::BatchLimits {
+        rows: cfg.pipeline.max_batch_rows,
+        bytes: cfg.pipeline.max_batch_bytes,
+    };
+    let filter = TableFilter::new(cfg.captured_tables());
+    let mut driver = binlog::Driver::new(&cfg.mysql, filter, at, limits).await?;
+    let mut scanner = GroupScanner::new(at);
+    let mut refused: Option<ProcessError> = None;
+    let deadline = tokio::time::Instant::now() + SCAN_TIMEOUT;
+    let result = loop {
+        let next = tokio::time::timeout_at(deadline, stream.next()).await;
+        let event = match next {
+            Err(_) | Ok(None) => {
+                break Err(SkipError::Scan(ScanError::Incomplete {
+                    file: scanner.summary().file.clone(),
+                    pos: scanner.summary().end,
+                    start: at.pos,
+                }))
+            }
+            Ok(Some(Err(e))) => break Err(SourceError::Stream(e).into()),
+            Ok(Some(Ok(ev))) => ev,
+        };
+        // The processor sees the event first: an error at the event that ends the group is
+        // still inside it.
+        if refused.is_none() {
+            match driver.feed(&event).await {
+                Ok(_) => {}
+                Err(SourceError::Process(e)) if e.refuses_written_event() => refused = Some(e),
+                Err(SourceError::Process(e)) => {
+                    break Err(SkipError::NotRefused {
+                        position: at.clone(),
+                        detail: format!(
+                            " (Sluice stops there with an error that skipping one transaction \
+                             does not cure: {e})"
+                        ),
+                    })
+                }
+                Err(e) => break Err(e.into()),
+            }
+        }
+        match scanner.feed(&event) {
+            Err(e) => break Err(e.into()),
+            Ok(false) => {}
+            Ok(true) => {
+                break match refused.take() {
+                    Some(e) => Ok((scanner.summary().clone(), e)),
+                    None => Err(SkipError::NotRefused {
+                        position: at.clone(),
+                        detail: String::new(),
+                    }),
+                }
+            }
+        }
+    };
+    driver.close().await;
+    result
+}
+
 /// What `sluice position skip` did (or, with `dry_run`, would do).
 #[derive(Debug)]
 pub struct SkipOutcome {
     pub from: BinlogPosition,
     pub to: BinlogPosition,
     pub group: GroupSummary,
+    /// Why Sluice refuses the skipped transaction (the error `sluice run` stops with).
+    pub refusal: String,
     /// Where the record was appended (`None` on a dry run).
     pub log: Option<std::path::PathBuf>,
 }
 
 /// Moves the saved position of the pipeline that `cfg` describes past exactly one event group,
 /// after recording it (with `reason`) in the state directory's skip log. Takes the state lock,
-/// so it refuses while `sluice run` is running on the same state.
+/// so it refuses while `sluice run` is running on the same state. Only a group that Sluice
+/// refuses is skipped (see [`verify_one_group`]); with `dry_run` nothing is written.
 pub async fn skip_saved_position(
     cfg: &crate::config::Config,
     reason: &str,
@@ -295,13 +393,16 @@ pub async fn skip_saved_position(
     let from = store.load()?.ok_or_else(|| SkipError::NoPosition {
         path: store.path().to_owned(),
     })?;
-    let group = scan_one_group(&cfg.mysql, &from).await?;
+    let (group, refusal) = verify_one_group(cfg, &from).await?;
+    let refusal = refusal.to_string();
+    tracing::info!(%refusal, "Sluice refuses the transaction at the saved position");
     let to = position_after(&from, &group);
     if dry_run {
         return Ok(SkipOutcome {
             from,
             to,
             group,
+            refusal,
             log: None,
         });
     }
@@ -311,6 +412,7 @@ pub async fn skip_saved_position(
         "from": {"log_file": from.file, "log_pos": from.pos, "gtid": from.gtid},
         "to": {"log_file": to.file, "log_pos": to.pos, "gtid": to.gtid},
         "group": group,
+        "refusal": refusal,
     });
     let log = crate::state::skiplog::append(&cfg.state_dir, &record)?;
     store.save(&to)?;
@@ -319,6 +421,7 @@ pub async fn skip_saved_position(
         from,
         to,
         group,
+        refusal,
         log: Some(log),
     })
 }
@@ -334,6 +437,15 @@ pub enum SkipError {
     State(#[from] crate::state::StateError),
     #[error("there is no saved position in {path}: nothing to skip (Sluice has not stopped on anything in this state directory)")]
     NoPosition { path: std::path::PathBuf },
+    #[error(
+        "the transaction at the saved position {position} is not one Sluice refuses{detail}: \
+         start `sluice run`, which stops at the refused one once everything before it is \
+         published"
+    )]
+    NotRefused {
+        position: BinlogPosition,
+        detail: String,
+    },
 }
 
 #[cfg(test)]
@@ -495,7 +607,10 @@ mod tests {
         let mut scanner = GroupScanner::new(&at);
         let ends: Vec<bool> = events.iter().map(|e| scanner.feed(e).unwrap()).collect();
         assert_eq!(ends, vec![false, false, true], "{:?}", scanner.summary());
-        assert_eq!(scanner.summary().statements, vec!["XA START 'x'".to_owned()]);
+        assert_eq!(
+            scanner.summary().statements,
+            vec!["XA START 'x'".to_owned()]
+        );
     }
 
     #[test]

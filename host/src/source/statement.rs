@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 
 use super::{ProcessError, Processor, ResetPolicy, Step, TableFilter};
+use crate::event::{ChangeEvent, SourcePosition};
 use crate::source::resets::{self, Scope, Verdict};
 
 impl Processor {
@@ -21,6 +22,9 @@ impl Processor {
         end: u64,
         timestamp: u32,
     ) -> Result<Step, ProcessError> {
+        // MariaDB's `SET STATEMENT var=value[, …] FOR stmt` runs `stmt`: judge that.
+        let full = sql;
+        let sql = for_statement(statement_text(sql)).unwrap_or(sql);
         let (w0, rest) = split_word(statement_text(sql));
         let (w1, rest1) = split_word(rest);
         let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
@@ -59,14 +63,19 @@ impl Processor {
         if is(w0, "XA") {
             return self.xa_statement(w1, rest1, start, end, timestamp);
         }
-        if is_dml(w0) {
+        // Inside a group that began with BEGIN (or XA START), a query that is neither
+        // transaction control (handled above) nor DDL can only be a statement-format write,
+        // whatever its first word; outside one, the DML words are.
+        let in_group = self.txn.as_ref().is_some_and(|t| t.began);
+        let maybe_write = is_dml(w0) || (in_group && !w0.is_empty() && !is_ddl(w0));
+        if maybe_write {
             if let Some(table) = self.captured_mention(sql, schema) {
                 return Err(ProcessError::StatementWrite {
                     file: self.file.to_string(),
                     pos: start,
                     txn_start: self.txn.as_ref().map_or(start, |t| t.start),
                     table,
-                    sql: clip(sql, 200),
+                    sql: clip(full, 200),
                 });
             }
         }
@@ -141,14 +150,18 @@ impl Processor {
     }
 
     /// A DDL statement that removes or replaces a captured table's rows, or one Sluice cannot
-    /// read that names a captured table, meets the reset policy.
-    fn check_reset(&self, sql: &str, schema: &str, start: u64) -> Result<(), ProcessError> {
+    /// read that names a captured table, meets the reset policy. `stop` stops on all of them.
+    /// `event` puts a table-level `truncate` event for each table of a whole-table reset into
+    /// the group's batch ([`Processor::push_truncates`]) and goes on; it stops on a partial
+    /// reset and on a statement Sluice cannot read, which no event can describe.
+    fn check_reset(&mut self, sql: &str, schema: &str, start: u64) -> Result<(), ProcessError> {
         if self.filter.tables.is_empty() {
             // Every table (an offline read of binlog files, `TableFilter::all`): there is no
             // consumer's copy to keep in step, and the statements are the history being read.
             return Ok(());
         }
         let txn_start = self.txn.as_ref().map_or(start, |t| t.start);
+        let event_mode = self.reset_policy == ResetPolicy::Event;
         let (table, what) = match resets::classify(sql, schema, &self.filter) {
             Verdict::Keeps => return Ok(()),
             Verdict::Swap(pairs) => {
@@ -164,21 +177,103 @@ impl Processor {
                 );
                 return Ok(());
             }
-            Verdict::Reset { table, what } => (format!("{}.{}", table.0, table.1), what),
+            Verdict::Reset { tables, what } if event_mode => {
+                self.push_truncates(&tables, &what, sql, start);
+                return Ok(());
+            }
+            Verdict::Reset { tables, what } => {
+                let names: Vec<String> =
+                    tables.iter().map(|t| format!("{}.{}", t.0, t.1)).collect();
+                let what = format!(
+                    "{what}. With ON_TABLE_RESET=event, Sluice publishes a table-level \
+                     `truncate` event instead and goes on"
+                );
+                (names.join(", "), what)
+            }
+            Verdict::Partial { table, what } => (
+                format!("{}.{}", table.0, table.1),
+                match event_mode {
+                    true => format!(
+                        "{what}. ON_TABLE_RESET=event publishes a `truncate` event only when \
+                         every row of a table goes, and no event can describe this change"
+                    ),
+                    false => what,
+                },
+            ),
             Verdict::NotUnderstood { table, detail } => (
                 table,
-                format!("Sluice cannot tell what it does to the table's rows: {detail}"),
+                match event_mode {
+                    true => format!(
+                        "Sluice cannot tell what it does to the table's rows: {detail}. \
+                         ON_TABLE_RESET=event publishes a `truncate` event only for a \
+                         statement it reads as removing every row of a table"
+                    ),
+                    false => {
+                        format!("Sluice cannot tell what it does to the table's rows: {detail}")
+                    }
+                },
             ),
         };
-        match self.reset_policy {
-            ResetPolicy::Stop => Err(ProcessError::TableReset {
-                file: self.file.to_string(),
-                pos: start,
-                txn_start,
-                table,
-                what,
-                sql: clip(sql, 200),
-            }),
+        Err(ProcessError::TableReset {
+            file: self.file.to_string(),
+            pos: start,
+            txn_start,
+            table,
+            what,
+            sql: clip(sql, 200),
+        })
+    }
+
+    /// Puts one table-level `truncate` event per table into the open group's batch, in order
+    /// with its rows: each carries the group's start and the next row index, like a row event,
+    /// so it goes through the same batches, checkpoints and ordering. A DROP DATABASE's
+    /// `(db, "*")` stands for every captured table in `db`.
+    fn push_truncates(&mut self, tables: &[resets::TableName], what: &str, sql: &str, start: u64) {
+        let mut names: Vec<resets::TableName> = Vec::new();
+        for (s, t) in tables {
+            let each = match t.as_str() {
+                "*" => self
+                    .filter
+                    .tables()
+                    .into_iter()
+                    .filter(|(db, _)| db == s)
+                    .collect(),
+                _ => vec![(s.clone(), t.clone())],
+            };
+            for n in each {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        let (pos, gtid, timestamp, mut row) = match &self.txn {
+            Some(t) => (t.start, t.gtid.clone(), t.resume.timestamp, t.rows),
+            None => (start, None, 0, 0),
+        };
+        for (s, t) in names {
+            let event = ChangeEvent::truncate(
+                &s,
+                &t,
+                SourcePosition {
+                    file: self.file.clone(),
+                    pos,
+                    row,
+                    gtid: gtid.clone(),
+                },
+                timestamp,
+            );
+            tracing::info!(
+                table = %format!("{s}.{t}"),
+                position = %event.position,
+                statement = %clip(sql, 200),
+                "{what}: published a table-level truncate event (ON_TABLE_RESET=event)"
+            );
+            self.ready.bytes += event.approx_bytes();
+            self.ready.events.push(event);
+            row += 1;
+            if let Some(txn) = self.txn.as_mut() {
+                txn.rows = row;
+            }
         }
     }
 
@@ -207,11 +302,15 @@ impl Scope for TableFilter {
         if self.tables.is_empty() {
             return Some("(every table is captured)".to_owned());
         }
-        let words: HashSet<String> = sql
+        // Bare words, and backquoted names whole (a name with `-` or a space can only be
+        // written backquoted). Words inside string literals count too: a false alarm stops the
+        // stream, a missed write would lose rows.
+        let mut words: HashSet<String> = sql
             .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
             .filter(|w| !w.is_empty())
             .map(str::to_lowercase)
             .collect();
+        words.extend(quoted_names(sql).into_iter().map(|w| w.to_lowercase()));
         let mut hits: Vec<String> = self
             .tables
             .iter()
@@ -241,6 +340,88 @@ pub(super) fn statement_text(sql: &str) -> &str {
             return s;
         }
     }
+}
+
+/// For `SET STATEMENT var=value[, …] FOR stmt` (MariaDB), the `stmt` text; `None` for any other
+/// statement. The `FOR` is the first one outside quotes and parentheses.
+pub(super) fn for_statement(sql: &str) -> Option<&str> {
+    let (w0, rest) = split_word(sql);
+    let (w1, _) = split_word(rest);
+    if !(w0.eq_ignore_ascii_case("SET") && w1.eq_ignore_ascii_case("STATEMENT")) {
+        return None;
+    }
+    let bytes = sql.as_bytes();
+    let (mut i, mut depth, mut quote) = (0usize, 0i32, None::<u8>);
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) if c == b'\\' && q != b'`' => i += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                b'\'' | b'"' | b'`' => quote = Some(c),
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ if depth == 0
+                    && bytes.len() >= i + 3
+                    && bytes[i..i + 3].eq_ignore_ascii_case(b"FOR")
+                    && (i == 0 || !is_word_byte(bytes[i - 1]))
+                    && bytes.get(i + 3).is_none_or(|b| !is_word_byte(*b)) =>
+                {
+                    return Some(&sql[i + 3..]);
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    None
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+}
+
+/// The backquoted names in a statement (`` `a-b` `` gives `a-b`; a doubled backquote inside is
+/// one backquote). Backquotes inside string literals are not names.
+pub(super) fn quoted_names(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                while let Some(d) = chars.next() {
+                    if d == '\\' {
+                        chars.next();
+                    } else if d == c {
+                        if chars.peek() == Some(&c) {
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+            '`' => {
+                let mut name = String::new();
+                while let Some(d) = chars.next() {
+                    if d == '`' {
+                        if chars.peek() == Some(&'`') {
+                            chars.next();
+                            name.push('`');
+                        } else {
+                            break;
+                        }
+                    } else {
+                        name.push(d);
+                    }
+                }
+                out.push(name);
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The first word and what follows it.
@@ -338,5 +519,99 @@ mod tests {
             p.captured_mention("insert into orders_archive values (1)", "shop"),
             None
         );
+    }
+
+    #[test]
+    fn set_statement_for_and_quoted_names() {
+        assert_eq!(
+            for_statement("SET STATEMENT max_statement_time=1 FOR UPDATE t SET a=1").map(str::trim),
+            Some("UPDATE t SET a=1")
+        );
+        assert_eq!(
+            for_statement(
+                "set statement sql_mode='FOR', x=(select 1 for update) for delete from t"
+            )
+            .map(str::trim),
+            Some("delete from t")
+        );
+        assert_eq!(for_statement("SET @a = 1"), None);
+        assert_eq!(
+            quoted_names("UPDATE `db`.`my-t` SET c='`no`' WHERE `a``b`=1"),
+            vec!["db", "my-t", "a`b"]
+        );
+        let start = BinlogPosition {
+            file: "f".into(),
+            pos: 4,
+            gtid: None,
+            timestamp: 0,
+        };
+        let p = Processor::new(
+            TableFilter::new([
+                ("shop".to_owned(), "my-orders".to_owned()),
+                ("shop".to_owned(), "two words".to_owned()),
+            ]),
+            &start,
+            10,
+        );
+        assert_eq!(
+            p.captured_mention("update `shop`.`my-orders` set x=1", "shop")
+                .as_deref(),
+            Some("shop.my-orders")
+        );
+        assert_eq!(
+            p.captured_mention("delete from `Two Words`", "shop")
+                .as_deref(),
+            Some("shop.two words")
+        );
+        assert_eq!(p.captured_mention("update my set orders=1", "shop"), None);
+    }
+
+    #[test]
+    fn event_mode_puts_a_truncate_per_reset_table_into_the_batch() {
+        let start = BinlogPosition {
+            file: "f".into(),
+            pos: 4,
+            gtid: None,
+            timestamp: 0,
+        };
+        let tables = [("shop", "orders"), ("shop", "items"), ("other", "x")]
+            .map(|(s, t)| (s.to_owned(), t.to_owned()));
+        let mut p = Processor::new(TableFilter::new(tables.clone()), &start, 10)
+            .with_reset_policy(ResetPolicy::Event);
+        // DROP DATABASE resets every captured table in it, each once, in one group.
+        assert_eq!(
+            p.query("DROP DATABASE shop", "", 10, 50, 7).unwrap(),
+            Step::Emit
+        );
+        let batch = p.take_batch();
+        let mut got: Vec<(String, u64, u32)> = batch
+            .events
+            .iter()
+            .map(|e| {
+                assert_eq!(e.kind, crate::event::Kind::Truncate);
+                assert!(e.meta.columns.is_empty() && e.after.is_empty());
+                (e.meta.table.clone(), e.position.pos, e.position.row)
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [("items".to_owned(), 10, 0), ("orders".to_owned(), 10, 1)]
+        );
+        assert_eq!(batch.checkpoint.map(|c| c.pos), Some(50));
+        // A partial reset still stops, and says why the event mode cannot help.
+        let err = p
+            .query("ALTER TABLE orders DROP PARTITION p0", "shop", 60, 90, 7)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ON_TABLE_RESET=event"), "{err}");
+        // The stop mode publishes nothing and names the event mode.
+        let mut p = Processor::new(TableFilter::new(tables), &start, 10);
+        let err = p
+            .query("TRUNCATE orders", "shop", 10, 50, 7)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ON_TABLE_RESET=event"), "{err}");
+        assert!(p.take_batch().events.is_empty());
     }
 }

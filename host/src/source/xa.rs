@@ -3,6 +3,23 @@
 //! Design note: a prepared XA transaction's rows are kept in memory (bounded) and published
 //! when its `XA COMMIT` arrives, or dropped at its `XA ROLLBACK`. While one is pending, every
 //! checkpoint stays at the start of its PREPARE group, so a restart reads it again.
+//!
+//! Only an XA transaction with captured rows is remembered (and holds the checkpoint). One that
+//! touched no captured table publishes nothing whatever its outcome, so it must not hold the
+//! checkpoint: an XA prepared and forgotten on the server would otherwise freeze the saved
+//! position forever, and every restart would read everything since again.
+//!
+//! Hence an `XA COMMIT`/`XA ROLLBACK` may name an xid Sluice does not hold, and it passes. The
+//! argument that this loses nothing, for a stream that starts at a position Sluice saved:
+//! every saved position is a checkpoint, and while an XA with captured rows is pending every
+//! checkpoint stays at the start of its PREPARE group. So no saved position lies between the
+//! PREPARE of an XA with captured rows and the `XA COMMIT`/`ROLLBACK` that finishes it: a
+//! stream from a saved position reads that PREPARE again (and remembers the xid) before it can
+//! reach the outcome. An unknown xid at `XA COMMIT` therefore had no captured rows, also across
+//! a restart between its PREPARE and its COMMIT. The one start that is not a saved checkpoint
+//! is the very first one, at the server's current head: an XA prepared before it could still
+//! hold captured rows, which is why `binlog::current_head` refuses to start there while the
+//! server lists prepared XA transactions (`XA RECOVER`).
 
 use super::{ProcessError, Processor, Step};
 use crate::event::ChangeEvent;
@@ -72,6 +89,11 @@ impl Processor {
             });
         };
         let batch = std::mem::take(&mut self.ready);
+        if batch.events.is_empty() {
+            // No captured rows: nothing to publish or drop later, and nothing to hold the
+            // checkpoint for (see the module note). Its outcome passes as an unknown xid.
+            return Ok(Step::Continue);
+        }
         let held: usize = self.pending_xa.iter().map(|p| p.bytes).sum::<usize>() + batch.bytes;
         if self.pending_xa.len() >= MAX_PENDING_XA || held > MAX_HELD_XA_BYTES {
             return Err(self.xa_limit(pos, t.xa.as_deref().unwrap_or_default()));
@@ -114,22 +136,12 @@ impl Processor {
                     self.ready.bytes += p.bytes;
                 }
             }
-            None if commit => {
-                return Err(ProcessError::Xa {
-                    what: format!(
-                        "XA COMMIT {xid} commits an XA transaction whose XA PREPARE Sluice did not \
-                         read (it is before the position Sluice started from), so its rows may be \
-                         missing"
-                    ),
-                    file: self.file.to_string(),
-                    pos,
-                    limit_bytes: MAX_HELD_XA_BYTES,
-                    limit_count: MAX_PENDING_XA,
-                    fix: "re-snapshot the captured tables (FORCE_SNAPSHOT=true), or start from a \
-                          position before that XA PREPARE",
-                })
+            // Its PREPARE had no captured rows (see the module note for why, also when the
+            // PREPARE is before the start): nothing to publish or drop.
+            None => {
+                tracing::debug!(%xid, commit, position = %format!("{}:{pos}", self.file),
+                    "the outcome of an XA transaction without captured rows");
             }
-            None => {}
         }
         self.commit(end, timestamp)
     }

@@ -494,6 +494,7 @@ fn call(
                 Kind::Insert => wit::Kind::Insert,
                 Kind::Update => wit::Kind::Update,
                 Kind::Delete => wit::Kind::Delete,
+                Kind::Truncate => wit::Kind::Truncate,
             },
             table: id,
             position: wit::Position {

@@ -5,8 +5,12 @@
 //! - `column`, `op`, `value`: keep an event only when `column op value` holds. `op` is one of
 //!   `==`, `!=`, `<`, `<=`, `>`, `>=`, `contains`. Numbers compare as numbers, the rest as text.
 //!   A row where the column is NULL or missing does not match.
+//!
+//! A table-level `truncate` event (no row) is dropped by `drop_tables` when its table is listed,
+//! and otherwise passes: a row predicate cannot judge it, and dropping it would leave the
+//! consumer with the table's old rows.
 
-use sluice_guest::{export_transform, Config, Event, Interest, Transform, Value};
+use sluice_guest::{export_transform, Config, Event, Interest, Kind, Transform, Value};
 
 pub struct Filter {
     drop_tables: Interest,
@@ -75,6 +79,9 @@ impl Transform for Filter {
                 .matches_table(event.schema(), event.table())
         {
             event.drop_event();
+            return Ok(());
+        }
+        if event.kind() == Kind::Truncate {
             return Ok(());
         }
         if let Some((col, op, want)) = &self.predicate {
@@ -176,6 +183,34 @@ mod tests {
         let out = h.run(&[order(1, "paid", "1"), audit]).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].table, "orders");
+    }
+
+    #[test]
+    fn truncate_passes_the_predicate_and_is_dropped_only_by_table() {
+        let mut h = Harness::<Filter>::new(&[
+            ("column", "status"),
+            ("op", "=="),
+            ("value", "paid"),
+            ("drop_tables", "shop.audit"),
+        ])
+        .unwrap();
+        let out = h
+            .run(&[
+                order(1, "new", "1"),
+                TestEvent::truncate("shop", "orders"),
+                TestEvent::truncate("shop", "audit"),
+            ])
+            .unwrap();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            (out[0].kind, out[0].table.as_str()),
+            (Kind::Truncate, "orders")
+        );
+        let v = out[0].value_json();
+        assert_eq!(
+            v.to_string(),
+            r#"{"kind":"truncate","schema":"shop","table":"orders","columnnames":[],"columnvalues":[],"oldkeys":{}}"#
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!   work) or `redact` (the text `<redacted>`);
 //! - `salt`: optional.
 //!
-//! NULLs stay NULL. Both the row after and the row before the change are masked.
+//! NULLs stay NULL. Both the row after and the row before the change are masked. A table-level
+//! `truncate` event has no values and passes unchanged.
 
 use sha2::{Digest, Sha256};
 use sluice_guest::{export_transform, Config, Event, Interest, Kind, Transform, Value};
@@ -119,6 +120,17 @@ mod tests {
             hash_hex("", b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn truncate_passes_unchanged() {
+        let mut h = Harness::<Mask>::new(&[("columns", "email")]).unwrap();
+        let ev = TestEvent::truncate("shop", "users");
+        let out = h.run(std::slice::from_ref(&ev)).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].kind, Kind::Truncate);
+        assert!(out[0].columns.is_empty() && out[0].after.is_empty());
+        assert!(out[0].payload.is_none() && out[0].topic.is_none());
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! - `rename`: `old:new` pairs, comma-separated;
 //! - `drop`: columns to leave out, comma-separated;
 //! - `envelope = debezium`: publish `{"before", "after", "op", "source"}` instead of the
-//!   contract's JSON. `op` is `c` (insert), `u`, `d` or `r` (snapshot read); `before` and
-//!   `after` are objects keyed by column name, after renames and drops.
+//!   contract's JSON. `op` is `c` (insert), `u`, `d`, `r` (snapshot read) or `t` (a table-level
+//!   `truncate`, with `before` and `after` null, as Debezium does); `before` and `after` are
+//!   objects keyed by column name, after renames and drops.
+//!
+//! Renames and drops leave a `truncate` event as it is (it has no columns).
 
 use serde_json::{json, Map, Value as Json};
 use sluice_guest::{export_transform, json as cj, Config, Event, Interest, Kind, Transform};
@@ -91,6 +94,7 @@ impl Transform for Reshape {
                 Kind::SnapshotInsert => ("r", Json::Null, row(&after)),
                 Kind::Update => ("u", row(&before), row(&after)),
                 Kind::Delete => ("d", row(&before), Json::Null),
+                Kind::Truncate => ("t", Json::Null, Json::Null),
             };
             let p = event.position();
             let envelope = json!({
@@ -138,6 +142,24 @@ mod tests {
         assert_eq!(out[0].columns, vec!["id", "full_name"]);
         assert_eq!(out[0].get("full_name"), Some(&Value::Text("b".into())));
         assert_eq!(out[0].before.len(), 2);
+    }
+
+    #[test]
+    fn truncate_is_debezium_op_t_and_survives_renames() {
+        let trunc = TestEvent::truncate("shop", "users");
+        let mut h = Harness::<Reshape>::new(&[("envelope", "debezium")]).unwrap();
+        let out = h.run(std::slice::from_ref(&trunc)).unwrap();
+        let v = out[0].value_json();
+        assert_eq!(v["op"], "t");
+        assert_eq!(v["before"], Json::Null);
+        assert_eq!(v["after"], Json::Null);
+        assert_eq!(v["source"]["table"], "users");
+        let mut h =
+            Harness::<Reshape>::new(&[("rename", "name:full_name"), ("drop", "secret")]).unwrap();
+        let out = h.run(&[trunc]).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].value_json()["kind"], "truncate");
+        assert!(out[0].columns.is_empty());
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! - `key`: a column whose value becomes the message key.
 //!
 //! An event whose template column is NULL or missing keeps the configured topic.
+//!
+//! A table-level `truncate` event has no values, so it keeps the configured topic and key. A
+//! consumer of a routed topic (`orders.{region}`) does not see it: route truncates yourself, or
+//! do not combine a column-based topic with `ON_TABLE_RESET=event`. With `key`, the rows spread
+//! over the partitions by that column; the truncate reaches every partition only with
+//! `KAFKA_KEY=primary_key` (or a one-partition topic).
 
 use sluice_guest::{export_transform, json, Config, Event, Interest, Transform, Value};
 
@@ -88,6 +94,16 @@ mod tests {
         let out = h.run(&[ev]).unwrap();
         assert_eq!(out[0].topic.as_deref(), Some("orders.eu"));
         assert_eq!(out[0].key.as_deref(), Some(&b"42"[..]));
+    }
+
+    #[test]
+    fn truncate_keeps_the_configured_topic_and_key() {
+        let mut h =
+            Harness::<Route>::new(&[("topic", "orders.{region}"), ("key", "customer")]).unwrap();
+        let out = h.run(&[TestEvent::truncate("shop", "orders")]).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].kind, sluice_guest::Kind::Truncate);
+        assert_eq!((out[0].topic.as_ref(), out[0].key.as_ref()), (None, None));
     }
 
     #[test]

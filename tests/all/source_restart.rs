@@ -1,0 +1,240 @@
+//! A source that outlives things on the server side: a restart of the server (its binlog file
+//! ends with a STOP event and the next file opens with only a fake ROTATE), and an XA
+//! transaction without captured rows left prepared across a restart of Sluice. Both run on the
+//! scratch server: the first restarts it, the second leaves an XA prepared there for a while,
+//! which would hold up pipelines starting on the main server from its head.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use sluice_tests::*;
+
+/// The saved position: (file, offset).
+fn saved(cfg: &SluiceConfig) -> anyhow::Result<(String, u64)> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(cfg.position_file())?)?;
+    Ok((
+        v["log_file"].as_str().unwrap_or_default().to_owned(),
+        v["log_pos"].as_u64().unwrap_or_default(),
+    ))
+}
+
+/// How many times each inserted id was published.
+fn inserted(lines: &[String]) -> BTreeMap<i64, usize> {
+    let mut seen = BTreeMap::new();
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).expect("a JSON event");
+        assert_eq!(v["kind"], "insert", "{v}");
+        *seen
+            .entry(v["columnvalues"][0].as_i64().unwrap())
+            .or_default() += 1;
+    }
+    seen
+}
+
+/// The server's current binlog file.
+async fn head_file(db: &mut mysql_async::Conn) -> anyhow::Result<String> {
+    let row: mysql_async::Row = db
+        .query_first("SHOW MASTER STATUS")
+        .await?
+        .expect("binary logging is on");
+    Ok(row.get(0).unwrap())
+}
+
+fn scratch_config(table: &str, server_id: u32, state: &std::path::Path) -> SluiceConfig {
+    let mut cfg = SluiceConfig::new(table, None, server_id, state);
+    cfg.set("MYSQL_PORT", &env()["SLUICE_TEST_MYSQL_SCRATCH_PORT"]);
+    cfg
+}
+
+/// Starts sluice, waits until the ids in `want` were all published, stops it; its events.
+fn run_until(cfg: &SluiceConfig, want: &[i64]) -> anyhow::Result<Vec<String>> {
+    let s = cfg.start()?;
+    let ok = wait_until(Duration::from_secs(30), || {
+        let got = inserted(&s.stdout_lines());
+        want.iter().all(|id| got.contains_key(id))
+    });
+    assert!(ok, "{want:?} not published; stderr:\n{}", s.stderr_text());
+    // A moment for anything extra (a duplicate) to show.
+    std::thread::sleep(Duration::from_millis(500));
+    let lines = s.stdout_lines();
+    let err = s.stderr_text();
+    let code = s.stop()?;
+    assert_eq!(code, 0, "{err}");
+    Ok(lines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scratch_server_restart_moves_to_the_next_file() -> anyhow::Result<()> {
+    services("scratch")?;
+    let url = env()["SLUICE_TEST_MYSQL_SCRATCH_URL"].clone();
+    let (table, server_id) = unique("srvrestart");
+    let mut db = connect(&url).await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+        .await?;
+    let state = tempfile::tempdir()?;
+    let cfg = scratch_config(&table, server_id, state.path());
+
+    let s = cfg.start()?;
+    for id in 1..=3 {
+        db.query_drop(format!("INSERT INTO {table} VALUES ({id})"))
+            .await?;
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || s.stdout_lines().len() == 3),
+        "{}",
+        s.stderr_text()
+    );
+    let mut lines = s.stdout_lines();
+    assert_eq!(s.stop()?, 0);
+    let (f1, _) = saved(&cfg)?;
+    drop(db);
+
+    // A clean shutdown ends f1 with a STOP event; the restarted server writes to a new file.
+    services("restart-scratch")?;
+    let mut db = connect(&url).await?;
+    let f2 = head_file(&mut db).await?;
+    assert_ne!(f1, f2, "the restarted server writes a new file");
+    for id in 4..=6 {
+        db.query_drop(format!("INSERT INTO {table} VALUES ({id})"))
+            .await?;
+    }
+    lines.extend(run_until(&cfg, &[4, 5, 6])?);
+    let (file, pos) = saved(&cfg)?;
+    eprintln!("before the restart: {f1}; after: {file}:{pos}");
+    assert_eq!(
+        file, f2,
+        "the saved position names the file the rows are in"
+    );
+
+    // From that position, once more: every row exactly once.
+    for id in 7..=9 {
+        db.query_drop(format!("INSERT INTO {table} VALUES ({id})"))
+            .await?;
+    }
+    lines.extend(run_until(&cfg, &[7, 8, 9])?);
+    let seen = inserted(&lines);
+    let expected: BTreeMap<i64, usize> = (1..=9).map(|id| (id, 1)).collect();
+    assert_eq!(seen, expected, "every row exactly once");
+    assert_eq!(saved(&cfg)?.0, f2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scratch_prepared_xa_without_captured_rows_does_not_hold_the_position() -> anyhow::Result<()>
+{
+    services("scratch")?;
+    let url = env()["SLUICE_TEST_MYSQL_SCRATCH_URL"].clone();
+    let (table, server_id) = unique("xahold");
+    // A prepared XA outlives its connection: roll it back whatever happens, or every later
+    // start from the scratch server's head would wait for it.
+    let outcome = tokio::spawn(xa_hold(url.clone(), table.clone(), server_id)).await;
+    let mut db = connect(&url).await?;
+    let _ = db.query_drop(format!("XA ROLLBACK '{table}'")).await;
+    match outcome {
+        Ok(r) => r,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// The body of the test above.
+async fn xa_hold(url: String, table: String, server_id: u32) -> anyhow::Result<()> {
+    let other = format!("{table}_other");
+    let mut db = connect(&url).await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+        .await?;
+    db.query_drop(format!("CREATE TABLE {other} (id INT PRIMARY KEY)"))
+        .await?;
+    let state = tempfile::tempdir()?;
+    let cfg = scratch_config(&table, server_id, state.path());
+    let s = cfg.start()?;
+
+    // An XA on a table that is not captured, prepared and left so.
+    let mut xa = connect(&url).await?;
+    let xid = format!("'{table}'");
+    for stmt in [
+        format!("XA START {xid}"),
+        format!("INSERT INTO {other} VALUES (1)"),
+        format!("XA END {xid}"),
+        format!("XA PREPARE {xid}"),
+    ] {
+        xa.query_drop(stmt).await?;
+    }
+    let prepared_at = head_file_pos(&mut db).await?;
+
+    // A steady load of captured rows: the saved position follows it past the PREPARE.
+    let mut next = 1;
+    let mut passed = false;
+    for _ in 0..40 {
+        db.query_drop(format!("INSERT INTO {table} VALUES ({next})"))
+            .await?;
+        next += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (file, pos) = saved(&cfg)?;
+        if (file.clone(), pos) > prepared_at {
+            passed = true;
+            break;
+        }
+    }
+    let first = next - 1;
+    assert!(
+        wait_until(Duration::from_secs(30), || inserted(&s.stdout_lines())
+            .contains_key(&first)),
+        "{}",
+        s.stderr_text()
+    );
+    let mut lines = s.stdout_lines();
+    let err = s.stderr_text();
+    assert_eq!(s.stop()?, 0, "{err}");
+    let after_stop = saved(&cfg)?;
+    eprintln!("PREPARE before {prepared_at:?}; saved {after_stop:?}");
+    assert!(
+        passed && after_stop > prepared_at,
+        "the saved position advanced past the PREPARE"
+    );
+
+    // Restart between the PREPARE and the COMMIT: the XA's COMMIT arrives for an xid the new
+    // run never saw prepared, and passes; the load goes on.
+    let s = cfg.start()?;
+    for _ in 0..5 {
+        db.query_drop(format!("INSERT INTO {table} VALUES ({next})"))
+            .await?;
+        next += 1;
+    }
+    xa.query_drop(format!("XA COMMIT {xid}")).await?;
+    for _ in 0..5 {
+        db.query_drop(format!("INSERT INTO {table} VALUES ({next})"))
+            .await?;
+        next += 1;
+    }
+    let last = next - 1;
+    assert!(
+        wait_until(Duration::from_secs(30), || inserted(&s.stdout_lines())
+            .contains_key(&last)),
+        "{}",
+        s.stderr_text()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    lines.extend(s.stdout_lines());
+    let err = s.stderr_text();
+    assert_eq!(s.stop()?, 0, "{err}");
+    let end = head_file_pos(&mut db).await?;
+    assert_eq!(
+        saved(&cfg)?,
+        end,
+        "the saved position is the head once idle"
+    );
+    let seen = inserted(&lines);
+    let expected: BTreeMap<i64, usize> = (1..=last).map(|id| (id, 1)).collect();
+    assert_eq!(seen, expected, "every captured row exactly once");
+    Ok(())
+}
+
+/// The server's current binlog position.
+async fn head_file_pos(db: &mut mysql_async::Conn) -> anyhow::Result<(String, u64)> {
+    let row: mysql_async::Row = db
+        .query_first("SHOW MASTER STATUS")
+        .await?
+        .expect("binary logging is on");
+    Ok((row.get(0).unwrap(), row.get(1).unwrap()))
+}
