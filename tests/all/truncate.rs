@@ -646,3 +646,44 @@ fn example_transforms_pass_a_truncate_as_documented() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_or_replace_select_is_one_group_with_its_rows() -> anyhow::Result<()> {
+    // MariaDB writes `CREATE … SELECT` as one group: a GTID without FL_STANDALONE, the
+    // statement, then the rows and an XID. The truncate and the rows share its position.
+    let (t, server_id) = unique("tr_corpos");
+    let topic = format!("{t}_topic");
+    let mut db = admin().await?;
+    db.query_drop(PLAIN.replace("{t}", &t)).await?;
+    let state = tempfile::tempdir()?;
+    let mut cfg = SluiceConfig::new(&t, Some(&topic), server_id, state.path());
+    cfg.set("ON_TABLE_RESET", "event");
+    let sluice = cfg.start()?;
+    db.query_drop(format!(
+        "CREATE OR REPLACE TABLE {t} (PRIMARY KEY (id)) SELECT 5 AS id, 6 AS v, 'x' AS note \
+         UNION ALL SELECT 6, 7, 'y'"
+    ))
+    .await?;
+    let records = read_topic(&topic, 3, Duration::from_secs(30))?;
+    assert_eq!(sluice.stop()?, 0);
+    let kinds: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.value["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["truncate", "insert", "insert"]);
+    let header = |i: usize, k: &str| records[i].headers.get(k).cloned();
+    for i in 1..3 {
+        assert_eq!(
+            header(i, "sluice.pos"),
+            header(0, "sluice.pos"),
+            "{records:?}"
+        );
+        assert_eq!(
+            header(i, "sluice.gtid"),
+            header(0, "sluice.gtid"),
+            "{records:?}"
+        );
+        assert_eq!(header(i, "sluice.row"), Some(i.to_string()), "{records:?}");
+    }
+    Ok(())
+}

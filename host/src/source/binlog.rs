@@ -69,7 +69,7 @@ pub enum SourceError {
     #[error(
         "the saved position {position} is no longer on the server: {message}. The binlog file was \
          purged before Sluice read it, so changes are missing. Re-snapshot with FORCE_SNAPSHOT=true \
-         and INITIAL_SNAPSHOT=true, or delete the position file to resume from the current head"
+         and INITIAL_SNAPSHOT=true (once the initial snapshot lands), or delete the position file to resume from the current head"
     )]
     PositionPurged {
         position: BinlogPosition,

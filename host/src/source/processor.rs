@@ -143,7 +143,8 @@ pub enum ProcessError {
     #[error(
         "the server wrote an INCIDENT event at {file}:{pos} ({detail}): changes may be missing \
          from the binlog at this point, so the captured tables can no longer be followed exactly. \
-         Re-snapshot them (FORCE_SNAPSHOT=true) or, to accept the gap, move the position past it"
+         Re-snapshot them (FORCE_SNAPSHOT=true, once the initial snapshot lands) or, to accept the \
+         gap, move past it with `sluice position skip --reason \"…\"`"
     )]
     Incident {
         file: String,
@@ -154,8 +155,8 @@ pub enum ProcessError {
         "statement-format write at {file}:{pos} may change the captured table {table}: `{sql}`. \
          Sluice reads row events only, so this change cannot be captured. Set binlog_format=ROW \
          globally and in every writer session (SET SESSION binlog_format=ROW), then re-snapshot \
-         the table (FORCE_SNAPSHOT=true) or move the position past this transaction (it starts at \
-         {file}:{txn_start}); until then every restart stops here again"
+         the table (FORCE_SNAPSHOT=true, once the initial snapshot lands) or move past this \
+         transaction with `sluice position skip --reason \"…\"` (it starts at {file}:{txn_start}); until then every restart stops here again"
     )]
     StatementWrite {
         file: String,
@@ -166,10 +167,11 @@ pub enum ProcessError {
     },
     #[error(
         "{file}:{pos}: `{sql}` changes the captured table {table} without row events: {what}. \
-         The consumer's copy of the table would no longer match it, so Sluice stops (reset \
-         policy `stop`). Re-snapshot the table (FORCE_SNAPSHOT=true), or record and move past \
-         this one statement with `sluice position skip --reason \"…\"` (its transaction starts \
-         at {file}:{txn_start}); until then every restart stops here again"
+         The consumer's copy of the table would no longer match it, so Sluice stops \
+         (ON_TABLE_RESET={policy}). Record and move past this one statement with \
+         `sluice position skip --reason \"…\"` once the consumers' copies are dealt with (its \
+         transaction starts at {file}:{txn_start}); re-snapshotting the table will be the other \
+         way once the initial snapshot lands. Until then every restart stops here again"
     )]
     TableReset {
         file: String,
@@ -178,13 +180,15 @@ pub enum ProcessError {
         table: String,
         what: String,
         sql: String,
+        /// The configured `ON_TABLE_RESET` policy.
+        policy: &'static str,
     },
     #[error(
         "{file}:{pos}: a statement changed rows of {parent} while the captured table {child} was \
          opened for it with no rows logged: a foreign key with ON DELETE/UPDATE CASCADE, SET NULL \
          or SET DEFAULT may have changed {child}'s rows, which the server never logs. Sluice \
          stops rather than leave the consumer with deleted or stale rows. Capture the child \
-         without such foreign keys, re-snapshot it (FORCE_SNAPSHOT=true), or record and move \
+         without such foreign keys, re-snapshot it (FORCE_SNAPSHOT=true, once the initial snapshot lands), or record and move \
          past this transaction (it starts at {file}:{txn_start}) with `sluice position skip \
          --reason \"…\"`; until then every restart stops here again"
     )]
@@ -241,8 +245,8 @@ pub enum ProcessError {
          table's definition changed later (at {defined}), and the server does not write column \
          names into the binlog (binlog_row_metadata is not FULL). Decoding them with today's \
          definition could publish wrong column names or ENUM labels, so Sluice stops. Set \
-         binlog_row_metadata=FULL on the server, then re-snapshot the table (FORCE_SNAPSHOT=true) \
-         or remove the position file to start from the current head"
+         binlog_row_metadata=FULL on the server, then re-snapshot the table (FORCE_SNAPSHOT=true, once the \
+         initial snapshot lands) or remove the position file to start from the current head"
     )]
     DefinitionNewer {
         schema: String,
@@ -655,8 +659,12 @@ impl Processor {
                     timestamp,
                 );
                 self.maria_gtids.observe(g.gtid);
+                let t = self.txn.as_mut().expect("opened above");
+                // MariaDB writes no BEGIN query: a GTID without FL_STANDALONE is the BEGIN, and
+                // its group ends with an XID or COMMIT, even when a statement comes first (as in
+                // `CREATE TABLE … SELECT`, whose rows follow the statement in the same group).
+                t.began = !g.standalone;
                 if let Some(xid) = g.xa {
-                    let t = self.txn.as_mut().expect("opened above");
                     t.began = true;
                     t.xa = Some(xid);
                 }

@@ -163,6 +163,9 @@ impl GroupScanner {
                     .ok_or_else(|| malformed("MariaDB GTID", std::io::Error::other("short")))?;
                 self.summary.gtid = Some(g.gtid.to_string());
                 self.standalone = g.standalone;
+                // MariaDB writes no BEGIN query: a GTID without FL_STANDALONE opens a group that
+                // ends with an XID or COMMIT (also `CREATE TABLE … SELECT`, rows after the DDL).
+                self.began = !g.standalone;
             }
             33 | 42 => {
                 let g: mysql_common::binlog::events::GtidEvent =

@@ -221,6 +221,7 @@ impl Processor {
             table,
             what,
             sql: clip(sql, 200),
+            policy: self.reset_policy.as_str(),
         })
     }
 
