@@ -224,3 +224,51 @@ async fn position_skip_moves_past_one_refused_transaction_and_records_it() -> an
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_tables_with_64_character_names_stream_and_resume() -> anyhow::Result<()> {
+    // Joined, the names would make a ~290-byte file name, over the file system's 255: the name
+    // keeps what fits plus a hash, so the pipeline starts, saves and resumes.
+    let (base, server_id) = unique("long");
+    let tables: Vec<String> = (0..4)
+        .map(|i| {
+            let name = format!("{base}_{i}_");
+            format!("{name}{}", "x".repeat(64 - name.len()))
+        })
+        .collect();
+    let mut db = admin().await?;
+    for t in &tables {
+        assert_eq!(t.len(), 64);
+        db.query_drop(format!("CREATE TABLE {t} (id INT PRIMARY KEY)"))
+            .await?;
+    }
+    let state = tempfile::tempdir()?;
+    let cfg = SluiceConfig::new(&tables.join(","), None, server_id, state.path());
+    let file = cfg.position_file();
+    let name_len = file.file_name().unwrap().len();
+    assert!(name_len <= 255, "{name_len}");
+    let sluice = cfg.start()?;
+    for (i, t) in tables.iter().enumerate() {
+        db.query_drop(format!("INSERT INTO {t} VALUES ({i})")).await?;
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || sluice.stdout_lines().len() == 4),
+        "{}",
+        sluice.stderr_text()
+    );
+    assert_eq!(sluice.stop()?, 0);
+    assert!(file.exists(), "{}", file.display());
+
+    // A restart resumes from that file: only the new row arrives.
+    db.query_drop(format!("INSERT INTO {} VALUES (9)", tables[3]))
+        .await?;
+    let sluice = cfg.start()?;
+    assert!(wait_until(Duration::from_secs(30), || sluice.stdout_lines().len() == 1));
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = sluice.stdout_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let ev: serde_json::Value = serde_json::from_str(&lines[0])?;
+    assert_eq!(ev["columnvalues"][0], 9);
+    assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}
