@@ -194,6 +194,12 @@ case "${1:-up}" in
     # A clean shutdown (SHUTDOWN works whoever started the instance), then a wait for the port to
     # be free, then the usual start.
     if mariadb_running "$MARIADB_SCRATCH_PORT"; then
+      # The running instance may belong to another checkout (a CI clone reuses the services it
+      # finds): start it again from its own data directory, so its databases are still there.
+      datadir=$(mariadb_sql "$MARIADB_SCRATCH_PORT" -N -e 'SELECT @@datadir' 2>/dev/null || true)
+      case "${datadir%/}" in
+        */mariadb-scratch/data) WORK=$(dirname "$(dirname "${datadir%/}")") ;;
+      esac
       mariadb_sql "$MARIADB_SCRATCH_PORT" -e 'SHUTDOWN' >/dev/null 2>&1 || true
       for _ in $(seq 1 300); do port_busy "$MARIADB_SCRATCH_PORT" || break; sleep 0.1; done
       if port_busy "$MARIADB_SCRATCH_PORT"; then log "the scratch MariaDB did not shut down"; exit 1; fi
