@@ -157,3 +157,58 @@ async fn kafka_oversized_row_goes_to_the_dead_letter_topic() -> anyhow::Result<(
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_topics_chosen_by_a_transform_are_checked_on_first_use() -> anyhow::Result<()> {
+    // `route` sends each row to `{table}_{region}`: new topics are checked (and created) once.
+    // A region that makes an invalid topic name stops Sluice with the reason at once, at a
+    // position a restart retries, instead of retrying the delivery forever.
+    let (table, server_id) = unique("routed");
+    let topic = format!("{table}_topic");
+    let mut db = admin().await?;
+    db.query_drop(format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, region VARCHAR(20))"
+    ))
+    .await?;
+    let state = tempfile::tempdir()?;
+    let toml = state.path().join("sluice.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[[transforms]]\npath = {:?}\n[transforms.config]\ntopic = \"{table}_{{region}}\"\n",
+            wasm("route").display().to_string()
+        ),
+    )?;
+    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
+    let toml_arg = toml.display().to_string();
+    let mut sluice = cfg.start_with(&["run", "--config", &toml_arg])?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'eu'), (2, 'us')"))
+        .await?;
+    let eu = read_topic(&format!("{table}_eu"), 1, Duration::from_secs(30))?;
+    let us = read_topic(&format!("{table}_us"), 1, Duration::from_secs(30))?;
+    assert_eq!(
+        (
+            eu[0].value["columnvalues"][0].clone(),
+            us[0].value["columnvalues"][0].clone()
+        ),
+        (1.into(), 2.into())
+    );
+
+    let started = Instant::now();
+    db.query_drop(format!("INSERT INTO {table} VALUES (3, 'bad name!')"))
+        .await?;
+    let code = sluice.wait(Duration::from_secs(60))?;
+    let err = sluice.stderr_text();
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("{table}_bad name!")),
+        "the error names the topic: {err}"
+    );
+    eprintln!("{}", err.lines().last().unwrap_or_default());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    Ok(())
+}

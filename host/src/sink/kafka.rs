@@ -339,10 +339,19 @@ impl DeadLetters {
         if let Some(k) = key {
             record = record.key(k);
         }
-        let f = self
-            .producer
-            .send_result(record)
-            .map_err(|(e, _)| SinkError::Enqueue(e))?;
+        // Like the main path, wait while librdkafka's queue is full (the broker is slow or down)
+        // instead of failing, which would republish everything since the last save. A stop that
+        // waits too long aborts the sink task (pipeline.shutdown_timeout_ms).
+        let f = loop {
+            match self.producer.send_result(record) {
+                Ok(f) => break f,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err((e, _)) => return Err(SinkError::Enqueue(e)),
+            }
+        };
         match f.await {
             Ok(Ok(_)) => {
                 tracing::warn!(topic, bytes, dead_letter_topic = %self.topic, "an event too large for Kafka went to the dead-letter topic");
@@ -374,6 +383,12 @@ impl DeadLetters {
 
 pub struct KafkaSink {
     producer: FutureProducer<Context>,
+    cfg: KafkaConfig,
+    /// Topics known to exist: the configured one and those checked on first use. A transform
+    /// can route to any topic; each new one is checked (and created if missing) once, so a
+    /// missing topic on a cluster that forbids creation stops with the ACL to grant instead of
+    /// timing out in librdkafka forever.
+    known_topics: std::collections::HashSet<String>,
     topic: String,
     key: KeyMode,
     key_buf: Vec<u8>,
@@ -394,8 +409,12 @@ impl KafkaSink {
             }),
             _ => None,
         };
+        let mut known_topics = std::collections::HashSet::from([cfg.topic.clone()]);
+        known_topics.extend(cfg.dead_letter_topic.clone());
         Ok(KafkaSink {
             producer,
+            cfg: cfg.clone(),
+            known_topics,
             topic: cfg.topic.clone(),
             key: cfg.key,
             key_buf: Vec::with_capacity(256),
@@ -424,6 +443,12 @@ impl KafkaSink {
             match route.and_then(|r| r.payload.as_ref()) {
                 Some(p) => self.value_buf.extend_from_slice(p),
                 None => encode_value(ev, &mut self.value_buf),
+            }
+            if let Some(t) = route.and_then(|r| r.topic.as_deref()) {
+                if !self.known_topics.contains(t) {
+                    ensure_topic(&self.cfg, t, 1, CONNECT_TIMEOUT).await?;
+                    self.known_topics.insert(t.to_owned());
+                }
             }
             let topic = route
                 .and_then(|r| r.topic.as_deref())
