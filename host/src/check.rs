@@ -94,9 +94,77 @@ fn info(name: &'static str, detail: impl Into<String>) -> CheckResult {
 /// Runs every check. Never fails itself: problems are results. `produce`: with Kafka
 /// configured, produce a test record to the topic (otherwise only metadata is read).
 pub async fn run_checks(cfg: &Config, produce: bool) -> Vec<CheckResult> {
-    let mut out = mysql_checks(cfg).await;
+    let mut out = transform_checks(cfg).await;
+    out.extend(mysql_checks(cfg).await);
     out.extend(kafka_checks(cfg, produce).await);
     out
+}
+
+/// Loads and `init`s each configured transform, as `sluice run` does before it connects to
+/// anything: one result per transform, with its name and the hash of its file, or the error.
+async fn transform_checks(cfg: &Config) -> Vec<CheckResult> {
+    use crate::transform::{EngineError, Stage, TransformEngine};
+    const NAME: &str = "transforms";
+    if cfg.transforms.is_empty() {
+        return vec![info(NAME, "none configured (TRANSFORMS)")];
+    }
+    let (specs, cache) = (cfg.transforms.clone(), cfg.transform_cache_dir.clone());
+    let checked = tokio::task::spawn_blocking(move || {
+        let engine = match TransformEngine::global(Some(cache)) {
+            Ok(e) => e,
+            Err(e) => {
+                return vec![fail(
+                    NAME,
+                    format!("cannot start the WebAssembly engine: {e}"),
+                    "the host cannot run WebAssembly; see the error (virtual memory limits: \
+                     try SLUICE_WASM_POOLING=0)",
+                )]
+            }
+        };
+        specs
+            .iter()
+            .map(|spec| {
+                let loaded = engine
+                    .load(&spec.path)
+                    .and_then(|m| Stage::new(spec.clone(), m.clone()).map(|_| m.hash));
+                match loaded {
+                    Ok(hash) => pass(
+                        NAME,
+                        format!(
+                            "{}: {} loads and initialises (sha256 {})",
+                            spec.name,
+                            spec.path.display(),
+                            &hash[..12]
+                        ),
+                    ),
+                    Err(e) => {
+                        let fix = match &e {
+                            EngineError::Read { .. } => {
+                                "check the path in TRANSFORMS (or [[transforms]] path)"
+                            }
+                            EngineError::Compile { .. } => {
+                                "build the transform as a component: `cargo build --release \
+                                 --target wasm32-wasip2` with the sluice-guest SDK"
+                            }
+                            _ => {
+                                "fix the transform's config, or its init (try it with \
+                                  `sluice transform test`)"
+                            }
+                        };
+                        fail(NAME, format!("{}: {e}", spec.name), fix)
+                    }
+                }
+            })
+            .collect()
+    })
+    .await;
+    checked.unwrap_or_else(|e| {
+        vec![fail(
+            NAME,
+            format!("loading the transforms panicked: {e}"),
+            "report this with the transform file",
+        )]
+    })
 }
 
 async fn kafka_checks(cfg: &Config, produce: bool) -> Vec<CheckResult> {

@@ -1,4 +1,4 @@
-//! The `sluice` command line: `run`, `check` and (with the transform engine) `transform test`.
+//! The `sluice` command line: `run`, `check`, `position`, and `transform new` / `transform test`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -81,6 +81,20 @@ enum PositionCommand {
 
 #[derive(Subcommand)]
 enum TransformCommand {
+    /// Write a new transform crate NAME (Cargo.toml, src/lib.rs with an example and a test,
+    /// samples/events.jsonl) into DIR/NAME. Cargo builds it as NAME.wasm with `-` replaced by
+    /// `_`, and Sluice names the transform after that file stem.
+    New {
+        /// The crate name: ASCII letters, digits, `-` and `_`, starting with a letter.
+        name: String,
+        /// The directory to create the crate in (default: the current directory).
+        #[arg(long, default_value = ".")]
+        path: PathBuf,
+        /// The `sluice-guest` SDK directory to depend on (default: the checkout this binary was
+        /// built from).
+        #[arg(long, value_name = "DIR")]
+        sdk: Option<PathBuf>,
+    },
     /// Run transforms, in order, over change events given as JSON lines (the contract's event
     /// format) and print the resulting events as JSON lines. No MySQL or Kafka needed.
     Test {
@@ -140,6 +154,9 @@ fn main() -> ExitCode {
                 reason,
                 dry_run,
             }) => position_skip(config, reason.unwrap_or_default(), dry_run).await,
+            Command::Transform(TransformCommand::New { name, path, sdk }) => {
+                transform_new(&name, &path, sdk)
+            }
             Command::Transform(TransformCommand::Test {
                 wasm,
                 set,
@@ -307,6 +324,46 @@ async fn check(config: Option<PathBuf>, produce: bool) -> anyhow::Result<ExitCod
         println!("{failed} check(s) failed");
         Ok(ExitCode::FAILURE)
     }
+}
+
+fn transform_new(
+    name: &str,
+    parent: &std::path::Path,
+    sdk: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use sluice::transform::template;
+    let sdk = match sdk {
+        Some(p) => p.canonicalize().with_context(|| {
+            format!("--sdk {}: no such directory; give the guest-sdk directory of a Sluice checkout", p.display())
+        })?,
+        None => template::default_sdk_dir().context(
+            "the guest SDK this binary was built from is gone (the binary was moved or its checkout \
+             deleted); pass --sdk PATH/TO/sluice/guest-sdk",
+        )?,
+    };
+    let dir =
+        template::generate(name, parent, &sdk).context("cannot create the transform crate")?;
+    let stem = template::file_stem(name);
+    println!(
+        "created the transform crate {} (SDK: {})",
+        dir.display(),
+        sdk.display()
+    );
+    println!();
+    println!("next:");
+    println!("  cd {}", dir.display());
+    println!("  cargo test                                        # native unit tests, no wasm");
+    println!("  rustup target add wasm32-wasip2                   # once");
+    println!("  cargo build --release --target wasm32-wasip2");
+    println!("  sluice transform test target/wasm32-wasip2/release/{stem}.wasm --input samples/events.jsonl");
+    println!("  TRANSFORMS=$PWD/target/wasm32-wasip2/release/{stem}.wasm sluice run --watch");
+    println!();
+    println!(
+        "Cargo names the component after the crate with `-` replaced by `_` ({stem}.wasm), and \
+         Sluice names the transform after the file stem ({stem}) unless `name` is set in its \
+         [[transforms]] config; `--set {stem}:KEY=VALUE` configures it in `transform test`."
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn transform_test(

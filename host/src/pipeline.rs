@@ -49,7 +49,8 @@ pub enum PipelineError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error(
-        "cannot start the transforms: {0}. Check the TRANSFORMS paths and each transform's config"
+        "cannot start the transforms (check the TRANSFORMS paths, each transform's config, and \
+         `sluice check`)"
     )]
     TransformLoad(#[from] EngineError),
     #[error(transparent)]
@@ -205,11 +206,45 @@ fn e_is_permanent(e: &rdkafka::error::KafkaError) -> bool {
     })
 }
 
+/// The transform chain and, under `--watch`, the stream of its reloaded versions.
+type LoadedChain = (Chain, Option<std::sync::mpsc::Receiver<Reloaded>>);
+
+/// Loads and `init`s the configured transforms (none: `None`). Compiling (or reading the
+/// artifact cache) runs off the async threads.
+async fn load_transforms(cfg: &Config) -> Result<Option<LoadedChain>, PipelineError> {
+    if cfg.transforms.is_empty() {
+        return Ok(None);
+    }
+    let (specs, cache) = (cfg.transforms.clone(), cfg.transform_cache_dir.clone());
+    let hot = cfg.hot_reload;
+    let built = tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
+        let engine = TransformEngine::global(Some(cache))?;
+        let chain = build_chain(&engine, &specs)?;
+        let reloads = if hot {
+            match reload::watch(engine.clone(), specs) {
+                Ok(rx) => Some(rx),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot watch the transforms for changes; hot reload is off");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok((chain, reloads))
+    })
+    .await
+    .map_err(|e| PipelineError::panicked("transform loading", e))??;
+    Ok(Some(built))
+}
+
 /// Runs until `shutdown` turns true (returns `Ok`) or a non-retryable error occurs.
 pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
     // One pipeline per state directory, for the life of this call (the process, in `sluice run`).
     let _lock = StateLock::acquire(&cfg.state_dir, &cfg.mysql.tables.join(","))?;
     let store = PositionStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.mysql.tables);
+    // A broken transform stops Sluice here, once, before any connection or position file.
+    let mut chain = load_transforms(cfg).await?;
     match unless_stopped(&shutdown, preflight(cfg)).await {
         None => return Ok(()),
         // At start, even an error that is retryable later (an unreachable broker) stops Sluice:
@@ -221,7 +256,7 @@ pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), Pi
     let mut first = true;
     loop {
         let started = Instant::now();
-        let result = run_once(cfg, &store, shutdown.clone(), first).await;
+        let result = run_once(cfg, &store, shutdown.clone(), first, chain.take()).await;
         first = false;
         match result {
             Ok(()) => return Ok(()),
@@ -301,12 +336,14 @@ impl Budget {
     }
 }
 
-/// One life of the stages, from the saved position.
+/// One life of the stages, from the saved position. `chain`: the transforms already loaded
+/// (the first life), or `None` to load them here.
 async fn run_once(
     cfg: &Config,
     store: &PositionStore,
     shutdown: watch::Receiver<bool>,
     first: bool,
+    chain: Option<LoadedChain>,
 ) -> Result<(), PipelineError> {
     let start = match store.load()? {
         Some(p) => {
@@ -349,31 +386,11 @@ async fn run_once(
         None => Sink::Stdout(StdoutSink::default()),
     };
 
-    // Transforms are compiled (or read from the artifact cache) off the async threads.
-    let chain = if cfg.transforms.is_empty() {
-        None
-    } else {
-        let (specs, cache) = (cfg.transforms.clone(), cfg.transform_cache_dir.clone());
-        let hot = cfg.hot_reload;
-        let built = tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
-            let engine = TransformEngine::global(Some(cache))?;
-            let chain = build_chain(&engine, &specs)?;
-            let reloads = if hot {
-                match reload::watch(engine.clone(), specs) {
-                    Ok(rx) => Some(rx),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot watch the transforms for changes; hot reload is off");
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            Ok((chain, reloads))
-        })
-        .await
-        .expect("transform loading panicked")?;
-        Some(built)
+    // The first life gets the chain `run` loaded before connecting anywhere; a restart loads
+    // the transforms again (keeping the running version of a file that no longer loads).
+    let chain = match chain {
+        Some(loaded) => Some(loaded),
+        None => load_transforms(cfg).await?,
     };
 
     // The source hands each batch to a forwarder, which takes the batch's share of the byte

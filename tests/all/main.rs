@@ -1,6 +1,7 @@
 //! Sluice's end-to-end tests: one binary, a module per area, against the real MariaDB and the
 //! real Kafka-protocol broker that `scripts/services.sh` starts.
 
+mod author;
 mod charsets;
 mod check;
 mod fixtures;

@@ -251,6 +251,33 @@ async fn set_null_child_stops() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cascade_inside_an_xa_transaction_stops_at_its_prepare() -> anyhow::Result<()> {
+    // The parent is not captured, so the XA has no captured rows and holds nothing: the
+    // cascade must be caught at its own XA PREPARE, not blamed on a later transaction.
+    stops_then(
+        "rs_xacasc",
+        &[
+            "CREATE TABLE {t}_p (id INT PRIMARY KEY) ENGINE=InnoDB",
+            "INSERT INTO {t}_p VALUES (1)",
+            "CREATE TABLE {t} (id INT PRIMARY KEY, v INT) ENGINE=InnoDB",
+        ],
+        &[
+            "ALTER TABLE {t} ADD FOREIGN KEY (v) REFERENCES {t}_p (id) ON DELETE CASCADE",
+            "UPDATE {t} SET v = 1 WHERE id = 1",
+            "XA START 'rs_xacasc'",
+            "DELETE FROM {t}_p WHERE id = 1",
+            "XA END 'rs_xacasc'",
+            "XA PREPARE 'rs_xacasc'",
+            "XA COMMIT 'rs_xacasc'",
+        ],
+        "foreign key",
+        2,
+        Some("ACCEPT_FK_CASCADES"),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_schema_change_swap_keeps_working() -> anyhow::Result<()> {
     let (t, server_id) = unique("rs_osc");
     let mut db = admin().await?;

@@ -487,10 +487,7 @@ impl KafkaSink {
                 && self.key == KeyMode::PrimaryKey
                 && route.and_then(|r| r.key.as_ref()).is_none()
             {
-                match self.partition_count(topic).await? {
-                    Some(n) => (0..n).map(Some).collect(),
-                    None => vec![None],
-                }
+                (0..self.partition_count(topic).await?).map(Some).collect()
             } else {
                 vec![None]
             };
@@ -552,11 +549,12 @@ impl KafkaSink {
         })
     }
 
-    /// How many partitions `topic` has, from the producer's metadata (fetched off the async
-    /// threads; only table-level events need it, and they are rare). `None` when the topic does
-    /// not exist yet (a transform's new topic): it holds none of the table's rows, so the
-    /// partitioner may place the event.
-    async fn partition_count(&self, topic: &str) -> Result<Option<i32>, SinkError> {
+    /// The destination topic's partition count, from a fresh metadata request (off the async
+    /// threads; only table-level events need it, and they are rare). Every topic Sluice
+    /// publishes to was checked to exist first (`known_topics`), so a topic that is missing or
+    /// answers with an error here (a leader election, say) is a retryable error: falling back to
+    /// one partition would leave the other partitions' consumers with the rows.
+    async fn partition_count(&self, topic: &str) -> Result<i32, SinkError> {
         let producer = self.producer.clone();
         let name = topic.to_owned();
         let md = tokio::task::spawn_blocking(move || {
@@ -570,12 +568,22 @@ impl KafkaSink {
             topic: topic.to_owned(),
             source,
         })?;
-        let n = md
+        let unavailable = |code| SinkError::Topic {
+            topic: topic.to_owned(),
+            source: KafkaError::MetadataFetch(code),
+        };
+        let t = md
             .topics()
             .iter()
-            .find(|t| t.name() == topic && t.error().is_none())
-            .map_or(0, |t| t.partitions().len());
-        Ok((n > 0).then_some(n as i32))
+            .find(|t| t.name() == topic)
+            .ok_or_else(|| unavailable(RDKafkaErrorCode::UnknownTopicOrPartition))?;
+        if let Some(e) = t.error() {
+            return Err(unavailable(RDKafkaErrorCode::from(e)));
+        }
+        match t.partitions().len() {
+            0 => Err(unavailable(RDKafkaErrorCode::LeaderNotAvailable)),
+            n => Ok(n as i32),
+        }
     }
 
     pub async fn flush(&mut self) -> Result<(), SinkError> {

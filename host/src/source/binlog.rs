@@ -416,6 +416,16 @@ impl Driver {
         limits: BatchLimits,
     ) -> Result<Driver, SourceError> {
         let mut c = connect(cfg).await?;
+        // With lower_case_table_names 1 or 2 the server ignores the case of table names, and
+        // statements may spell a captured table in any case.
+        let lower: Option<u8> = c
+            .query_first("SELECT @@lower_case_table_names")
+            .await
+            .map_err(|source| SourceError::Query {
+                context: "SELECT @@lower_case_table_names",
+                source,
+            })?;
+        let filter = filter.with_fold_case(lower.unwrap_or(0) != 0);
         let kinds = super::objects::table_kinds(&mut c, &filter.tables())
             .await
             .map_err(|e| SourceError::Query {

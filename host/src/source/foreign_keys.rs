@@ -34,6 +34,11 @@ pub async fn cascading_children(
     conn: &mut Conn,
     tables: &[(String, String)],
 ) -> Result<Vec<CascadingKey>, CatalogError> {
+    // The parser below reads the server's default form: backquoted names. ANSI_QUOTES (in
+    // sql_mode) or sql_quote_show_create=OFF would print other quotes or none.
+    conn.query_drop("SET SESSION sql_mode = '', SESSION sql_quote_show_create = 1")
+        .await
+        .map_err(|source| CatalogError::new("SET SESSION sql_quote_show_create", source))?;
     let mut found = Vec::new();
     for (schema, table) in tables {
         let ddl: Option<(String, String)> = conn
@@ -45,9 +50,20 @@ pub async fn cascading_children(
             .await
             .map_err(|source| CatalogError::new("SHOW CREATE TABLE", source))?;
         let Some((_, ddl)) = ddl else { continue };
+        let keys = foreign_keys(&ddl, schema).map_err(|line| {
+            CatalogError::new(
+                "a foreign key from SHOW CREATE TABLE",
+                mysql_async::Error::Other(
+                    format!(
+                        "cannot read the foreign key `{line}` of {schema}.{table}, so Sluice \
+                         cannot tell whether it cascades; please report this line"
+                    )
+                    .into(),
+                ),
+            )
+        })?;
         found.extend(
-            foreign_keys(&ddl, schema)
-                .into_iter()
+            keys.into_iter()
                 .filter(|k| cascades(&k.delete_rule) || cascades(&k.update_rule))
                 .map(|mut k| {
                     k.child = (schema.clone(), table.clone());
@@ -64,7 +80,9 @@ fn cascades(rule: &str) -> bool {
 
 /// Every `CONSTRAINT … FOREIGN KEY` line of a `SHOW CREATE TABLE` text. Rules the server does
 /// not print are its default, `RESTRICT`. `schema` is the parent's when the text names none.
-fn foreign_keys(ddl: &str, schema: &str) -> Vec<CascadingKey> {
+/// A line that mentions a foreign key but cannot be read is an error (the line), never skipped:
+/// a key missed here would let a cascading child through.
+fn foreign_keys(ddl: &str, schema: &str) -> Result<Vec<CascadingKey>, String> {
     /// The backquoted names at the start of `s`, separated by `sep`, and the rest.
     fn names<'a>(mut s: &'a str, sep: &str) -> (Vec<String>, &'a str) {
         let mut out = Vec::new();
@@ -112,33 +130,37 @@ fn foreign_keys(ddl: &str, schema: &str) -> Vec<CascadingKey> {
     };
     let mut keys = Vec::new();
     for line in ddl.lines().map(str::trim) {
-        let Some(rest) = line.strip_prefix("CONSTRAINT ") else {
+        // The server prints a key as `CONSTRAINT name FOREIGN KEY …` (CHECK constraints share
+        // the prefix; a column comment may mention the words anywhere).
+        let is_key = (line.starts_with("CONSTRAINT ") && line.contains(" FOREIGN KEY "))
+            || line.starts_with("FOREIGN KEY ");
+        if !is_key {
             continue;
-        };
-        let (constraint, rest) = names(rest, "");
-        let Some(rest) = rest.trim_start().strip_prefix("FOREIGN KEY (") else {
-            continue;
-        };
-        let (columns, rest) = names(rest, ", ");
-        let Some(rest) = rest.strip_prefix(") REFERENCES ") else {
-            continue;
-        };
-        let (parent, _) = names(rest, ".");
-        let parent = match parent.as_slice() {
-            [db, t] => (db.clone(), t.clone()),
-            [t] => (schema.to_owned(), t.clone()),
-            _ => continue,
-        };
-        keys.push(CascadingKey {
-            child: Default::default(),
-            parent,
-            constraint: constraint.into_iter().next().unwrap_or_default(),
-            delete_rule: rule(line, " ON DELETE "),
-            update_rule: rule(line, " ON UPDATE "),
-            columns,
-        });
+        }
+        let parsed = (|| {
+            let rest = line.strip_prefix("CONSTRAINT ")?;
+            let (constraint, rest) = names(rest, "");
+            let rest = rest.trim_start().strip_prefix("FOREIGN KEY (")?;
+            let (columns, rest) = names(rest, ", ");
+            let rest = rest.strip_prefix(") REFERENCES ")?;
+            let (parent, _) = names(rest, ".");
+            let parent = match parent.as_slice() {
+                [db, t] => (db.clone(), t.clone()),
+                [t] => (schema.to_owned(), t.clone()),
+                _ => return None,
+            };
+            Some(CascadingKey {
+                child: Default::default(),
+                parent,
+                constraint: constraint.into_iter().next()?,
+                delete_rule: rule(line, " ON DELETE "),
+                update_rule: rule(line, " ON UPDATE "),
+                columns,
+            })
+        })();
+        keys.push(parsed.ok_or_else(|| line.to_owned())?);
     }
-    keys
+    Ok(keys)
 }
 
 /// A captured table that `sluice run` will not capture as configured.
@@ -186,7 +208,7 @@ mod tests {
             CONSTRAINT `fk_1` FOREIGN KEY (`a`, `b`) REFERENCES `p` (`x`, `y`) ON DELETE CASCADE,\n  \
             CONSTRAINT `fk``2` FOREIGN KEY (`b`) REFERENCES `other`.`q` (`id`) ON UPDATE SET NULL,\n  \
             CONSTRAINT `fk_3` FOREIGN KEY (`a`) REFERENCES `p` (`x`)\n) ENGINE=InnoDB";
-        let keys = foreign_keys(ddl, "shop");
+        let keys = foreign_keys(ddl, "shop").unwrap();
         assert_eq!(keys.len(), 3);
         assert_eq!(keys[0].constraint, "fk_1");
         assert_eq!(keys[0].columns, vec!["a", "b"]);

@@ -294,13 +294,51 @@ impl ProcessError {
 #[derive(Debug, Clone, Default)]
 pub struct TableFilter {
     tables: HashSet<(String, String)>,
+    /// The server compares table and database names without case (`lower_case_table_names`
+    /// 1 or 2): `TRUNCATE Orders` then empties the captured `orders`.
+    fold_case: bool,
 }
 
 impl TableFilter {
     pub fn new<I: IntoIterator<Item = (String, String)>>(tables: I) -> Self {
         TableFilter {
             tables: tables.into_iter().collect(),
+            fold_case: false,
         }
+    }
+
+    /// Compares names as a server with `lower_case_table_names` ≠ 0 does: without case.
+    pub fn with_fold_case(mut self, fold: bool) -> Self {
+        self.fold_case = fold;
+        self
+    }
+
+    fn same(&self, a: &str, b: &str) -> bool {
+        a == b || (self.fold_case && a.to_lowercase() == b.to_lowercase())
+    }
+
+    /// The configured name of the captured table that `schema.table` names (the server may
+    /// spell it in another case), or the name as given when none matches.
+    pub fn canonical(&self, schema: &str, table: &str) -> (String, String) {
+        self.tables
+            .iter()
+            .find(|(s, t)| self.same(s, schema) && self.same(t, table))
+            .cloned()
+            .unwrap_or_else(|| (schema.to_owned(), table.to_owned()))
+    }
+
+    /// The configured spelling of a database that holds captured tables, or `db` as given.
+    pub fn canonical_db(&self, db: &str) -> String {
+        self.tables
+            .iter()
+            .find(|(s, _)| self.same(s, db))
+            .map(|(s, _)| s.clone())
+            .unwrap_or_else(|| db.to_owned())
+    }
+
+    /// Whether a captured table lives in `db`.
+    pub fn captures_in(&self, db: &str) -> bool {
+        self.tables.is_empty() || self.tables.iter().any(|(s, _)| self.same(s, db))
     }
 
     /// A filter that captures every table (used by tools that read binlog files).
@@ -316,7 +354,13 @@ impl TableFilter {
     }
 
     pub fn captures(&self, schema: &str, table: &str) -> bool {
-        self.tables.is_empty() || self.tables.contains(&(schema.to_owned(), table.to_owned()))
+        self.tables.is_empty()
+            || self.tables.contains(&(schema.to_owned(), table.to_owned()))
+            || (self.fold_case
+                && self
+                    .tables
+                    .iter()
+                    .any(|(s, t)| self.same(s, schema) && self.same(t, table)))
     }
 }
 
@@ -721,6 +765,9 @@ impl Processor {
             // BEGIN after a GTID event belongs to the same group.
             Some(_) if gtid.is_none() && !standalone => {}
             _ => {
+                // A new group: nothing of the last one's statement state carries over (a
+                // rolled-back group's, say), so a stop is never blamed on the wrong group.
+                self.stmt = Default::default();
                 let resume = BinlogPosition {
                     file: self.file.to_string(),
                     pos: start,

@@ -98,6 +98,15 @@ pub trait Scope {
     /// Which captured table a text may name, conservatively (any identifier equal to a
     /// captured table's name counts).
     fn mention(&self, text: &str) -> Option<String>;
+    /// The configured spelling of a table name as the statement wrote it (servers with
+    /// `lower_case_table_names` ≠ 0 ignore case).
+    fn canonical(&self, name: TableName) -> TableName {
+        name
+    }
+    /// The configured spelling of a database name.
+    fn canonical_db(&self, db: String) -> String {
+        db
+    }
 }
 
 /// Classifies one QUERY event's text. `default_db` is the event's default database.
@@ -114,7 +123,7 @@ pub fn classify(sql: &str, default_db: &str, scope: &dyn Scope) -> Verdict {
             }
         }
     };
-    let name = |n: &ObjectName| resolve(n, default_db);
+    let name = |n: &ObjectName| scope.canonical(resolve(n, default_db));
     let captured = |n: &TableName| scope.captures(&n.0, &n.1);
     let mut swaps = Vec::new();
     for st in &statements {
@@ -158,7 +167,7 @@ pub fn classify(sql: &str, default_db: &str, scope: &dyn Scope) -> Verdict {
                         .iter()
                         .filter_map(last_part)
                         .filter(|db| scope.captures_in(db))
-                        .map(|db| (db, "*".to_owned()))
+                        .map(|db| (scope.canonical_db(db), "*".to_owned()))
                         .collect();
                     (!tables.is_empty()).then(|| Verdict::Reset {
                         tables,

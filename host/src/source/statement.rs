@@ -80,7 +80,7 @@ impl Processor {
             }
         }
         if is_ddl(w0) {
-            self.check_reset(sql, schema, start)?;
+            self.check_reset(sql, schema, start, timestamp)?;
             // Column metadata may have changed.
             self.catalog.clear();
             self.catalog_time.clear();
@@ -154,7 +154,13 @@ impl Processor {
     /// `event` puts a table-level `truncate` event for each table of a whole-table reset into
     /// the group's batch ([`Processor::push_truncates`]) and goes on; it stops on a partial
     /// reset and on a statement Sluice cannot read, which no event can describe.
-    fn check_reset(&mut self, sql: &str, schema: &str, start: u64) -> Result<(), ProcessError> {
+    fn check_reset(
+        &mut self,
+        sql: &str,
+        schema: &str,
+        start: u64,
+        timestamp: u32,
+    ) -> Result<(), ProcessError> {
         if self.filter.tables.is_empty() {
             // Every table (an offline read of binlog files, `TableFilter::all`): there is no
             // consumer's copy to keep in step, and the statements are the history being read.
@@ -178,7 +184,7 @@ impl Processor {
                 return Ok(());
             }
             Verdict::Reset { tables, what } if event_mode => {
-                self.push_truncates(&tables, &what, sql, start);
+                self.push_truncates(&tables, &what, sql, start, timestamp);
                 return Ok(());
             }
             Verdict::Reset { tables, what } => {
@@ -229,7 +235,14 @@ impl Processor {
     /// with its rows: each carries the group's start and the next row index, like a row event,
     /// so it goes through the same batches, checkpoints and ordering. A DROP DATABASE's
     /// `(db, "*")` stands for every captured table in `db`.
-    fn push_truncates(&mut self, tables: &[resets::TableName], what: &str, sql: &str, start: u64) {
+    fn push_truncates(
+        &mut self,
+        tables: &[resets::TableName],
+        what: &str,
+        sql: &str,
+        start: u64,
+        timestamp: u32,
+    ) {
         let mut names: Vec<resets::TableName> = Vec::new();
         for (s, t) in tables {
             let each = match t.as_str() {
@@ -247,9 +260,10 @@ impl Processor {
                 }
             }
         }
-        let (pos, gtid, timestamp, mut row) = match &self.txn {
-            Some(t) => (t.start, t.gtid.clone(), t.resume.timestamp, t.rows),
-            None => (start, None, 0, 0),
+        // The statement's own time, as rows carry their rows event's.
+        let (pos, gtid, mut row) = match &self.txn {
+            Some(t) => (t.start, t.gtid.clone(), t.rows),
+            None => (start, None, 0),
         };
         for (s, t) in names {
             let event = ChangeEvent::truncate(
@@ -296,7 +310,15 @@ impl Scope for TableFilter {
     }
 
     fn captures_in(&self, schema: &str) -> bool {
-        self.tables.is_empty() || self.tables.iter().any(|(s, _)| s == schema)
+        TableFilter::captures_in(self, schema)
+    }
+
+    fn canonical(&self, name: resets::TableName) -> resets::TableName {
+        TableFilter::canonical(self, &name.0, &name.1)
+    }
+
+    fn canonical_db(&self, db: String) -> String {
+        TableFilter::canonical_db(self, &db)
     }
 
     fn mention(&self, sql: &str) -> Option<String> {
@@ -477,6 +499,27 @@ fn is_dml(word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_fold_only_where_the_server_ignores_case() {
+        let exact = TableFilter::new([("shop".to_owned(), "orders".to_owned())]);
+        let folded = exact.clone().with_fold_case(true);
+        let sql = "TRUNCATE TABLE Shop.Orders";
+        assert_eq!(resets::classify(sql, "shop", &exact), resets::Verdict::Keeps);
+        match resets::classify(sql, "shop", &folded) {
+            resets::Verdict::Reset { tables, .. } => {
+                assert_eq!(tables, vec![("shop".to_owned(), "orders".to_owned())])
+            }
+            v => panic!("{v:?}"),
+        }
+        match resets::classify("DROP DATABASE SHOP", "x", &folded) {
+            resets::Verdict::Reset { tables, .. } => {
+                assert_eq!(tables, vec![("shop".to_owned(), "*".to_owned())])
+            }
+            v => panic!("{v:?}"),
+        }
+        assert!(folded.captures("SHOP", "ORDERS") && !exact.captures("SHOP", "ORDERS"));
+    }
     use crate::source::processor::TableFilter;
     use crate::state::BinlogPosition;
 

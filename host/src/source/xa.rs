@@ -79,6 +79,9 @@ impl Processor {
 
     /// XA_PREPARE: the XA group's rows wait for their XA COMMIT.
     pub(super) fn prepare_xa(&mut self, pos: u64) -> Result<Step, ProcessError> {
+        // The XA's last statement ends here: a cascade it caused is its own, not the next
+        // group's.
+        self.check_cascade(pos)?;
         let file = self.file.to_string();
         let Some(t) = self.txn.take().filter(|t| t.xa.is_some()) else {
             return Err(ProcessError::Malformed {

@@ -8,6 +8,7 @@
 pub mod chain;
 pub mod engine;
 pub mod reload;
+pub mod template;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

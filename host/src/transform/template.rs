@@ -1,0 +1,192 @@
+//! `sluice transform new`: writes a ready transform crate, like Fluvio's `smdk generate`.
+//!
+//! Design note: the files live in `host/templates/transform/` and are embedded with
+//! `include_str!`, so the binary carries them. The only substitutions are the crate name, the
+//! Rust type name, the `.wasm` file stem and the SDK's path; nothing else is generated, so the
+//! templates read as the crate an author gets. The crate depends on the guest SDK by path (the
+//! checkout this binary was built from, see [`default_sdk_dir`]); its `Cargo.toml` says how to
+//! switch to a git or registry dependency.
+
+use std::path::{Path, PathBuf};
+
+const CARGO_TOML: &str = include_str!("../../templates/transform/Cargo.toml.tmpl");
+const LIB_RS: &str = include_str!("../../templates/transform/lib.rs.tmpl");
+const EVENTS: &str = include_str!("../../templates/transform/events.jsonl");
+const GITIGNORE: &str = include_str!("../../templates/transform/gitignore");
+
+/// Names Cargo or Rust reserve, which a transform crate cannot take.
+const RESERVED: &[&str] = &[
+    "test",
+    "std",
+    "core",
+    "alloc",
+    "proc_macro",
+    "self",
+    "super",
+    "crate",
+    "sluice_guest",
+];
+
+/// Why a transform crate could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("{name:?} is not a valid transform name: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("{0} already exists; choose another name or --path, or remove it")]
+    Exists(PathBuf),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Checks that `name` can be a crate name: ASCII letters, digits, `-` and `_`, starting with a
+/// letter, and not a reserved name.
+pub fn validate_name(name: &str) -> Result<(), TemplateError> {
+    let invalid = |reason| TemplateError::InvalidName {
+        name: name.to_owned(),
+        reason,
+    };
+    let first = name.chars().next().ok_or_else(|| invalid("it is empty"))?;
+    if !first.is_ascii_alphabetic() {
+        return Err(invalid("it must start with an ASCII letter"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(invalid("use only ASCII letters, digits, '-' and '_'"));
+    }
+    if RESERVED.contains(&file_stem(name).as_str()) {
+        return Err(invalid("Cargo or Rust reserves it"));
+    }
+    Ok(())
+}
+
+/// The stem of the `.wasm` file Cargo builds for crate `name` (`-` becomes `_`), which is also
+/// the transform's default name in Sluice: `my-mask` builds `my_mask.wasm`, named `my_mask`.
+pub fn file_stem(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// The Rust type name of the example transform: `my-mask` gives `MyMask`.
+fn type_name(name: &str) -> String {
+    name.split(['-', '_'])
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut cs = p.chars();
+            match cs.next() {
+                Some(c) => c.to_ascii_uppercase().to_string() + cs.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// The guest SDK of the checkout this binary was built from, canonicalised; `None` when that
+/// checkout is gone (a binary copied to another machine).
+pub fn default_sdk_dir() -> Option<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../guest-sdk")
+        .canonicalize()
+        .ok()
+}
+
+/// Writes the crate `name` into `parent/name` (which must not exist) and returns its directory.
+/// `sdk` is written into `Cargo.toml` as the `sluice-guest` path dependency.
+pub fn generate(name: &str, parent: &Path, sdk: &Path) -> Result<PathBuf, TemplateError> {
+    validate_name(name)?;
+    let dir = parent.join(name);
+    if dir.exists() {
+        return Err(TemplateError::Exists(dir));
+    }
+    // TOML basic strings need `\` and `"` escaped (a Windows path, an odd directory name).
+    let sdk_path = sdk
+        .display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    let fill = |t: &str| {
+        t.replace("{{name}}", name)
+            .replace("{{type_name}}", &type_name(name))
+            .replace("{{file_stem}}", &file_stem(name))
+            .replace("{{sdk_path}}", &sdk_path)
+    };
+    let files = [
+        ("Cargo.toml", fill(CARGO_TOML)),
+        ("src/lib.rs", fill(LIB_RS)),
+        ("samples/events.jsonl", EVENTS.to_owned()),
+        (".gitignore", GITIGNORE.to_owned()),
+    ];
+    let write_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| TemplateError::Write { path, source }
+    };
+    std::fs::create_dir_all(parent).map_err(write_err(parent))?;
+    // `create_dir` (not `create_dir_all`) fails if another process made it meanwhile.
+    std::fs::create_dir(&dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => TemplateError::Exists(dir.clone()),
+        _ => TemplateError::Write {
+            path: dir.clone(),
+            source: e,
+        },
+    })?;
+    for (rel, text) in files {
+        let path = dir.join(rel);
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p).map_err(write_err(p))?;
+        }
+        std::fs::write(&path, text).map_err(write_err(&path))?;
+    }
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_crate_names() {
+        for ok in ["demo", "my-mask", "a_1", "Redact2"] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1abc", "-x", "a b", "a.b", "é", "test", "sluice-guest"] {
+            assert!(
+                matches!(validate_name(bad), Err(TemplateError::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_crate_name_maps_to_the_file_stem_and_type() {
+        assert_eq!(file_stem("my-mask"), "my_mask");
+        assert_eq!(type_name("my-mask"), "MyMask");
+        assert_eq!(type_name("a__b"), "AB");
+    }
+
+    #[test]
+    fn generates_once_and_refuses_to_overwrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tmp.path();
+        let dir = generate("my-mask", tmp, Path::new("/sdk \"x\"")).unwrap();
+        let cargo = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        assert!(cargo.contains("name = \"my-mask\""), "{cargo}");
+        assert!(cargo.contains(r#"path = "/sdk \"x\"""#), "{cargo}");
+        let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+        assert!(lib.contains("export_transform!(MyMask);"));
+        assert!(!lib.contains("{{"), "every placeholder is filled");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("samples/events.jsonl"))
+                .unwrap()
+                .lines()
+                .count(),
+            3
+        );
+        assert!(matches!(
+            generate("my-mask", tmp, Path::new("/sdk")),
+            Err(TemplateError::Exists(_))
+        ));
+    }
+}
