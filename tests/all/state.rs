@@ -249,7 +249,8 @@ async fn four_tables_with_64_character_names_stream_and_resume() -> anyhow::Resu
     assert!(name_len <= 255, "{name_len}");
     let sluice = cfg.start()?;
     for (i, t) in tables.iter().enumerate() {
-        db.query_drop(format!("INSERT INTO {t} VALUES ({i})")).await?;
+        db.query_drop(format!("INSERT INTO {t} VALUES ({i})"))
+            .await?;
     }
     assert!(
         wait_until(Duration::from_secs(30), || sluice.stdout_lines().len() == 4),
@@ -263,7 +264,10 @@ async fn four_tables_with_64_character_names_stream_and_resume() -> anyhow::Resu
     db.query_drop(format!("INSERT INTO {} VALUES (9)", tables[3]))
         .await?;
     let sluice = cfg.start()?;
-    assert!(wait_until(Duration::from_secs(30), || sluice.stdout_lines().len() == 1));
+    assert!(wait_until(Duration::from_secs(30), || sluice
+        .stdout_lines()
+        .len()
+        == 1));
     std::thread::sleep(Duration::from_millis(300));
     let lines = sluice.stdout_lines();
     assert_eq!(lines.len(), 1, "{lines:?}");

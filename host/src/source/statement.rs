@@ -505,7 +505,10 @@ mod tests {
         let exact = TableFilter::new([("shop".to_owned(), "orders".to_owned())]);
         let folded = exact.clone().with_fold_case(true);
         let sql = "TRUNCATE TABLE Shop.Orders";
-        assert_eq!(resets::classify(sql, "shop", &exact), resets::Verdict::Keeps);
+        assert_eq!(
+            resets::classify(sql, "shop", &exact),
+            resets::Verdict::Keeps
+        );
         match resets::classify(sql, "shop", &folded) {
             resets::Verdict::Reset { tables, .. } => {
                 assert_eq!(tables, vec![("shop".to_owned(), "orders".to_owned())])
