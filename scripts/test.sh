@@ -25,4 +25,16 @@ cargo build --workspace --all-targets
 bash scripts/build-transforms.sh
 log "build finished in $(( $(date +%s) - start ))s"
 
+# Formatting and lints: the tree is kept fmt- and clippy-clean.
+start=$(date +%s)
+if ! cargo fmt --all --check; then
+  echo "[test] FAILED: the code is not formatted (diff above). Run \`cargo fmt --all\` and commit the result." >&2
+  exit 1
+fi
+if ! cargo clippy --workspace --all-targets -- -D warnings; then
+  echo "[test] FAILED: clippy reports warnings (above); fix them, as \`-D warnings\` makes each one an error." >&2
+  exit 1
+fi
+log "fmt and clippy clean in $(( $(date +%s) - start ))s"
+
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -294,247 +294,27 @@ impl Config {
         file: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let fc: FileConfig = match file {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-                        path: path.to_owned(),
-                        source,
-                    })?;
-                toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?
-            }
+        let fc = match file {
+            Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-
-        let host = var("MYSQL_HOST")
-            .or(fc.mysql.host)
-            .ok_or(ConfigError::Missing {
-                var: "MYSQL_HOST",
-                toml: "mysql.host",
-            })?;
-        let port = match var("MYSQL_PORT") {
-            Some(v) => parse(&v, "MYSQL_PORT", "a TCP port number such as 3306")?,
-            None => fc.mysql.port.unwrap_or(3306),
-        };
-        let user = var("MYSQL_USER")
-            .or(fc.mysql.user)
-            .ok_or(ConfigError::Missing {
-                var: "MYSQL_USER",
-                toml: "mysql.user",
-            })?;
-        // An empty password is a legitimate value, so only absence is an error.
-        let password = env("MYSQL_PASSWORD")
-            .or(fc.mysql.password)
-            .ok_or(ConfigError::Missing {
-                var: "MYSQL_PASSWORD",
-                toml: "mysql.password",
-            })?;
-        let database = var("MYSQL_DATABASE")
-            .or(fc.mysql.database)
-            .ok_or(ConfigError::Missing {
-                var: "MYSQL_DATABASE",
-                toml: "mysql.database",
-            })?;
-        let schema = var("MYSQL_SCHEMA")
-            .or(fc.mysql.schema)
-            .unwrap_or_else(|| database.clone());
-        let tables: Vec<String> = match var("MYSQL_TABLE") {
-            Some(v) => v
-                .split(',')
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-                .collect(),
-            None => fc.mysql.tables.unwrap_or_default(),
-        };
-        if tables.is_empty() {
-            return Err(ConfigError::Missing {
-                var: "MYSQL_TABLE",
-                toml: "mysql.tables",
-            });
-        }
-        let snapshot_host = var("MYSQL_SNAPSHOT_HOST")
-            .or(fc.mysql.snapshot_host)
-            .unwrap_or_else(|| host.clone());
-        let server_id = match var("MYSQL_SERVER_ID") {
-            Some(v) => parse(
-                &v,
-                "MYSQL_SERVER_ID",
-                "a replica server id between 1 and 4294967295",
-            )?,
-            None => fc.mysql.server_id.unwrap_or(DEFAULT_SERVER_ID),
-        };
-        if server_id == 0 {
-            return Err(ConfigError::Invalid {
-                var: "MYSQL_SERVER_ID",
-                value: "0".into(),
-                expected: "a replica server id between 1 and 4294967295",
-            });
-        }
-
-        let on_table_reset = match var("ON_TABLE_RESET").or(fc.mysql.on_table_reset) {
-            None => crate::source::ResetPolicy::default(),
-            Some(v) => crate::source::ResetPolicy::parse(v.trim()).ok_or(ConfigError::Invalid {
-                var: "ON_TABLE_RESET",
-                value: v,
-                expected: crate::source::ResetPolicy::EXPECTED,
-            })?,
-        };
-        let accept_fk_cascades = bool_var(
-            var("ACCEPT_FK_CASCADES"),
-            "ACCEPT_FK_CASCADES",
-            fc.mysql.accept_fk_cascades,
-        )?;
-
-        let snapshot = SnapshotConfig {
-            initial: bool_var(
-                var("INITIAL_SNAPSHOT"),
-                "INITIAL_SNAPSHOT",
-                fc.snapshot.initial,
-            )?,
-            batch_size: match var("SNAPSHOT_BATCH_SIZE") {
-                Some(v) => parse(
-                    &v,
-                    "SNAPSHOT_BATCH_SIZE",
-                    "a positive number of rows such as 1000",
-                )?,
-                None => fc.snapshot.batch_size.unwrap_or(1000),
-            },
-            force: bool_var(var("FORCE_SNAPSHOT"), "FORCE_SNAPSHOT", fc.snapshot.force)?,
-        };
-        if snapshot.batch_size == 0 {
-            return Err(ConfigError::Invalid {
-                var: "SNAPSHOT_BATCH_SIZE",
-                value: "0".into(),
-                expected: "a positive number of rows such as 1000",
-            });
-        }
-        let state_dir = var("Quix__State__Dir")
+        let src = Source { env };
+        let mysql = src.mysql(fc.mysql)?;
+        let snapshot = src.snapshot(fc.snapshot)?;
+        let state_dir = src
+            .var("Quix__State__Dir")
             .map(PathBuf::from)
             .or(fc.state.dir)
             .unwrap_or_else(|| PathBuf::from("state"));
-
-        let brokers = var("KAFKA_BROKERS")
-            .or_else(|| var("Quix__Broker__Address"))
-            .or(fc.kafka.brokers);
-        let key = match var("KAFKA_KEY") {
-            Some(v) => match v.trim() {
-                "table" => KeyMode::Table,
-                "primary_key" => KeyMode::PrimaryKey,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        var: "KAFKA_KEY",
-                        value: v,
-                        expected: "`table` or `primary_key`",
-                    })
-                }
-            },
-            None => fc.kafka.key.unwrap_or_default(),
-        };
-        let kafka = match brokers {
-            Some(brokers) => {
-                let topic = var("output")
-                    .or(fc.kafka.topic)
-                    .ok_or(ConfigError::Missing {
-                        var: "output",
-                        toml: "kafka.topic",
-                    })?;
-                let on_oversize = fc.kafka.on_oversize.unwrap_or_default();
-                if on_oversize == OversizePolicy::DeadLetter && fc.kafka.dead_letter_topic.is_none()
-                {
-                    return Err(ConfigError::Invalid {
-                        var: "kafka.on_oversize",
-                        value: "dead_letter".into(),
-                        expected: "a `kafka.dead_letter_topic` with on_oversize = \"dead_letter\"",
-                    });
-                }
-                Some(KafkaConfig {
-                    brokers,
-                    topic,
-                    key,
-                    producer: fc.kafka.producer,
-                    on_oversize,
-                    dead_letter_topic: fc.kafka.dead_letter_topic,
-                })
-            }
-            None => None,
-        };
-
-        let pipeline = PipelineConfig {
-            max_batch_rows: fc.pipeline.max_batch_rows.unwrap_or(1024).max(1),
-            max_batch_bytes: fc
-                .pipeline
-                .max_batch_bytes
-                .unwrap_or(crate::source::processor::DEFAULT_MAX_BATCH_BYTES)
-                .max(1),
-            channel_capacity: fc.pipeline.channel_capacity.unwrap_or(64).max(1),
-            checkpoint_interval_ms: fc.pipeline.checkpoint_interval_ms.unwrap_or(200),
-            max_inflight_bytes: fc
-                .pipeline
-                .max_inflight_bytes
-                .unwrap_or(DEFAULT_MAX_INFLIGHT_BYTES)
-                .max(1),
-            shutdown_timeout_ms: fc.pipeline.shutdown_timeout_ms.unwrap_or(10_000),
-        };
-
-        // TRANSFORMS replaces the file's list; an entry whose path the file also names keeps the
-        // file's settings for it.
-        let file_specs: Vec<TransformSpec> = fc
-            .transforms
-            .into_iter()
-            .map(FileTransform::into_spec)
-            .collect();
-        let transforms: Vec<TransformSpec> = match var("TRANSFORMS") {
-            Some(v) => v
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let path = PathBuf::from(p);
-                    file_specs
-                        .iter()
-                        .find(|s| s.path == path)
-                        .cloned()
-                        .unwrap_or_else(|| TransformSpec::from_path(&path))
-                })
-                .collect(),
-            None => file_specs,
-        };
-        for t in &transforms {
-            if t.on_error == FailurePolicy::DeadLetter
-                && t.dead_letter_topic.is_none()
-                && kafka.is_some()
-            {
-                return Err(ConfigError::Invalid {
-                    var: "transforms.dead_letter_topic",
-                    value: t.name.clone(),
-                    expected:
-                        "a dead_letter_topic for every transform with on_error = \"dead_letter\"",
-                });
-            }
-        }
+        let kafka = src.kafka(fc.kafka)?;
+        let pipeline = pipeline(fc.pipeline)?;
+        let transforms = src.transforms(fc.transforms, kafka.is_some())?;
         let transform_cache_dir = fc
             .engine
             .cache_dir
             .unwrap_or_else(|| state_dir.join("transform-cache"));
-
         Ok(Config {
-            mysql: MysqlConfig {
-                host,
-                port,
-                user,
-                password,
-                database,
-                schema,
-                tables,
-                snapshot_host,
-                server_id,
-                on_table_reset,
-                accept_fk_cascades,
-            },
+            mysql,
             snapshot,
             state_dir,
             kafka,
@@ -564,6 +344,321 @@ impl Config {
     }
 }
 
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+const EXPECTED_PORT: &str = "a TCP port number such as 3306";
+const EXPECTED_SERVER_ID: &str = "a replica server id between 1 and 4294967295";
+const EXPECTED_BATCH_SIZE: &str = "a positive number of rows such as 1000";
+const EXPECTED_BOOL: &str = "`true` or `false`";
+
+/// The environment, read the way every setting reads it: a variable overrides the file's value,
+/// and a variable that is set but blank counts as unset. Each loader below takes its section of
+/// the file and names, for every setting, the variable, the TOML key and the default.
+struct Source<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Source<'_> {
+    /// The variable's value, unless it is unset or blank.
+    fn var(&self, name: &str) -> Option<String> {
+        (self.env)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A string that must be set, in the environment or the file.
+    fn required(
+        &self,
+        var: &'static str,
+        toml: &'static str,
+        file: Option<String>,
+    ) -> Result<String, ConfigError> {
+        self.var(var)
+            .or(file)
+            .ok_or(ConfigError::Missing { var, toml })
+    }
+
+    /// A value parsed from the variable, else the file's, else `default`.
+    fn parse_or<T: std::str::FromStr>(
+        &self,
+        var: &'static str,
+        expected: &'static str,
+        file: Option<T>,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        match self.var(var) {
+            Some(v) => parse(&v, var, expected),
+            None => Ok(file.unwrap_or(default)),
+        }
+    }
+
+    /// Like [`Source::parse_or`], refusing zero; the error names the variable or the TOML key,
+    /// whichever the zero came from.
+    fn positive_or<T: std::str::FromStr + Default + PartialEq>(
+        &self,
+        var: &'static str,
+        toml: &'static str,
+        expected: &'static str,
+        file: Option<T>,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        let (value, from) = match self.var(var) {
+            Some(v) => (parse(&v, var, expected)?, var),
+            None => (file.unwrap_or(default), toml),
+        };
+        nonzero(value, from, expected)
+    }
+
+    /// A boolean (`true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off`), else the file's, else false.
+    fn bool_or(&self, var: &'static str, file: Option<bool>) -> Result<bool, ConfigError> {
+        match self.var(var) {
+            None => Ok(file.unwrap_or(false)),
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(ConfigError::Invalid {
+                    var,
+                    value: v,
+                    expected: EXPECTED_BOOL,
+                }),
+            },
+        }
+    }
+
+    /// A comma-separated list from the variable (blank entries dropped), else the file's list.
+    fn list(&self, var: &'static str, file: Option<Vec<String>>) -> Vec<String> {
+        match self.var(var) {
+            Some(v) => v
+                .split(',')
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect(),
+            None => file.unwrap_or_default(),
+        }
+    }
+
+    /// `[mysql]`.
+    fn mysql(&self, f: FileMysql) -> Result<MysqlConfig, ConfigError> {
+        let host = self.required("MYSQL_HOST", "mysql.host", f.host)?;
+        let port = self.parse_or("MYSQL_PORT", EXPECTED_PORT, f.port, 3306)?;
+        let user = self.required("MYSQL_USER", "mysql.user", f.user)?;
+        // An empty password is a legitimate value, so only absence is an error.
+        let password = (self.env)("MYSQL_PASSWORD")
+            .or(f.password)
+            .ok_or(ConfigError::Missing {
+                var: "MYSQL_PASSWORD",
+                toml: "mysql.password",
+            })?;
+        let database = self.required("MYSQL_DATABASE", "mysql.database", f.database)?;
+        let schema = self
+            .var("MYSQL_SCHEMA")
+            .or(f.schema)
+            .unwrap_or_else(|| database.clone());
+        let tables = self.list("MYSQL_TABLE", f.tables);
+        if tables.is_empty() {
+            return Err(ConfigError::Missing {
+                var: "MYSQL_TABLE",
+                toml: "mysql.tables",
+            });
+        }
+        let snapshot_host = self
+            .var("MYSQL_SNAPSHOT_HOST")
+            .or(f.snapshot_host)
+            .unwrap_or_else(|| host.clone());
+        let server_id = self.positive_or(
+            "MYSQL_SERVER_ID",
+            "mysql.server_id",
+            EXPECTED_SERVER_ID,
+            f.server_id,
+            DEFAULT_SERVER_ID,
+        )?;
+        let on_table_reset = {
+            use crate::source::ResetPolicy;
+            let (value, from) = match self.var("ON_TABLE_RESET") {
+                Some(v) => (Some(v), "ON_TABLE_RESET"),
+                None => (f.on_table_reset, "mysql.on_table_reset"),
+            };
+            match value {
+                None => ResetPolicy::default(),
+                Some(v) => ResetPolicy::parse(v.trim()).ok_or(ConfigError::Invalid {
+                    var: from,
+                    value: v,
+                    expected: ResetPolicy::EXPECTED,
+                })?,
+            }
+        };
+        let accept_fk_cascades = self.bool_or("ACCEPT_FK_CASCADES", f.accept_fk_cascades)?;
+        Ok(MysqlConfig {
+            host,
+            port,
+            user,
+            password,
+            database,
+            schema,
+            tables,
+            snapshot_host,
+            server_id,
+            on_table_reset,
+            accept_fk_cascades,
+        })
+    }
+
+    /// `[snapshot]`.
+    fn snapshot(&self, f: FileSnapshot) -> Result<SnapshotConfig, ConfigError> {
+        Ok(SnapshotConfig {
+            initial: self.bool_or("INITIAL_SNAPSHOT", f.initial)?,
+            batch_size: self.positive_or(
+                "SNAPSHOT_BATCH_SIZE",
+                "snapshot.batch_size",
+                EXPECTED_BATCH_SIZE,
+                f.batch_size,
+                1000,
+            )?,
+            force: self.bool_or("FORCE_SNAPSHOT", f.force)?,
+        })
+    }
+
+    /// `[kafka]`: `None` without brokers (events go to stdout).
+    fn kafka(&self, f: FileKafka) -> Result<Option<KafkaConfig>, ConfigError> {
+        let brokers = self
+            .var("KAFKA_BROKERS")
+            .or_else(|| self.var("Quix__Broker__Address"))
+            .or(f.brokers);
+        // Checked even without brokers, so a typo does not wait for Kafka to be configured.
+        let key = match self.var("KAFKA_KEY") {
+            Some(v) => match v.trim() {
+                "table" => KeyMode::Table,
+                "primary_key" => KeyMode::PrimaryKey,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: "KAFKA_KEY",
+                        value: v,
+                        expected: "`table` or `primary_key`",
+                    })
+                }
+            },
+            None => f.key.unwrap_or_default(),
+        };
+        let Some(brokers) = brokers else {
+            return Ok(None);
+        };
+        let topic = self.required("output", "kafka.topic", f.topic)?;
+        let on_oversize = f.on_oversize.unwrap_or_default();
+        if on_oversize == OversizePolicy::DeadLetter && f.dead_letter_topic.is_none() {
+            return Err(ConfigError::Invalid {
+                var: "kafka.on_oversize",
+                value: "dead_letter".into(),
+                expected: "a `kafka.dead_letter_topic` with on_oversize = \"dead_letter\"",
+            });
+        }
+        Ok(Some(KafkaConfig {
+            brokers,
+            topic,
+            key,
+            producer: f.producer,
+            on_oversize,
+            dead_letter_topic: f.dead_letter_topic,
+        }))
+    }
+
+    /// `[[transforms]]` and `TRANSFORMS`. The variable replaces the file's list; an entry whose
+    /// path the file also names keeps the file's settings for it.
+    fn transforms(
+        &self,
+        f: Vec<FileTransform>,
+        to_kafka: bool,
+    ) -> Result<Vec<TransformSpec>, ConfigError> {
+        let file_specs: Vec<TransformSpec> = f.into_iter().map(FileTransform::into_spec).collect();
+        let transforms: Vec<TransformSpec> = match self.var("TRANSFORMS") {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let path = PathBuf::from(p);
+                    file_specs
+                        .iter()
+                        .find(|s| s.path == path)
+                        .cloned()
+                        .unwrap_or_else(|| TransformSpec::from_path(&path))
+                })
+                .collect(),
+            None => file_specs,
+        };
+        for t in &transforms {
+            if t.on_error == FailurePolicy::DeadLetter && t.dead_letter_topic.is_none() && to_kafka
+            {
+                return Err(ConfigError::Invalid {
+                    var: "transforms.dead_letter_topic",
+                    value: t.name.clone(),
+                    expected:
+                        "a dead_letter_topic for every transform with on_error = \"dead_letter\"",
+                });
+            }
+        }
+        Ok(transforms)
+    }
+}
+
+/// `[pipeline]` (file only). The sizes must be positive: a zero would stall or be meaningless,
+/// so it is refused rather than quietly raised to 1.
+fn pipeline(f: FilePipeline) -> Result<PipelineConfig, ConfigError> {
+    let size = |toml, value: Option<usize>, default, expected| {
+        nonzero(value.unwrap_or(default), toml, expected)
+    };
+    Ok(PipelineConfig {
+        max_batch_rows: size(
+            "pipeline.max_batch_rows",
+            f.max_batch_rows,
+            1024,
+            "a positive number of rows such as 1024",
+        )?,
+        max_batch_bytes: size(
+            "pipeline.max_batch_bytes",
+            f.max_batch_bytes,
+            crate::source::processor::DEFAULT_MAX_BATCH_BYTES,
+            "a positive number of bytes such as 8388608",
+        )?,
+        channel_capacity: size(
+            "pipeline.channel_capacity",
+            f.channel_capacity,
+            64,
+            "a positive number of batches such as 64",
+        )?,
+        checkpoint_interval_ms: f.checkpoint_interval_ms.unwrap_or(200),
+        max_inflight_bytes: size(
+            "pipeline.max_inflight_bytes",
+            f.max_inflight_bytes,
+            DEFAULT_MAX_INFLIGHT_BYTES,
+            "a positive number of bytes such as 268435456",
+        )?,
+        shutdown_timeout_ms: f.shutdown_timeout_ms.unwrap_or(10_000),
+    })
+}
+
+/// `value`, unless it is zero: then an error naming `name` (a variable or a TOML key).
+fn nonzero<T: Default + PartialEq>(
+    value: T,
+    name: &'static str,
+    expected: &'static str,
+) -> Result<T, ConfigError> {
+    if value == T::default() {
+        return Err(ConfigError::Invalid {
+            var: name,
+            value: "0".into(),
+            expected,
+        });
+    }
+    Ok(value)
+}
+
 fn parse<T: std::str::FromStr>(
     v: &str,
     var: &'static str,
@@ -574,21 +669,6 @@ fn parse<T: std::str::FromStr>(
         value: v.to_owned(),
         expected,
     })
-}
-
-fn bool_var(v: Option<String>, var: &'static str, file: Option<bool>) -> Result<bool, ConfigError> {
-    match v {
-        None => Ok(file.unwrap_or(false)),
-        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(true),
-            "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err(ConfigError::Invalid {
-                var,
-                value: v,
-                expected: "`true` or `false`",
-            }),
-        },
-    }
 }
 
 #[cfg(test)]
@@ -757,5 +837,133 @@ mod tests {
             .contains("INITIAL_SNAPSHOT"));
         let err = load(&BASE[..4]).unwrap_err();
         assert!(err.to_string().contains("MYSQL_TABLE"), "{err}");
+    }
+
+    fn load_file(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, text).unwrap();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(Some(&file), &|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn errors_name_the_toml_key_when_the_value_came_from_the_file() {
+        let err = load_file("[mysql]\non_table_reset = \"ignore\"\n", &BASE)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mysql.on_table_reset") && !err.contains("ON_TABLE_RESET"),
+            "{err}"
+        );
+        // The variable overrides the file, and its name is the one reported.
+        let mut vars = BASE.to_vec();
+        vars.push(("ON_TABLE_RESET", "bogus"));
+        let err = load_file("[mysql]\non_table_reset = \"stop\"\n", &vars)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ON_TABLE_RESET") && err.contains("bogus"),
+            "{err}"
+        );
+        let err = load_file("[mysql]\nserver_id = 0\n", &BASE)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mysql.server_id"), "{err}");
+        let err = load_file("[snapshot]\nbatch_size = 0\n", &BASE)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("snapshot.batch_size"), "{err}");
+        // From the environment, the variable is named, as before.
+        let mut vars = BASE.to_vec();
+        vars.push(("SNAPSHOT_BATCH_SIZE", "0"));
+        let err = load(&vars).unwrap_err().to_string();
+        assert!(err.contains("SNAPSHOT_BATCH_SIZE"), "{err}");
+        let mut vars = BASE.to_vec();
+        vars.push(("MYSQL_SERVER_ID", "0"));
+        let err = load(&vars).unwrap_err().to_string();
+        assert!(err.contains("MYSQL_SERVER_ID"), "{err}");
+    }
+
+    #[test]
+    fn zero_pipeline_sizes_are_refused() {
+        for key in [
+            "max_batch_rows",
+            "max_batch_bytes",
+            "channel_capacity",
+            "max_inflight_bytes",
+        ] {
+            let err = load_file(&format!("[pipeline]\n{key} = 0\n"), &BASE)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("pipeline.{key}")) && err.contains("positive"),
+                "{err}"
+            );
+        }
+        // Zero intervals stay legitimate (checkpoint every time, no shutdown wait).
+        let c = load_file(
+            "[pipeline]\ncheckpoint_interval_ms = 0\nshutdown_timeout_ms = 0\nmax_batch_rows = 1\n",
+            &BASE,
+        )
+        .unwrap();
+        assert_eq!(c.pipeline.checkpoint_interval_ms, 0);
+        assert_eq!(c.pipeline.max_batch_rows, 1);
+        assert_eq!(c.pipeline.channel_capacity, 64);
+    }
+
+    #[test]
+    fn env_overrides_file_and_blank_env_is_unset() {
+        let file = "[mysql]\nhost = \"filehost\"\nport = 3307\nuser = \"fu\"\npassword = \"\"\n\
+                    database = \"fdb\"\ntables = [\"a\", \"b\"]\nserver_id = 7\n\
+                    accept_fk_cascades = true\n[snapshot]\ninitial = true\nbatch_size = 5\n\
+                    [state]\ndir = \"/tmp/st\"\n";
+        let c = load_file(file, &[("MYSQL_HOST", "  "), ("MYSQL_PORT", "3308")]).unwrap();
+        assert_eq!(
+            (c.mysql.host.as_str(), c.mysql.port, c.mysql.user.as_str()),
+            ("filehost", 3308, "fu")
+        );
+        assert_eq!(c.mysql.password, "");
+        assert_eq!(c.mysql.tables, vec!["a", "b"]);
+        assert_eq!(c.mysql.schema, "fdb");
+        assert_eq!(c.mysql.snapshot_host, "filehost");
+        assert_eq!(c.mysql.server_id, 7);
+        assert!(c.mysql.accept_fk_cascades && c.snapshot.initial && !c.snapshot.force);
+        assert_eq!(c.snapshot.batch_size, 5);
+        assert_eq!(c.state_dir, PathBuf::from("/tmp/st"));
+        assert_eq!(
+            c.transform_cache_dir,
+            PathBuf::from("/tmp/st/transform-cache")
+        );
+        let c = load_file(
+            file,
+            &[
+                ("ACCEPT_FK_CASCADES", "off"),
+                ("INITIAL_SNAPSHOT", "no"),
+                ("Quix__State__Dir", "/tmp/env"),
+                ("MYSQL_TABLE", "x"),
+            ],
+        )
+        .unwrap();
+        assert!(!c.mysql.accept_fk_cascades && !c.snapshot.initial);
+        assert_eq!(c.state_dir, PathBuf::from("/tmp/env"));
+        assert_eq!(c.mysql.tables, vec!["x"]);
+        // Missing settings name both the variable and the key.
+        let err = load(&BASE[1..]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "MYSQL_HOST is required: set the environment variable MYSQL_HOST or `mysql.host` in \
+             the config file"
+        );
+        let mut vars = BASE.to_vec();
+        vars.push(("KAFKA_KEY", "row"));
+        let err = load(&vars).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "KAFKA_KEY=\"row\" is not valid: expected `table` or `primary_key`"
+        );
     }
 }

@@ -8,10 +8,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// MariaDB event type codes that `mysql_common` leaves raw.
-pub const MARIADB_BINLOG_CHECKPOINT: u8 = 161;
-pub const MARIADB_GTID: u8 = 162;
-pub const MARIADB_GTID_LIST: u8 = 163;
+/// MariaDB event type codes that `mysql_common` leaves raw (named with the others in
+/// [`super::event_types`]).
+pub use super::event_types::{MARIADB_BINLOG_CHECKPOINT, MARIADB_GTID, MARIADB_GTID_LIST};
 
 /// One MariaDB GTID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,7 @@ pub mod binlog;
 pub mod charset;
 mod compressed;
 pub mod decode;
+pub mod event_types;
 pub mod file;
 pub mod foreign_keys;
 pub mod gtid;

@@ -44,6 +44,7 @@ mod xa;
 
 use super::compressed::{self, lenenc};
 use super::decode::{DecodeError, RowReader};
+use super::event_types as et;
 use super::gtid::{self, MariaGtidState};
 use super::objects::TableKinds;
 pub use super::resets::ResetPolicy;
@@ -567,7 +568,7 @@ impl Processor {
         let type_code = header.event_type_raw();
         // Inside a compressed payload, each event must be the next one Sluice found in it.
         let mut payload_last = false;
-        if type_code != 40 {
+        if type_code != et::TRANSACTION_PAYLOAD {
             if let Some(p) = &self.payload {
                 let (t, size) = *p.expected.front().expect("a payload expects an event");
                 if t != type_code || size != header.event_size() {
@@ -587,7 +588,11 @@ impl Processor {
         }
         let step = self.dispatch(event)?;
         if !matches!(step, Step::NeedCatalog { .. }) {
-            if let Some(p) = self.payload.as_mut().filter(|_| type_code != 40) {
+            if let Some(p) = self
+                .payload
+                .as_mut()
+                .filter(|_| type_code != et::TRANSACTION_PAYLOAD)
+            {
                 p.expected.pop_front();
                 if payload_last {
                     let start = p.start;
@@ -625,8 +630,7 @@ impl Processor {
         };
 
         match type_code {
-            // ROTATE
-            4 => {
+            et::ROTATE => {
                 let rotate: RotateEvent<'_> =
                     event.read_event().map_err(|e| malformed("ROTATE", e))?;
                 // The server sends a fake ROTATE (log_pos 0) for every file it opens: the first
@@ -642,22 +646,20 @@ impl Processor {
                 }
                 Ok(Step::Continue)
             }
-            // QUERY
-            2 => {
+            et::QUERY => {
                 let q: QueryEvent<'_> = event.read_event().map_err(|e| malformed("QUERY", e))?;
                 let (sql, schema) = (q.query(), q.schema());
                 self.query(&sql, &schema, start, end, timestamp)
             }
-            // QUERY_COMPRESSED (MariaDB log_bin_compress)
-            165 => {
+            // MariaDB log_bin_compress
+            et::MARIADB_QUERY_COMPRESSED => {
                 let q = compressed::compressed_query(event.data())
                     .map_err(|e| malformed("QUERY_COMPRESSED", std::io::Error::other(e)))?;
                 self.query(&q.sql, &q.schema, start, end, timestamp)
             }
-            // XID
-            16 => self.commit(end, timestamp),
-            // XA_PREPARE: one_phase u8, then the xid.
-            38 => {
+            et::XID => self.commit(end, timestamp),
+            // one_phase u8, then the xid.
+            et::XA_PREPARE => {
                 let one_phase =
                     *event.data().first().ok_or_else(|| {
                         malformed("XA_PREPARE", std::io::Error::other("empty event"))
@@ -668,21 +670,24 @@ impl Processor {
                     self.prepare_xa(start)
                 }
             }
-            // TABLE_MAP
-            19 => self.table_map(event, start),
+            et::TABLE_MAP => self.table_map(event, start),
             // WRITE/UPDATE/DELETE v1 (MariaDB) and v2 (MySQL)
-            23..=25 | 30..=32 => self.rows(event, start),
+            et::WRITE_ROWS_V1..=et::DELETE_ROWS_V1 | et::WRITE_ROWS..=et::DELETE_ROWS => {
+                self.rows(event, start)
+            }
             // MariaDB compressed WRITE/UPDATE/DELETE, v1 and v2
-            166..=171 => self.compressed_rows(event, start),
-            // PARTIAL_UPDATE_ROWS (MySQL partial JSON updates)
-            39 => Err(ProcessError::Unsupported {
+            et::MARIADB_WRITE_ROWS_COMPRESSED_V1..=et::MARIADB_DELETE_ROWS_COMPRESSED => {
+                self.compressed_rows(event, start)
+            }
+            // MySQL partial JSON updates
+            et::PARTIAL_UPDATE_ROWS => Err(ProcessError::Unsupported {
                 what: "partial JSON updates",
                 file: self.file.to_string(),
                 pos: start,
             }),
             // MySQL GTID / ANONYMOUS_GTID / GTID_TAGGED
-            33 | 34 | 42 => {
-                let gtid = if type_code == 34 {
+            et::GTID | et::ANONYMOUS_GTID | et::GTID_TAGGED => {
+                let gtid = if type_code == et::ANONYMOUS_GTID {
                     None
                 } else {
                     let g: GtidEvent = event.read_event().map_err(|e| malformed("GTID", e))?;
@@ -691,7 +696,7 @@ impl Processor {
                 self.open_txn(start, gtid, false, timestamp);
                 Ok(Step::Continue)
             }
-            gtid::MARIADB_GTID => {
+            et::MARIADB_GTID => {
                 let g = gtid::parse_mariadb_gtid(event.data(), header.server_id()).ok_or_else(
                     || malformed("MariaDB GTID", std::io::Error::other("short event")),
                 )?;
@@ -714,7 +719,7 @@ impl Processor {
                 }
                 Ok(Step::Continue)
             }
-            gtid::MARIADB_GTID_LIST => {
+            et::MARIADB_GTID_LIST => {
                 let list = gtid::parse_mariadb_gtid_list(event.data()).ok_or_else(|| {
                     malformed("MariaDB GTID_LIST", std::io::Error::other("short event"))
                 })?;
@@ -723,35 +728,48 @@ impl Processor {
                 }
                 Ok(Step::Continue)
             }
-            // TRANSACTION_PAYLOAD (MySQL compressed transactions): the inner events follow.
-            40 => self.payload(event, start, end, timestamp),
-            // INCIDENT: the server says changes may be missing here.
-            26 => Err(ProcessError::Incident {
+            // MySQL compressed transactions: the inner events follow.
+            et::TRANSACTION_PAYLOAD => self.payload(event, start, end, timestamp),
+            // The server says changes may be missing here.
+            et::INCIDENT => Err(ProcessError::Incident {
                 file: self.file.to_string(),
                 pos: start,
                 detail: incident_text(event.data()),
             }),
-            // FORMAT_DESCRIPTION: a file header; later fake ROTATEs name the next file.
-            15 => {
+            // A file header; later fake ROTATEs name the next file.
+            et::FORMAT_DESCRIPTION => {
                 self.format_seen = true;
                 Ok(Step::Continue)
             }
             // The allow-list: types that never change rows.
-            // 1 START_V3 and 15 FORMAT_DESCRIPTION: file headers. 3 STOP: the server stopped;
-            // the next file follows. 27/41 HEARTBEAT: keep-alives. 35 PREVIOUS_GTIDS and 161
-            // BINLOG_CHECKPOINT: bookkeeping. 29 ROWS_QUERY and 160 ANNOTATE_ROWS: the text of
-            // the statement whose row events follow. 5 INTVAR, 13 RAND, 14 USER_VAR: context of
-            // a statement-format query, which is judged itself. 17 BEGIN_LOAD_QUERY: a LOAD
-            // DATA file's data; the EXECUTE_LOAD_QUERY (18) that uses it stops. 36
-            // TRANSACTION_CONTEXT and 37 VIEW_CHANGE: group replication membership. 164
-            // START_ENCRYPTION: the server decrypts what it sends to a replica, and an encrypted
-            // file fails to parse after it.
-            1 | 3 | 5 | 13 | 14 | 17 | 27 | 29 | 35 | 36 | 37 | 41 | 160 | 161 | 164 => {
+            // START_V3 (and FORMAT_DESCRIPTION, above): file headers. STOP: the server stopped;
+            // the next file follows. HEARTBEAT(_V2): keep-alives. PREVIOUS_GTIDS and
+            // BINLOG_CHECKPOINT: bookkeeping. ROWS_QUERY and ANNOTATE_ROWS: the text of the
+            // statement whose row events follow. INTVAR, RAND, USER_VAR: context of a
+            // statement-format query, which is judged itself. BEGIN_LOAD_QUERY: a LOAD DATA
+            // file's data; the EXECUTE_LOAD_QUERY that uses it stops. TRANSACTION_CONTEXT and
+            // VIEW_CHANGE: group replication membership. START_ENCRYPTION: the server decrypts
+            // what it sends to a replica, and an encrypted file fails to parse after it.
+            et::START_V3
+            | et::STOP
+            | et::INTVAR
+            | et::RAND
+            | et::USER_VAR
+            | et::BEGIN_LOAD_QUERY
+            | et::HEARTBEAT
+            | et::ROWS_QUERY
+            | et::PREVIOUS_GTIDS
+            | et::TRANSACTION_CONTEXT
+            | et::VIEW_CHANGE
+            | et::HEARTBEAT_V2
+            | et::MARIADB_ANNOTATE_ROWS
+            | et::MARIADB_BINLOG_CHECKPOINT
+            | et::MARIADB_START_ENCRYPTION => Ok(Step::Continue),
+            // IGNORABLE, and any event that the server flags LOG_EVENT_IGNORABLE_F: by the
+            // protocol, a replica that does not know it may skip it.
+            _ if type_code == et::IGNORABLE || header.flags_raw() & et::FLAG_IGNORABLE != 0 => {
                 Ok(Step::Continue)
             }
-            // IGNORABLE (28), and any event that the server flags LOG_EVENT_IGNORABLE_F: by the
-            // protocol, a replica that does not know it may skip it.
-            _ if type_code == 28 || header.flags_raw() & 0x0080 != 0 => Ok(Step::Continue),
             _ => Err(ProcessError::UnknownEvent {
                 type_code,
                 file: self.file.to_string(),
@@ -1032,7 +1050,7 @@ impl Processor {
         id[..6].copy_from_slice(&head[..6]);
         let table_id = u64::from_le_bytes(id);
         let mut at = 8;
-        if type_code >= 169 {
+        if type_code >= et::MARIADB_WRITE_ROWS_COMPRESSED {
             // v2: extra data, its length counting its own two bytes.
             let len = data.get(8..10).ok_or_else(short)?;
             at += usize::from(u16::from_le_bytes([len[0], len[1]])).max(2);
@@ -1040,7 +1058,7 @@ impl Processor {
         let (ncols, used) = lenenc(data.get(at..).ok_or_else(short)?).ok_or_else(short)?;
         at += used;
         let bitmap_len = ncols.div_ceil(8) as usize;
-        let kind = match (type_code - 166) % 3 {
+        let kind = match (type_code - et::MARIADB_WRITE_ROWS_COMPRESSED_V1) % 3 {
             0 => Kind::Insert,
             1 => Kind::Update,
             _ => Kind::Delete,

@@ -33,6 +33,7 @@ use futures_util::StreamExt;
 use mysql_common::binlog::events::{Event, QueryEvent, TableMapEvent};
 
 use super::binlog::{self, SourceError};
+use super::event_types as et;
 use super::gtid::{self, MariaGtidState};
 use super::processor::{ProcessError, TableFilter};
 use crate::config::MysqlConfig;
@@ -114,14 +115,14 @@ impl GroupScanner {
         let header = event.header();
         let end = u64::from(header.log_pos());
         let type_code = header.event_type_raw();
-        if type_code == 15 {
+        if type_code == et::FORMAT_DESCRIPTION {
             self.format_seen = true;
         }
         // A ROTATE that names a file (a real one, or a fake one after a FORMAT_DESCRIPTION: the
         // server opened the next file, as after a STOP event): the group did not begin yet, and
         // it is in that file. The fake ROTATE that opens the stream (before any
         // FORMAT_DESCRIPTION, its name possibly with checksum bytes) names nothing.
-        if type_code == 4 {
+        if type_code == et::ROTATE {
             if end != 0 || self.format_seen {
                 let r = event
                     .read_event::<mysql_common::binlog::events::RotateEvent>()
@@ -150,7 +151,15 @@ impl GroupScanner {
             detail: e.to_string(),
         };
         // Format descriptions, STOP, heartbeats and GTID bookkeeping say nothing about the group.
-        if matches!(type_code, 3 | 15 | 27 | 35 | 161 | 163) {
+        if matches!(
+            type_code,
+            et::STOP
+                | et::FORMAT_DESCRIPTION
+                | et::HEARTBEAT
+                | et::PREVIOUS_GTIDS
+                | et::MARIADB_BINLOG_CHECKPOINT
+                | et::MARIADB_GTID_LIST
+        ) {
             return Ok(false);
         }
         if !self.summary.event_types.contains(&type_code) {
@@ -158,7 +167,7 @@ impl GroupScanner {
         }
         let mut ends = false;
         match type_code {
-            gtid::MARIADB_GTID => {
+            et::MARIADB_GTID => {
                 let g = gtid::parse_mariadb_gtid(event.data(), header.server_id())
                     .ok_or_else(|| malformed("MariaDB GTID", std::io::Error::other("short")))?;
                 self.summary.gtid = Some(g.gtid.to_string());
@@ -167,14 +176,14 @@ impl GroupScanner {
                 // ends with an XID or COMMIT (also `CREATE TABLE … SELECT`, rows after the DDL).
                 self.began = !g.standalone;
             }
-            33 | 42 => {
+            et::GTID | et::GTID_TAGGED => {
                 let g: mysql_common::binlog::events::GtidEvent =
                     event.read_event().map_err(|e| malformed("GTID", e))?;
                 let sid: String = g.sid().iter().map(|b| format!("{b:02x}")).collect();
                 self.summary.gtid = Some(format!("{sid}:{}", g.gno()));
             }
-            2 | 165 => {
-                let text = if type_code == 2 {
+            et::QUERY | et::MARIADB_QUERY_COMPRESSED => {
+                let text = if type_code == et::QUERY {
                     let q: QueryEvent<'_> =
                         event.read_event().map_err(|e| malformed("QUERY", e))?;
                     q.query().into_owned()
@@ -220,16 +229,20 @@ impl GroupScanner {
                     }
                 }
             }
-            // XID, XA_PREPARE, TRANSACTION_PAYLOAD.
-            16 | 38 | 40 => ends = true,
-            19 => {
+            et::XID | et::XA_PREPARE | et::TRANSACTION_PAYLOAD => ends = true,
+            et::TABLE_MAP => {
                 if let Ok(t) = event.read_event::<TableMapEvent<'_>>() {
                     self.summary
                         .tables
                         .insert(format!("{}.{}", t.database_name(), t.table_name()));
                 }
             }
-            23..=25 | 30..=32 | 39 | 166..=171 => self.summary.rows_events += 1,
+            et::WRITE_ROWS_V1..=et::DELETE_ROWS_V1
+            | et::WRITE_ROWS..=et::DELETE_ROWS
+            | et::PARTIAL_UPDATE_ROWS
+            | et::MARIADB_WRITE_ROWS_COMPRESSED_V1..=et::MARIADB_DELETE_ROWS_COMPRESSED => {
+                self.summary.rows_events += 1
+            }
             _ => {}
         }
         self.started = true;
@@ -544,12 +557,13 @@ mod tests {
             }
             let dml: Vec<_> = gs
                 .iter()
-                .filter(|g| g.rows_events > 0 || g.event_types.contains(&40))
+                .filter(|g| g.rows_events > 0 || g.event_types.contains(&et::TRANSACTION_PAYLOAD))
                 .collect();
             assert!(!dml.is_empty(), "{name}: {gs:#?}");
             for g in dml {
                 assert!(
-                    g.event_types.contains(&16) || g.event_types.contains(&40),
+                    g.event_types.contains(&et::XID)
+                        || g.event_types.contains(&et::TRANSACTION_PAYLOAD),
                     "{name}: {g:?}"
                 );
             }
@@ -565,7 +579,7 @@ mod tests {
         let mut pos = 4u32;
         for q in queries {
             let (type_code, body) = if *q == "XID" {
-                (16u8, 7u64.to_le_bytes().to_vec())
+                (et::XID, 7u64.to_le_bytes().to_vec())
             } else {
                 // Post-header: thread id, exec time, schema length, error code, status-vars
                 // length; then the schema and a NUL, then the statement.
@@ -577,7 +591,7 @@ mod tests {
                 b.extend_from_slice(&0u16.to_le_bytes());
                 b.extend_from_slice(b"db\0");
                 b.extend_from_slice(q.as_bytes());
-                (2u8, b)
+                (et::QUERY, b)
             };
             let size = 19 + body.len() as u32;
             pos += size;
