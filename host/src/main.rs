@@ -441,7 +441,8 @@ fn transform_test(
                 .map_err(|e| anyhow::anyhow!("bad input event: {e}"))?,
         );
     }
-    let out = chain.process(events).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // A halt names the failing event: `input:N#0` for the N-th event line of the input.
+    let out = chain.process(events)?;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
     for ev in &out {

@@ -566,10 +566,7 @@ fn transform_stage(
     while let Some(mut flight) = rx.blocking_recv() {
         if let Some(r) = &reloads {
             while let Ok(new) = r.try_recv() {
-                let stage = &mut chain.stages[new.stage];
-                let old = stage.module_hash()[..12].to_owned();
-                stage.replace(new.module, new.live);
-                tracing::info!(transform = %stage.spec.name, from = %old, to = %&stage.module_hash()[..12], generation = stage.generation, "swapped in the new version at a batch boundary");
+                chain.swap(new);
             }
         }
         let batch = &mut flight.batch;

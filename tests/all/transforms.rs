@@ -526,3 +526,174 @@ async fn hot_reload_swaps_versions_at_batch_boundaries_and_loses_nothing() -> an
     );
     Ok(())
 }
+
+/// The line of `stderr` with the halt's error.
+fn halt_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find(|l| l.contains("failed on the event at"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A guest that panics on the second event names that event, with its panic message before
+/// the trap, and a backtrace of a few frames: in `transform test` (`input:2#0`, the second
+/// event line) and in `sluice run` (`file:pos#1`, row #1 of a 3-row transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_is_reported_at_the_failing_row_with_its_message_first() -> anyhow::Result<()> {
+    let probe = wasm("probe");
+    let p = probe.to_str().unwrap();
+    let lines: Vec<String> = (1..=3)
+        .map(|id| format!(r#"{{"kind":"insert","schema":"s","table":"t","columnnames":["id"],"columnvalues":[{id}],"oldkeys":{{}}}}"#))
+        .collect();
+    let (code, out, err) = transform_test(
+        &[p, "--set", "mode=trap", "--set", "id=2"],
+        &lines.join("\n"),
+    )?;
+    assert_ne!(code, 0, "{err}");
+    assert!(out.is_empty(), "{out}");
+    let line = halt_line(&err);
+    println!("transform test: {line}");
+    assert!(
+        line.contains("failed on the event at input:2#0 (s.t): panicked at")
+            && line.contains("probe: trap requested on id 2 (trapped:"),
+        "{err}"
+    );
+    let frames = line.matches(" | ").count();
+    assert!(
+        frames <= 5 && line.contains("more frames"),
+        "the backtrace is trimmed: {line}"
+    );
+
+    let (table, server_id) = unique("halt_row");
+    let topic = format!("{table}_topic");
+    let mut db = admin().await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+        .await?;
+    let state = tempfile::tempdir()?;
+    let toml = state.path().join("sluice.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[[transforms]]\npath = {probe:?}\n[transforms.config]\nmode = \"trap\"\nid = \"2\"\n"
+        ),
+    )?;
+    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
+    let mut sluice = cfg.start_with(&["run", "--config", toml.to_str().unwrap()])?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (1), (2), (3)"))
+        .await?;
+    let code = sluice.wait(Duration::from_secs(60))?;
+    let err = sluice.stderr_text();
+    assert_ne!(code, 0, "halt exits non-zero: {err}");
+    let line = halt_line(&err);
+    println!("sluice run: {line}");
+    // `file:pos#row`: the failing row's own position, and the guest's message first.
+    let at = line
+        .split("failed on the event at ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_default();
+    let (file_pos, row) = at.rsplit_once('#').unwrap_or_default();
+    assert!(
+        file_pos.contains(':') && row == "1",
+        "row #1 named in {at:?}: {err}"
+    );
+    let message = line.split(&format!("({DB}.{table}): ")).nth(1);
+    assert!(
+        message.is_some_and(|m| m.starts_with("panicked at")
+            && m.contains("probe: trap requested on id 2 (trapped:")),
+        "{err}"
+    );
+    assert!(
+        read_topic_settled(&topic, 0, Duration::from_secs(1))?.is_empty(),
+        "nothing of the failing transaction was published"
+    );
+    Ok(())
+}
+
+/// Under `--watch` and `on_error = "halt"`, a new version that passes the smoke call but
+/// fails on every real event is rolled back: the previous version handles the batch, the
+/// pipeline keeps running, and every row arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_rolls_back_a_new_version_that_halts_on_its_first_batch() -> anyhow::Result<()> {
+    let (table, server_id) = unique("rollback");
+    let topic = format!("{table}_topic");
+    let mut db = admin().await?;
+    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+        .await?;
+    let state = tempfile::tempdir()?;
+    let dir = tempfile::tempdir()?;
+    let live = dir.path().join("probe.wasm");
+    let install = |from: &std::path::Path| -> anyhow::Result<()> {
+        let tmp = dir.path().join("probe.wasm.tmp");
+        std::fs::copy(from, &tmp)?;
+        std::fs::rename(&tmp, &live)?;
+        Ok(())
+    };
+    install(&wasm("probe"))?;
+    let toml = state.path().join("sluice.toml");
+    // Version 2 panics on every event; version 1 tags it.
+    std::fs::write(
+        &toml,
+        format!("[[transforms]]\npath = {live:?}\non_error = \"halt\"\n[transforms.config]\nmode = \"ok\"\nfail_version = \"2\"\n"),
+    )?;
+    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
+    let mut sluice = cfg.start_with(&["run", "--watch", "--config", toml.to_str().unwrap()])?;
+    assert!(
+        wait_until(Duration::from_secs(30), || sluice
+            .log_contains(&format!("watching {}", live.display()))),
+        "{}",
+        sluice.stderr_text()
+    );
+    db.query_drop(format!("INSERT INTO {table} VALUES (1), (2), (3)"))
+        .await?;
+    read_topic(&topic, 3, Duration::from_secs(30))?;
+    install(&wasm("probe-v2"))?;
+    // The watcher offers it; the chain swaps it in before the next batch.
+    assert!(
+        wait_until(Duration::from_secs(30), || sluice
+            .log_contains("new version compiled and initialised")),
+        "{}",
+        sluice.stderr_text()
+    );
+    db.query_drop(format!("INSERT INTO {table} VALUES (4), (5), (6)"))
+        .await?;
+    db.query_drop(format!("INSERT INTO {table} VALUES (7)"))
+        .await?;
+    assert!(
+        wait_until(Duration::from_secs(30), || sluice
+            .log_contains("rolled back")),
+        "{}",
+        sluice.stderr_text()
+    );
+    assert!(sluice.log_contains("swapped in the new version"));
+    let records = read_topic_settled(&topic, 7, Duration::from_secs(2))?;
+    let rows: Vec<(i64, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.value["columnvalues"][0].as_i64().unwrap(),
+                r.headers.get("probe-version").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        (1..=7).map(|id| (id, "1".to_owned())).collect::<Vec<_>>(),
+        "every row once, all by version 1: {}",
+        sluice.stderr_text()
+    );
+    let err = sluice.stderr_text();
+    assert!(
+        err.contains("probe: version 2 refuses every event"),
+        "the rollback names the error: {err}"
+    );
+    sluice.signal(15);
+    assert_eq!(
+        sluice.wait(Duration::from_secs(30))?,
+        0,
+        "{}",
+        sluice.stderr_text()
+    );
+    Ok(())
+}

@@ -12,6 +12,14 @@
 //! dead letters: the original event, routed to the DLQ topic with the error, the transform's
 //! name and hash in headers, and passed through the rest of the chain untouched.
 //!
+//! Under `halt`, a failing call is also re-run one event at a time, on a fresh instance, to
+//! name the event that fails (its own position, not the call's first event).
+//!
+//! Hot reload ([`Chain::swap`]): a new version is on probation for its first
+//! [`PROBATION_BATCHES`] batches or [`PROBATION_TIME`], whichever ends later. If it stops the
+//! chain in that time (a `halt`), the stage rolls back to the previous version, which re-runs
+//! the same batch (nothing of it was published), and keeps it until the file changes again.
+//!
 //! Output limits: turning a guest's answer into events is host work outside the CPU deadline
 //! (bytes copied out of the answer, and an event clone for each extra output of a split), so
 //! it is bounded and charged to the transform: at most [`MAX_OUTPUTS_PER_EVENT`] outputs per
@@ -22,8 +30,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::engine::{wit, EngineError, Live, Module};
+use super::reload::Reloaded;
 use super::{FailurePolicy, TransformSpec};
 use crate::event::{ChangeEvent, Kind, Route, TableMeta, Value};
 
@@ -50,6 +60,12 @@ pub const OUTPUT_BYTES_BASE: usize = 64 << 20;
 /// How many times its input a batch's outputs may take, on top of [`OUTPUT_BYTES_BASE`]: a
 /// Debezium-style envelope roughly doubles an event, and a split in two copies it.
 pub const OUTPUT_BYTES_FACTOR: usize = 4;
+
+/// Batches a swapped-in version must pass (with calls) before the previous one is let go.
+pub const PROBATION_BATCHES: u32 = 16;
+
+/// Time a swapped-in version stays on probation, at least.
+pub const PROBATION_TIME: Duration = Duration::from_secs(60);
 
 /// A failure that stops the pipeline (policy `halt`, or a transform that cannot even start).
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +100,18 @@ pub struct Stage {
     /// Generation of the module (bumped by each hot reload).
     pub generation: u64,
     buffers: CallBuffers,
+    /// The version a hot reload replaced, while the new one is on probation.
+    previous: Option<Previous>,
+}
+
+/// A replaced version kept for a rollback, and the new version's probation so far.
+struct Previous {
+    module: Module,
+    live: Option<Live>,
+    sent: HashSet<u32>,
+    plans: HashMap<u32, Option<Arc<Vec<u32>>>>,
+    since: Instant,
+    batches: u32,
 }
 
 impl Stage {
@@ -98,6 +126,7 @@ impl Stage {
             stats: Stats::default(),
             generation: 1,
             buffers: CallBuffers::default(),
+            previous: None,
         })
     }
 
@@ -105,13 +134,45 @@ impl Stage {
         &self.module.hash
     }
 
-    /// Swaps in a new module and its already initialised instance (a hot reload).
+    /// Swaps in a new module and its already initialised instance (a hot reload). The
+    /// replaced version is kept while the new one is on probation.
     pub fn replace(&mut self, module: Module, live: Live) {
-        self.module = module;
-        self.live = Some(live);
-        self.sent.clear();
-        self.plans.clear();
+        self.previous = Some(Previous {
+            module: std::mem::replace(&mut self.module, module),
+            live: self.live.replace(live),
+            sent: std::mem::take(&mut self.sent),
+            plans: std::mem::take(&mut self.plans),
+            since: Instant::now(),
+            batches: 0,
+        });
         self.generation += 1;
+    }
+
+    /// Goes back to the version the last hot reload replaced, if it is still kept. Returns
+    /// whether it did.
+    fn roll_back(&mut self) -> bool {
+        let Some(p) = self.previous.take() else {
+            return false;
+        };
+        self.module = p.module;
+        self.live = p.live;
+        self.sent = p.sent;
+        self.plans = p.plans;
+        self.generation += 1;
+        true
+    }
+
+    /// Counts a batch the new version handled (with at least one call), and ends its probation
+    /// when it has passed enough batches and enough time.
+    fn passed(&mut self, called: bool) {
+        let Some(p) = self.previous.as_mut() else {
+            return;
+        };
+        p.batches += u32::from(called);
+        if p.batches >= PROBATION_BATCHES && p.since.elapsed() >= PROBATION_TIME {
+            self.previous = None;
+            tracing::info!(transform = %self.spec.name, hash = %&self.module.hash[..12], "the new version passed its probation; the previous one is released");
+        }
     }
 
     fn live(&mut self) -> Result<&mut Live, EngineError> {
@@ -204,15 +265,52 @@ impl Chain {
     }
 
     /// Runs `events` through every stage, in order.
+    ///
+    /// A stage whose hot-reloaded version is on probation and stops the chain is rolled back
+    /// to its previous version, which handles the same events.
     pub fn process(&mut self, mut events: Vec<ChangeEvent>) -> Result<Vec<ChangeEvent>, HaltError> {
         for i in 0..self.stages.len() {
             if events.is_empty() {
                 break;
             }
             let ids: Vec<u32> = events.iter().map(|e| self.registry.id(&e.meta)).collect();
-            events = run_stage(&mut self.stages[i], events, &ids, self.call_events)?;
+            let stage = &mut self.stages[i];
+            if stage.previous.is_none() {
+                events = run_stage(stage, events, &ids, self.call_events)?;
+                continue;
+            }
+            // On probation: keep the input for a re-run with the previous version.
+            let input = events.clone();
+            let calls = stage.stats.calls;
+            match run_stage(stage, events, &ids, self.call_events) {
+                Ok(out) => {
+                    stage.passed(stage.stats.calls > calls);
+                    events = out;
+                }
+                Err(e) => {
+                    let failed = stage.module.hash[..12].to_owned();
+                    stage.roll_back();
+                    tracing::error!(transform = %stage.spec.name, failed = %failed, kept = %&stage.module.hash[..12], generation = stage.generation, error = %e, "rolled back: the new version stopped the chain on its first batches; the previous version handles this batch and keeps running until the file changes again");
+                    events = run_stage(stage, input, &ids, self.call_events)?;
+                }
+            }
         }
         Ok(events)
+    }
+
+    /// Swaps in a hot-reloaded version between two batches. It is on probation: if it stops
+    /// the chain in its first batches, [`Chain::process`] rolls back to the version it replaced.
+    pub fn swap(&mut self, new: Reloaded) {
+        let Some(stage) = self.stages.get_mut(new.stage) else {
+            tracing::error!(
+                stage = new.stage,
+                "a reloaded version for a stage the chain does not have; ignored"
+            );
+            return;
+        };
+        let old = stage.module.hash[..12].to_owned();
+        stage.replace(new.module, new.live);
+        tracing::info!(transform = %stage.spec.name, from = %old, to = %&stage.module.hash[..12], generation = stage.generation, "swapped in the new version at a batch boundary");
     }
 }
 
@@ -259,7 +357,8 @@ fn run_stage(
             Err(e) => {
                 stage.stats.errors += 1;
                 if stage.spec.on_error == FailurePolicy::Halt {
-                    return Err(halt(stage, &events[chunk[0].0], e));
+                    let (at, message) = locate(stage, &events, ids, chunk, e, &budget);
+                    return Err(halt(stage, &events[at], message));
                 }
                 // Find the failing events one by one.
                 for one in chunk.chunks(1) {
@@ -400,6 +499,48 @@ fn halt(stage: &Stage, ev: &ChangeEvent, message: String) -> HaltError {
         table: ev.meta.qualified_name(),
         message,
     }
+}
+
+/// Finds the event a failed call (under `halt`) failed on: re-runs the call one event at a time
+/// on a fresh instance and returns the first event that fails alone, with its error. If none
+/// does (a transform whose failure depends on earlier events), the call's first event and its
+/// error. The instance is dropped afterwards: it has seen part of a batch that is not published.
+fn locate(
+    stage: &mut Stage,
+    events: &[ChangeEvent],
+    ids: &[u32],
+    chunk: &[Selected],
+    error: String,
+    budget: &Budget,
+) -> (usize, String) {
+    let fresh = |stage: &mut Stage| {
+        stage.live = None;
+        stage.sent.clear();
+    };
+    fresh(stage);
+    let mut budget = Budget {
+        left: budget.left,
+        input_bytes: budget.input_bytes,
+    };
+    let mut found = None;
+    for one in chunk.chunks(1) {
+        if let Err(m) =
+            call(stage, events, ids, one).and_then(|edits| collect(events, one, edits, &mut budget))
+        {
+            found = Some((one[0].0, m));
+            break;
+        }
+    }
+    fresh(stage);
+    found.unwrap_or_else(|| {
+        (
+            chunk[0].0,
+            format!(
+                "{error} (in a call of {} events from this one; no event fails alone)",
+                chunk.len()
+            ),
+        )
+    })
 }
 
 /// Applies the failure policy to one event that the transform could not handle.

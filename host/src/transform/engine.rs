@@ -297,6 +297,8 @@ pub struct HostState {
     /// Log messages kept and suppressed during the current call.
     logged: u32,
     suppressed: u64,
+    /// The guest's panic message in the current call (the SDK logs it before the trap).
+    panic: Option<String>,
 }
 
 impl HostState {
@@ -304,6 +306,7 @@ impl HostState {
     fn reset_log(&mut self) {
         self.logged = 0;
         self.suppressed = 0;
+        self.panic = None;
     }
 
     /// Reports the messages that the call's log budget suppressed.
@@ -330,6 +333,12 @@ impl WasiView for HostState {
 
 impl bindings::TransformerImports for HostState {
     fn log(&mut self, level: wit::LogLevel, mut message: String) {
+        if matches!(level, wit::LogLevel::Error) && self.panic.is_none() {
+            if let Some(p) = message.strip_prefix("panic: ") {
+                // Kept even past the log budget: it names why the call is about to trap.
+                self.panic = Some(one_line(p, MAX_LOG_BYTES));
+            }
+        }
         if self.logged >= MAX_LOG_MESSAGES {
             self.suppressed += 1;
             return;
@@ -497,6 +506,7 @@ impl Live {
             name: name.clone(),
             logged: 0,
             suppressed: 0,
+            panic: None,
         };
         let mut store = Store::new(module.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -513,8 +523,9 @@ impl Live {
         store.set_epoch_deadline(ticks(limits.cpu));
         let result = bindings.call_init(&mut store, config);
         store.data_mut().report_suppressed();
+        let panic = store.data_mut().panic.take();
         let interest = result
-            .map_err(|e| init_err(describe_trap(&e, limits)))?
+            .map_err(|e| init_err(with_panic(panic, describe_trap(&e, limits))))?
             .map_err(init_err)?;
         Ok(Live {
             store,
@@ -548,7 +559,10 @@ impl Live {
             }),
             Err(e) => Err(EngineError::Call {
                 name: self.name.to_string(),
-                message: describe_trap(&e, self.limits),
+                message: with_panic(
+                    self.store.data_mut().panic.take(),
+                    describe_trap(&e, self.limits),
+                ),
                 trapped: true,
             }),
         }
@@ -583,6 +597,90 @@ fn describe_instantiation(e: &wasmtime::Error) -> String {
     format!("the component breaks the sandbox's structure limits ({limit} per transform): {text}")
 }
 
+/// Frames of a trap's wasm backtrace kept in its message; the rest are counted.
+pub const TRAP_FRAMES: usize = 3;
+
+/// `text` on one line (newlines become spaces), cut at about `max` bytes.
+fn one_line(text: &str, max: usize) -> String {
+    let mut line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.len() > max {
+        let mut end = max;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+        line.push('…');
+    }
+    line
+}
+
+/// A trap's message with the guest's panic message, when it logged one, first.
+fn with_panic(panic: Option<String>, trap: String) -> String {
+    match panic {
+        Some(p) => format!("{p} ({trap})"),
+        None => trap,
+    }
+}
+
+/// A trap's text: its cause, then the first [`TRAP_FRAMES`] frames of the wasm backtrace on one
+/// line, and how many frames were left out.
+fn trap_text(e: &wasmtime::Error) -> String {
+    let cause = e.root_cause().to_string();
+    let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return one_line(&format!("{e:#}"), 2 * MAX_LOG_BYTES);
+    };
+    let text = bt.to_string();
+    // Frame lines start with "N: " after indentation; lines after them belong to that frame.
+    let mut frames: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let t = line.trim();
+        let starts_frame = t
+            .split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if starts_frame {
+            frames.push(t.to_owned());
+        } else if let Some(last) = frames.last_mut() {
+            if !t.is_empty() {
+                last.push(' ');
+                last.push_str(t);
+            }
+        }
+    }
+    let total = frames.len();
+    // The panic and abort machinery of std sits on top; the guest's own frames say more.
+    let machinery = |f: &str| {
+        [
+            "3std",
+            "4core",
+            "5alloc",
+            "abort",
+            "panic",
+            "__rust",
+            "rust_begin_unwind",
+        ]
+        .iter()
+        .any(|k| f.contains(k))
+    };
+    let skipped = frames.iter().take_while(|f| machinery(f)).count();
+    let skipped = if skipped == total { 0 } else { skipped };
+    let kept: Vec<String> = frames
+        .iter()
+        .skip(skipped)
+        .take(TRAP_FRAMES)
+        .map(|f| f.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let mut out = format!("{cause}; wasm backtrace: ");
+    if skipped > 0 {
+        out.push_str(&format!("({skipped} frames of std's panic handling) | "));
+    }
+    out.push_str(&kept.join(" | "));
+    let rest = total - skipped - kept.len();
+    if rest > 0 {
+        out.push_str(&format!(" | … {rest} more frames"));
+    }
+    out
+}
+
 fn describe_trap(e: &wasmtime::Error, limits: Limits) -> String {
     if let Some(w) = e.downcast_ref::<WouldBlock>() {
         return w.to_string();
@@ -593,8 +691,9 @@ fn describe_trap(e: &wasmtime::Error, limits: Limits) -> String {
             limits.cpu
         ),
         _ => {
-            let text = format!("{e:#}");
-            if text.contains("memory") && (text.contains("limit") || text.contains("grow")) {
+            let full = format!("{e:#}");
+            let text = trap_text(e);
+            if full.contains("memory") && (full.contains("limit") || full.contains("grow")) {
                 format!(
                     "exceeded its memory cap of {} MiB and was stopped ({text})",
                     limits.memory_bytes >> 20

@@ -97,6 +97,9 @@ fn start(
     for d in &dirs {
         watcher.watch(d, RecursiveMode::NonRecursive)?;
     }
+    for (spec, path) in specs.iter().zip(&paths) {
+        tracing::info!(transform = %spec.name, path = %path.display(), "watching {}", path.display());
+    }
     std::thread::Builder::new()
         .name("sluice-reload".into())
         .spawn(move || {

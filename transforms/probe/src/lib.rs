@@ -8,8 +8,11 @@
 //!   random bytes, and reports what it got in the header `probe`;
 //! - `sleep`: sleeps for an hour (`std::thread::sleep`); `amplify`: splits the event into
 //!   config `n` outputs (default a million); `log`: logs config `n` messages (default 100 000)
-//!   of config `bytes` bytes (default 10 000). With config `id`, these three misbehave only
-//!   on the event whose `id` equals it, and tag the others like `ok`.
+//!   of config `bytes` bytes (default 10 000). With config `id`, these three and `trap`
+//!   misbehave only on the event whose `id` equals it, and tag the others like `ok`.
+//!
+//! Config `fail_version`: when it equals this build's version (`1` or `2`), every event panics
+//! (`probe: version N refuses every event`), whatever the mode; the empty smoke call passes.
 
 use sluice_guest::{export_transform, Config, Event, Interest, Transform, Value};
 
@@ -20,6 +23,8 @@ pub struct Probe {
     fail_id: i64,
     n: usize,
     bytes: usize,
+    /// Panics on every event (this build's version equals config `fail_version`).
+    refuse_all: bool,
 }
 
 impl Transform for Probe {
@@ -42,15 +47,21 @@ impl Transform for Probe {
                 fail_id,
                 n,
                 bytes,
+                refuse_all: config.get("fail_version") == Some(VERSION),
             },
             Interest::columns(["id"]),
         ))
     }
 
     fn process(&mut self, event: &mut Event<'_>) -> Result<(), String> {
+        if self.refuse_all {
+            panic!("probe: version {VERSION} refuses every event");
+        }
         let targeted = self.fail_id < 0 || event.get("id") == Some(&Value::Int(self.fail_id));
         match self.mode.as_str() {
-            "sleep" | "amplify" | "log" if !targeted => event.add_header("probe-version", VERSION),
+            "sleep" | "amplify" | "log" | "trap" if !targeted => {
+                event.add_header("probe-version", VERSION)
+            }
             "sleep" => std::thread::sleep(std::time::Duration::from_secs(3600)),
             "amplify" => {
                 for _ in 1..self.n {
@@ -80,7 +91,8 @@ impl Transform for Probe {
                     std::hint::black_box(&hoard);
                 }
             }
-            "trap" => panic!("probe: trap requested"),
+            "trap" if self.fail_id < 0 => panic!("probe: trap requested"),
+            "trap" => panic!("probe: trap requested on id {}", self.fail_id),
             "error" => return Err("probe: error requested".into()),
             "fail_on" => {
                 if event.get("id") == Some(&Value::Int(self.fail_id)) {
