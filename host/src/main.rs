@@ -40,9 +40,13 @@ enum Command {
         /// TOML config file (environment variables override it).
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// With Kafka configured: only read the cluster's metadata, do not produce a test record
-        /// (by default one record with key `sluice.check`, no value and a `sluice.check` header
-        /// is produced to the topic, creating the topic if it is missing, as `run` would).
+        /// With Kafka configured: also produce one test record to the topic (key `sluice.check`,
+        /// no value, a `sluice.check` header), creating the topic if it is missing, as `run`
+        /// would. Off by default: the topic's consumers would see that record, and the contract's
+        /// consumers expect every message to be an event.
+        #[arg(long, conflicts_with = "no_produce")]
+        produce: bool,
+        /// Only read the cluster's metadata (the default; kept for scripts that pass it).
         #[arg(long)]
         no_produce: bool,
     },
@@ -147,7 +151,11 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Run { config, watch } => run(config, watch).await,
-            Command::Check { config, no_produce } => check(config, !no_produce).await,
+            Command::Check {
+                config,
+                produce,
+                no_produce: _,
+            } => check(config, produce).await,
             Command::Position(PositionCommand::Show { config }) => position_show(config),
             Command::Position(PositionCommand::Skip {
                 config,

@@ -274,9 +274,14 @@ async fn check_reports_the_broker_the_topic_and_a_test_record() -> anyhow::Resul
     assert!(!out.contains("produce"), "{out}");
     assert!(out.contains("[INFO] log_bin_compress"), "{out}");
 
-    // The default: the topic is created if it is missing, and a test record is acknowledged.
-    // (tansu creates the topic on the validate-only request above, so it may exist already.)
+    // Metadata only is also the default: nothing lands in the users' topic.
     let (code, out, err) = cfg.run_to_end(&["check"])?;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!out.contains("produce"), "{out}");
+
+    // --produce: the topic is created if it is missing, and a test record is acknowledged.
+    // (tansu creates the topic on the validate-only request above, so it may exist already.)
+    let (code, out, err) = cfg.run_to_end(&["check", "--produce"])?;
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("[PASS] topic"), "{out}");
     assert!(out.contains("[PASS] produce"), "{out}");
@@ -284,7 +289,7 @@ async fn check_reports_the_broker_the_topic_and_a_test_record() -> anyhow::Resul
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].key.as_deref(), Some("sluice.check"));
     assert!(records[0].headers.contains_key("sluice.check"));
-    let (code, out, _) = cfg.run_to_end(&["check"])?;
+    let (code, out, _) = cfg.run_to_end(&["check", "--produce"])?;
     assert_eq!(code, 0);
     assert!(
         out.contains(&format!("[PASS] topic: topic {topic:?} exists")),
@@ -293,7 +298,7 @@ async fn check_reports_the_broker_the_topic_and_a_test_record() -> anyhow::Resul
 
     let fresh = format!("{topic}_2");
     let cfg2 = SluiceConfig::new(&table, Some(&fresh), server_id, state.path());
-    let (code, out, _) = cfg2.run_to_end(&["check"])?;
+    let (code, out, _) = cfg2.run_to_end(&["check", "--produce"])?;
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains(&format!(
