@@ -172,18 +172,11 @@ pub async fn preflight(cfg: &MysqlConfig, tables: &[(String, String)]) -> Result
         }
         r => r?,
     };
-    let q = |context| move |source| SourceError::Query { context, source };
-    let log_bin: Option<String> = conn
-        .query_first("SELECT @@global.log_bin")
-        .await
-        .map_err(q("SELECT @@global.log_bin"))?;
+    let log_bin: Option<String> = query_value(&mut conn, "SELECT @@global.log_bin").await?;
     if !matches!(log_bin.as_deref(), Some("1") | Some("ON")) {
         return Err(SourceError::BinlogDisabled);
     }
-    let format: Option<String> = conn
-        .query_first("SELECT @@global.binlog_format")
-        .await
-        .map_err(q("SELECT @@global.binlog_format"))?;
+    let format: Option<String> = query_value(&mut conn, "SELECT @@global.binlog_format").await?;
     let format = format.unwrap_or_default();
     if !format.eq_ignore_ascii_case("ROW") {
         return Err(SourceError::NotRowFormat { found: format });
@@ -195,7 +188,10 @@ pub async fn preflight(cfg: &MysqlConfig, tables: &[(String, String)]) -> Result
                 (schema, table),
             )
             .await
-            .map_err(q("reading information_schema.TABLES"))?;
+            .map_err(|source| SourceError::Query {
+                context: "reading information_schema.TABLES",
+                source,
+            })?;
         if found.is_none() {
             return Err(SourceError::MissingTable {
                 schema: schema.clone(),
@@ -207,15 +203,23 @@ pub async fn preflight(cfg: &MysqlConfig, tables: &[(String, String)]) -> Result
     Ok(())
 }
 
-/// Whether the server is MariaDB (as opposed to MySQL).
-pub async fn is_mariadb(conn: &mut Conn) -> Result<bool, SourceError> {
-    let v: Option<String> = conn
-        .query_first("SELECT VERSION()")
+/// The single value a server query such as `SELECT @@global.log_bin` returns; a failure names
+/// the query.
+async fn query_value<T: mysql_async::prelude::FromValue + Send + 'static>(
+    conn: &mut Conn,
+    sql: &'static str,
+) -> Result<Option<T>, SourceError> {
+    conn.query_first(sql)
         .await
         .map_err(|source| SourceError::Query {
-            context: "SELECT VERSION()",
+            context: sql,
             source,
-        })?;
+        })
+}
+
+/// Whether the server is MariaDB (as opposed to MySQL).
+pub async fn is_mariadb(conn: &mut Conn) -> Result<bool, SourceError> {
+    let v: Option<String> = query_value(conn, "SELECT VERSION()").await?;
     Ok(v.unwrap_or_default()
         .to_ascii_lowercase()
         .contains("mariadb"))
@@ -261,12 +265,8 @@ pub async fn current_head(conn: &mut Conn) -> Result<BinlogPosition, SourceError
     let file: String = row.get(0).unwrap_or_default();
     let pos: u64 = row.get(1).unwrap_or(4);
     let gtid = if is_mariadb(conn).await? {
-        conn.query_first::<String, _>("SELECT @@gtid_binlog_pos")
-            .await
-            .map_err(|source| SourceError::Query {
-                context: "SELECT @@gtid_binlog_pos",
-                source,
-            })?
+        query_value::<String>(conn, "SELECT @@gtid_binlog_pos")
+            .await?
             .filter(|g| !g.is_empty())
     } else {
         None
@@ -418,13 +418,7 @@ impl Driver {
         let mut c = connect(cfg).await?;
         // With lower_case_table_names 1 or 2 the server ignores the case of table names, and
         // statements may spell a captured table in any case.
-        let lower: Option<u8> = c
-            .query_first("SELECT @@lower_case_table_names")
-            .await
-            .map_err(|source| SourceError::Query {
-                context: "SELECT @@lower_case_table_names",
-                source,
-            })?;
+        let lower: Option<u8> = query_value(&mut c, "SELECT @@lower_case_table_names").await?;
         let filter = filter.with_fold_case(lower.unwrap_or(0) != 0);
         let kinds = super::objects::table_kinds(&mut c, &filter.tables())
             .await

@@ -6,7 +6,6 @@
 //! [`cascading_children`] to find such children before streaming; the processor stops where the
 //! stream shows one may have been touched.
 
-use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use super::objects::CatalogError;
@@ -34,22 +33,11 @@ pub async fn cascading_children(
     conn: &mut Conn,
     tables: &[(String, String)],
 ) -> Result<Vec<CascadingKey>, CatalogError> {
-    // The parser below reads the server's default form: backquoted names. ANSI_QUOTES (in
-    // sql_mode) or sql_quote_show_create=OFF would print other quotes or none.
-    conn.query_drop("SET SESSION sql_mode = '', SESSION sql_quote_show_create = 1")
-        .await
-        .map_err(|source| CatalogError::new("SET SESSION sql_quote_show_create", source))?;
     let mut found = Vec::new();
     for (schema, table) in tables {
-        let ddl: Option<(String, String)> = conn
-            .query_first(format!(
-                "SHOW CREATE TABLE `{}`.`{}`",
-                schema.replace('`', "``"),
-                table.replace('`', "``")
-            ))
-            .await
-            .map_err(|source| CatalogError::new("SHOW CREATE TABLE", source))?;
-        let Some((_, ddl)) = ddl else { continue };
+        let Some(ddl) = super::objects::show_create_table(conn, schema, table).await? else {
+            continue;
+        };
         let keys = foreign_keys(&ddl, schema).map_err(|line| {
             CatalogError::new(
                 "a foreign key from SHOW CREATE TABLE",

@@ -62,24 +62,38 @@ pub async fn table_kinds(
                 kinds.sequences.insert(key);
             }
             Some("SYSTEM VERSIONED") => {
-                let ddl: Option<(String, String)> = conn
-                    .query_first(format!(
-                        "SHOW CREATE TABLE `{}`.`{}`",
-                        schema.replace('`', "``"),
-                        table.replace('`', "``")
-                    ))
-                    .await
-                    .map_err(|source| CatalogError {
-                        what: "SHOW CREATE TABLE",
-                        source,
-                    })?;
-                let periods = periods(&ddl.map(|d| d.1).unwrap_or_default());
+                let ddl = show_create_table(conn, schema, table).await?;
+                let periods = periods(&ddl.unwrap_or_default());
                 kinds.versioned.insert(key, periods);
             }
             _ => {}
         }
     }
     Ok(kinds)
+}
+
+/// The server's own `SHOW CREATE TABLE` text of a table (`None` when it has none). Used where
+/// the catalog tables do not say enough (period columns) or hide it from a SELECT-only user
+/// (foreign keys).
+pub(super) async fn show_create_table(
+    conn: &mut Conn,
+    schema: &str,
+    table: &str,
+) -> Result<Option<String>, CatalogError> {
+    // Its readers expect the server's default form: backquoted names. ANSI_QUOTES (in sql_mode)
+    // or sql_quote_show_create=OFF would print other quotes or none.
+    conn.query_drop("SET SESSION sql_mode = '', SESSION sql_quote_show_create = 1")
+        .await
+        .map_err(|source| CatalogError::new("SET SESSION sql_quote_show_create", source))?;
+    let ddl: Option<(String, String)> = conn
+        .query_first(format!(
+            "SHOW CREATE TABLE `{}`.`{}`",
+            schema.replace('`', "``"),
+            table.replace('`', "``")
+        ))
+        .await
+        .map_err(|source| CatalogError::new("SHOW CREATE TABLE", source))?;
+    Ok(ddl.map(|(_, text)| text))
 }
 
 /// The names of the captured tables that are SEQUENCE objects, for the preflight: capturing
