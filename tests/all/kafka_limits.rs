@@ -18,14 +18,6 @@ async fn master_position(db: &mut mysql_async::Conn) -> anyhow::Result<(String, 
     Ok((row.get(0).unwrap(), row.get(1).unwrap()))
 }
 
-fn saved_position(cfg: &SluiceConfig) -> anyhow::Result<(String, u64)> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(cfg.position_file())?)?;
-    Ok((
-        v["log_file"].as_str().unwrap().to_owned(),
-        v["log_pos"].as_u64().unwrap(),
-    ))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_oversized_row_stops_naming_message_max_bytes() -> anyhow::Result<()> {
     let (table, server_id) = unique("big_halt");
@@ -67,7 +59,7 @@ async fn kafka_oversized_row_stops_naming_message_max_bytes() -> anyhow::Result<
         "a permanent error is not retried:\n{err}"
     );
     // Nothing was skipped: the saved position is at or before the big row's transaction.
-    let saved = saved_position(&cfg)?;
+    let saved = cfg.saved_position()?;
     assert!(
         saved <= before_big,
         "saved {saved:?} must not pass the oversized row at {before_big:?}"

@@ -6,14 +6,6 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use sluice_tests::*;
 
-fn saved(cfg: &SluiceConfig) -> anyhow::Result<(String, u64)> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(cfg.position_file())?)?;
-    Ok((
-        v["log_file"].as_str().unwrap().to_owned(),
-        v["log_pos"].as_u64().unwrap(),
-    ))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_down_sigterm_exits_in_time_and_keeps_the_acked_position() -> anyhow::Result<()> {
     let (table, server_id) = unique("down_stop");
@@ -36,10 +28,10 @@ async fn kafka_down_sigterm_exits_in_time_and_keeps_the_acked_position() -> anyh
     let row: mysql_async::Row = db.query_first("SHOW MASTER STATUS").await?.unwrap();
     let head: (String, u64) = (row.get(0).unwrap(), row.get(1).unwrap());
     assert!(
-        wait_until(Duration::from_secs(10), || saved(&cfg).ok()
+        wait_until(Duration::from_secs(10), || cfg.saved_position().ok()
             == Some(head.clone())),
         "the position after row 1 is saved: {:?} vs {head:?}",
-        saved(&cfg)
+        cfg.saved_position()
     );
 
     // The broker dies; rows keep coming (several transactions, one of them large).
@@ -79,7 +71,7 @@ async fn kafka_down_sigterm_exits_in_time_and_keeps_the_acked_position() -> anyh
         sluice.stderr_text()
     );
     assert_eq!(
-        saved(&cfg)?,
+        cfg.saved_position()?,
         head,
         "the saved position is the last acknowledged one"
     );

@@ -11,14 +11,6 @@ use mysql_async::prelude::Queryable;
 use sluice_tests::*;
 
 /// The saved position: (file, offset).
-fn saved(cfg: &SluiceConfig) -> anyhow::Result<(String, u64)> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(cfg.position_file())?)?;
-    Ok((
-        v["log_file"].as_str().unwrap_or_default().to_owned(),
-        v["log_pos"].as_u64().unwrap_or_default(),
-    ))
-}
-
 /// How many times each inserted id was published.
 fn inserted(lines: &[String]) -> BTreeMap<i64, usize> {
     let mut seen = BTreeMap::new();
@@ -87,7 +79,7 @@ async fn scratch_server_restart_moves_to_the_next_file() -> anyhow::Result<()> {
     );
     let mut lines = s.stdout_lines();
     assert_eq!(s.stop()?, 0);
-    let (f1, _) = saved(&cfg)?;
+    let (f1, _) = cfg.saved_position()?;
     drop(db);
 
     // A clean shutdown ends f1 with a STOP event; the restarted server writes to a new file.
@@ -100,7 +92,7 @@ async fn scratch_server_restart_moves_to_the_next_file() -> anyhow::Result<()> {
             .await?;
     }
     lines.extend(run_until(&cfg, &[4, 5, 6])?);
-    let (file, pos) = saved(&cfg)?;
+    let (file, pos) = cfg.saved_position()?;
     eprintln!("before the restart: {f1}; after: {file}:{pos}");
     assert_eq!(
         file, f2,
@@ -116,7 +108,7 @@ async fn scratch_server_restart_moves_to_the_next_file() -> anyhow::Result<()> {
     let seen = inserted(&lines);
     let expected: BTreeMap<i64, usize> = (1..=9).map(|id| (id, 1)).collect();
     assert_eq!(seen, expected, "every row exactly once");
-    assert_eq!(saved(&cfg)?.0, f2);
+    assert_eq!(cfg.saved_position()?.0, f2);
     Ok(())
 }
 
@@ -170,7 +162,7 @@ async fn xa_hold(url: String, table: String, server_id: u32) -> anyhow::Result<(
             .await?;
         next += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let (file, pos) = saved(&cfg)?;
+        let (file, pos) = cfg.saved_position()?;
         if (file.clone(), pos) > prepared_at {
             passed = true;
             break;
@@ -186,7 +178,7 @@ async fn xa_hold(url: String, table: String, server_id: u32) -> anyhow::Result<(
     let mut lines = s.stdout_lines();
     let err = s.stderr_text();
     assert_eq!(s.stop()?, 0, "{err}");
-    let after_stop = saved(&cfg)?;
+    let after_stop = cfg.saved_position()?;
     eprintln!("PREPARE before {prepared_at:?}; saved {after_stop:?}");
     assert!(
         passed && after_stop > prepared_at,
@@ -220,7 +212,7 @@ async fn xa_hold(url: String, table: String, server_id: u32) -> anyhow::Result<(
     assert_eq!(s.stop()?, 0, "{err}");
     let end = head_file_pos(&mut db).await?;
     assert_eq!(
-        saved(&cfg)?,
+        cfg.saved_position()?,
         end,
         "the saved position is the head once idle"
     );

@@ -224,6 +224,15 @@ impl SluiceConfig {
             .join(sluice::state::position_file_name(DB, &tables))
     }
 
+    /// The saved position: `(log_file, log_pos)` from the position file.
+    pub fn saved_position(&self) -> Result<(String, u64)> {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(self.position_file())?)?;
+        match (v["log_file"].as_str(), v["log_pos"].as_u64()) {
+            (Some(file), Some(pos)) => Ok((file.to_owned(), pos)),
+            _ => bail!("the position file has no log_file/log_pos: {v}"),
+        }
+    }
+
     /// Starts sluice and waits until it streams (its first position file is written).
     pub fn start(&self) -> Result<Sluice> {
         self.start_with(&["run"])
