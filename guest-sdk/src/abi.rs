@@ -77,7 +77,7 @@ pub fn transform(
             let cs = cells
                 .get(start as usize..(start + len) as usize)
                 .ok_or("cell range out of bounds")?;
-            cs.iter().map(|c| cell_value(c, &data)).collect()
+            cs.iter().map(|c| from_cell(c, &data)).collect()
         };
         let mut out = Encoder::default();
         for (i, ev) in events.iter().enumerate() {
@@ -119,58 +119,8 @@ fn kind_from(k: wit::Kind) -> Kind {
     }
 }
 
-fn text(span: wit::Span, data: &[u8]) -> Result<String, String> {
-    let b = bytes(span, data)?;
-    String::from_utf8(b).map_err(|_| "text cell is not UTF-8".to_owned())
-}
-
-fn bytes(span: wit::Span, data: &[u8]) -> Result<Vec<u8>, String> {
-    data.get(span.start as usize..(span.start + span.len) as usize)
-        .map(|b| b.to_vec())
-        .ok_or_else(|| "span out of bounds".to_owned())
-}
-
-fn cell_value(c: &wit::Cell, data: &[u8]) -> Result<Value, String> {
-    Ok(match *c {
-        wit::Cell::Null => Value::Null,
-        wit::Cell::Int(x) => Value::Int(x),
-        wit::Cell::Uint(x) => Value::UInt(x),
-        wit::Cell::Float(x) => Value::Float(x),
-        wit::Cell::Double(x) => Value::Double(x),
-        wit::Cell::Decimal(s) => Value::Decimal(text(s, data)?),
-        wit::Cell::Text(s) => Value::Text(text(s, data)?),
-        wit::Cell::Bytes(s) => Value::Bytes(bytes(s, data)?),
-        wit::Cell::Date(d) => Value::Date {
-            year: d.year,
-            month: d.month,
-            day: d.day,
-        },
-        wit::Cell::Datetime(d) => Value::DateTime {
-            year: d.year,
-            month: d.month,
-            day: d.day,
-            hour: d.hour,
-            minute: d.minute,
-            second: d.second,
-            micros: d.micros,
-            fsp: d.fsp,
-        },
-        wit::Cell::Timestamp(t) => Value::Timestamp {
-            secs: t.secs,
-            micros: t.micros,
-            fsp: t.fsp,
-        },
-        wit::Cell::Time(t) => Value::Time {
-            negative: t.negative,
-            hours: t.hours,
-            minutes: t.minutes,
-            seconds: t.seconds,
-            micros: t.micros,
-            fsp: t.fsp,
-        },
-        wit::Cell::Json(s) => Value::Json(text(s, data)?),
-    })
-}
+// `to_cell` and `from_cell`: the value/cell mapping shared with the host.
+sluice_contract::cell_codec!();
 
 /// Builds the columnar answer.
 #[derive(Default)]
@@ -192,56 +142,7 @@ impl Encoder {
     }
 
     fn cell(&mut self, v: Value) -> u32 {
-        let c = match v {
-            Value::Null => wit::Cell::Null,
-            Value::Int(x) => wit::Cell::Int(x),
-            Value::UInt(x) => wit::Cell::Uint(x),
-            Value::Float(x) => wit::Cell::Float(x),
-            Value::Double(x) => wit::Cell::Double(x),
-            Value::Decimal(s) => wit::Cell::Decimal(self.span(s.as_bytes())),
-            Value::Text(s) => wit::Cell::Text(self.span(s.as_bytes())),
-            Value::Bytes(b) => wit::Cell::Bytes(self.span(&b)),
-            Value::Date { year, month, day } => wit::Cell::Date(wit::Date { year, month, day }),
-            Value::DateTime {
-                year,
-                month,
-                day,
-                hour,
-                minute,
-                second,
-                micros,
-                fsp,
-            } => wit::Cell::Datetime(wit::Datetime {
-                year,
-                month,
-                day,
-                hour,
-                minute,
-                second,
-                micros,
-                fsp,
-            }),
-            Value::Timestamp { secs, micros, fsp } => {
-                wit::Cell::Timestamp(wit::Timestamp { secs, micros, fsp })
-            }
-            Value::Time {
-                negative,
-                hours,
-                minutes,
-                seconds,
-                micros,
-                fsp,
-            } => wit::Cell::Time(wit::Time {
-                negative,
-                hours,
-                minutes,
-                seconds,
-                micros,
-                fsp,
-            }),
-            Value::Json(s) => wit::Cell::Json(self.span(s.as_bytes())),
-        };
-        self.cells.push(c);
+        self.cells.push(to_cell(&v, &mut self.data));
         (self.cells.len() - 1) as u32
     }
 
@@ -255,6 +156,10 @@ impl Encoder {
                 Op::SetBefore(i, v) => wit::Op::SetBefore((i, self.cell(v))),
                 Op::RenameColumn(i, n) => wit::Op::RenameColumn((i, self.span(n.as_bytes()))),
                 Op::DropColumn(i) => wit::Op::DropColumn(i),
+                Op::AddColumn(n, v) => {
+                    let name = self.span(n.as_bytes());
+                    wit::Op::AddColumn((name, self.cell(v)))
+                }
                 Op::SetTopic(t) => wit::Op::SetTopic(self.span(t.as_bytes())),
                 Op::SetKey(k) => wit::Op::SetKey(self.span(&k)),
                 Op::AddHeader(k, v) => wit::Op::AddHeader((self.span(k.as_bytes()), self.span(&v))),

@@ -42,6 +42,10 @@
 //!   [`Event`] methods; an event you do not touch is published unchanged (and is not even
 //!   copied back out of the sandbox).
 //! - [`Event::split`] starts another output event (a copy of the input); later calls apply to it.
+//! - [`Event::add`] publishes a new column after the table's own (in every row image the event
+//!   has); [`Event::rename`] and [`Event::remove`] change the table's columns. The rules for
+//!   applying these edits live in `sluice-contract`, which the host and the native harness
+//!   ([`testing`]) both run, so a test here sees exactly what Sluice publishes.
 //! - Returning `Err` fails the batch; the transform's failure policy (`halt`, `skip`,
 //!   `dead_letter`) decides what happens next.
 //! - The sandbox has no filesystem, network or environment, a fixed clock and deterministic
@@ -51,121 +55,13 @@ use std::collections::HashMap;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
+// The raw ABI: wit-bindgen's generated exports and imports are `unsafe` FFI by nature.
+#[allow(unsafe_code)]
 pub mod abi;
 pub mod json;
 pub mod testing;
 
-/// A column value. The variants follow the contract's value table.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Null,
-    /// TINYINT … BIGINT signed, and YEAR.
-    Int(i64),
-    /// TINYINT … BIGINT unsigned, and BIT.
-    UInt(u64),
-    Float(f32),
-    Double(f64),
-    /// DECIMAL, exact, with the column's scale: `"19.990"`.
-    Decimal(String),
-    /// CHAR, VARCHAR, TEXT, ENUM and SET labels.
-    Text(String),
-    /// BINARY, VARBINARY, BLOB.
-    Bytes(Vec<u8>),
-    Date {
-        year: u16,
-        month: u8,
-        day: u8,
-    },
-    DateTime {
-        year: u16,
-        month: u8,
-        day: u8,
-        hour: u8,
-        minute: u8,
-        second: u8,
-        micros: u32,
-        fsp: u8,
-    },
-    /// Seconds since the epoch, UTC.
-    Timestamp {
-        secs: i64,
-        micros: u32,
-        fsp: u8,
-    },
-    Time {
-        negative: bool,
-        hours: u32,
-        minutes: u8,
-        seconds: u8,
-        micros: u32,
-        fsp: u8,
-    },
-    /// A JSON document, as JSON text.
-    Json(String),
-}
-
-impl Value {
-    pub fn is_null(&self) -> bool {
-        matches!(self, Value::Null)
-    }
-
-    /// The text of a `Text`, `Decimal` or `Json` value.
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::Text(s) | Value::Decimal(s) | Value::Json(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// An integer value (signed or unsigned within range).
-    pub fn as_i64(&self) -> Option<i64> {
-        match *self {
-            Value::Int(v) => Some(v),
-            Value::UInt(v) => i64::try_from(v).ok(),
-            _ => None,
-        }
-    }
-
-    /// A number of any kind as `f64` (DECIMAL text is parsed).
-    pub fn as_f64(&self) -> Option<f64> {
-        match self {
-            Value::Int(v) => Some(*v as f64),
-            Value::UInt(v) => Some(*v as f64),
-            Value::Float(v) => Some(f64::from(*v)),
-            Value::Double(v) => Some(*v),
-            Value::Decimal(s) => s.parse().ok(),
-            _ => None,
-        }
-    }
-}
-
-/// What happened to the row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    SnapshotInsert,
-    Insert,
-    Update,
-    Delete,
-    /// A table-level event (interface 0.3): every row of the table was removed or replaced
-    /// (TRUNCATE, DROP TABLE, CREATE OR REPLACE, a rename away). It has no columns and no
-    /// values: [`Event::get`] returns `None` for every column and [`Event::columns`] is empty.
-    /// A transform that decides by column values should usually let it pass, so that the
-    /// consumer still clears its copy of the table.
-    Truncate,
-}
-
-impl Kind {
-    /// The contract's `kind` string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::SnapshotInsert => "snapshot_insert",
-            Kind::Insert => "insert",
-            Kind::Update => "update",
-            Kind::Delete => "delete",
-            Kind::Truncate => "truncate",
-        }
-    }
-}
+pub use sluice_contract::{Interest, Kind, Op, Value};
 
 /// Where an event came from: its transaction's start offset in the binlog, and its row in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -230,20 +126,6 @@ impl Table {
                 .map(|i| i as u32),
         }
     }
-}
-
-/// One change to an output event. Mirrors the WIT `op`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Op {
-    Drop,
-    SetAfter(u32, Value),
-    SetBefore(u32, Value),
-    RenameColumn(u32, String),
-    DropColumn(u32),
-    SetTopic(String),
-    SetKey(Vec<u8>),
-    AddHeader(String, Vec<u8>),
-    SetPayload(Vec<u8>),
 }
 
 /// A change event as a transform sees it, plus the changes the transform records.
@@ -381,6 +263,21 @@ impl<'t> Event<'t> {
         Ok(())
     }
 
+    /// Adds a column to the published event, after the table's columns, with `value` in each
+    /// row image the event has (the row after the change, and the row before it for an update
+    /// or a delete): for example the source database's name, or a value computed from others.
+    /// Its name must be new (use [`Event::set`] for an existing column, or [`Event::rename`]
+    /// it away first). A `truncate` event has no row and takes no column.
+    pub fn add(&mut self, column: &str, value: Value) -> Result<(), String> {
+        self.ops.push(Op::AddColumn(column.to_owned(), value));
+        // The host checks the same rules on the whole edit.
+        if let Err(e) = sluice_contract::edit::check(self.kind, &self.table.columns, &self.ops) {
+            self.ops.pop();
+            return Err(format!("{}.{}: {e}", self.table.schema, self.table.table));
+        }
+        Ok(())
+    }
+
     /// Publishes to `topic` instead of the configured topic.
     pub fn set_topic(&mut self, topic: impl Into<String>) {
         self.push(Op::SetTopic(topic.into()));
@@ -414,64 +311,6 @@ impl<'t> Event<'t> {
         }
         outputs.push(self.ops);
         outputs
-    }
-}
-
-/// The tables and columns a transform needs to see.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Interest {
-    /// `schema.table` or `schema.*`; empty: every table.
-    pub tables: Vec<String>,
-    /// Column names whose values the transform sees; `None`: every column.
-    pub columns: Option<Vec<String>>,
-}
-
-impl Interest {
-    /// Every table and column.
-    pub fn all() -> Self {
-        Interest::default()
-    }
-
-    /// Only these columns (of every table).
-    pub fn columns<I: IntoIterator<Item = S>, S: Into<String>>(columns: I) -> Self {
-        Interest {
-            tables: Vec::new(),
-            columns: Some(columns.into_iter().map(Into::into).collect()),
-        }
-    }
-
-    /// No column values at all (for transforms that decide by table only).
-    pub fn no_columns() -> Self {
-        Interest {
-            tables: Vec::new(),
-            columns: Some(Vec::new()),
-        }
-    }
-
-    /// Only these tables (`schema.table` or `schema.*`).
-    pub fn with_tables<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tables: I) -> Self {
-        self.tables = tables.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Whether events of `schema.table` reach the transform.
-    pub fn matches_table(&self, schema: &str, table: &str) -> bool {
-        self.tables.is_empty()
-            || self.tables.iter().any(|t| match t.split_once('.') {
-                Some((s, "*")) => s == schema,
-                Some((s, n)) => s == schema && n == table,
-                None => t == table,
-            })
-    }
-
-    /// The projection of `columns` this interest asks for (indexes in table order).
-    pub fn projection(&self, columns: &[String]) -> Vec<u32> {
-        match &self.columns {
-            None => (0..columns.len() as u32).collect(),
-            Some(want) => (0..columns.len() as u32)
-                .filter(|&i| want.iter().any(|c| c == &columns[i as usize]))
-                .collect(),
-        }
     }
 }
 

@@ -4,6 +4,7 @@
 use std::marker::PhantomData;
 
 use serde_json::Value as Json;
+use sluice_contract::edit;
 
 use crate::{json, Config, Event, Interest, Kind, Op, Position, Table, Transform, Value};
 
@@ -86,49 +87,19 @@ impl TestEvent {
 
     /// Parses one event in the contract's JSON format.
     pub fn from_json(line: &str) -> Result<Self, String> {
-        let v: Json = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-        let s = |k: &str| {
-            v[k].as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| format!("missing string field {k:?}"))
-        };
-        let kind = match s("kind")?.as_str() {
-            "snapshot_insert" => Kind::SnapshotInsert,
-            "insert" => Kind::Insert,
-            "update" => Kind::Update,
-            "delete" => Kind::Delete,
-            "truncate" => Kind::Truncate,
-            other => return Err(format!("unknown kind {other:?}")),
-        };
-        if kind == Kind::Truncate {
-            return Ok(TestEvent::truncate(&s("schema")?, &s("table")?));
-        }
-        let names = |k: &Json| -> Vec<String> {
-            k.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let values = |k: &Json| -> Vec<Value> {
-            k.as_array()
-                .map(|a| a.iter().map(json::from_json).collect())
-                .unwrap_or_default()
-        };
-        let mut columns = names(&v["columnnames"]);
-        if columns.is_empty() {
-            columns = names(&v["oldkeys"]["keynames"]);
-        }
+        let p = sluice_contract::json::parse_event(line)?;
         Ok(TestEvent {
-            kind,
-            schema: s("schema")?,
-            table: s("table")?,
-            columns,
-            primary_key: vec![0],
-            after: values(&v["columnvalues"]),
-            before: values(&v["oldkeys"]["keyvalues"]),
+            kind: p.kind,
+            primary_key: if p.kind == Kind::Truncate {
+                vec![]
+            } else {
+                vec![0]
+            },
+            schema: p.schema,
+            table: p.table,
+            columns: p.columns,
+            after: p.after,
+            before: p.before,
         })
     }
 }
@@ -140,6 +111,8 @@ pub struct Output {
     pub schema: String,
     pub table: String,
     pub columns: Vec<String>,
+    /// Indexes into `columns` of the primary key (re-numbered when columns are removed).
+    pub primary_key: Vec<usize>,
     pub after: Vec<Value>,
     pub before: Vec<Value>,
     pub topic: Option<String>,
@@ -165,7 +138,7 @@ impl Output {
             Some(p) => serde_json::from_slice(p)
                 .unwrap_or_else(|_| Json::String(String::from_utf8_lossy(p).into_owned())),
             None => json::event(
-                self.kind.as_str(),
+                self.kind,
                 &self.schema,
                 &self.table,
                 &self.columns,
@@ -214,9 +187,9 @@ impl<T: Transform> Harness<T> {
     pub fn run(&mut self, events: &[TestEvent]) -> Result<Vec<Output>, String> {
         let mut out = Vec::new();
         for (n, ev) in events.iter().enumerate() {
-            let unchanged = || apply(ev, &[]).expect("no ops");
+            let unchanged = || apply(ev, Vec::new()).map(|o| o.expect("no ops, no drop"));
             if !self.interest.matches_table(&ev.schema, &ev.table) {
-                out.push(unchanged());
+                out.push(unchanged()?);
                 continue;
             }
             let projection = self.interest.projection(&ev.columns);
@@ -250,23 +223,25 @@ impl<T: Transform> Harness<T> {
             self.transform.process(&mut event)?;
             let outputs = event.into_outputs();
             if outputs.is_empty() {
-                out.push(unchanged());
+                out.push(unchanged()?);
             }
             for ops in outputs {
-                out.extend(apply(ev, &ops));
+                out.extend(apply(ev, ops)?);
             }
         }
         Ok(out)
     }
 }
 
-/// Applies one edit's ops to a copy of `ev` (the host does the same); `None` when dropped.
-fn apply(ev: &TestEvent, ops: &[Op]) -> Option<Output> {
+/// Applies one edit's ops to a copy of `ev` with the host's own rules; `None` when dropped.
+fn apply(ev: &TestEvent, ops: Vec<Op>) -> Result<Option<Output>, String> {
+    edit::check(ev.kind, &ev.columns, &ops).map_err(|e| e.to_string())?;
     let mut o = Output {
         kind: ev.kind,
         schema: ev.schema.clone(),
         table: ev.table.clone(),
         columns: ev.columns.clone(),
+        primary_key: ev.primary_key.iter().map(|&k| k as usize).collect(),
         after: ev.after.clone(),
         before: ev.before.clone(),
         topic: None,
@@ -274,53 +249,40 @@ fn apply(ev: &TestEvent, ops: &[Op]) -> Option<Output> {
         headers: Vec::new(),
         payload: None,
     };
-    let mut removed = vec![false; o.columns.len()];
-    for op in ops {
-        match op {
-            Op::Drop => return None,
-            Op::SetAfter(i, v) => {
-                if let Some(x) = o.after.get_mut(*i as usize) {
-                    *x = v.clone();
-                }
-            }
-            Op::SetBefore(i, v) => {
-                if let Some(x) = o.before.get_mut(*i as usize) {
-                    *x = v.clone();
-                }
-            }
-            Op::RenameColumn(i, n) => {
-                if let Some(c) = o.columns.get_mut(*i as usize) {
-                    *c = n.clone();
-                }
-            }
-            Op::DropColumn(i) => {
-                if let Some(r) = removed.get_mut(*i as usize) {
-                    *r = true;
-                }
-            }
-            Op::SetTopic(t) => o.topic = Some(t.clone()),
-            Op::SetKey(k) => o.key = Some(k.clone()),
-            Op::AddHeader(k, v) => o.headers.push((k.clone(), v.clone())),
-            Op::SetPayload(p) => o.payload = Some(p.clone()),
-        }
+    Ok(edit::apply(&mut o, ops).then_some(o))
+}
+
+impl edit::Target for Output {
+    fn columns(&self) -> &[String] {
+        &self.columns
     }
-    if removed.iter().any(|r| *r) {
-        let keep = |v: &mut Vec<Value>| {
-            if !v.is_empty() {
-                let mut i = 0;
-                v.retain(|_| {
-                    i += 1;
-                    !removed[i - 1]
-                });
-            }
-        };
-        keep(&mut o.after);
-        keep(&mut o.before);
-        let mut i = 0;
-        o.columns.retain(|_| {
-            i += 1;
-            !removed[i - 1]
-        });
+
+    fn primary_key(&self) -> &[usize] {
+        &self.primary_key
     }
-    Some(o)
+
+    fn images(&mut self) -> (&mut Vec<Value>, &mut Vec<Value>) {
+        (&mut self.after, &mut self.before)
+    }
+
+    fn reshape(&mut self, columns: Vec<String>, primary_key: Vec<usize>) {
+        self.columns = columns;
+        self.primary_key = primary_key;
+    }
+
+    fn set_topic(&mut self, topic: String) {
+        self.topic = Some(topic);
+    }
+
+    fn set_key(&mut self, key: Vec<u8>) {
+        self.key = Some(key);
+    }
+
+    fn add_header(&mut self, key: String, value: Vec<u8>) {
+        self.headers.push((key, value));
+    }
+
+    fn set_payload(&mut self, payload: Vec<u8>) {
+        self.payload = Some(payload);
+    }
 }

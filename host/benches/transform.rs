@@ -40,9 +40,9 @@ fn events(n: usize) -> Vec<ChangeEvent> {
             meta: meta.clone(),
             after: vec![
                 Value::Int(i as i64),
-                Value::String(format!("customer {i}")),
-                Value::String(format!("user{i}@example.com")),
-                Value::String(if i % 2 == 0 { "paid" } else { "new" }.into()),
+                Value::Text(format!("customer {i}")),
+                Value::Text(format!("user{i}@example.com")),
+                Value::Text(if i % 2 == 0 { "paid" } else { "new" }.into()),
                 Value::Decimal(format!("{}.{:02}", i % 1000, i % 100)),
                 Value::DateTime {
                     year: 2024,
@@ -55,7 +55,7 @@ fn events(n: usize) -> Vec<ChangeEvent> {
                     fsp: 0,
                 },
                 Value::Int((i % 7) as i64),
-                Value::String("a short note".into()),
+                Value::Text("a short note".into()),
             ],
             before: Vec::new(),
             position: SourcePosition {
@@ -76,10 +76,10 @@ fn native(batch: Vec<ChangeEvent>) -> Vec<ChangeEvent> {
     let email = 2;
     batch
         .into_iter()
-        .filter(|e| matches!(&e.after[status], Value::String(s) if s == "paid"))
+        .filter(|e| matches!(&e.after[status], Value::Text(s) if s == "paid"))
         .map(|mut e| {
-            if let Value::String(s) = &e.after[email] {
-                e.after[email] = Value::String(sluice_transform_mask::hash_hex("", s.as_bytes()));
+            if let Value::Text(s) = &e.after[email] {
+                e.after[email] = Value::Text(sluice_transform_mask::hash_hex("", s.as_bytes()));
             }
             e
         })
@@ -87,7 +87,7 @@ fn native(batch: Vec<ChangeEvent>) -> Vec<ChangeEvent> {
 }
 
 fn best<F: FnMut() -> Duration>(mut f: F) -> Duration {
-    (0..3).map(|_| f()).min().unwrap()
+    (0..3).map(|_| f()).min().expect("three runs")
 }
 
 fn main() {
@@ -105,7 +105,7 @@ fn main() {
     ];
     let mut mask = TransformSpec::from_path(&wasm("mask"));
     mask.config = vec![("columns".into(), "email".into())];
-    let engine = TransformEngine::global(Some(root.join("target/wasm/cache"))).expect("engine");
+    let engine = TransformEngine::new(Some(root.join("target/wasm/cache"))).expect("engine");
     let input = events(EVENTS);
 
     // Where the time goes, at the default call size (128).

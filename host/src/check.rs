@@ -110,14 +110,13 @@ async fn transform_checks(cfg: &Config) -> Vec<CheckResult> {
     }
     let (specs, cache) = (cfg.transforms.clone(), cfg.transform_cache_dir.clone());
     let checked = tokio::task::spawn_blocking(move || {
-        let engine = match TransformEngine::global(Some(cache)) {
+        let engine = match TransformEngine::new(Some(cache)) {
             Ok(e) => e,
             Err(e) => {
                 return vec![fail(
                     NAME,
-                    format!("cannot start the WebAssembly engine: {e}"),
-                    "the host cannot run WebAssembly; see the error (virtual memory limits: \
-                     try SLUICE_WASM_POOLING=0)",
+                    e.to_string(),
+                    "the host cannot run WebAssembly; see the error",
                 )]
             }
         };
@@ -168,7 +167,8 @@ async fn transform_checks(cfg: &Config) -> Vec<CheckResult> {
 }
 
 async fn kafka_checks(cfg: &Config, produce: bool) -> Vec<CheckResult> {
-    use crate::sink::kafka::{self, SinkError, CONNECT_TIMEOUT};
+    use crate::sink::kafka::{self, CONNECT_TIMEOUT};
+    use crate::sink::SinkError;
     use rdkafka::types::RDKafkaErrorCode;
     let Some(k) = &cfg.kafka else {
         return vec![info(

@@ -16,7 +16,7 @@ use crate::encode::KeyMode;
 use crate::transform::{FailurePolicy, FileTransform, TransformSpec};
 
 /// Sluice's replica server id when `MYSQL_SERVER_ID` is not set.
-pub const DEFAULT_SERVER_ID: u32 = 4079;
+pub(crate) const DEFAULT_SERVER_ID: u32 = 4079;
 
 /// Everything `sluice run` and `sluice check` need.
 #[derive(Clone)]
@@ -91,7 +91,7 @@ pub enum OversizePolicy {
 }
 
 /// Whether a librdkafka property holds a secret that must never be printed.
-pub fn is_secret_property(key: &str) -> bool {
+pub(crate) fn is_secret_property(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     k.contains("password")
         || k.contains("secret")
@@ -144,7 +144,7 @@ pub struct PipelineConfig {
 }
 
 /// Default of `pipeline.max_inflight_bytes`: 256 MiB.
-pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 256 << 20;
+pub(crate) const DEFAULT_MAX_INFLIGHT_BYTES: usize = 256 << 20;
 
 impl fmt::Debug for MysqlConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -290,7 +290,7 @@ impl Config {
     }
 
     /// Loads from `env` (a lookup such as `std::env::var`) and an optional file.
-    pub fn load(
+    pub(crate) fn load(
         file: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
@@ -339,7 +339,8 @@ impl Config {
     }
 
     /// The position file's name (see the README): one file for the whole pipeline.
-    pub fn position_file_name(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn position_file_name(&self) -> String {
         crate::state::position_file_name(&self.mysql.schema, &self.mysql.tables)
     }
 }

@@ -5,127 +5,17 @@
 //! the transform chain and is serialized to the contract's JSON exactly once, in the sink
 //! (`crate::encode`). Column names and key positions are shared per table version through an
 //! `Arc<TableMeta>`, so an event costs one allocation for its values and none for its names.
+//! The value type and the event kinds come from `sluice-contract`, which the transform SDK
+//! shares. Events travel between stages in [`Batch`]es.
 
 use std::fmt;
 use std::sync::Arc;
 
-/// What happened to the row. The names are the contract's `kind` strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// A row read by the initial snapshot.
-    SnapshotInsert,
-    Insert,
-    Update,
-    Delete,
-    /// *(added to the contract)* A table-level event: every row of the table was removed or
-    /// replaced without row events (TRUNCATE, DROP TABLE, CREATE OR REPLACE, a rename away),
-    /// published under `ON_TABLE_RESET=event`. It carries no columns and no values; a consumer
-    /// clears its copy of the table. Debezium's `op: "t"` is the precedent.
-    Truncate,
-}
+use sluice_contract::edit;
 
-impl Kind {
-    /// The contract's string for this kind.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::SnapshotInsert => "snapshot_insert",
-            Kind::Insert => "insert",
-            Kind::Update => "update",
-            Kind::Delete => "delete",
-            Kind::Truncate => "truncate",
-        }
-    }
+use crate::state::BinlogPosition;
 
-    /// Parses a contract `kind` string.
-    pub fn parse(s: &str) -> Option<Kind> {
-        Some(match s {
-            "snapshot_insert" => Kind::SnapshotInsert,
-            "insert" => Kind::Insert,
-            "update" => Kind::Update,
-            "delete" => Kind::Delete,
-            "truncate" => Kind::Truncate,
-            _ => return None,
-        })
-    }
-}
-
-/// One column value, typed as MySQL defines it. Each variant maps to exactly one JSON form
-/// in the contract's value table (see `crate::encode::contract_json`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Null,
-    /// TINYINT … BIGINT signed, and YEAR.
-    Int(i64),
-    /// TINYINT … BIGINT unsigned, and BIT.
-    UInt(u64),
-    Float(f32),
-    Double(f64),
-    /// DECIMAL, exact, already formatted with the column's scale (`"19.990"`).
-    Decimal(String),
-    /// CHAR, VARCHAR, TEXT (decoded with the column's character set), ENUM labels, SET labels
-    /// joined by commas, and MariaDB JSON (which is stored as text).
-    String(String),
-    /// BINARY, VARBINARY, BLOB: published as base64.
-    Bytes(Vec<u8>),
-    Date {
-        year: u16,
-        month: u8,
-        day: u8,
-    },
-    /// DATETIME(fsp): `micros` is the fraction; `fsp` digits of it are printed.
-    DateTime {
-        year: u16,
-        month: u8,
-        day: u8,
-        hour: u8,
-        minute: u8,
-        second: u8,
-        micros: u32,
-        fsp: u8,
-    },
-    /// TIMESTAMP(fsp), as seconds since the epoch (UTC).
-    Timestamp {
-        secs: i64,
-        micros: u32,
-        fsp: u8,
-    },
-    /// TIME(fsp): a signed duration, -838:59:59 … 838:59:59.
-    Time {
-        negative: bool,
-        hours: u32,
-        minutes: u8,
-        seconds: u8,
-        micros: u32,
-        fsp: u8,
-    },
-    /// MySQL's binary JSON, decoded into the JSON value itself.
-    Json(serde_json::Value),
-}
-
-impl Value {
-    /// The value's size plus its heap data (an estimate for JSON), for memory bounds.
-    pub fn approx_bytes(&self) -> usize {
-        std::mem::size_of::<Value>()
-            + match self {
-                Value::Decimal(s) | Value::String(s) => s.len(),
-                Value::Bytes(b) => b.len(),
-                Value::Json(j) => json_bytes(j),
-                _ => 0,
-            }
-    }
-}
-
-fn json_bytes(v: &serde_json::Value) -> usize {
-    std::mem::size_of::<serde_json::Value>()
-        + match v {
-            serde_json::Value::String(s) => s.len(),
-            serde_json::Value::Array(a) => a.iter().map(json_bytes).sum(),
-            serde_json::Value::Object(o) => {
-                o.iter().map(|(k, v)| k.len() + 32 + json_bytes(v)).sum()
-            }
-            _ => 0,
-        }
-}
+pub use sluice_contract::{Kind, Value};
 
 /// The shape of one table version: names in table column order, and which of them form the
 /// primary key. Shared by every event of that table until its schema changes.
@@ -140,7 +30,7 @@ pub struct TableMeta {
 
 impl TableMeta {
     /// `"{schema}.{table}"`, the contract's default Kafka key.
-    pub fn qualified_name(&self) -> String {
+    pub(crate) fn qualified_name(&self) -> String {
         format!("{}.{}", self.schema, self.table)
     }
 }
@@ -194,13 +84,13 @@ pub struct Route {
 
 impl ChangeEvent {
     /// The route, created on first use.
-    pub fn route_mut(&mut self) -> &mut Route {
+    pub(crate) fn route_mut(&mut self) -> &mut Route {
         self.route.get_or_insert_with(Default::default)
     }
 
     /// An estimate of the memory this event holds (its values and their heap data), used to
     /// bound the bytes in flight between stages. Shared table metadata is not counted.
-    pub fn approx_bytes(&self) -> usize {
+    pub(crate) fn approx_bytes(&self) -> usize {
         std::mem::size_of::<ChangeEvent>()
             + self
                 .after
@@ -221,7 +111,12 @@ impl ChangeEvent {
     }
 
     /// A table-level `truncate` event for `schema.table` at `position`: no columns, no values.
-    pub fn truncate(schema: &str, table: &str, position: SourcePosition, timestamp: u32) -> Self {
+    pub(crate) fn truncate(
+        schema: &str,
+        table: &str,
+        position: SourcePosition,
+        timestamp: u32,
+    ) -> Self {
         ChangeEvent {
             kind: Kind::Truncate,
             meta: Arc::new(TableMeta {
@@ -239,12 +134,70 @@ impl ChangeEvent {
     }
 
     /// The row image that identifies the row: `after`, or `before` for a delete.
-    pub fn key_image(&self) -> &[Value] {
+    pub(crate) fn key_image(&self) -> &[Value] {
         if self.kind == Kind::Delete {
             &self.before
         } else {
             &self.after
         }
+    }
+}
+
+/// The unit that moves between pipeline stages: ordered events, and where to resume after them.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub events: Vec<ChangeEvent>,
+    /// Set on the last piece of a transaction: the position just after its commit.
+    pub checkpoint: Option<BinlogPosition>,
+    /// The events' estimated memory ([`ChangeEvent::approx_bytes`]), for the pipeline's byte
+    /// bound. Kept up to date by the processor; a stage that changes `events` may recompute it.
+    pub bytes: usize,
+}
+
+impl Batch {
+    /// Recomputes [`Batch::bytes`] from the events (after a stage replaced them).
+    pub(crate) fn recount(&mut self) {
+        self.bytes = self.events.iter().map(ChangeEvent::approx_bytes).sum();
+    }
+}
+
+/// Transforms' edits apply to events in place (`sluice_contract::edit::apply`).
+impl edit::Target for ChangeEvent {
+    fn columns(&self) -> &[String] {
+        &self.meta.columns
+    }
+
+    fn primary_key(&self) -> &[usize] {
+        &self.meta.primary_key
+    }
+
+    fn images(&mut self) -> (&mut Vec<Value>, &mut Vec<Value>) {
+        (&mut self.after, &mut self.before)
+    }
+
+    fn reshape(&mut self, columns: Vec<String>, primary_key: Vec<usize>) {
+        self.meta = Arc::new(TableMeta {
+            schema: self.meta.schema.clone(),
+            table: self.meta.table.clone(),
+            columns,
+            primary_key,
+        });
+    }
+
+    fn set_topic(&mut self, topic: String) {
+        self.route_mut().topic = Some(topic);
+    }
+
+    fn set_key(&mut self, key: Vec<u8>) {
+        self.route_mut().key = Some(key);
+    }
+
+    fn add_header(&mut self, key: String, value: Vec<u8>) {
+        self.route_mut().headers.push((key, value));
+    }
+
+    fn set_payload(&mut self, payload: Vec<u8>) {
+        self.route_mut().payload = Some(payload);
     }
 }
 

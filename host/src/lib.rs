@@ -6,21 +6,52 @@
 //! - [`event`]: the typed change event every stage shares;
 //! - [`transform`]: the WebAssembly transform engine, chain and hot reload;
 //! - [`encode`]: the contract's JSON, produced once, in the sink;
-//! - [`sink`]: Kafka and stdout;
+//! - `sink`: Kafka and stdout;
 //! - [`state`]: the position file;
 //! - [`pipeline`]: the stages, their channels and the restart supervisor;
 //! - [`check`]: the preflight behind `sluice check`.
+//!
+//! # Public API
+//!
+//! Everything is `pub(crate)` unless another crate of the workspace uses it; the lint
+//! `unreachable_pub` keeps it so. The library has three users, and this is all they reach:
+//! - the binary (`src/main.rs`): [`config::Config`] (with [`config::ConfigError`]),
+//!   [`pipeline::run`] and [`pipeline::PipelineError`] (`run`), [`check::run_checks`] with
+//!   [`check::CheckResult`] and [`check::Status`] (`check`), [`state::PositionStore`]
+//!   (`position show`), [`source::skip::skip_saved_position`] (`position skip`),
+//!   [`transform::template`] (`transform new`), and for `transform test`
+//!   [`transform::build_chain`], [`transform::TransformEngine`], [`transform::TransformSpec`],
+//!   [`transform::FailurePolicy`], [`encode::contract_json::EventReader`] and
+//!   [`encode::encode_value`];
+//! - the bench (`benches/transform.rs`): the event model ([`event::ChangeEvent`],
+//!   [`event::TableMeta`], [`event::SourcePosition`], [`event::Kind`], [`event::Value`]) and
+//!   the transform chain above;
+//! - the end-to-end tests (`tests/`): [`source::file::read_binlog_file`] with
+//!   [`source::TableFilter`] and [`event::Batch`] (the MySQL fixture files),
+//!   [`source::charset`] (collation tables), [`source::foreign_keys::cascading_children`] and
+//!   [`source::objects::sequences_among`] (catalog queries), and [`state::position_file_name`]
+//!   (where the position file is).
+//!
+//! Types in those items' signatures and public fields are public too: the error each returns
+//! ([`state::StateError`], [`source::skip::SkipError`], [`transform::EngineError`],
+//! [`transform::HaltError`], ...), what it returns ([`transform::Chain`] and its
+//! [`transform::Stats`], [`state::BinlogPosition`]) and the types of [`config::Config`]'s
+//! fields ([`source::ResetPolicy`], [`encode::KeyMode`], [`transform::Limits`]). The errors
+//! those errors wrap (a source, sink or trap error inside a [`pipeline::PipelineError`]) stay
+//! in crate-private modules: callers can print them and walk their `source()` chain, not name
+//! them.
 
 // Errors here stop the pipeline and carry what the operator needs (file, offsets, statements,
 // table names), so some are large; they are cold, and boxing each would only obscure them.
 #![allow(clippy::result_large_err)]
+#![warn(unreachable_pub)]
 
 pub mod check;
 pub mod config;
 pub mod encode;
 pub mod event;
 pub mod pipeline;
-pub mod sink;
+pub(crate) mod sink;
 pub mod source;
 pub mod state;
 pub mod transform;

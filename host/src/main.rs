@@ -426,7 +426,8 @@ fn transform_test(
         .or_else(|| {
             std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sluice/transforms"))
         });
-    let engine = TransformEngine::global(cache).context("cannot start the WebAssembly engine")?;
+    // One engine for this command; its error says what to change on this host.
+    let engine = TransformEngine::new(cache)?;
     let mut chain = build_chain(&engine, &specs).context("cannot load the transforms")?;
 
     let reader: Box<dyn BufRead> = match &input {
@@ -478,12 +479,11 @@ fn transform_test(
         writeln!(w, "{line}")?;
     }
     w.flush()?;
-    for stage in &chain.stages {
-        let s = stage.stats;
+    for (name, s) in chain.stats() {
         if s.skipped + s.dead_lettered + s.errors > 0 {
             eprintln!(
-                "{}: {} errors, {} skipped, {} dead letters",
-                stage.spec.name, s.errors, s.skipped, s.dead_lettered
+                "{name}: {} errors, {} skipped, {} dead letters",
+                s.errors, s.skipped, s.dead_lettered
             );
         }
     }

@@ -139,21 +139,18 @@ async fn server_values(
     Ok(expected)
 }
 
-async fn every_charset_on(url: &str, port: Option<&str>) -> anyhow::Result<()> {
-    let (table, server_id) = unique("charsets");
-    let topic = format!("{table}_topic");
-    let mut db = connect(url).await?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    if let Some(p) = port {
-        cfg.set("MYSQL_PORT", p);
+async fn every_charset_on(scratch: bool) -> anyhow::Result<()> {
+    let mut pipeline = TestPipeline::new("charsets").kafka();
+    if scratch {
+        pipeline = pipeline.scratch();
     }
-    let (names, insert) = golden_table(&mut db, &table).await?;
-    let sluice = cfg.start()?;
-    db.query_drop(insert).await?;
-    let expected = server_values(&mut db, &table, &names).await?;
+    let mut p = pipeline.build().await?;
+    let (names, insert) = golden_table(&mut p.db, &p.table).await?;
+    let sluice = p.start()?;
+    p.sql(insert).await?;
+    let expected = server_values(&mut p.db, &p.table, &names).await?;
 
-    let records = read_topic(&topic, 1, Duration::from_secs(60))?;
+    let records = p.consume(1)?;
     assert_eq!(records.len(), 1, "sluice stderr:\n{}", sluice.stderr_text());
     let v = &records[0].value;
     assert_eq!(v["columnnames"], serde_json::json!(names));
@@ -194,14 +191,12 @@ async fn every_charset_on(url: &str, port: Option<&str>) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_character_set_decodes_as_the_server_prints_it() -> anyhow::Result<()> {
-    every_charset_on(&env()["SLUICE_TEST_MYSQL_ADMIN_URL"], None).await
+    every_charset_on(false).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scratch_every_character_set_with_minimal_row_metadata() -> anyhow::Result<()> {
-    services("scratch")?;
-    let port = env()["SLUICE_TEST_MYSQL_SCRATCH_PORT"].clone();
-    every_charset_on(&env()["SLUICE_TEST_MYSQL_SCRATCH_URL"], Some(&port)).await
+    every_charset_on(true).await
 }
 
 /// Every collation id the server has maps to the server's character set for it, and every
@@ -245,9 +240,8 @@ async fn collation_ids_match_the_server() -> anyhow::Result<()> {
 /// JIS X 0212 codes of ujis/eucjpms), and Sluice must print each exactly as the server does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_character_of_every_charset_matches_the_server() -> anyhow::Result<()> {
-    let (table, server_id) = unique("allchars");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
+    let mut p = TestPipeline::new("allchars").kafka().build().await?;
+    let (table, db) = (p.table.clone(), &mut p.db);
     db.query_drop("SET SESSION group_concat_max_len = 16777216, sql_mode = ''")
         .await?;
     let charsets: Vec<(String, u32)> = db
@@ -263,9 +257,8 @@ async fn every_character_of_every_charset_matches_the_server() -> anyhow::Result
     }
     db.query_drop(format!("CREATE TABLE {table} ({})", cols.join(", ")))
         .await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    let sluice = cfg.start()?;
+    let sluice = p.start()?;
+    let db = &mut p.db;
 
     // The byte strings to try, per width; a code is in when the server converts it to
     // Unicode without a '?' (its mark for "no such character") or U+FFFD.
@@ -297,7 +290,7 @@ async fn every_character_of_every_charset_matches_the_server() -> anyhow::Result
             .await?;
         }
     }
-    let records = read_topic(&topic, id, Duration::from_secs(120))?;
+    let records = read_topic(&p.topic, id, Duration::from_secs(120))?;
     assert_eq!(records.len(), id, "{}", sluice.stderr_text());
     let mut report: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut chars_checked = 0usize;

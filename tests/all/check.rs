@@ -9,13 +9,11 @@ use sluice_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_correct_setup_passes_every_check() -> anyhow::Result<()> {
-    let (table, server_id) = unique("chk_ok");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+    let p = TestPipeline::new("chk_ok")
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .build()
         .await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
-    let (code, out, err) = cfg.run_to_end(&["check"])?;
+    let (code, out, err) = p.cfg.run_to_end(&["check"])?;
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     for name in [
         "log_bin",
@@ -74,19 +72,16 @@ async fn binlog_off_and_wrong_format_fail_with_fixes() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_privileges_and_bad_password_fail_with_fixes() -> anyhow::Result<()> {
-    let (table, server_id) = unique("chk_priv");
-    let mut db = admin().await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY) ENGINE=MyISAM"
-    ))
-    .await?;
-    let user = format!("weak{server_id}");
-    db.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+    let mut p = TestPipeline::new("chk_priv")
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY) ENGINE=MyISAM")
+        .build()
         .await?;
-    db.query_drop(format!("GRANT SELECT ON {DB}.* TO '{user}'@'%'"))
+    let (table, user) = (p.table.clone(), format!("weak{}", p.server_id));
+    p.sql(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
         .await?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&table, None, server_id, state.path());
+    p.sql(format!("GRANT SELECT ON {DB}.* TO '{user}'@'%'"))
+        .await?;
+    let cfg = &mut p.cfg;
     cfg.set("MYSQL_USER", &user).set("MYSQL_PASSWORD", "pw");
     let (code, out, _) = cfg.run_to_end(&["check"])?;
     assert_ne!(code, 0);
@@ -156,21 +151,20 @@ async fn missing_privileges_and_bad_password_fail_with_fixes() -> anyhow::Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_server_id_and_corrupt_position_fail() -> anyhow::Result<()> {
-    let (table, _) = unique("chk_id");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+    let mut p = TestPipeline::new("chk_id")
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .env("MYSQL_SERVER_ID", "1")
+        .build()
         .await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&table, None, 1, state.path());
-    let (code, out, _) = cfg.run_to_end(&["check"])?;
+    let (code, out, _) = p.cfg.run_to_end(&["check"])?;
     assert_ne!(code, 0);
     assert!(
         out.contains("[FAIL] server_id: the server's server_id is 1"),
         "{out}"
     );
 
-    let (_, server_id) = unique("chk_id");
-    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
+    let server_id = p.server_id.to_string();
+    let cfg = p.cfg.set("MYSQL_SERVER_ID", &server_id);
     std::fs::write(cfg.position_file(), "{not json")?;
     let (code, out, _) = cfg.run_to_end(&["check"])?;
     assert_ne!(code, 0);
@@ -190,20 +184,14 @@ async fn same_server_id_and_corrupt_position_fail() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scratch_purged_position_is_a_clear_error() -> anyhow::Result<()> {
-    services("scratch")?;
-    let url = &env()["SLUICE_TEST_MYSQL_SCRATCH_URL"];
-    let mut db = connect(url).await?;
-    let (table, server_id) = unique("purged");
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+    let (mut p, sluice) = TestPipeline::new("purged")
+        .scratch()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .start()
         .await?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&table, None, server_id, state.path());
-    cfg.set("MYSQL_PORT", &env()["SLUICE_TEST_MYSQL_SCRATCH_PORT"]);
-
     // A real position, saved by a real run.
-    let sluice = cfg.start()?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (1)"))
-        .await?;
+    p.sql("INSERT INTO {t} VALUES (1)").await?;
+    let (db, cfg) = (&mut p.db, &p.cfg);
     assert!(wait_until(Duration::from_secs(30), || sluice
         .stdout_lines()
         .len()
@@ -255,15 +243,15 @@ async fn scratch_purged_position_is_a_clear_error() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_the_broker_the_topic_and_a_test_record() -> anyhow::Result<()> {
-    let (table, server_id) = unique("chk_kafka");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+    let p = TestPipeline::new("chk_kafka")
+        .kafka()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .build()
         .await?;
-    let state = tempfile::tempdir()?;
+    let (table, topic, server_id, state) = (&p.table, &p.topic, p.server_id, p.state_dir());
 
     // Metadata only: the topic does not exist, and nothing is produced.
-    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
+    let cfg = &p.cfg;
     let (code, out, err) = cfg.run_to_end(&["check", "--no-produce"])?;
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("[PASS] kafka: reached"), "{out}");
@@ -285,7 +273,7 @@ async fn check_reports_the_broker_the_topic_and_a_test_record() -> anyhow::Resul
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("[PASS] topic"), "{out}");
     assert!(out.contains("[PASS] produce"), "{out}");
-    let records = read_topic(&topic, 1, Duration::from_secs(10))?;
+    let records = read_topic(topic, 1, Duration::from_secs(10))?;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].key.as_deref(), Some("sluice.check"));
     assert!(records[0].headers.contains_key("sluice.check"));
@@ -297,7 +285,7 @@ async fn check_reports_the_broker_the_topic_and_a_test_record() -> anyhow::Resul
     );
 
     let fresh = format!("{topic}_2");
-    let cfg2 = SluiceConfig::new(&table, Some(&fresh), server_id, state.path());
+    let cfg2 = SluiceConfig::new(table, Some(&fresh), server_id, state);
     let (code, out, _) = cfg2.run_to_end(&["check", "--produce"])?;
     assert_eq!(code, 0, "{out}");
     assert!(
@@ -321,7 +309,7 @@ async fn check_reports_the_broker_the_topic_and_a_test_record() -> anyhow::Resul
         "{out}"
     );
     // Without a broker, check says where events go.
-    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
+    let cfg = SluiceConfig::new(table, None, server_id, state);
     let (_, out, _) = cfg.run_to_end(&["check"])?;
     assert!(out.contains("[INFO] kafka: no broker configured"), "{out}");
     Ok(())

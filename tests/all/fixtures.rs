@@ -7,9 +7,10 @@
 use std::path::PathBuf;
 
 use sluice::encode::encode_value;
+use sluice::event::Batch;
 use sluice::event::{ChangeEvent, Value};
 use sluice::source::file::read_binlog_file;
-use sluice::source::{Batch, TableFilter};
+use sluice::source::TableFilter;
 
 fn fixture(name: &str) -> PathBuf {
     sluice_tests::root()
@@ -383,7 +384,7 @@ fn enum_and_set_labels_come_from_row_metadata() {
         .iter()
         .flat_map(|e| e.after.iter())
         .filter_map(|v| {
-            if let Value::String(s) = v {
+            if let Value::Text(s) = v {
                 Some(s.as_str())
             } else {
                 None

@@ -18,32 +18,51 @@ async fn master_position(db: &mut mysql_async::Conn) -> anyhow::Result<(String, 
     Ok((row.get(0).unwrap(), row.get(1).unwrap()))
 }
 
+/// The start (its GTID event) of the first transaction after `from` that writes rows of
+/// `table`: other tests commit on the same server meanwhile, so the head read before an insert
+/// is not where the insert's transaction starts.
+async fn transaction_of(
+    db: &mut mysql_async::Conn,
+    from: &(String, u64),
+    table: &str,
+) -> anyhow::Result<(String, u64)> {
+    let events: Vec<mysql_async::Row> = db
+        .query(format!(
+            "SHOW BINLOG EVENTS IN '{}' FROM {}",
+            from.0, from.1
+        ))
+        .await?;
+    let mut start = None;
+    for e in &events {
+        let (pos, kind, info): (u64, String, String) =
+            (e.get(1).unwrap(), e.get(2).unwrap(), e.get(5).unwrap());
+        if kind == "Gtid" {
+            start = Some(pos);
+        } else if kind == "Table_map" && info.contains(&format!(".{table})")) {
+            let start = start.expect("a transaction starts with its GTID event");
+            return Ok((from.0.clone(), start));
+        }
+    }
+    anyhow::bail!("no transaction writes {table} after {from:?}")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_oversized_row_stops_naming_message_max_bytes() -> anyhow::Result<()> {
-    let (table, server_id) = unique("big_halt");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, body LONGTEXT)"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    let mut sluice = cfg.start()?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'small')"))
+    let (mut p, mut sluice) = TestPipeline::new("big_halt")
+        .kafka()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, body LONGTEXT)")
+        .start()
         .await?;
-    assert_eq!(read_topic(&topic, 1, Duration::from_secs(30))?.len(), 1);
+    p.sql("INSERT INTO {t} VALUES (1, 'small')").await?;
+    assert_eq!(read_topic(&p.topic, 1, Duration::from_secs(30))?.len(), 1);
     // Let the checkpointer save the position after row 1.
     std::thread::sleep(Duration::from_millis(800));
 
-    let before_big = master_position(&mut db).await?;
+    let before_big = master_position(&mut p.db).await?;
     let t0 = Instant::now();
-    db.query_drop(format!(
-        "INSERT INTO {table} VALUES (2, REPEAT('x', {BIG}))"
-    ))
-    .await?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (3, 'after')"))
+    p.sql(format!("INSERT INTO {{t}} VALUES (2, REPEAT('x', {BIG}))"))
         .await?;
+    p.sql("INSERT INTO {t} VALUES (3, 'after')").await?;
     let code = sluice.wait(Duration::from_secs(60))?;
     let took = t0.elapsed();
     let err = sluice.stderr_text();
@@ -59,12 +78,13 @@ async fn kafka_oversized_row_stops_naming_message_max_bytes() -> anyhow::Result<
         "a permanent error is not retried:\n{err}"
     );
     // Nothing was skipped: the saved position is at or before the big row's transaction.
-    let saved = cfg.saved_position()?;
+    let big_txn = transaction_of(&mut p.db, &before_big, &p.table).await?;
+    let saved = p.cfg.saved_position()?;
     assert!(
-        saved <= before_big,
-        "saved {saved:?} must not pass the oversized row at {before_big:?}"
+        saved <= big_txn,
+        "saved {saved:?} must not pass the oversized row's transaction at {big_txn:?}"
     );
-    let records = read_topic_settled(&topic, 1, Duration::from_secs(2))?;
+    let records = p.consume_settled(1, Duration::from_secs(2))?;
     let ids: Vec<i64> = records
         .iter()
         .map(|r| r.value["columnvalues"][0].as_i64().unwrap())
@@ -73,13 +93,15 @@ async fn kafka_oversized_row_stops_naming_message_max_bytes() -> anyhow::Result<
 
     // Raising the limit, as the message says, publishes the row on the restart (tansu accepts
     // it: it has no broker-side limit at this size).
-    let toml = state.path().join("sluice.toml");
+    let toml = p.state_dir().join("sluice.toml");
     std::fs::write(
         &toml,
         "[kafka.producer]\n\"message.max.bytes\" = \"10000000\"\n",
     )?;
-    let sluice = cfg.start_with(&["run", "--config", toml.to_str().unwrap()])?;
-    let records = read_topic_settled(&topic, 3, Duration::from_secs(3))?;
+    let sluice = p
+        .cfg
+        .start_with(&["run", "--config", toml.to_str().unwrap()])?;
+    let records = p.consume_settled(3, Duration::from_secs(3))?;
     let ids: Vec<i64> = records
         .iter()
         .map(|r| r.value["columnvalues"][0].as_i64().unwrap())
@@ -95,32 +117,19 @@ async fn kafka_oversized_row_stops_naming_message_max_bytes() -> anyhow::Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_oversized_row_goes_to_the_dead_letter_topic() -> anyhow::Result<()> {
-    let (table, server_id) = unique("big_dlq");
-    let topic = format!("{table}_topic");
-    let dlq = format!("{table}_big");
-    let mut db = admin().await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, body LONGTEXT)"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    let toml = state.path().join("sluice.toml");
-    std::fs::write(
-        &toml,
-        format!("[kafka]\non_oversize = \"dead_letter\"\ndead_letter_topic = \"{dlq}\"\n"),
-    )?;
-    let mut sluice = cfg.start_with(&["run", "--config", toml.to_str().unwrap()])?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'small')"))
+    let (mut p, mut sluice) = TestPipeline::new("big_dlq")
+        .kafka()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, body LONGTEXT)")
+        .config("[kafka]\non_oversize = \"dead_letter\"\ndead_letter_topic = \"{t}_big\"\n")
+        .start()
         .await?;
-    db.query_drop(format!(
-        "INSERT INTO {table} VALUES (2, REPEAT('x', {BIG}))"
-    ))
-    .await?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (3, 'after')"))
+    let dlq = format!("{}_big", p.table);
+    p.sql("INSERT INTO {t} VALUES (1, 'small')").await?;
+    p.sql(format!("INSERT INTO {{t}} VALUES (2, REPEAT('x', {BIG}))"))
         .await?;
+    p.sql("INSERT INTO {t} VALUES (3, 'after')").await?;
 
-    let main = read_topic_settled(&topic, 2, Duration::from_secs(2))?;
+    let main = p.consume_settled(2, Duration::from_secs(2))?;
     let ids: Vec<i64> = main
         .iter()
         .map(|r| r.value["columnvalues"][0].as_i64().unwrap())
@@ -136,7 +145,7 @@ async fn kafka_oversized_row_goes_to_the_dead_letter_topic() -> anyhow::Result<(
         "{:?}",
         d.headers
     );
-    assert_eq!(d.headers["sluice.original.topic"], topic);
+    assert_eq!(d.headers["sluice.original.topic"], p.topic);
     let bytes: usize = d.headers["sluice.original.bytes"].parse()?;
     assert!(bytes > BIG, "{bytes}");
     // The row's own position travels with it: the row after it is in the next transaction.
@@ -155,27 +164,17 @@ async fn kafka_topics_chosen_by_a_transform_are_checked_on_first_use() -> anyhow
     // `route` sends each row to `{table}_{region}`: new topics are checked (and created) once.
     // A region that makes an invalid topic name stops Sluice with the reason at once, at a
     // position a restart retries, instead of retrying the delivery forever.
-    let (table, server_id) = unique("routed");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, region VARCHAR(20))"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let toml = state.path().join("sluice.toml");
-    std::fs::write(
-        &toml,
-        format!(
-            "[[transforms]]\npath = {:?}\n[transforms.config]\ntopic = \"{table}_{{region}}\"\n",
+    let (mut p, mut sluice) = TestPipeline::new("routed")
+        .kafka()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, region VARCHAR(20))")
+        .config(format!(
+            "[[transforms]]\npath = {:?}\n[transforms.config]\ntopic = \"{{t}}_{{region}}\"\n",
             wasm("route").display().to_string()
-        ),
-    )?;
-    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    let toml_arg = toml.display().to_string();
-    let mut sluice = cfg.start_with(&["run", "--config", &toml_arg])?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'eu'), (2, 'us')"))
+        ))
+        .start()
         .await?;
+    let table = p.table.clone();
+    p.sql("INSERT INTO {t} VALUES (1, 'eu'), (2, 'us')").await?;
     let eu = read_topic(&format!("{table}_eu"), 1, Duration::from_secs(30))?;
     let us = read_topic(&format!("{table}_us"), 1, Duration::from_secs(30))?;
     assert_eq!(
@@ -187,8 +186,7 @@ async fn kafka_topics_chosen_by_a_transform_are_checked_on_first_use() -> anyhow
     );
 
     let started = Instant::now();
-    db.query_drop(format!("INSERT INTO {table} VALUES (3, 'bad name!')"))
-        .await?;
+    p.sql("INSERT INTO {t} VALUES (3, 'bad name!')").await?;
     let code = sluice.wait(Duration::from_secs(60))?;
     let err = sluice.stderr_text();
     assert_ne!(code, 0, "{err}");

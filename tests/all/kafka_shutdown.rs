@@ -8,44 +8,39 @@ use sluice_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_down_sigterm_exits_in_time_and_keeps_the_acked_position() -> anyhow::Result<()> {
-    let (table, server_id) = unique("down_stop");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
-        .await?;
     let mut broker = PrivateBroker::start()?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    cfg.set("KAFKA_BROKERS", &broker.address());
-    let mut sluice = cfg.start()?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (1)"))
+    let (mut p, mut sluice) = TestPipeline::new("down_stop")
+        .kafka()
+        .env("KAFKA_BROKERS", broker.address())
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .start()
         .await?;
+    let (table, topic) = (p.table.clone(), p.topic.clone());
+    p.sql("INSERT INTO {t} VALUES (1)").await?;
     assert_eq!(
         read_topic_from(&broker.address(), &topic, 1, Duration::from_secs(30))?.len(),
         1
     );
     // The position after row 1, once the checkpointer wrote it.
-    let row: mysql_async::Row = db.query_first("SHOW MASTER STATUS").await?.unwrap();
+    let row: mysql_async::Row = p.db.query_first("SHOW MASTER STATUS").await?.unwrap();
     let head: (String, u64) = (row.get(0).unwrap(), row.get(1).unwrap());
     assert!(
-        wait_until(Duration::from_secs(10), || cfg.saved_position().ok()
+        wait_until(Duration::from_secs(10), || p.cfg.saved_position().ok()
             == Some(head.clone())),
         "the position after row 1 is saved: {:?} vs {head:?}",
-        cfg.saved_position()
+        p.cfg.saved_position()
     );
 
     // The broker dies; rows keep coming (several transactions, one of them large).
     broker.kill();
     for id in 2..=10 {
-        db.query_drop(format!("INSERT INTO {table} VALUES ({id})"))
-            .await?;
+        p.sql(format!("INSERT INTO {table} VALUES ({id})")).await?;
     }
-    db.query_drop("BEGIN").await?;
+    p.sql("BEGIN").await?;
     for id in 11..=200 {
-        db.query_drop(format!("INSERT INTO {table} VALUES ({id})"))
-            .await?;
+        p.sql(format!("INSERT INTO {table} VALUES ({id})")).await?;
     }
-    db.query_drop("COMMIT").await?;
+    p.sql("COMMIT").await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         sluice.child.try_wait()?.is_none(),
@@ -71,14 +66,14 @@ async fn kafka_down_sigterm_exits_in_time_and_keeps_the_acked_position() -> anyh
         sluice.stderr_text()
     );
     assert_eq!(
-        cfg.saved_position()?,
+        p.cfg.saved_position()?,
         head,
         "the saved position is the last acknowledged one"
     );
 
     // The broker comes back (empty: memory storage); the restart publishes rows 2..=200.
     broker.restart()?;
-    let sluice = cfg.start()?;
+    let sluice = p.start()?;
     let records = read_topic_from(&broker.address(), &topic, 199, Duration::from_secs(60))?;
     std::thread::sleep(Duration::from_secs(2));
     let records = if records.len() == 199 {

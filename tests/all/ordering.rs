@@ -8,16 +8,14 @@ use sluice_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interleaved_transactions_arrive_whole_in_commit_order() -> anyhow::Result<()> {
-    let (table, server_id) = unique("order");
-    let topic = format!("{table}_topic");
-    let mut a = admin().await?;
+    let (mut p, sluice) = TestPipeline::new("order")
+        .kafka()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, who CHAR(1), step INT)")
+        .start()
+        .await?;
+    let table = p.table.clone();
+    let a = &mut p.db;
     let mut b = admin().await?;
-    a.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, who CHAR(1), step INT)"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let sluice = SluiceConfig::new(&table, Some(&topic), server_id, state.path()).start()?;
 
     let mut expected = Vec::new();
     for round in 0..5 {
@@ -48,7 +46,7 @@ async fn interleaved_transactions_arrive_whole_in_commit_order() -> anyhow::Resu
             ("update", base + 1),
         ]);
     }
-    let records = read_topic_settled(&topic, expected.len(), Duration::from_secs(2))?;
+    let records = p.consume_settled(expected.len(), Duration::from_secs(2))?;
     let got: Vec<(String, i64)> = records
         .iter()
         .map(|r| {

@@ -49,16 +49,12 @@ async fn stops_then(
     published: usize,
     restart_refusal: Option<&str>,
 ) -> anyhow::Result<()> {
-    let (t, server_id) = unique(prefix);
-    let mut db = admin().await?;
+    let mut pipeline = TestPipeline::new(prefix);
     for s in setup {
-        db.query_drop(s.replace("{t}", &t)).await?;
+        pipeline = pipeline.setup(*s);
     }
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&t, None, server_id, state.path());
-    let mut sluice = cfg.start()?;
-    db.query_drop(format!("INSERT INTO {t} (id) VALUES (1)"))
-        .await?;
+    let (mut p, mut sluice) = pipeline.start().await?;
+    p.sql("INSERT INTO {t} (id) VALUES (1)").await?;
     assert!(
         wait_until(Duration::from_secs(30), || !events(&sluice.stdout_lines())
             .is_empty()),
@@ -66,17 +62,17 @@ async fn stops_then(
         sluice.stderr_text()
     );
     for s in statements {
-        db.query_drop(s.replace("{t}", &t)).await?;
+        p.sql(s).await?;
     }
     let code = sluice.wait(Duration::from_secs(30))?;
     let err = sluice.stderr_text();
     assert_ne!(code, 0, "{err}");
     assert!(err.contains(expect), "{err}");
-    assert!(err.contains(&t), "{err}");
+    assert!(err.contains(&p.table), "{err}");
     assert!(err.contains("sluice position skip"), "{err}");
     let seen = events(&sluice.stdout_lines());
     assert_eq!(seen.len(), published, "{seen:?}");
-    let (code, out, err2) = cfg.run_to_end(&["run"])?;
+    let (code, out, err2) = p.run_to_end()?;
     assert_ne!(code, 0, "{err2}");
     assert!(stop_position(&err, expect).is_some(), "{err}");
     if let Some(refusal) = restart_refusal {
@@ -279,12 +275,7 @@ async fn cascade_inside_an_xa_transaction_stops_at_its_prepare() -> anyhow::Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_schema_change_swap_keeps_working() -> anyhow::Result<()> {
-    let (t, server_id) = unique("rs_osc");
-    let mut db = admin().await?;
-    db.query_drop(PLAIN.replace("{t}", &t)).await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&t, None, server_id, state.path());
-    let sluice = cfg.start()?;
+    let (mut p, sluice) = TestPipeline::new("rs_osc").setup(PLAIN).start().await?;
     for s in [
         "INSERT INTO {t} VALUES (1, 1)",
         "CREATE TABLE _{t}_new LIKE {t}",
@@ -294,7 +285,7 @@ async fn online_schema_change_swap_keeps_working() -> anyhow::Result<()> {
         "DROP TABLE _{t}_old",
         "INSERT INTO {t} VALUES (2, 2, 'after')",
     ] {
-        db.query_drop(s.replace("{t}", &t)).await?;
+        p.sql(s).await?;
     }
     assert!(
         wait_until(Duration::from_secs(30), || events(&sluice.stdout_lines())
@@ -324,17 +315,15 @@ async fn online_schema_change_swap_keeps_working() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequence_rows_are_never_published() -> anyhow::Result<()> {
-    let (t, server_id) = unique("rs_seq");
-    let mut db = admin().await?;
-    db.query_drop(PLAIN.replace("{t}", &t)).await?;
-    db.query_drop(format!("CREATE SEQUENCE {t}_s")).await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&format!("{t},{t}_s"), None, server_id, state.path());
-    let sluice = cfg.start()?;
-    db.query_drop(format!("SELECT NEXTVAL({t}_s)")).await?;
-    db.query_drop(format!("SELECT SETVAL({t}_s, 5000)")).await?;
-    db.query_drop(format!("INSERT INTO {t} VALUES (1, 1)"))
+    let (mut p, sluice) = TestPipeline::new("rs_seq")
+        .setup(PLAIN)
+        .setup("CREATE SEQUENCE {t}_s")
+        .tables("{t},{t}_s")
+        .start()
         .await?;
+    p.sql("SELECT NEXTVAL({t}_s)").await?;
+    p.sql("SELECT SETVAL({t}_s, 5000)").await?;
+    p.sql("INSERT INTO {t} VALUES (1, 1)").await?;
     assert!(
         wait_until(Duration::from_secs(30), || !events(&sluice.stdout_lines())
             .is_empty()),
@@ -344,21 +333,16 @@ async fn sequence_rows_are_never_published() -> anyhow::Result<()> {
     let published = events(&sluice.stdout_lines());
     assert_eq!(sluice.stop()?, 0);
     assert_eq!(published.len(), 1, "{published:?}");
-    assert_eq!(published[0]["table"], t.as_str());
+    assert_eq!(published[0]["table"], p.table.as_str());
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn system_versioned_table_replays_to_select_star() -> anyhow::Result<()> {
-    let (t, server_id) = unique("rs_ver");
-    let mut db = admin().await?;
-    db.query_drop(format!(
-        "CREATE TABLE {t} (id INT PRIMARY KEY, v INT) ENGINE=InnoDB WITH SYSTEM VERSIONING"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&t, None, server_id, state.path());
-    let sluice = cfg.start()?;
+    let (mut p, sluice) = TestPipeline::new("rs_ver")
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, v INT) ENGINE=InnoDB WITH SYSTEM VERSIONING")
+        .start()
+        .await?;
     for s in [
         "INSERT INTO {t} VALUES (1, 1), (2, 2), (3, 3)",
         "UPDATE {t} SET v = 10 WHERE id = 1",
@@ -366,9 +350,11 @@ async fn system_versioned_table_replays_to_select_star() -> anyhow::Result<()> {
         "UPDATE {t} SET v = 30 WHERE id = 3",
         "INSERT INTO {t} VALUES (4, 4)",
     ] {
-        db.query_drop(s.replace("{t}", &t)).await?;
+        p.sql(s).await?;
     }
-    let expected: Vec<(i64, i64)> = db.query(format!("SELECT * FROM {t} ORDER BY id")).await?;
+    let expected: Vec<(i64, i64)> =
+        p.db.query(format!("SELECT * FROM {} ORDER BY id", p.table))
+            .await?;
     assert!(
         wait_until(Duration::from_secs(30), || events(&sluice.stdout_lines())
             .iter()
@@ -436,21 +422,17 @@ async fn catalog_finds_cascading_children_and_sequences() -> anyhow::Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cascading_children_are_refused_at_start_and_sequences_flagged() -> anyhow::Result<()> {
-    let (t, server_id) = unique("rs_fkstart");
-    let mut db = admin().await?;
-    db.query_drop(format!(
-        "CREATE TABLE {t}_p (id INT PRIMARY KEY) ENGINE=InnoDB"
-    ))
-    .await?;
-    db.query_drop(format!(
-        "CREATE TABLE {t} (id INT PRIMARY KEY, v INT, CONSTRAINT {t}_fk FOREIGN KEY (v) \
-         REFERENCES {t}_p (id) ON DELETE CASCADE) ENGINE=InnoDB"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&t, None, server_id, state.path());
+    let mut p = TestPipeline::new("rs_fkstart")
+        .setup("CREATE TABLE {t}_p (id INT PRIMARY KEY) ENGINE=InnoDB")
+        .setup(
+            "CREATE TABLE {t} (id INT PRIMARY KEY, v INT, CONSTRAINT {t}_fk FOREIGN KEY (v) \
+             REFERENCES {t}_p (id) ON DELETE CASCADE) ENGINE=InnoDB",
+        )
+        .build()
+        .await?;
+    let t = p.table.clone();
     let started = std::time::Instant::now();
-    let (code, out, err) = cfg.run_to_end(&["run"])?;
+    let (code, out, err) = p.run_to_end()?;
     assert_ne!(code, 0, "{err}");
     assert!(out.is_empty());
     assert!(
@@ -459,7 +441,7 @@ async fn cascading_children_are_refused_at_start_and_sequences_flagged() -> anyh
     );
     assert!(err.contains("ACCEPT_FK_CASCADES"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
-    let (_, check_out, _) = cfg.run_to_end(&["check"])?;
+    let (_, check_out, _) = p.cfg.run_to_end(&["check"])?;
     assert!(
         check_out
             .lines()
@@ -468,12 +450,10 @@ async fn cascading_children_are_refused_at_start_and_sequences_flagged() -> anyh
     );
 
     // Accepted: it runs, and says what it cannot see.
-    cfg.set("ACCEPT_FK_CASCADES", "true");
-    let sluice = cfg.start()?;
-    db.query_drop(format!("INSERT INTO {t}_p VALUES (1)"))
-        .await?;
-    db.query_drop(format!("INSERT INTO {t} VALUES (1, 1)"))
-        .await?;
+    p.cfg.set("ACCEPT_FK_CASCADES", "true");
+    let sluice = p.start()?;
+    p.sql("INSERT INTO {t}_p VALUES (1)").await?;
+    p.sql("INSERT INTO {t} VALUES (1, 1)").await?;
     assert!(wait_until(Duration::from_secs(30), || sluice
         .stdout_lines()
         .len()
@@ -484,7 +464,7 @@ async fn cascading_children_are_refused_at_start_and_sequences_flagged() -> anyh
         sluice.stderr_text()
     );
     assert_eq!(sluice.stop()?, 0);
-    let (_, check_out, _) = cfg.run_to_end(&["check"])?;
+    let (_, check_out, _) = p.cfg.run_to_end(&["check"])?;
     assert!(
         check_out
             .lines()
@@ -494,8 +474,8 @@ async fn cascading_children_are_refused_at_start_and_sequences_flagged() -> anyh
 
     // A sequence named in MYSQL_TABLE is excluded, and said so.
     let seq = format!("{t}_seq");
-    db.query_drop(format!("CREATE SEQUENCE {seq}")).await?;
-    let cfg = SluiceConfig::new(&seq, None, server_id, state.path());
+    p.sql(format!("CREATE SEQUENCE {seq}")).await?;
+    let cfg = SluiceConfig::new(&seq, None, p.server_id, p.state_dir());
     let (_, check_out, _) = cfg.run_to_end(&["check"])?;
     assert!(
         check_out

@@ -18,13 +18,12 @@ fn ids(records: &[Record]) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_restart_loses_and_repeats_nothing() -> anyhow::Result<()> {
-    let (table, server_id) = unique("graceful");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, v INT)"))
+    let mut p = TestPipeline::new("graceful")
+        .kafka()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, v INT)")
+        .build()
         .await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
+    let table = p.table.clone();
 
     let mut next = 1;
     let mut insert = |n: usize| {
@@ -36,18 +35,18 @@ async fn graceful_restart_loses_and_repeats_nothing() -> anyhow::Result<()> {
             .collect::<Vec<_>>();
         stmt
     };
-    let sluice = cfg.start()?;
+    let sluice = p.start()?;
     for s in insert(50) {
-        db.query_drop(s).await?;
+        p.sql(s).await?;
     }
     // Multi-row transactions too.
-    db.query_drop("BEGIN").await?;
+    p.sql("BEGIN").await?;
     for s in insert(20) {
-        db.query_drop(s).await?;
+        p.sql(s).await?;
     }
-    db.query_drop("COMMIT").await?;
+    p.sql("COMMIT").await?;
     assert!(wait_until(Duration::from_secs(30), || read_topic(
-        &topic,
+        &p.topic,
         70,
         Duration::from_secs(1)
     )
@@ -57,13 +56,13 @@ async fn graceful_restart_loses_and_repeats_nothing() -> anyhow::Result<()> {
 
     // Changes made while Sluice is down.
     for s in insert(30) {
-        db.query_drop(s).await?;
+        p.sql(s).await?;
     }
-    let sluice = cfg.start()?;
+    let sluice = p.start()?;
     for s in insert(30) {
-        db.query_drop(s).await?;
+        p.sql(s).await?;
     }
-    let records = read_topic_settled(&topic, 130, Duration::from_secs(3))?;
+    let records = p.consume_settled(130, Duration::from_secs(3))?;
     assert_eq!(
         ids(&records),
         (1..=130).collect::<Vec<_>>(),
@@ -73,29 +72,26 @@ async fn graceful_restart_loses_and_repeats_nothing() -> anyhow::Result<()> {
     assert_eq!(sluice.stop()?, 0);
 
     // A stop right after start, with nothing new, repeats nothing either.
-    let sluice = cfg.start()?;
+    let sluice = p.start()?;
     assert_eq!(sluice.stop()?, 0);
-    let records = read_topic_settled(&topic, 130, Duration::from_secs(2))?;
+    let records = p.consume_settled(130, Duration::from_secs(2))?;
     assert_eq!(records.len(), 130);
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_nothing() -> anyhow::Result<()> {
-    let (table, server_id) = unique("kill9");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, v INT)"))
+    let (p, sluice) = TestPipeline::new("kill9")
+        .kafka()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, v INT)")
+        .start()
         .await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    let sluice = cfg.start()?;
 
     // A steady writer: small transactions of 1-3 rows.
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicI64::new(0));
     let writer = {
-        let (stop, written, table) = (stop.clone(), written.clone(), table.clone());
+        let (stop, written, table) = (stop.clone(), written.clone(), p.table.clone());
         tokio::spawn(async move {
             let mut db = admin().await?;
             let mut id = 0i64;
@@ -119,14 +115,14 @@ async fn kill_9_under_load_loses_nothing() -> anyhow::Result<()> {
     sluice.kill9()?;
     let at_kill = written.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let sluice = cfg.start()?;
+    let sluice = p.start()?;
     assert!(wait_until(Duration::from_secs(30), || written
         .load(Ordering::SeqCst)
         > at_kill + 300));
     stop.store(true, Ordering::SeqCst);
     let total = writer.await??;
 
-    let records = read_topic_settled(&topic, total as usize, Duration::from_secs(3))?;
+    let records = p.consume_settled(total as usize, Duration::from_secs(3))?;
     let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
     for id in ids(&records) {
         *seen.entry(id).or_default() += 1;
@@ -223,32 +219,21 @@ fn assert_whole_and_ordered(records: &[Record]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_after_the_server_drops_the_replica_connection() -> anyhow::Result<()> {
-    let (table, server_id) = unique("reconnect");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
-        .await?;
-    let state = tempfile::tempdir()?;
     // A user of its own, so that killing its connections touches no other test.
-    let user = format!("u{server_id}");
-    db.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+    let (mut p, sluice) = TestPipeline::new("reconnect")
+        .kafka()
+        .own_user()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .start()
         .await?;
-    db.query_drop(format!(
-        "GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '{user}'@'%'"
-    ))
-    .await?;
-    let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    cfg.set("MYSQL_USER", &user).set("MYSQL_PASSWORD", "pw");
-    let sluice = cfg.start()?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (1), (2)"))
-        .await?;
-    assert_eq!(read_topic(&topic, 2, Duration::from_secs(30))?.len(), 2);
+    p.sql("INSERT INTO {t} VALUES (1), (2)").await?;
+    assert_eq!(read_topic(&p.topic, 2, Duration::from_secs(30))?.len(), 2);
 
     // Kill the binlog dump thread serving this replica.
-    let conns: Vec<(u64, String)> = db
-        .exec(
+    let conns: Vec<(u64, String)> =
+        p.db.exec(
             "SELECT ID, COMMAND FROM information_schema.PROCESSLIST WHERE USER = ?",
-            (&user,),
+            (&p.user,),
         )
         .await?;
     let dumps: Vec<u64> = conns
@@ -257,12 +242,10 @@ async fn reconnects_after_the_server_drops_the_replica_connection() -> anyhow::R
         .map(|(i, _)| *i)
         .collect();
     assert_eq!(dumps.len(), 1, "one binlog dump thread: {conns:?}");
-    db.query_drop(format!("KILL {}", dumps[0])).await?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (3)"))
-        .await?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (4)"))
-        .await?;
-    let records = read_topic_settled(&topic, 4, Duration::from_secs(3))?;
+    p.sql(format!("KILL {}", dumps[0])).await?;
+    p.sql("INSERT INTO {t} VALUES (3)").await?;
+    p.sql("INSERT INTO {t} VALUES (4)").await?;
+    let records = p.consume_settled(4, Duration::from_secs(3))?;
     let mut got = ids(&records);
     got.dedup();
     assert_eq!(got, vec![1, 2, 3, 4], "{}", sluice.stderr_text());
@@ -272,33 +255,24 @@ async fn reconnects_after_the_server_drops_the_replica_connection() -> anyhow::R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_lost_its_state_is_survived() -> anyhow::Result<()> {
-    let (table, server_id) = unique("brokerloss");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
-        .await?;
     let mut broker = PrivateBroker::start()?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    cfg.set("KAFKA_BROKERS", &broker.address());
-    // A short delivery timeout keeps the test short; the default is 60 s.
-    let toml = state.path().join("sluice.toml");
-    std::fs::write(
-        &toml,
-        "[kafka.producer]\n\"message.timeout.ms\" = \"5000\"\n",
-    )?;
-    let mut sluice = cfg.start_with(&["run", "--config", toml.to_str().unwrap()])?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (1)"))
+    let (mut p, mut sluice) = TestPipeline::new("brokerloss")
+        .kafka()
+        .env("KAFKA_BROKERS", broker.address())
+        // A short delivery timeout keeps the test short; the default is 60 s.
+        .config("[kafka.producer]\n\"message.timeout.ms\" = \"5000\"\n")
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .start()
         .await?;
+    p.sql("INSERT INTO {t} VALUES (1)").await?;
     assert_eq!(
-        read_topic_from(&broker.address(), &topic, 1, Duration::from_secs(30))?.len(),
+        read_topic_from(&broker.address(), &p.topic, 1, Duration::from_secs(30))?.len(),
         1
     );
 
     // The broker dies; a change happens while it is down (the pipeline blocks, drops nothing).
     broker.kill();
-    db.query_drop(format!("INSERT INTO {table} VALUES (2)"))
-        .await?;
+    p.sql("INSERT INTO {t} VALUES (2)").await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         sluice.child.try_wait()?.is_none(),
@@ -308,9 +282,8 @@ async fn a_broker_that_lost_its_state_is_survived() -> anyhow::Result<()> {
     // It comes back empty: the idempotent producer's id is unknown to it, which is fatal for
     // that producer. Sluice rebuilds it and republishes from the last acknowledged position.
     broker.restart()?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (3)"))
-        .await?;
-    let records = read_topic_from(&broker.address(), &topic, 2, Duration::from_secs(60))?;
+    p.sql("INSERT INTO {t} VALUES (3)").await?;
+    let records = read_topic_from(&broker.address(), &p.topic, 2, Duration::from_secs(60))?;
     let got = ids(&records);
     assert!(
         got.ends_with(&[2, 3]),

@@ -1,9 +1,6 @@
 //! Every type in the contract's value table, through MariaDB, the binlog and Kafka, compared
 //! with the golden files in `tests/golden/`.
 
-use std::time::Duration;
-
-use mysql_async::prelude::Queryable;
 use sluice_tests::*;
 
 const CREATE: &str = "CREATE TABLE {t} (
@@ -56,32 +53,25 @@ fn golden(name: &str, table: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_round_trips_as_the_contract_specifies() -> anyhow::Result<()> {
-    let (table, server_id) = unique("types");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
-    db.query_drop(CREATE.replace("{t}", &table)).await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    let sluice = cfg.start()?;
-
-    db.query_drop("SET time_zone = '+00:00', sql_mode = ''")
+    let (mut p, sluice) = TestPipeline::new("types")
+        .kafka()
+        .setup(CREATE)
+        .start()
         .await?;
-    db.query_drop(INSERT.replace("{t}", &table)).await?;
-    db.query_drop(format!(
-        "UPDATE {table} SET vc = 'changed', n = 42, ti = 127, mi = -1, y = 0 WHERE id = 1"
-    ))
-    .await?;
-    db.query_drop(format!("DELETE FROM {table} WHERE id = 1"))
+    p.sql("SET time_zone = '+00:00', sql_mode = ''").await?;
+    p.sql(INSERT).await?;
+    p.sql("UPDATE {t} SET vc = 'changed', n = 42, ti = 127, mi = -1, y = 0 WHERE id = 1")
         .await?;
+    p.sql("DELETE FROM {t} WHERE id = 1").await?;
 
-    let records = read_topic(&topic, 3, Duration::from_secs(60))?;
+    let records = p.consume(3)?;
     assert_eq!(records.len(), 3, "sluice stderr:\n{}", sluice.stderr_text());
     for (rec, name) in records.iter().zip([
         "all_types.insert.json",
         "all_types.update.json",
         "all_types.delete.json",
     ]) {
-        let expected = golden(name, &table);
+        let expected = golden(name, &p.table);
         if rec.value != expected {
             // Name the first differing column, which is what a reader of the failure needs.
             let exp_vals = &expected["columnvalues"];
@@ -104,7 +94,7 @@ async fn every_type_round_trips_as_the_contract_specifies() -> anyhow::Result<()
         }
         assert_eq!(
             rec.key.as_deref(),
-            Some(format!("{DB}.{table}").as_str()),
+            Some(format!("{DB}.{}", p.table).as_str()),
             "the default key is schema.table"
         );
         assert!(rec.headers.contains_key("sluice.file") && rec.headers.contains_key("sluice.pos"));
@@ -120,21 +110,15 @@ async fn every_type_round_trips_as_the_contract_specifies() -> anyhow::Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_key_mode_keys_by_the_key_values() -> anyhow::Result<()> {
-    let (table, server_id) = unique("pk");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (a INT, b VARCHAR(10), c INT, PRIMARY KEY (b, a))"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    cfg.set("KAFKA_KEY", "primary_key");
-    let sluice = cfg.start()?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'x', 10)"))
+    let (mut p, sluice) = TestPipeline::new("pk")
+        .kafka()
+        .setup("CREATE TABLE {t} (a INT, b VARCHAR(10), c INT, PRIMARY KEY (b, a))")
+        .env("KAFKA_KEY", "primary_key")
+        .start()
         .await?;
-    db.query_drop(format!("DELETE FROM {table}")).await?;
-    let records = read_topic(&topic, 2, Duration::from_secs(60))?;
+    p.sql("INSERT INTO {t} VALUES (1, 'x', 10)").await?;
+    p.sql("DELETE FROM {t}").await?;
+    let records = p.consume(2)?;
     assert_eq!(records.len(), 2, "{}", sluice.stderr_text());
     assert_eq!(records[0].key.as_deref(), Some(r#"["x",1]"#));
     assert_eq!(

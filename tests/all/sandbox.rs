@@ -25,35 +25,28 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sleeping_amplifying_and_chatty_guests_are_stopped_and_sluice_carries_on(
 ) -> anyhow::Result<()> {
-    let (table, server_id) = unique("sandbox");
-    let mut db = admin().await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, body MEDIUMTEXT)"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let toml = state.path().join("sluice.toml");
     let probe = wasm("probe");
     let stage = |name: &str, mode: &str, id: u32| {
         format!(
             "[[transforms]]\npath = {probe:?}\nname = {name:?}\non_error = \"skip\"\nmemory_mb = 256\ncpu_ms = 500\n[transforms.config]\nmode = {mode:?}\nid = \"{id}\"\n\n"
         )
     };
-    std::fs::write(
-        &toml,
-        stage("sleeper", "sleep", 2)
-            + &stage("amplifier", "amplify", 3)
-            + &stage("chatty", "log", 4),
-    )?;
-    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
-    let mut sluice = cfg.start_with(&["run", "--config", toml.to_str().unwrap()])?;
+    let (mut p, mut sluice) = TestPipeline::new("sandbox")
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, body MEDIUMTEXT)")
+        .config(
+            stage("sleeper", "sleep", 2)
+                + &stage("amplifier", "amplify", 3)
+                + &stage("chatty", "log", 4),
+        )
+        .start()
+        .await?;
     let pid = sluice.child.id();
     let rss_before = status_kib(pid, "VmRSS");
 
     let started = Instant::now();
     for id in 1..=5 {
-        db.query_drop(format!(
-            "INSERT INTO {table} VALUES ({id}, REPEAT('x', 65536))"
+        p.sql(format!(
+            "INSERT INTO {{t}} VALUES ({id}, REPEAT('x', 65536))"
         ))
         .await?;
     }
@@ -102,8 +95,7 @@ async fn sleeping_amplifying_and_chatty_guests_are_stopped_and_sluice_carries_on
     // A million copies of a 64 KiB event would be 64 GB; the host stays near its baseline.
     assert!(hwm < 1 << 20, "peak RSS {} MiB", hwm >> 10);
     // Sluice carries on: still running, and a later row goes through.
-    db.query_drop(format!("INSERT INTO {table} VALUES (6, 'y')"))
-        .await?;
+    p.sql("INSERT INTO {t} VALUES (6, 'y')").await?;
     assert!(
         wait_until(Duration::from_secs(30), || ids(&sluice).contains(&6)),
         "{}",
@@ -240,27 +232,17 @@ fn inotify_instances(pid: u32) -> usize {
 /// watcher, and a fresh start with the rejected file fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_keep_the_validated_version_and_one_watcher() -> anyhow::Result<()> {
-    let (table, server_id) = unique("reload_restart");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
-        .await?;
-    // A user of its own, so that killing its connections touches no other test.
-    let user = format!("u{server_id}");
-    db.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
-        .await?;
-    db.query_drop(format!(
-        "GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '{user}'@'%'"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
     let dir = tempfile::tempdir()?;
     let live = dir.path().join("probe.wasm");
     std::fs::copy(wasm("probe"), &live)?;
-    let mut cfg = SluiceConfig::new(&table, None, server_id, state.path());
-    cfg.set("MYSQL_USER", &user)
-        .set("MYSQL_PASSWORD", "pw")
-        .set("TRANSFORMS", live.to_str().unwrap());
-    let sluice = cfg.start_with(&["run", "--watch"])?;
+    // A user of its own, so that killing its connections touches no other test.
+    let (mut p, sluice) = TestPipeline::new("reload_restart")
+        .own_user()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .env("TRANSFORMS", live.to_str().unwrap())
+        .arg("--watch")
+        .start()
+        .await?;
     let pid = sluice.child.id();
     let ids = |s: &Sluice| -> Vec<i64> {
         s.stdout_lines()
@@ -269,8 +251,7 @@ async fn restarts_keep_the_validated_version_and_one_watcher() -> anyhow::Result
             .map(|v| v["columnvalues"][0].as_i64().unwrap())
             .collect()
     };
-    db.query_drop(format!("INSERT INTO {table} VALUES (1)"))
-        .await?;
+    p.sql("INSERT INTO {t} VALUES (1)").await?;
     assert!(wait_until(Duration::from_secs(30), || ids(&sluice) == [1]));
 
     // A broken version is rejected by the watcher, and stays on disk.
@@ -290,10 +271,10 @@ async fn restarts_keep_the_validated_version_and_one_watcher() -> anyhow::Result
             .stderr_text()
             .matches("keeping the version that was running")
             .count();
-        let conns: Vec<(u64, String)> = db
-            .exec(
+        let conns: Vec<(u64, String)> =
+            p.db.exec(
                 "SELECT ID, COMMAND FROM information_schema.PROCESSLIST WHERE USER = ?",
-                (&user,),
+                (&p.user,),
             )
             .await?;
         let dump = conns
@@ -303,7 +284,7 @@ async fn restarts_keep_the_validated_version_and_one_watcher() -> anyhow::Result
         let Some(dump) = dump else {
             panic!("round {round}: no binlog dump thread: {conns:?}");
         };
-        db.query_drop(format!("KILL {dump}")).await?;
+        p.sql(format!("KILL {dump}")).await?;
         assert!(
             wait_until(Duration::from_secs(60), || sluice
                 .stderr_text()
@@ -314,8 +295,7 @@ async fn restarts_keep_the_validated_version_and_one_watcher() -> anyhow::Result
             sluice.stderr_text()
         );
         let id = 2 + round as i64;
-        db.query_drop(format!("INSERT INTO {table} VALUES ({id})"))
-            .await?;
+        p.sql(format!("INSERT INTO {{t}} VALUES ({id})")).await?;
         assert!(
             wait_until(Duration::from_secs(60), || ids(&sluice).contains(&id)),
             "round {round}: row {id} after the restart: {}",
@@ -328,7 +308,7 @@ async fn restarts_keep_the_validated_version_and_one_watcher() -> anyhow::Result
     assert!(sluice.stop()? == 0);
 
     // A fresh process has no validated version: the broken file stops it at once.
-    let (code, _, err) = cfg.run_to_end(&["run"])?;
+    let (code, _, err) = p.cfg.run_to_end(&["run"])?;
     assert_ne!(code, 0);
     assert!(err.contains("not a valid Sluice transform"), "{err}");
     Ok(())

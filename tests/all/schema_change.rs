@@ -4,23 +4,17 @@
 
 use std::time::Duration;
 
-use mysql_async::prelude::Queryable;
 use sluice_tests::*;
 
-async fn alter_mid_stream(url: &str, port: Option<&str>, catch_up: bool) -> anyhow::Result<()> {
-    let (table, server_id) = unique("alter");
-    let topic = format!("{table}_topic");
-    let mut db = connect(url).await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, a VARCHAR(10))"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    if let Some(p) = port {
-        cfg.set("MYSQL_PORT", p);
+async fn alter_mid_stream(scratch: bool, catch_up: bool) -> anyhow::Result<()> {
+    let mut pipeline = TestPipeline::new("alter")
+        .kafka()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, a VARCHAR(10))");
+    if scratch {
+        pipeline = pipeline.scratch();
     }
-    let sluice = cfg.start()?;
+    let (mut p, sluice) = pipeline.start().await?;
+    let table = p.table.clone();
 
     // Each statement waits for the stream to catch up: without FULL row metadata, names come
     // from information_schema, which describes the table as it is now, not as it was when the
@@ -38,18 +32,18 @@ async fn alter_mid_stream(url: &str, port: Option<&str>, catch_up: bool) -> anyh
     ];
     let mut events = 0;
     for step in &steps {
-        db.query_drop(step).await?;
+        p.sql(step).await?;
         if catch_up && !step.starts_with("ALTER") {
             events += 1;
             assert_eq!(
-                read_topic(&topic, events, Duration::from_secs(30))?.len(),
+                read_topic(&p.topic, events, Duration::from_secs(30))?.len(),
                 events,
                 "{}",
                 sluice.stderr_text()
             );
         }
     }
-    let records = read_topic(&topic, 5, Duration::from_secs(60))?;
+    let records = p.consume(5)?;
     assert_eq!(records.len(), 5, "{}", sluice.stderr_text());
     let row = |i: usize| {
         (
@@ -85,39 +79,29 @@ async fn alter_mid_stream(url: &str, port: Option<&str>, catch_up: bool) -> anyh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alter_table_with_full_row_metadata() -> anyhow::Result<()> {
-    alter_mid_stream(&env()["SLUICE_TEST_MYSQL_ADMIN_URL"], None, false).await
+    alter_mid_stream(false, false).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scratch_alter_table_with_minimal_row_metadata_uses_information_schema(
 ) -> anyhow::Result<()> {
-    services("scratch")?;
-    let port = env()["SLUICE_TEST_MYSQL_SCRATCH_PORT"].clone();
-    alter_mid_stream(&env()["SLUICE_TEST_MYSQL_SCRATCH_URL"], Some(&port), true).await
+    alter_mid_stream(true, true).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scratch_catalog_that_moved_on_is_refused_not_guessed() -> anyhow::Result<()> {
     // Without FULL metadata, rows written before an ALTER that Sluice had not yet read cannot be
     // named from today's information_schema. Sluice stops with the fix rather than mislabel.
-    services("scratch")?;
-    let (table, server_id) = unique("moved");
-    let topic = format!("{table}_topic");
-    let mut db = connect(&env()["SLUICE_TEST_MYSQL_SCRATCH_URL"]).await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, a VARCHAR(10))"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    cfg.set("MYSQL_PORT", &env()["SLUICE_TEST_MYSQL_SCRATCH_PORT"]);
-    let sluice = cfg.start()?;
+    let (mut p, sluice) = TestPipeline::new("moved")
+        .kafka()
+        .scratch()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, a VARCHAR(10))")
+        .start()
+        .await?;
     assert_eq!(sluice.stop()?, 0);
-    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'one')"))
-        .await?;
-    db.query_drop(format!("ALTER TABLE {table} ADD COLUMN b INT"))
-        .await?;
-    let (code, _, err) = cfg.run_to_end(&["run"])?;
+    p.sql("INSERT INTO {t} VALUES (1, 'one')").await?;
+    p.sql("ALTER TABLE {t} ADD COLUMN b INT").await?;
+    let (code, _, err) = p.run_to_end()?;
     assert_ne!(code, 0);
     assert!(
         err.contains("the binlog has 2 columns but information_schema has 3"),
@@ -125,7 +109,7 @@ async fn scratch_catalog_that_moved_on_is_refused_not_guessed() -> anyhow::Resul
     );
     assert!(err.contains("binlog_row_metadata=FULL"), "{err}");
     assert_eq!(
-        read_topic(&topic, 1, Duration::from_secs(2))?.len(),
+        read_topic(&p.topic, 1, Duration::from_secs(2))?.len(),
         0,
         "nothing mislabelled was published"
     );

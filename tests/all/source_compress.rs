@@ -34,7 +34,6 @@ impl Drop for Restore {
 async fn scratch_compressed_rows_and_queries_arrive_exactly() -> anyhow::Result<()> {
     services("scratch")?;
     let url = env()["SLUICE_TEST_MYSQL_SCRATCH_URL"].clone();
-    let (table, server_id) = unique("zip");
     let mut setup = connect(&url).await?;
     let _restore = Restore;
     setup
@@ -42,15 +41,14 @@ async fn scratch_compressed_rows_and_queries_arrive_exactly() -> anyhow::Result<
         .await?;
     drop(setup);
     // A new session, so that it writes with the new global setting.
-    let mut db = connect(&url).await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, note VARCHAR(2000), body MEDIUMTEXT, raw BLOB)"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&table, None, server_id, state.path());
-    cfg.set("MYSQL_PORT", &env()["SLUICE_TEST_MYSQL_SCRATCH_PORT"]);
-    let sluice = cfg.start()?;
+    let (mut p, sluice) = TestPipeline::new("zip")
+        .scratch()
+        .setup(
+            "CREATE TABLE {t} (id INT PRIMARY KEY, note VARCHAR(2000), body MEDIUMTEXT, raw BLOB)",
+        )
+        .start()
+        .await?;
+    let (table, db) = (p.table.clone(), &mut p.db);
 
     let body = "compressible text, ".repeat(5000); // ~95 KB
     let note = "ünïcödé ".repeat(100);

@@ -33,12 +33,6 @@ async fn head_file(db: &mut mysql_async::Conn) -> anyhow::Result<String> {
     Ok(row.get(0).unwrap())
 }
 
-fn scratch_config(table: &str, server_id: u32, state: &std::path::Path) -> SluiceConfig {
-    let mut cfg = SluiceConfig::new(table, None, server_id, state);
-    cfg.set("MYSQL_PORT", &env()["SLUICE_TEST_MYSQL_SCRATCH_PORT"]);
-    cfg
-}
-
 /// Starts sluice, waits until the ids in `want` were all published, stops it; its events.
 fn run_until(cfg: &SluiceConfig, want: &[i64]) -> anyhow::Result<Vec<String>> {
     let s = cfg.start()?;
@@ -58,19 +52,14 @@ fn run_until(cfg: &SluiceConfig, want: &[i64]) -> anyhow::Result<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scratch_server_restart_moves_to_the_next_file() -> anyhow::Result<()> {
-    services("scratch")?;
-    let url = env()["SLUICE_TEST_MYSQL_SCRATCH_URL"].clone();
-    let (table, server_id) = unique("srvrestart");
-    let mut db = connect(&url).await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+    let (mut p, s) = TestPipeline::new("srvrestart")
+        .scratch()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .start()
         .await?;
-    let state = tempfile::tempdir()?;
-    let cfg = scratch_config(&table, server_id, state.path());
-
-    let s = cfg.start()?;
+    let table = p.table.clone();
     for id in 1..=3 {
-        db.query_drop(format!("INSERT INTO {table} VALUES ({id})"))
-            .await?;
+        p.sql(format!("INSERT INTO {table} VALUES ({id})")).await?;
     }
     assert!(
         wait_until(Duration::from_secs(30), || s.stdout_lines().len() == 3),
@@ -79,20 +68,18 @@ async fn scratch_server_restart_moves_to_the_next_file() -> anyhow::Result<()> {
     );
     let mut lines = s.stdout_lines();
     assert_eq!(s.stop()?, 0);
-    let (f1, _) = cfg.saved_position()?;
-    drop(db);
+    let (f1, _) = p.cfg.saved_position()?;
 
     // A clean shutdown ends f1 with a STOP event; the restarted server writes to a new file.
     services("restart-scratch")?;
-    let mut db = connect(&url).await?;
-    let f2 = head_file(&mut db).await?;
+    p.db = connect(&env()["SLUICE_TEST_MYSQL_SCRATCH_URL"]).await?;
+    let f2 = head_file(&mut p.db).await?;
     assert_ne!(f1, f2, "the restarted server writes a new file");
     for id in 4..=6 {
-        db.query_drop(format!("INSERT INTO {table} VALUES ({id})"))
-            .await?;
+        p.sql(format!("INSERT INTO {table} VALUES ({id})")).await?;
     }
-    lines.extend(run_until(&cfg, &[4, 5, 6])?);
-    let (file, pos) = cfg.saved_position()?;
+    lines.extend(run_until(&p.cfg, &[4, 5, 6])?);
+    let (file, pos) = p.cfg.saved_position()?;
     eprintln!("before the restart: {f1}; after: {file}:{pos}");
     assert_eq!(
         file, f2,
@@ -101,27 +88,30 @@ async fn scratch_server_restart_moves_to_the_next_file() -> anyhow::Result<()> {
 
     // From that position, once more: every row exactly once.
     for id in 7..=9 {
-        db.query_drop(format!("INSERT INTO {table} VALUES ({id})"))
-            .await?;
+        p.sql(format!("INSERT INTO {table} VALUES ({id})")).await?;
     }
-    lines.extend(run_until(&cfg, &[7, 8, 9])?);
+    lines.extend(run_until(&p.cfg, &[7, 8, 9])?);
     let seen = inserted(&lines);
     let expected: BTreeMap<i64, usize> = (1..=9).map(|id| (id, 1)).collect();
     assert_eq!(seen, expected, "every row exactly once");
-    assert_eq!(cfg.saved_position()?.0, f2);
+    assert_eq!(p.cfg.saved_position()?.0, f2);
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scratch_prepared_xa_without_captured_rows_does_not_hold_the_position() -> anyhow::Result<()>
 {
-    services("scratch")?;
-    let url = env()["SLUICE_TEST_MYSQL_SCRATCH_URL"].clone();
-    let (table, server_id) = unique("xahold");
+    let p = TestPipeline::new("xahold")
+        .scratch()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .setup("CREATE TABLE {t}_other (id INT PRIMARY KEY)")
+        .build()
+        .await?;
+    let table = p.table.clone();
     // A prepared XA outlives its connection: roll it back whatever happens, or every later
     // start from the scratch server's head would wait for it.
-    let outcome = tokio::spawn(xa_hold(url.clone(), table.clone(), server_id)).await;
-    let mut db = connect(&url).await?;
+    let outcome = tokio::spawn(xa_hold(p)).await;
+    let mut db = connect(&env()["SLUICE_TEST_MYSQL_SCRATCH_URL"]).await?;
     let _ = db.query_drop(format!("XA ROLLBACK '{table}'")).await;
     match outcome {
         Ok(r) => r,
@@ -130,19 +120,13 @@ async fn scratch_prepared_xa_without_captured_rows_does_not_hold_the_position() 
 }
 
 /// The body of the test above.
-async fn xa_hold(url: String, table: String, server_id: u32) -> anyhow::Result<()> {
+async fn xa_hold(mut p: Pipeline) -> anyhow::Result<()> {
+    let table = p.table.clone();
     let other = format!("{table}_other");
-    let mut db = connect(&url).await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
-        .await?;
-    db.query_drop(format!("CREATE TABLE {other} (id INT PRIMARY KEY)"))
-        .await?;
-    let state = tempfile::tempdir()?;
-    let cfg = scratch_config(&table, server_id, state.path());
-    let s = cfg.start()?;
+    let s = p.start()?;
 
     // An XA on a table that is not captured, prepared and left so.
-    let mut xa = connect(&url).await?;
+    let mut xa = connect(&env()["SLUICE_TEST_MYSQL_SCRATCH_URL"]).await?;
     let xid = format!("'{table}'");
     for stmt in [
         format!("XA START {xid}"),
@@ -152,17 +136,17 @@ async fn xa_hold(url: String, table: String, server_id: u32) -> anyhow::Result<(
     ] {
         xa.query_drop(stmt).await?;
     }
-    let prepared_at = head_file_pos(&mut db).await?;
+    let prepared_at = head_file_pos(&mut p.db).await?;
 
     // A steady load of captured rows: the saved position follows it past the PREPARE.
     let mut next = 1;
     let mut passed = false;
     for _ in 0..40 {
-        db.query_drop(format!("INSERT INTO {table} VALUES ({next})"))
+        p.sql(format!("INSERT INTO {table} VALUES ({next})"))
             .await?;
         next += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let (file, pos) = cfg.saved_position()?;
+        let (file, pos) = p.cfg.saved_position()?;
         if (file.clone(), pos) > prepared_at {
             passed = true;
             break;
@@ -178,7 +162,7 @@ async fn xa_hold(url: String, table: String, server_id: u32) -> anyhow::Result<(
     let mut lines = s.stdout_lines();
     let err = s.stderr_text();
     assert_eq!(s.stop()?, 0, "{err}");
-    let after_stop = cfg.saved_position()?;
+    let after_stop = p.cfg.saved_position()?;
     eprintln!("PREPARE before {prepared_at:?}; saved {after_stop:?}");
     assert!(
         passed && after_stop > prepared_at,
@@ -187,15 +171,15 @@ async fn xa_hold(url: String, table: String, server_id: u32) -> anyhow::Result<(
 
     // Restart between the PREPARE and the COMMIT: the XA's COMMIT arrives for an xid the new
     // run never saw prepared, and passes; the load goes on.
-    let s = cfg.start()?;
+    let s = p.start()?;
     for _ in 0..5 {
-        db.query_drop(format!("INSERT INTO {table} VALUES ({next})"))
+        p.sql(format!("INSERT INTO {table} VALUES ({next})"))
             .await?;
         next += 1;
     }
     xa.query_drop(format!("XA COMMIT {xid}")).await?;
     for _ in 0..5 {
-        db.query_drop(format!("INSERT INTO {table} VALUES ({next})"))
+        p.sql(format!("INSERT INTO {table} VALUES ({next})"))
             .await?;
         next += 1;
     }
@@ -210,9 +194,9 @@ async fn xa_hold(url: String, table: String, server_id: u32) -> anyhow::Result<(
     lines.extend(s.stdout_lines());
     let err = s.stderr_text();
     assert_eq!(s.stop()?, 0, "{err}");
-    let end = head_file_pos(&mut db).await?;
+    let end = head_file_pos(&mut p.db).await?;
     assert_eq!(
-        cfg.saved_position()?,
+        p.cfg.saved_position()?,
         end,
         "the saved position is the head once idle"
     );

@@ -21,21 +21,13 @@ fn inserted_ids(lines: &[String]) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolled_back_and_xa_transactions_publish_only_what_committed() -> anyhow::Result<()> {
-    let (table, server_id) = unique("txn");
-    let mut db = admin().await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, v VARCHAR(10)) ENGINE=InnoDB"
-    ))
-    .await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table}_m (id INT PRIMARY KEY) ENGINE=MyISAM"
-    ))
-    .await?;
-    db.query_drop(format!("INSERT INTO {table}_m VALUES (1)"))
+    let (mut p, sluice) = TestPipeline::new("txn")
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, v VARCHAR(10)) ENGINE=InnoDB")
+        .setup("CREATE TABLE {t}_m (id INT PRIMARY KEY) ENGINE=MyISAM")
+        .setup("INSERT INTO {t}_m VALUES (1)")
+        .start()
         .await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
-    let sluice = cfg.start()?;
+    let table = p.table.clone();
 
     // A rolled-back transaction: the temporary table makes the server log it, with ROLLBACK.
     for stmt in [
@@ -46,7 +38,7 @@ async fn rolled_back_and_xa_transactions_publish_only_what_committed() -> anyhow
         "ROLLBACK".to_owned(),
         "DROP TEMPORARY TABLE tmp_rb".to_owned(),
     ] {
-        db.query_drop(stmt).await?;
+        p.sql(stmt).await?;
     }
     // ROLLBACK TO SAVEPOINT: the statement that also changes a MyISAM table makes the server
     // log SAVEPOINT and ROLLBACK TO, with the rolled-back rows between them.
@@ -63,7 +55,7 @@ async fn rolled_back_and_xa_transactions_publish_only_what_committed() -> anyhow
         format!("INSERT INTO {table} VALUES (4, 'kept')"),
         "COMMIT".to_owned(),
     ] {
-        db.query_drop(stmt).await?;
+        p.sql(stmt).await?;
     }
     // XA rolled back, then XA committed (its rows once), then a one-phase XA commit.
     let xa = |id: &str, row: i64, end: &str| {
@@ -79,7 +71,7 @@ async fn rolled_back_and_xa_transactions_publish_only_what_committed() -> anyhow
         .into_iter()
         .chain(xa("b", 11, "COMMIT"))
     {
-        db.query_drop(stmt).await?;
+        p.sql(stmt).await?;
     }
     for stmt in [
         format!("XA START '{table}c'"),
@@ -88,7 +80,7 @@ async fn rolled_back_and_xa_transactions_publish_only_what_committed() -> anyhow
         format!("XA COMMIT '{table}c' ONE PHASE"),
         format!("INSERT INTO {table} VALUES (99, 'last')"),
     ] {
-        db.query_drop(stmt).await?;
+        p.sql(stmt).await?;
     }
     assert!(
         wait_until(Duration::from_secs(30), || inserted_ids(
@@ -112,29 +104,23 @@ async fn rolled_back_and_xa_transactions_publish_only_what_committed() -> anyhow
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statement_format_write_on_a_captured_table_stops_and_stops_again() -> anyhow::Result<()> {
-    let (table, server_id) = unique("stmt");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+    let (mut p, mut sluice) = TestPipeline::new("stmt")
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .start()
         .await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
-    let sluice = cfg.start()?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (1)"))
-        .await?;
-    db.query_drop("SET SESSION binlog_format=STATEMENT").await?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (2)"))
-        .await?;
-    db.query_drop("SET SESSION binlog_format=ROW").await?;
-    let mut sluice = sluice;
+    p.sql("INSERT INTO {t} VALUES (1)").await?;
+    p.sql("SET SESSION binlog_format=STATEMENT").await?;
+    p.sql("INSERT INTO {t} VALUES (2)").await?;
+    p.sql("SET SESSION binlog_format=ROW").await?;
     let code = sluice.wait(Duration::from_secs(30))?;
     let err = sluice.stderr_text();
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("statement-format write at"), "{err}");
-    assert!(err.contains(&format!("{DB}.{table}")), "{err}");
+    assert!(err.contains(&format!("{DB}.{}", p.table)), "{err}");
     assert!(err.contains("binlog_format=ROW"), "{err}");
     assert_eq!(inserted_ids(&sluice.stdout_lines()), vec![1]);
     // A restart stops at the same statement: the position did not move past it.
-    let (code, out, err2) = cfg.run_to_end(&["run"])?;
+    let (code, out, err2) = p.run_to_end()?;
     assert_ne!(code, 0, "{err2}");
     let at = |e: &str| {
         e.split("statement-format write at ")
@@ -197,27 +183,21 @@ async fn statement_format_writes_in_disguise_stop() -> anyhow::Result<()> {
 /// bounds, and does not advise `sluice position skip` (skipping would not take them back).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_after_a_published_piece_names_the_byte_bound() -> anyhow::Result<()> {
-    let (table, server_id) = unique("rbpiece");
-    let mut db = admin().await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, v VARCHAR(10)) ENGINE=InnoDB"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let file = state.path().join("sluice.toml");
-    std::fs::write(&file, "[pipeline]\nmax_batch_bytes = 1\n")?;
-    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
-    let mut sluice = cfg.start_with(&["run", "--config", file.to_str().unwrap()])?;
+    let (mut p, mut sluice) = TestPipeline::new("rbpiece")
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, v VARCHAR(10)) ENGINE=InnoDB")
+        .config("[pipeline]\nmax_batch_bytes = 1\n")
+        .start()
+        .await?;
     for stmt in [
-        "BEGIN".to_owned(),
-        format!("INSERT INTO {table} VALUES (1, 'a')"),
-        format!("INSERT INTO {table} VALUES (2, 'b')"),
-        "CREATE TEMPORARY TABLE tmp_rbp (a INT) ENGINE=MyISAM".to_owned(),
-        "INSERT INTO tmp_rbp VALUES (1)".to_owned(),
-        "ROLLBACK".to_owned(),
-        "DROP TEMPORARY TABLE tmp_rbp".to_owned(),
+        "BEGIN",
+        "INSERT INTO {t} VALUES (1, 'a')",
+        "INSERT INTO {t} VALUES (2, 'b')",
+        "CREATE TEMPORARY TABLE tmp_rbp (a INT) ENGINE=MyISAM",
+        "INSERT INTO tmp_rbp VALUES (1)",
+        "ROLLBACK",
+        "DROP TEMPORARY TABLE tmp_rbp",
     ] {
-        db.query_drop(stmt).await?;
+        p.sql(stmt).await?;
     }
     let code = sluice.wait(Duration::from_secs(30))?;
     let err = sluice.stderr_text();

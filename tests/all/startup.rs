@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use mysql_async::prelude::Queryable;
 use sluice_tests::*;
 
 /// Runs `sluice run` to its end, with a deadline; returns (exit code, stderr, time taken).
@@ -16,15 +15,14 @@ fn run_until_exit(cfg: &SluiceConfig, limit: Duration) -> anyhow::Result<(i32, S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_unreachable_broker_names_kafka_brokers() -> anyhow::Result<()> {
-    let (table, server_id) = unique("st_broker");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+    let p = TestPipeline::new("st_broker")
+        .kafka()
+        // Nothing listens on port 1.
+        .env("KAFKA_BROKERS", "127.0.0.1:1")
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .build()
         .await?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&table, Some("t"), server_id, state.path());
-    // Nothing listens on port 1.
-    cfg.set("KAFKA_BROKERS", "127.0.0.1:1");
-    let (code, err, took) = run_until_exit(&cfg, Duration::from_secs(30))?;
+    let (code, err, took) = run_until_exit(&p.cfg, Duration::from_secs(30))?;
     eprintln!("unreachable broker: exit {code} after {took:?}");
     assert_ne!(code, 0, "{err}");
     assert!(took < Duration::from_secs(15), "took {took:?}:\n{err}");
@@ -41,14 +39,13 @@ async fn startup_unreachable_broker_names_kafka_brokers() -> anyhow::Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_sigterm_while_waiting_for_the_broker_exits_promptly() -> anyhow::Result<()> {
-    let (table, server_id) = unique("st_sigterm");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+    let p = TestPipeline::new("st_sigterm")
+        .kafka()
+        .env("KAFKA_BROKERS", "127.0.0.1:1")
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .build()
         .await?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&table, Some("t"), server_id, state.path());
-    cfg.set("KAFKA_BROKERS", "127.0.0.1:1");
-    let mut s = cfg.spawn()?;
+    let mut s = p.cfg.spawn()?;
     std::thread::sleep(Duration::from_secs(3));
     assert!(
         s.child.try_wait()?.is_none(),
@@ -70,29 +67,28 @@ async fn startup_sigterm_while_waiting_for_the_broker_exits_promptly() -> anyhow
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_missing_table_stops_naming_mysql_table() -> anyhow::Result<()> {
-    let (table, server_id) = unique("st_missing");
-    let state = tempfile::tempdir()?;
     // The table is never created.
-    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
-    let (code, err, took) = run_until_exit(&cfg, Duration::from_secs(30))?;
+    let p = TestPipeline::new("st_missing").build().await?;
+    let (code, err, took) = run_until_exit(&p.cfg, Duration::from_secs(30))?;
     eprintln!("missing table: exit {code} after {took:?}");
     assert_ne!(code, 0, "{err}");
     assert!(took < Duration::from_secs(15), "took {took:?}:\n{err}");
-    assert!(err.contains(&table) && err.contains("MYSQL_TABLE"), "{err}");
+    assert!(
+        err.contains(&p.table) && err.contains("MYSQL_TABLE"),
+        "{err}"
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_wrong_password_stops_naming_mysql_password() -> anyhow::Result<()> {
-    let (table, server_id) = unique("st_password");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
-        .await?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&table, None, server_id, state.path());
     let secret = "Xq7-not-the-password";
-    cfg.set("MYSQL_PASSWORD", secret);
-    let (code, err, took) = run_until_exit(&cfg, Duration::from_secs(30))?;
+    let p = TestPipeline::new("st_password")
+        .env("MYSQL_PASSWORD", secret)
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .build()
+        .await?;
+    let (code, err, took) = run_until_exit(&p.cfg, Duration::from_secs(30))?;
     eprintln!("wrong password: exit {code} after {took:?}");
     assert_ne!(code, 0, "{err}");
     assert!(took < Duration::from_secs(15), "took {took:?}:\n{err}");

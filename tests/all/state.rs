@@ -8,19 +8,16 @@ use sluice_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_instance_on_the_same_state_directory_is_refused() -> anyhow::Result<()> {
-    let (table, server_id) = unique("lock");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
+    let (mut p, first) = TestPipeline::new("lock")
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .start()
         .await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
-    let first = cfg.start()?;
 
     // Another pipeline (another table, another server id) pointed at the same directory.
     let (other, other_id) = unique("lock2");
-    db.query_drop(format!("CREATE TABLE {other} (id INT PRIMARY KEY)"))
+    p.sql(format!("CREATE TABLE {other} (id INT PRIMARY KEY)"))
         .await?;
-    let second = SluiceConfig::new(&other, None, other_id, state.path());
+    let second = SluiceConfig::new(&other, None, other_id, p.state_dir());
     let started = Instant::now();
     let (code, _out, err) = second.run_to_end(&["run"])?;
     let took = started.elapsed();
@@ -30,7 +27,7 @@ async fn a_second_instance_on_the_same_state_directory_is_refused() -> anyhow::R
         "{err}"
     );
     assert!(
-        err.contains(&table),
+        err.contains(&p.table),
         "the message names the holder's tables: {err}"
     );
     assert!(
@@ -39,8 +36,7 @@ async fn a_second_instance_on_the_same_state_directory_is_refused() -> anyhow::R
     );
 
     // The first instance is unaffected and still streams.
-    db.query_drop(format!("INSERT INTO {table} VALUES (1)"))
-        .await?;
+    p.sql("INSERT INTO {t} VALUES (1)").await?;
     assert!(
         wait_until(Duration::from_secs(30), || first.stdout_lines().len() == 1),
         "{}",
@@ -96,28 +92,21 @@ async fn several_tables_and_a_joined_name_get_different_position_files() -> anyh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn position_skip_moves_past_one_refused_transaction_and_records_it() -> anyhow::Result<()> {
-    let (table, server_id) = unique("skip");
-    let mut db = admin().await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, v VARCHAR(20), w INT)"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let cfg = SluiceConfig::new(&table, None, server_id, state.path());
-    let mut sluice = cfg.start()?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (1, 'one', 1)"))
+    let (mut p, mut sluice) = TestPipeline::new("skip")
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, v VARCHAR(20), w INT)")
+        .start()
         .await?;
+    let table = p.table.clone();
+    p.sql("INSERT INTO {t} VALUES (1, 'one', 1)").await?;
     assert!(wait_until(Duration::from_secs(30), || sluice
         .stdout_lines()
         .len()
         == 1));
 
     // One writer session logs a MINIMAL row image: Sluice cannot publish it faithfully.
-    db.query_drop("SET SESSION binlog_row_image=MINIMAL")
-        .await?;
-    db.query_drop(format!("UPDATE {table} SET v = 'uno' WHERE id = 1"))
-        .await?;
-    db.query_drop("SET SESSION binlog_row_image=FULL").await?;
+    p.sql("SET SESSION binlog_row_image=MINIMAL").await?;
+    p.sql("UPDATE {t} SET v = 'uno' WHERE id = 1").await?;
+    p.sql("SET SESSION binlog_row_image=FULL").await?;
     let code = sluice.wait(Duration::from_secs(30))?;
     assert_ne!(code, 0);
     let err = sluice.stderr_text();
@@ -126,7 +115,7 @@ async fn position_skip_moves_past_one_refused_transaction_and_records_it() -> an
         err.contains("sluice position skip"),
         "the error names the way past: {err}"
     );
-    let saved = std::fs::read(cfg.position_file())?;
+    let saved = std::fs::read(p.cfg.position_file())?;
     // The decode error says where: the rows event, and its transaction's start (the saved
     // position, where a restart reads it again).
     let pos: serde_json::Value = serde_json::from_slice(&saved)?;
@@ -139,32 +128,32 @@ async fn position_skip_moves_past_one_refused_transaction_and_records_it() -> an
     assert!(err.contains(&txn_start), "{txn_start}: {err}");
 
     // A restart stops at the same place again: nothing is skipped on its own.
-    let (code, out, err) = cfg.run_to_end(&["run"])?;
+    let (code, out, err) = p.run_to_end()?;
     assert_ne!(code, 0, "{err}");
     assert!(
         out.is_empty(),
         "nothing published past the refused transaction: {out}"
     );
-    assert_eq!(std::fs::read(cfg.position_file())?, saved);
+    assert_eq!(std::fs::read(p.cfg.position_file())?, saved);
 
     // A dry run shows the transaction and changes nothing.
-    let (code, out, err) = cfg.run_to_end(&["position", "skip", "--dry-run"])?;
+    let (code, out, err) = p.cfg.run_to_end(&["position", "skip", "--dry-run"])?;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&table), "{out}");
-    assert_eq!(std::fs::read(cfg.position_file())?, saved);
+    assert_eq!(std::fs::read(p.cfg.position_file())?, saved);
     // A reason is required.
-    let (code, _, err) = cfg.run_to_end(&["position", "skip"])?;
+    let (code, _, err) = p.cfg.run_to_end(&["position", "skip"])?;
     assert_ne!(code, 0);
     assert!(err.contains("--reason"), "{err}");
 
-    let (code, out, err) = cfg.run_to_end(&[
+    let (code, out, err) = p.cfg.run_to_end(&[
         "position",
         "skip",
         "--reason",
         "batch job wrote a MINIMAL image; row re-sent by hand",
     ])?;
     assert_eq!(code, 0, "{out}\n{err}");
-    let log = std::fs::read_to_string(state.path().join("skipped.jsonl"))?;
+    let log = std::fs::read_to_string(p.state_dir().join("skipped.jsonl"))?;
     let record: serde_json::Value = serde_json::from_str(log.lines().last().unwrap())?;
     assert_eq!(
         record["reason"],
@@ -174,9 +163,8 @@ async fn position_skip_moves_past_one_refused_transaction_and_records_it() -> an
     assert_eq!(log.lines().count(), 1);
 
     // The pipeline goes on after exactly that transaction.
-    db.query_drop(format!("INSERT INTO {table} VALUES (2, 'two', 2)"))
-        .await?;
-    let sluice = cfg.start()?;
+    p.sql("INSERT INTO {t} VALUES (2, 'two', 2)").await?;
+    let sluice = p.start()?;
     assert!(
         wait_until(Duration::from_secs(30), || !sluice
             .stdout_lines()
@@ -193,26 +181,25 @@ async fn position_skip_moves_past_one_refused_transaction_and_records_it() -> an
     assert_eq!(sluice.stop()?, 0);
 
     // The saved position now holds a transaction Sluice publishes: no skip, dry or not.
-    db.query_drop(format!("INSERT INTO {table} VALUES (3, 'three', 3)"))
-        .await?;
-    let saved = std::fs::read(cfg.position_file())?;
+    p.sql("INSERT INTO {t} VALUES (3, 'three', 3)").await?;
+    let saved = std::fs::read(p.cfg.position_file())?;
     for args in [
         &["position", "skip", "--dry-run"][..],
         &["position", "skip", "--reason", "by mistake"][..],
     ] {
-        let (code, out, err) = cfg.run_to_end(args)?;
+        let (code, out, err) = p.cfg.run_to_end(args)?;
         assert_ne!(code, 0, "{args:?}: {out}\n{err}");
         assert!(
             err.contains("is not one Sluice refuses")
                 && err.contains("start `sluice run`, which stops at the refused one"),
             "{args:?}: {err}"
         );
-        assert_eq!(std::fs::read(cfg.position_file())?, saved, "{args:?}");
+        assert_eq!(std::fs::read(p.cfg.position_file())?, saved, "{args:?}");
     }
-    let log = std::fs::read_to_string(state.path().join("skipped.jsonl"))?;
+    let log = std::fs::read_to_string(p.state_dir().join("skipped.jsonl"))?;
     assert_eq!(log.lines().count(), 1, "nothing recorded: {log}");
     // And the row is published by the next run.
-    let sluice = cfg.start()?;
+    let sluice = p.start()?;
     assert!(
         wait_until(Duration::from_secs(30), || sluice
             .stdout_lines()

@@ -121,6 +121,29 @@ fn example_transforms_give_the_same_output_natively_and_as_wasm() {
             )
         },
         {
+            // add-column: the harness, `transform test` and the host apply the same edit.
+            let c = vec![
+                ("add", "source_db:eu1"),
+                ("rename", "email:contact"),
+                ("drop", "note"),
+            ];
+            let expected = native::<sluice_transform_reshape::Reshape>(&c, &lines);
+            let added = expected
+                .iter()
+                .filter(|e| e["value"]["kind"] != "truncate")
+                .all(|e| {
+                    let v = &e["value"];
+                    let names = if v["kind"] == "delete" {
+                        &v["oldkeys"]["keynames"]
+                    } else {
+                        &v["columnnames"]
+                    };
+                    names.as_array().and_then(|n| n.last()) == Some(&serde_json::json!("source_db"))
+                });
+            assert!(added, "every row event gains the column: {expected:?}");
+            ("reshape", c, expected)
+        },
+        {
             let c = vec![("envelope", "debezium"), ("drop", "note")];
             (
                 "reshape",
@@ -233,38 +256,26 @@ struct PolicyRun {
     dead: Vec<Record>,
     code: i32,
     stderr: String,
-    cfg: SluiceConfig,
-    toml: std::path::PathBuf,
-    topic: String,
-    _state: tempfile::TempDir,
+    p: Pipeline,
 }
 
 async fn run_policy(policy: &str) -> anyhow::Result<PolicyRun> {
-    let (table, server_id) = unique(&format!("policy_{policy}"));
-    let topic = format!("{table}_topic");
-    let dlq = format!("{table}_dlq");
-    let mut db = admin().await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, v VARCHAR(10))"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let toml = state.path().join("sluice.toml");
-    std::fs::write(
-        &toml,
-        format!(
-            "[[transforms]]\npath = {:?}\non_error = {policy:?}\ndead_letter_topic = {dlq:?}\n[transforms.config]\nmode = \"fail_on\"\nid = \"3\"\n",
+    let (mut p, mut sluice) = TestPipeline::new(&format!("policy_{policy}"))
+        .kafka()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, v VARCHAR(10))")
+        .config(format!(
+            "[[transforms]]\npath = {:?}\non_error = {policy:?}\ndead_letter_topic = \"{{t}}_dlq\"\n[transforms.config]\nmode = \"fail_on\"\nid = \"3\"\n",
             wasm("probe")
-        ),
-    )?;
-    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    let mut sluice = cfg.start_with(&["run", "--config", toml.to_str().unwrap()])?;
+        ))
+        .start()
+        .await?;
+    let dlq = format!("{}_dlq", p.table);
     for id in 1..=5 {
-        db.query_drop(format!("INSERT INTO {table} VALUES ({id}, 'x')"))
+        p.sql(format!("INSERT INTO {{t}} VALUES ({id}, 'x')"))
             .await?;
     }
     let want = if policy == "halt" { 2 } else { 4 };
-    let records = read_topic_settled(&topic, want, Duration::from_secs(2))?;
+    let records = p.consume_settled(want, Duration::from_secs(2))?;
     let ids = records
         .iter()
         .map(|r| r.value["columnvalues"][0].as_i64().unwrap())
@@ -286,10 +297,7 @@ async fn run_policy(policy: &str) -> anyhow::Result<PolicyRun> {
         dead,
         code,
         stderr,
-        cfg,
-        toml,
-        topic,
-        _state: state,
+        p,
     })
 }
 
@@ -306,12 +314,10 @@ async fn halt_stops_without_advancing_the_position() -> anyhow::Result<()> {
     );
     // The saved position is before the failing transaction: a restart meets it again, and
     // publishes nothing new.
-    let (code, _, err) = run
-        .cfg
-        .run_to_end(&["run", "--config", run.toml.to_str().unwrap()])?;
+    let (code, _, err) = run.p.run_to_end()?;
     assert_ne!(code, 0);
     assert!(err.contains("probe: refusing id 3"), "{err}");
-    let records = read_topic_settled(&run.topic, 2, Duration::from_secs(1))?;
+    let records = run.p.consume_settled(2, Duration::from_secs(1))?;
     assert_eq!(records.len(), 2);
     Ok(())
 }
@@ -351,33 +357,19 @@ async fn dead_letter_publishes_the_original_with_the_error() -> anyhow::Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transforms_from_the_env_mask_in_the_pipeline() -> anyhow::Result<()> {
-    let (table, server_id) = unique("masked");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, email VARCHAR(50), status VARCHAR(10))"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
     let (mask, filter) = (wasm("mask"), wasm("filter"));
-    let toml = state.path().join("sluice.toml");
-    std::fs::write(
-        &toml,
-        format!(
+    let (mut p, mut sluice) = TestPipeline::new("masked")
+        .kafka()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, email VARCHAR(50), status VARCHAR(10))")
+        .config(format!(
             "[[transforms]]\npath = {mask:?}\n[transforms.config]\ncolumns = \"email\"\n\n[[transforms]]\npath = {filter:?}\n[transforms.config]\ncolumn = \"status\"\nop = \"!=\"\nvalue = \"test\"\n"
-        ),
-    )?;
-    let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    cfg.set(
-        "TRANSFORMS",
-        &format!("{},{}", filter.display(), mask.display()),
-    );
-    let mut sluice = cfg.start_with(&["run", "--config", toml.to_str().unwrap()])?;
-    db.query_drop(format!(
-        "INSERT INTO {table} VALUES (1, 'a@x.io', 'paid'), (2, 'b@x.io', 'test'), (3, NULL, 'new')"
-    ))
-    .await?;
-    let records = read_topic_settled(&topic, 2, Duration::from_secs(2))?;
+        ))
+        .env("TRANSFORMS", format!("{},{}", filter.display(), mask.display()))
+        .start()
+        .await?;
+    p.sql("INSERT INTO {t} VALUES (1, 'a@x.io', 'paid'), (2, 'b@x.io', 'test'), (3, NULL, 'new')")
+        .await?;
+    let records = p.consume_settled(2, Duration::from_secs(2))?;
     let vals: Vec<serde_json::Value> = records
         .iter()
         .map(|r| r.value["columnvalues"].clone())
@@ -397,15 +389,44 @@ async fn transforms_from_the_env_mask_in_the_pipeline() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_added_column_reaches_kafka_in_every_row_image() -> anyhow::Result<()> {
+    let reshape = wasm("reshape");
+    let (mut p, mut sluice) = TestPipeline::new("added")
+        .kafka()
+        // The dropped column comes before the key, so the key's index moves.
+        .setup("CREATE TABLE {t} (secret VARCHAR(20), id INT PRIMARY KEY, n INT)")
+        .config(format!(
+            "[[transforms]]\npath = {reshape:?}\n[transforms.config]\nadd = \"source_db:eu1\"\ndrop = \"secret\"\n"
+        ))
+        .env("KAFKA_KEY", "primary_key")
+        .start()
+        .await?;
+    p.sql("INSERT INTO {t} VALUES ('s', 1, 10)").await?;
+    p.sql("UPDATE {t} SET n = 11 WHERE id = 1").await?;
+    p.sql("DELETE FROM {t} WHERE id = 1").await?;
+    let records = p.consume_settled(3, Duration::from_secs(2))?;
+    let values: Vec<&serde_json::Value> = records.iter().map(|r| &r.value).collect();
+    let t = &p.table;
+    assert_eq!(
+        values,
+        [
+            &serde_json::json!({"kind": "insert", "schema": DB, "table": t, "columnnames": ["id", "n", "source_db"], "columnvalues": [1, 10, "eu1"], "oldkeys": {}}),
+            &serde_json::json!({"kind": "update", "schema": DB, "table": t, "columnnames": ["id", "n", "source_db"], "columnvalues": [1, 11, "eu1"], "oldkeys": {"keynames": ["id", "n", "source_db"], "keyvalues": [1, 10, "eu1"]}}),
+            &serde_json::json!({"kind": "delete", "schema": DB, "table": t, "columnnames": [], "columnvalues": [], "oldkeys": {"keynames": ["id", "n", "source_db"], "keyvalues": [1, 11, "eu1"]}}),
+        ],
+        "{}",
+        sluice.stderr_text()
+    );
+    // The key is still the primary key, after the dropped column moved it.
+    let keys: Vec<Option<&str>> = records.iter().map(|r| r.key.as_deref()).collect();
+    assert_eq!(keys, [Some("[1]"); 3]);
+    sluice.signal(15);
+    assert_eq!(sluice.wait(Duration::from_secs(30))?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_reload_swaps_versions_at_batch_boundaries_and_loses_nothing() -> anyhow::Result<()> {
-    let (table, server_id) = unique("reload");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, txn INT)"
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
     let dir = tempfile::tempdir()?;
     let live = dir.path().join("probe.wasm");
     // Replace the file the way cargo does: write beside it, then rename over it.
@@ -416,15 +437,19 @@ async fn hot_reload_swaps_versions_at_batch_boundaries_and_loses_nothing() -> an
         Ok(())
     };
     install(&wasm("probe"))?;
-    let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    cfg.set("TRANSFORMS", live.to_str().unwrap());
-    let mut sluice = cfg.start_with(&["run", "--watch"])?;
+    let (p, mut sluice) = TestPipeline::new("reload")
+        .kafka()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY, txn INT)")
+        .env("TRANSFORMS", live.to_str().unwrap())
+        .arg("--watch")
+        .start()
+        .await?;
 
     // A writer: transactions of 3 rows, until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
     let txns = Arc::new(AtomicI64::new(0));
     let writer = {
-        let (stop, txns, table) = (stop.clone(), txns.clone(), table.clone());
+        let (stop, txns, table) = (stop.clone(), txns.clone(), p.table.clone());
         tokio::spawn(async move {
             let mut db = admin().await?;
             let mut t = 0i64;
@@ -483,7 +508,7 @@ async fn hot_reload_swaps_versions_at_batch_boundaries_and_loses_nothing() -> an
     let total_txns = writer.await??;
     let rows = (total_txns * 3) as usize;
 
-    let records = read_topic_settled(&topic, rows, Duration::from_secs(3))?;
+    let records = p.consume_settled(rows, Duration::from_secs(3))?;
     sluice.signal(15);
     assert_eq!(sluice.wait(Duration::from_secs(30))?, 0);
     // Every row exactly once.
@@ -565,23 +590,15 @@ async fn a_panic_is_reported_at_the_failing_row_with_its_message_first() -> anyh
         "the backtrace is trimmed: {line}"
     );
 
-    let (table, server_id) = unique("halt_row");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
-        .await?;
-    let state = tempfile::tempdir()?;
-    let toml = state.path().join("sluice.toml");
-    std::fs::write(
-        &toml,
-        format!(
+    let (mut p, mut sluice) = TestPipeline::new("halt_row")
+        .kafka()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        .config(format!(
             "[[transforms]]\npath = {probe:?}\n[transforms.config]\nmode = \"trap\"\nid = \"2\"\n"
-        ),
-    )?;
-    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    let mut sluice = cfg.start_with(&["run", "--config", toml.to_str().unwrap()])?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (1), (2), (3)"))
+        ))
+        .start()
         .await?;
+    p.sql("INSERT INTO {t} VALUES (1), (2), (3)").await?;
     let code = sluice.wait(Duration::from_secs(60))?;
     let err = sluice.stderr_text();
     assert_ne!(code, 0, "halt exits non-zero: {err}");
@@ -598,14 +615,14 @@ async fn a_panic_is_reported_at_the_failing_row_with_its_message_first() -> anyh
         file_pos.contains(':') && row == "1",
         "row #1 named in {at:?}: {err}"
     );
-    let message = line.split(&format!("({DB}.{table}): ")).nth(1);
+    let message = line.split(&format!("({DB}.{}): ", p.table)).nth(1);
     assert!(
         message.is_some_and(|m| m.starts_with("panicked at")
             && m.contains("probe: trap requested on id 2 (trapped:")),
         "{err}"
     );
     assert!(
-        read_topic_settled(&topic, 0, Duration::from_secs(1))?.is_empty(),
+        p.consume_settled(0, Duration::from_secs(1))?.is_empty(),
         "nothing of the failing transaction was published"
     );
     Ok(())
@@ -616,12 +633,6 @@ async fn a_panic_is_reported_at_the_failing_row_with_its_message_first() -> anyh
 /// pipeline keeps running, and every row arrives once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_rolls_back_a_new_version_that_halts_on_its_first_batch() -> anyhow::Result<()> {
-    let (table, server_id) = unique("rollback");
-    let topic = format!("{table}_topic");
-    let mut db = admin().await?;
-    db.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
-        .await?;
-    let state = tempfile::tempdir()?;
     let dir = tempfile::tempdir()?;
     let live = dir.path().join("probe.wasm");
     let install = |from: &std::path::Path| -> anyhow::Result<()> {
@@ -631,23 +642,24 @@ async fn watch_rolls_back_a_new_version_that_halts_on_its_first_batch() -> anyho
         Ok(())
     };
     install(&wasm("probe"))?;
-    let toml = state.path().join("sluice.toml");
-    // Version 2 panics on every event; version 1 tags it.
-    std::fs::write(
-        &toml,
-        format!("[[transforms]]\npath = {live:?}\non_error = \"halt\"\n[transforms.config]\nmode = \"ok\"\nfail_version = \"2\"\n"),
-    )?;
-    let cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    let mut sluice = cfg.start_with(&["run", "--watch", "--config", toml.to_str().unwrap()])?;
+    let (mut p, mut sluice) = TestPipeline::new("rollback")
+        .kafka()
+        .setup("CREATE TABLE {t} (id INT PRIMARY KEY)")
+        // Version 2 panics on every event; version 1 tags it.
+        .config(format!(
+            "[[transforms]]\npath = {live:?}\non_error = \"halt\"\n[transforms.config]\nmode = \"ok\"\nfail_version = \"2\"\n"
+        ))
+        .arg("--watch")
+        .start()
+        .await?;
     assert!(
         wait_until(Duration::from_secs(30), || sluice
             .log_contains(&format!("watching {}", live.display()))),
         "{}",
         sluice.stderr_text()
     );
-    db.query_drop(format!("INSERT INTO {table} VALUES (1), (2), (3)"))
-        .await?;
-    read_topic(&topic, 3, Duration::from_secs(30))?;
+    p.sql("INSERT INTO {t} VALUES (1), (2), (3)").await?;
+    read_topic(&p.topic, 3, Duration::from_secs(30))?;
     install(&wasm("probe-v2"))?;
     // The watcher offers it; the chain swaps it in before the next batch.
     assert!(
@@ -656,10 +668,8 @@ async fn watch_rolls_back_a_new_version_that_halts_on_its_first_batch() -> anyho
         "{}",
         sluice.stderr_text()
     );
-    db.query_drop(format!("INSERT INTO {table} VALUES (4), (5), (6)"))
-        .await?;
-    db.query_drop(format!("INSERT INTO {table} VALUES (7)"))
-        .await?;
+    p.sql("INSERT INTO {t} VALUES (4), (5), (6)").await?;
+    p.sql("INSERT INTO {t} VALUES (7)").await?;
     assert!(
         wait_until(Duration::from_secs(30), || sluice
             .log_contains("rolled back")),
@@ -667,7 +677,7 @@ async fn watch_rolls_back_a_new_version_that_halts_on_its_first_batch() -> anyho
         sluice.stderr_text()
     );
     assert!(sluice.log_contains("swapped in the new version"));
-    let records = read_topic_settled(&topic, 7, Duration::from_secs(2))?;
+    let records = p.consume_settled(7, Duration::from_secs(2))?;
     let rows: Vec<(i64, String)> = records
         .iter()
         .map(|r| {

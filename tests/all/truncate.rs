@@ -104,11 +104,13 @@ async fn select_star(db: &mut mysql_async::Conn, table: &str) -> anyhow::Result<
     Ok(rows)
 }
 
-/// A fresh state directory and `sluice run` in the `event` mode on `{t}` (stdout sink).
-fn event_mode(t: &str, server_id: u32, state: &tempfile::TempDir) -> SluiceConfig {
-    let mut cfg = SluiceConfig::new(t, None, server_id, state.path());
-    cfg.set("ON_TABLE_RESET", "event");
-    cfg
+/// A pipeline in the `event` mode on `{t}` (stdout sink), after `setup`.
+fn event_mode(prefix: &str, setup: &[&str]) -> TestPipeline {
+    let mut pipeline = TestPipeline::new(prefix).env("ON_TABLE_RESET", "event");
+    for s in setup {
+        pipeline = pipeline.setup(*s);
+    }
+    pipeline
 }
 
 /// Runs `statements` (`{t}` is the table) against a running Sluice in the `event` mode, waits
@@ -118,17 +120,12 @@ async fn replays_to_select_star(
     setup: &[&str],
     statements: &[&str],
 ) -> anyhow::Result<(String, Vec<Json>)> {
-    let (t, server_id) = unique(prefix);
-    let mut db = admin().await?;
-    for s in setup {
-        db.query_drop(s.replace("{t}", &t)).await?;
-    }
-    let state = tempfile::tempdir()?;
-    let sluice = event_mode(&t, server_id, &state).start()?;
+    let (mut p, sluice) = event_mode(prefix, setup).start().await?;
     for s in statements {
-        db.query_drop(s.replace("{t}", &t)).await?;
+        p.sql(s).await?;
     }
-    let expected = select_star(&mut db, &t).await?;
+    let t = p.table.clone();
+    let expected = select_star(&mut p.db, &t).await?;
     assert!(!expected.is_empty(), "the scenario leaves rows to compare");
     let settled = wait_until(Duration::from_secs(30), || {
         replay(&events(&sluice.stdout_lines()), &t) == expected
@@ -189,12 +186,8 @@ async fn truncate_then_inserts_replays_to_select_star() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdout_line_is_the_golden_file() -> anyhow::Result<()> {
-    let (t, server_id) = unique("tr_gold");
-    let mut db = admin().await?;
-    db.query_drop(PLAIN.replace("{t}", &t)).await?;
-    let state = tempfile::tempdir()?;
-    let sluice = event_mode(&t, server_id, &state).start()?;
-    db.query_drop(format!("TRUNCATE TABLE {t}")).await?;
+    let (mut p, sluice) = event_mode("tr_gold", &[PLAIN]).start().await?;
+    p.sql("TRUNCATE TABLE {t}").await?;
     assert!(
         wait_until(Duration::from_secs(30), || !sluice
             .stdout_lines()
@@ -204,7 +197,7 @@ async fn stdout_line_is_the_golden_file() -> anyhow::Result<()> {
     );
     let lines = sluice.stdout_lines();
     assert_eq!(sluice.stop()?, 0);
-    assert_eq!(lines, vec![serde_json::to_string(&golden(&t))?]);
+    assert_eq!(lines, vec![serde_json::to_string(&golden(&p.table))?]);
     Ok(())
 }
 
@@ -276,16 +269,8 @@ async fn stops_in_event_mode(
     expect: &str,
     kinds: &[&str],
 ) -> anyhow::Result<()> {
-    let (t, server_id) = unique(prefix);
-    let mut db = admin().await?;
-    for s in setup {
-        db.query_drop(s.replace("{t}", &t)).await?;
-    }
-    let state = tempfile::tempdir()?;
-    let cfg = event_mode(&t, server_id, &state);
-    let mut sluice = cfg.start()?;
-    db.query_drop(format!("INSERT INTO {t} (id) VALUES (1)"))
-        .await?;
+    let (mut p, mut sluice) = event_mode(prefix, setup).start().await?;
+    p.sql("INSERT INTO {t} (id) VALUES (1)").await?;
     assert!(
         wait_until(Duration::from_secs(30), || !events(&sluice.stdout_lines())
             .is_empty()),
@@ -293,14 +278,14 @@ async fn stops_in_event_mode(
         sluice.stderr_text()
     );
     for s in statements {
-        db.query_drop(s.replace("{t}", &t)).await?;
+        p.sql(s).await?;
     }
     let code = sluice.wait(Duration::from_secs(30))?;
     let err = sluice.stderr_text();
     assert_ne!(code, 0, "{err}");
     for needle in [
         expect,
-        t.as_str(),
+        p.table.as_str(),
         "changes the captured table",
         "sluice position skip",
     ] {
@@ -312,7 +297,7 @@ async fn stops_in_event_mode(
         .filter_map(|e| e["kind"].as_str())
         .collect();
     assert_eq!(got, kinds, "{published:?}");
-    let (code, out, err2) = cfg.run_to_end(&["run"])?;
+    let (code, out, err2) = p.run_to_end()?;
     assert_ne!(code, 0, "{err2}");
     assert!(err2.contains(expect), "{err2}");
     assert!(events(&out.lines().map(str::to_owned).collect::<Vec<_>>()).is_empty());
@@ -468,8 +453,14 @@ fn read_partitions(topic: &str, partitions: i32, count: usize) -> anyhow::Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_key_mode_sends_the_truncate_to_every_partition() -> anyhow::Result<()> {
-    let (t, server_id) = unique("tr_kafka");
-    let topic = format!("{t}_topic");
+    let mut p = TestPipeline::new("tr_kafka")
+        .kafka()
+        .env("ON_TABLE_RESET", "event")
+        .env("KAFKA_KEY", "primary_key")
+        .setup(PLAIN)
+        .build()
+        .await?;
+    let (t, topic) = (p.table.clone(), p.topic.clone());
     let admin_client: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &env()["SLUICE_TEST_KAFKA"])
         .create()?;
@@ -482,22 +473,16 @@ async fn primary_key_mode_sends_the_truncate_to_every_partition() -> anyhow::Res
     for r in created {
         r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
     }
-    let mut db = admin().await?;
-    db.query_drop(PLAIN.replace("{t}", &t)).await?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&t, Some(&topic), server_id, state.path());
-    cfg.set("ON_TABLE_RESET", "event")
-        .set("KAFKA_KEY", "primary_key");
-    let sluice = cfg.start()?;
+    let sluice = p.start()?;
     for s in [
         "INSERT INTO {t} VALUES (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6)",
         "TRUNCATE TABLE {t}",
         "INSERT INTO {t} VALUES (2, 20), (7, 7), (8, 8)",
         "UPDATE {t} SET v = 70 WHERE id = 7",
     ] {
-        db.query_drop(s.replace("{t}", &t)).await?;
+        p.sql(s).await?;
     }
-    let expected = select_star(&mut db, &t).await?;
+    let expected = select_star(&mut p.db, &t).await?;
     // 6 inserts, a truncate on each of 3 partitions, 3 inserts and an update.
     let records = read_partitions(&topic, 3, 13)?;
     assert_eq!(sluice.stop()?, 0);
@@ -651,20 +636,18 @@ fn example_transforms_pass_a_truncate_as_documented() {
 async fn create_or_replace_select_is_one_group_with_its_rows() -> anyhow::Result<()> {
     // MariaDB writes `CREATE … SELECT` as one group: a GTID without FL_STANDALONE, the
     // statement, then the rows and an XID. The truncate and the rows share its position.
-    let (t, server_id) = unique("tr_corpos");
-    let topic = format!("{t}_topic");
-    let mut db = admin().await?;
-    db.query_drop(PLAIN.replace("{t}", &t)).await?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&t, Some(&topic), server_id, state.path());
-    cfg.set("ON_TABLE_RESET", "event");
-    let sluice = cfg.start()?;
-    db.query_drop(format!(
+    let (mut p, sluice) = TestPipeline::new("tr_corpos")
+        .kafka()
+        .env("ON_TABLE_RESET", "event")
+        .setup(PLAIN)
+        .start()
+        .await?;
+    p.sql(
         "CREATE OR REPLACE TABLE {t} (PRIMARY KEY (id)) SELECT 5 AS id, 6 AS v, 'x' AS note \
-         UNION ALL SELECT 6, 7, 'y'"
-    ))
+         UNION ALL SELECT 6, 7, 'y'",
+    )
     .await?;
-    let records = read_topic(&topic, 3, Duration::from_secs(30))?;
+    let records = read_topic(&p.topic, 3, Duration::from_secs(30))?;
     assert_eq!(sluice.stop()?, 0);
     let kinds: Vec<&str> = records
         .iter()

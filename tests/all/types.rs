@@ -2,8 +2,6 @@
 //! forms for GEOMETRY, FLOAT and dates with a zero part, each compared with what the server
 //! prints, with FULL row metadata (main server) and MINIMAL (scratch server).
 
-use std::time::Duration;
-
 use mysql_async::prelude::Queryable;
 use serde_json::Value as J;
 use sluice_tests::*;
@@ -128,34 +126,28 @@ fn rows() -> Vec<Vec<String>> {
         .collect()
 }
 
-async fn types_on(url: &str, port: Option<&str>) -> anyhow::Result<()> {
-    let (table, server_id) = unique("mtypes");
-    let topic = format!("{table}_topic");
-    let mut db = connect(url).await?;
+async fn types_on(scratch: bool) -> anyhow::Result<()> {
     let defs: Vec<String> = COLUMNS.iter().map(|(n, d, _)| format!("{n} {d}")).collect();
-    db.query_drop(format!(
-        "CREATE TABLE {table} (id INT PRIMARY KEY, {}) ENGINE=InnoDB",
+    let mut pipeline = TestPipeline::new("mtypes").kafka().setup(format!(
+        "CREATE TABLE {{t}} (id INT PRIMARY KEY, {}) ENGINE=InnoDB",
         defs.join(", ")
-    ))
-    .await?;
-    let state = tempfile::tempdir()?;
-    let mut cfg = SluiceConfig::new(&table, Some(&topic), server_id, state.path());
-    if let Some(p) = port {
-        cfg.set("MYSQL_PORT", p);
+    ));
+    if scratch {
+        pipeline = pipeline.scratch();
     }
-    let sluice = cfg.start()?;
-    db.query_drop("SET time_zone = '+00:00', sql_mode = ''")
-        .await?;
+    let (mut p, sluice) = pipeline.start().await?;
+    let table = p.table.clone();
+    p.sql("SET time_zone = '+00:00', sql_mode = ''").await?;
     let rows = rows();
     for (i, r) in rows.iter().enumerate() {
-        db.query_drop(format!(
+        p.sql(format!(
             "INSERT INTO {table} VALUES ({}, {})",
             i + 1,
             r.join(", ")
         ))
         .await?;
     }
-    let records = read_topic(&topic, rows.len(), Duration::from_secs(60))?;
+    let records = p.consume(rows.len())?;
     assert_eq!(records.len(), rows.len(), "{}", sluice.stderr_text());
 
     let exprs: Vec<&str> = COLUMNS.iter().map(|c| c.2).collect();
@@ -164,8 +156,8 @@ async fn types_on(url: &str, port: Option<&str>) -> anyhow::Result<()> {
     for rec in &records {
         let vals = rec.value["columnvalues"].as_array().expect("values");
         let id = vals[0].as_i64().expect("id");
-        let row: mysql_async::Row = db
-            .query_first(format!(
+        let row: mysql_async::Row =
+            p.db.query_first(format!(
                 "SELECT {} FROM {table} WHERE id = {id}",
                 exprs.join(", ")
             ))
@@ -208,9 +200,9 @@ async fn types_on(url: &str, port: Option<&str>) -> anyhow::Result<()> {
         .find(|r| r.value["columnvalues"][0] == 1)
         .expect("row 1");
     let f_index = 1 + COLUMNS.iter().position(|c| c.0 == "f").unwrap();
-    let server_text: Option<String> = db
-        .query_first(format!("SELECT CAST(f AS CHAR) FROM {table} WHERE id = 1"))
-        .await?;
+    let server_text: Option<String> =
+        p.db.query_first(format!("SELECT CAST(f AS CHAR) FROM {table} WHERE id = 1"))
+            .await?;
     assert_eq!(server_text.as_deref(), Some("42.42"));
     assert_eq!(first.value["columnvalues"][f_index].to_string(), "42.42");
     assert!(
@@ -232,12 +224,10 @@ fn has_zero_part(s: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_types_print_as_the_server_does() -> anyhow::Result<()> {
-    types_on(&env()["SLUICE_TEST_MYSQL_ADMIN_URL"], None).await
+    types_on(false).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scratch_mariadb_types_with_minimal_row_metadata() -> anyhow::Result<()> {
-    services("scratch")?;
-    let port = env()["SLUICE_TEST_MYSQL_SCRATCH_PORT"].clone();
-    types_on(&env()["SLUICE_TEST_MYSQL_SCRATCH_URL"], Some(&port)).await
+    types_on(true).await
 }

@@ -114,6 +114,232 @@ pub async fn connect(url: &str) -> Result<mysql_async::Conn> {
     Ok(c)
 }
 
+/// The set-up that every end-to-end test repeats, written once: a table of the test's own on
+/// the test MariaDB (the main server, or the scratch one), a unique replica server id and Kafka
+/// topic, a fresh state directory, the environment and `sluice.toml`, and `sluice run` started
+/// and streaming. A test then states only what differs: its table, its settings, and what it
+/// checks. In SQL, `sluice.toml` text and table lists, `{t}` stands for the table's unique name.
+///
+/// ```ignore
+/// let (mut p, sluice) = TestPipeline::new("pk")
+///     .kafka()
+///     .setup("CREATE TABLE {t} (a INT PRIMARY KEY)")
+///     .env("KAFKA_KEY", "primary_key")
+///     .start()
+///     .await?;
+/// p.sql("INSERT INTO {t} VALUES (1)").await?;
+/// assert_eq!(p.consume(1)?.len(), 1, "{}", sluice.stderr_text());
+/// assert_eq!(sluice.stop()?, 0);
+/// ```
+pub struct TestPipeline {
+    table: String,
+    server_id: u32,
+    kafka: bool,
+    scratch: bool,
+    own_user: bool,
+    tables: Option<String>,
+    setup: Vec<String>,
+    env: Vec<(String, String)>,
+    config: Option<String>,
+    args: Vec<String>,
+}
+
+impl TestPipeline {
+    /// A pipeline on a table named after `prefix` (made unique), on the main MariaDB, with
+    /// events on stdout.
+    pub fn new(prefix: &str) -> Self {
+        let (table, server_id) = unique(prefix);
+        TestPipeline {
+            table,
+            server_id,
+            kafka: false,
+            scratch: false,
+            own_user: false,
+            tables: None,
+            setup: Vec::new(),
+            env: Vec::new(),
+            config: None,
+            args: Vec::new(),
+        }
+    }
+
+    /// Publishes to the test broker, on the topic `{t}_topic`.
+    pub fn kafka(mut self) -> Self {
+        self.kafka = true;
+        self
+    }
+
+    /// Reads the scratch MariaDB (MINIMAL row metadata, purgeable binlogs) instead of the main one.
+    pub fn scratch(mut self) -> Self {
+        self.scratch = true;
+        self
+    }
+
+    /// Runs as a replication user of its own (`u{server_id}`), so that killing its connections
+    /// touches no other test.
+    pub fn own_user(mut self) -> Self {
+        self.own_user = true;
+        self
+    }
+
+    /// Captures these tables (`MYSQL_TABLE`) instead of `{t}` alone.
+    pub fn tables(mut self, list: &str) -> Self {
+        self.tables = Some(list.to_owned());
+        self
+    }
+
+    /// An SQL statement run before Sluice starts, such as the table's `CREATE TABLE {t} …`.
+    pub fn setup(mut self, sql: impl Into<String>) -> Self {
+        self.setup.push(sql.into());
+        self
+    }
+
+    /// An environment variable for `sluice`, over the defaults of [`SluiceConfig::new`].
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// `sluice.toml`, written to the state directory and passed with `--config`.
+    pub fn config(mut self, toml: impl Into<String>) -> Self {
+        self.config = Some(toml.into());
+        self
+    }
+
+    /// One more argument to `sluice run` (such as `--watch`).
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
+        self
+    }
+
+    /// Creates everything but starts nothing: for tests that run `check`, or start Sluice
+    /// after more set-up of their own.
+    pub async fn build(self) -> Result<Pipeline> {
+        let t = |s: &str| s.replace("{t}", &self.table);
+        let e = env();
+        if self.scratch {
+            services("scratch")?;
+        }
+        let url = if self.scratch {
+            &e["SLUICE_TEST_MYSQL_SCRATCH_URL"]
+        } else {
+            &e["SLUICE_TEST_MYSQL_ADMIN_URL"]
+        };
+        let mut db = connect(url).await?;
+        let own_user = format!("u{}", self.server_id);
+        if self.own_user {
+            db.query_drop(format!("CREATE USER '{own_user}'@'%' IDENTIFIED BY 'pw'"))
+                .await?;
+            db.query_drop(format!(
+                "GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '{own_user}'@'%'"
+            ))
+            .await?;
+        }
+        for sql in &self.setup {
+            db.query_drop(t(sql)).await?;
+        }
+        let state = tempfile::tempdir()?;
+        let topic = format!("{}_topic", self.table);
+        let tables = t(self.tables.as_deref().unwrap_or("{t}"));
+        let mut cfg = SluiceConfig::new(
+            &tables,
+            self.kafka.then_some(topic.as_str()),
+            self.server_id,
+            state.path(),
+        );
+        if self.scratch {
+            cfg.set("MYSQL_PORT", &e["SLUICE_TEST_MYSQL_SCRATCH_PORT"]);
+        }
+        if self.own_user {
+            cfg.set("MYSQL_USER", &own_user).set("MYSQL_PASSWORD", "pw");
+        }
+        for (k, v) in &self.env {
+            cfg.set(k, v);
+        }
+        let user = cfg.var("MYSQL_USER").to_owned();
+        let mut args = vec!["run".to_owned()];
+        args.extend(self.args.iter().cloned());
+        if let Some(toml) = &self.config {
+            let path = state.path().join("sluice.toml");
+            std::fs::write(&path, t(toml))?;
+            args.extend(["--config".to_owned(), path.display().to_string()]);
+        }
+        Ok(Pipeline {
+            table: self.table,
+            topic,
+            server_id: self.server_id,
+            user,
+            db,
+            cfg,
+            args,
+            state,
+        })
+    }
+
+    /// [`TestPipeline::build`], then starts `sluice run` and waits until it streams.
+    pub async fn start(self) -> Result<(Pipeline, Sluice)> {
+        let p = self.build().await?;
+        let sluice = p.start()?;
+        Ok((p, sluice))
+    }
+}
+
+/// A pipeline set up by [`TestPipeline`]: what a test needs to drive and check it. The state
+/// directory lives as long as this value, so restarts find their position.
+pub struct Pipeline {
+    /// The captured table's unique name.
+    pub table: String,
+    /// The Kafka topic, `{table}_topic` (written only with [`TestPipeline::kafka`]).
+    pub topic: String,
+    pub server_id: u32,
+    /// The MySQL user Sluice runs as.
+    pub user: String,
+    /// An admin connection to the pipeline's server, in the test database.
+    pub db: mysql_async::Conn,
+    pub cfg: SluiceConfig,
+    args: Vec<String>,
+    state: tempfile::TempDir,
+}
+
+impl Pipeline {
+    /// Starts `sluice run` (with the pipeline's arguments and `sluice.toml`) and waits until it
+    /// streams; again after a stop, it resumes from the saved position.
+    pub fn start(&self) -> Result<Sluice> {
+        self.cfg.start_with(&self.run_args())
+    }
+
+    /// Runs `sluice run` (with the pipeline's arguments) to its end: (exit code, stdout, stderr).
+    pub fn run_to_end(&self) -> Result<(i32, String, String)> {
+        self.cfg.run_to_end(&self.run_args())
+    }
+
+    fn run_args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+
+    /// Runs `sql` on [`Pipeline::db`], `{t}` standing for the table.
+    pub async fn sql(&mut self, sql: impl AsRef<str>) -> Result<()> {
+        let sql = sql.as_ref().replace("{t}", &self.table);
+        self.db.query_drop(sql).await?;
+        Ok(())
+    }
+
+    /// Reads the topic until `count` records arrived (or 60 s passed).
+    pub fn consume(&self, count: usize) -> Result<Vec<Record>> {
+        read_topic(&self.topic, count, Duration::from_secs(60))
+    }
+
+    /// [`read_topic_settled`] on the topic: `expected` records, then nothing new for `quiet`.
+    pub fn consume_settled(&self, expected: usize, quiet: Duration) -> Result<Vec<Record>> {
+        read_topic_settled(&self.topic, expected, quiet)
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
+    }
+}
+
 /// How one `sluice` process is configured.
 #[derive(Clone)]
 pub struct SluiceConfig {
@@ -144,6 +370,12 @@ impl SluiceConfig {
             vars,
             state_dir: state_dir.to_owned(),
         }
+    }
+
+    /// A variable's value (panics when it is not set).
+    pub fn var(&self, k: &str) -> &str {
+        let found = self.vars.iter().find(|(key, _)| key == k);
+        &found.unwrap_or_else(|| panic!("{k} is not set")).1
     }
 
     pub fn set(&mut self, k: &str, v: &str) -> &mut Self {
@@ -213,13 +445,11 @@ impl SluiceConfig {
 
     /// The position file's path (the pipeline's one file, for one table or several).
     pub fn position_file(&self) -> PathBuf {
-        let tables = &self
-            .vars
-            .iter()
-            .find(|(k, _)| k == "MYSQL_TABLE")
-            .unwrap()
-            .1;
-        let tables: Vec<String> = tables.split(',').map(|t| t.trim().to_owned()).collect();
+        let tables: Vec<String> = self
+            .var("MYSQL_TABLE")
+            .split(',')
+            .map(|t| t.trim().to_owned())
+            .collect();
         self.state_dir
             .join(sluice::state::position_file_name(DB, &tables))
     }

@@ -6,4 +6,5 @@
 
 pub mod contract_json;
 
-pub use contract_json::{encode_key, encode_value, KeyMode};
+pub(crate) use contract_json::encode_key;
+pub use contract_json::{encode_value, KeyMode};

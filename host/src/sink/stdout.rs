@@ -8,7 +8,7 @@ use super::{Ack, SinkError};
 use crate::encode::encode_value;
 use crate::event::ChangeEvent;
 
-pub struct StdoutSink {
+pub(crate) struct StdoutSink {
     out: BufWriter<Stdout>,
     buf: Vec<u8>,
 }
@@ -23,7 +23,7 @@ impl Default for StdoutSink {
 }
 
 impl StdoutSink {
-    pub async fn publish(&mut self, events: &[ChangeEvent]) -> Result<Ack, SinkError> {
+    pub(crate) async fn publish(&mut self, events: &[ChangeEvent]) -> Result<Ack, SinkError> {
         self.buf.clear();
         for ev in events {
             match ev.route.as_deref() {
@@ -53,10 +53,10 @@ impl StdoutSink {
             .map_err(SinkError::Stdout)?;
         // A batch is a transaction: flush it whole so a reader never waits on half of one.
         self.out.flush().await.map_err(SinkError::Stdout)?;
-        Ok(Ack::Done)
+        Ok(Ack::done())
     }
 
-    pub async fn flush(&mut self) -> Result<(), SinkError> {
+    pub(crate) async fn flush(&mut self) -> Result<(), SinkError> {
         self.out.flush().await.map_err(SinkError::Stdout)
     }
 }

@@ -22,9 +22,10 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, Opts, OptsBuilder};
 use tokio::sync::{mpsc, watch};
 
-use super::processor::{Batch, ProcessError, Processor, Step, TableFilter};
+use super::processor::{ProcessError, Processor, Step, TableFilter};
 use super::schema::{parse_enum_labels, InfoSchemaColumn, InfoSchemaTable};
 use crate::config::MysqlConfig;
+use crate::event::Batch;
 use crate::state::BinlogPosition;
 
 /// How long a replica connection may stay silent before it is considered dead. The server sends
@@ -103,7 +104,7 @@ pub enum SourceError {
 
 impl SourceError {
     /// Whether a reconnect from the last acknowledged position may succeed.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         matches!(
             self,
             SourceError::Connect { .. }
@@ -118,7 +119,7 @@ impl SourceError {
 }
 
 /// Connection options for a MySQL config (TCP only, so that the configured server is the one used).
-pub fn connect_opts(cfg: &MysqlConfig, host: &str) -> Opts {
+pub(crate) fn connect_opts(cfg: &MysqlConfig, host: &str) -> Opts {
     OptsBuilder::default()
         .ip_or_hostname(host)
         .tcp_port(cfg.port)
@@ -134,7 +135,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects, giving up after [`CONNECT_TIMEOUT`]. Every failure is retryable here: a server
 /// that restarts refuses connections for a while.
-pub async fn connect(cfg: &MysqlConfig) -> Result<Conn, SourceError> {
+pub(crate) async fn connect(cfg: &MysqlConfig) -> Result<Conn, SourceError> {
     match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(connect_opts(cfg, &cfg.host))).await {
         Err(_) => Err(SourceError::ConnectTimeout {
             host: cfg.host.clone(),
@@ -157,7 +158,10 @@ const AUTH_ERRORS: &[u16] = &[1044, 1045, 1698, 1133, 1862, 3118, 4151];
 /// Checks, once at start, what no reconnect can heal: the credentials, `binlog_format=ROW`, and
 /// that every captured table exists. Each failure is a non-retryable error that names the
 /// setting to change. (Later disconnects stay retryable.)
-pub async fn preflight(cfg: &MysqlConfig, tables: &[(String, String)]) -> Result<(), SourceError> {
+pub(crate) async fn preflight(
+    cfg: &MysqlConfig,
+    tables: &[(String, String)],
+) -> Result<(), SourceError> {
     let mut conn = match connect(cfg).await {
         Err(SourceError::Connect {
             host,
@@ -218,7 +222,7 @@ async fn query_value<T: mysql_async::prelude::FromValue + Send + 'static>(
 }
 
 /// Whether the server is MariaDB (as opposed to MySQL).
-pub async fn is_mariadb(conn: &mut Conn) -> Result<bool, SourceError> {
+pub(crate) async fn is_mariadb(conn: &mut Conn) -> Result<bool, SourceError> {
     let v: Option<String> = query_value(conn, "SELECT VERSION()").await?;
     Ok(v.unwrap_or_default()
         .to_ascii_lowercase()
@@ -226,7 +230,7 @@ pub async fn is_mariadb(conn: &mut Conn) -> Result<bool, SourceError> {
 }
 
 /// The server's current binlog head: where a pipeline without a saved position starts.
-pub async fn current_head(conn: &mut Conn) -> Result<BinlogPosition, SourceError> {
+pub(crate) async fn current_head(conn: &mut Conn) -> Result<BinlogPosition, SourceError> {
     let row: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
         Ok(r) => r,
         // MySQL 8.4 renamed it.
@@ -280,7 +284,7 @@ pub async fn current_head(conn: &mut Conn) -> Result<BinlogPosition, SourceError
 }
 
 /// Reads column metadata of one table from `information_schema`.
-pub async fn fetch_catalog(
+pub(crate) async fn fetch_catalog(
     conn: &mut Conn,
     schema: &str,
     table: &str,
@@ -391,7 +395,7 @@ pub(crate) async fn open_replica_stream(
 /// How large a batch may grow before a large transaction is cut into pieces
 /// (`pipeline.max_batch_rows` and `pipeline.max_batch_bytes`).
 #[derive(Debug, Clone, Copy)]
-pub struct BatchLimits {
+pub(crate) struct BatchLimits {
     pub rows: usize,
     pub bytes: usize,
 }
@@ -399,7 +403,7 @@ pub struct BatchLimits {
 /// A [`Processor`] configured as the pipeline runs it, with the connection that answers its
 /// catalog requests. `binlog::stream` and `sluice position skip` both feed events through it,
 /// so the skip judges the saved position's transaction exactly as the pipeline would.
-pub struct Driver {
+pub(crate) struct Driver {
     processor: Processor,
     cfg: MysqlConfig,
     catalog_conn: Option<Conn>,
@@ -409,7 +413,7 @@ impl Driver {
     /// Reads the captured tables' kinds (sequences, system-versioned tables: known from the
     /// catalog only, see `source::objects`) and configures the processor with the filter, the
     /// reset policy and the cascade setting of `cfg`.
-    pub async fn new(
+    pub(crate) async fn new(
         cfg: &MysqlConfig,
         filter: TableFilter,
         start: &BinlogPosition,
@@ -442,7 +446,7 @@ impl Driver {
 
     /// Hands one event to the processor, answering its catalog requests from
     /// `information_schema`; returns the batch it completed, if any.
-    pub async fn feed(
+    pub(crate) async fn feed(
         &mut self,
         event: &mysql_common::binlog::events::Event,
     ) -> Result<Option<Batch>, SourceError> {
@@ -469,12 +473,12 @@ impl Driver {
     }
 
     /// The processor being driven.
-    pub fn processor(&self) -> &Processor {
+    pub(crate) fn processor(&self) -> &Processor {
         &self.processor
     }
 
     /// Closes the catalog connection.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         if let Some(c) = self.catalog_conn {
             let _ = c.disconnect().await;
         }
@@ -510,7 +514,7 @@ fn server_refusal(first: bool, at: BinlogPosition, message: String) -> SourceErr
 
 /// Streams the binlog from `start`, sending batches to `tx` until `stop` turns true (then it
 /// finishes the open transaction first) or an error occurs.
-pub async fn stream(
+pub(crate) async fn stream(
     cfg: &MysqlConfig,
     filter: TableFilter,
     start: BinlogPosition,

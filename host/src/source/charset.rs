@@ -92,7 +92,7 @@ impl Seq {
 
 /// Bytes that are not valid text in the column's character set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InvalidText;
+pub(crate) struct InvalidText;
 
 /// What a character column's bytes become.
 pub(crate) enum Text {
@@ -102,23 +102,23 @@ pub(crate) enum Text {
 
 impl Charset {
     /// The `binary` character set (BINARY, VARBINARY, BLOB).
-    pub const BINARY: Charset = Charset {
+    pub(crate) const BINARY: Charset = Charset {
         name: "binary",
         codec: Codec::Binary,
     };
     /// No character set metadata at all.
-    pub const UNKNOWN: Charset = Charset {
+    pub(crate) const UNKNOWN: Charset = Charset {
         name: "unknown",
         codec: Codec::Unknown,
     };
     /// utf8mb4 (and utf8mb3).
-    pub const UTF8MB4: Charset = Charset {
+    pub(crate) const UTF8MB4: Charset = Charset {
         name: "utf8mb4",
         codec: Codec::Utf8,
     };
 
     /// Maps a collation id (TABLE_MAP charset metadata) to its character set.
-    pub fn from_collation_id(id: u16) -> Charset {
+    pub(crate) fn from_collation_id(id: u16) -> Charset {
         match charset_name_for_collation(id) {
             Some(name) => Charset::from_name(Some(name)),
             None => Charset {
@@ -219,7 +219,7 @@ impl Charset {
     }
 
     /// The character set's MySQL name, for messages.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self.codec {
             Codec::UnknownCollation(id) => format!("unknown collation id {id}"),
             _ => self.name.to_owned(),
@@ -232,7 +232,7 @@ impl Charset {
     }
 
     /// True for the `binary` character set, whose values are published as base64.
-    pub fn is_binary(&self) -> bool {
+    pub(crate) fn is_binary(&self) -> bool {
         self.codec == Codec::Binary
     }
 
@@ -263,7 +263,7 @@ impl Charset {
     }
 
     /// Decodes a label (ENUM/SET values in TABLE_MAP metadata) to a string.
-    pub fn decode_label(&self, bytes: &[u8]) -> Result<String, InvalidText> {
+    pub(crate) fn decode_label(&self, bytes: &[u8]) -> Result<String, InvalidText> {
         match self.decode(bytes)? {
             Text::String(s) => Ok(s),
             Text::Bytes => String::from_utf8(bytes.to_vec()).map_err(|_| InvalidText),

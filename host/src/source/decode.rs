@@ -43,18 +43,18 @@ pub enum DecodeError {
 }
 
 /// A cursor over one rows event's data.
-pub struct RowReader<'a> {
+pub(crate) struct RowReader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> RowReader<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
         RowReader { buf, pos: 0 }
     }
 
     /// True when every row of the event has been read.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
@@ -68,7 +68,7 @@ impl<'a> RowReader<'a> {
 
     /// Reads one row image: the null bitmap over the `present` columns, then their values.
     /// `present` is the event's column bitmap for this image (before or after).
-    pub fn read_image(
+    pub(crate) fn read_image(
         &mut self,
         schema: &TableSchema,
         present: &dyn Fn(usize) -> bool,
@@ -262,12 +262,12 @@ impl<'a> RowReader<'a> {
                 let raw = uncompress(stored, max_len)?;
                 text(&raw, charset, 0)?
             }
-            ColumnKind::Uuid => Value::String(uuid(&self.fixed_binary::<16>()?)),
+            ColumnKind::Uuid => Value::Text(uuid(&self.fixed_binary::<16>()?)),
             ColumnKind::Inet4 => {
                 let b = self.fixed_binary::<4>()?;
-                Value::String(format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3]))
+                Value::Text(format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3]))
             }
-            ColumnKind::Inet6 => Value::String(inet6(&self.fixed_binary::<16>()?)),
+            ColumnKind::Inet6 => Value::Text(inet6(&self.fixed_binary::<16>()?)),
             ColumnKind::OpaqueBlob { len_bytes } => {
                 Value::Bytes(self.length_prefixed(len_bytes)?.to_vec())
             }
@@ -281,7 +281,7 @@ impl<'a> RowReader<'a> {
             } => {
                 let idx = self.uint_le(pack_len as usize)? as usize;
                 // Index 0 is the empty string MySQL stores for an invalid value.
-                Value::String(if idx == 0 {
+                Value::Text(if idx == 0 {
                     String::new()
                 } else {
                     label(labels, idx - 1)?
@@ -306,7 +306,7 @@ impl<'a> RowReader<'a> {
                         "SET bitmask {mask:#x} names labels that are unknown"
                     )));
                 }
-                Value::String(s)
+                Value::Text(s)
             }
             ColumnKind::Bit { bytes } => Value::UInt(self.uint_be(bytes as usize)?),
             ColumnKind::Null => Value::Null,
@@ -430,7 +430,7 @@ fn timestamp(secs: i64, micros: u32, fsp: u8) -> Value {
 
 fn text(bytes: &[u8], charset: Charset, pad_to: usize) -> Result<Value, ValueError> {
     match charset.decode(bytes) {
-        Ok(Text::String(s)) => Ok(Value::String(s)),
+        Ok(Text::String(s)) => Ok(Value::Text(s)),
         Ok(Text::Bytes) => {
             // BINARY(n) strips trailing zero bytes on the wire; the value is n bytes long.
             let mut v = Vec::with_capacity(bytes.len().max(pad_to));
@@ -584,7 +584,7 @@ fn label(labels: &[String], idx: usize) -> Result<String, ValueError> {
 const DIG2BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
 
 /// Bytes a DECIMAL(precision, scale) occupies in a row image.
-pub fn decimal_size(precision: u8, scale: u8) -> usize {
+pub(crate) fn decimal_size(precision: u8, scale: u8) -> usize {
     let intg = (precision - scale.min(precision)) as usize;
     let scale = scale as usize;
     (intg / 9) * 4 + DIG2BYTES[intg % 9] + (scale / 9) * 4 + DIG2BYTES[scale % 9]

@@ -5,60 +5,65 @@
 //! does not parse, nor the newer MySQL ones in every version; the source code matches on the raw
 //! byte (`event_type_raw()`), so the names live here, in one place, as plain `u8` constants
 //! usable in `match` patterns and ranges.
+//!
+//! The table is complete on purpose: some codes are matched only inside a range
+//! (`WRITE_ROWS_V1..=DELETE_ROWS_V1`, the compressed rows events) or fall to the "unknown
+//! event" error (`EXECUTE_LOAD_QUERY`), so they are named here but never used by name.
+#![allow(dead_code)]
 
 // MySQL (and the common part MariaDB shares).
-pub const START_V3: u8 = 1;
-pub const QUERY: u8 = 2;
-pub const STOP: u8 = 3;
-pub const ROTATE: u8 = 4;
-pub const INTVAR: u8 = 5;
-pub const RAND: u8 = 13;
-pub const USER_VAR: u8 = 14;
-pub const FORMAT_DESCRIPTION: u8 = 15;
-pub const XID: u8 = 16;
-pub const BEGIN_LOAD_QUERY: u8 = 17;
-pub const EXECUTE_LOAD_QUERY: u8 = 18;
-pub const TABLE_MAP: u8 = 19;
+pub(crate) const START_V3: u8 = 1;
+pub(crate) const QUERY: u8 = 2;
+pub(crate) const STOP: u8 = 3;
+pub(crate) const ROTATE: u8 = 4;
+pub(crate) const INTVAR: u8 = 5;
+pub(crate) const RAND: u8 = 13;
+pub(crate) const USER_VAR: u8 = 14;
+pub(crate) const FORMAT_DESCRIPTION: u8 = 15;
+pub(crate) const XID: u8 = 16;
+pub(crate) const BEGIN_LOAD_QUERY: u8 = 17;
+pub(crate) const EXECUTE_LOAD_QUERY: u8 = 18;
+pub(crate) const TABLE_MAP: u8 = 19;
 /// Rows events v1 (what MariaDB writes).
-pub const WRITE_ROWS_V1: u8 = 23;
-pub const UPDATE_ROWS_V1: u8 = 24;
-pub const DELETE_ROWS_V1: u8 = 25;
-pub const INCIDENT: u8 = 26;
-pub const HEARTBEAT: u8 = 27;
-pub const IGNORABLE: u8 = 28;
-pub const ROWS_QUERY: u8 = 29;
+pub(crate) const WRITE_ROWS_V1: u8 = 23;
+pub(crate) const UPDATE_ROWS_V1: u8 = 24;
+pub(crate) const DELETE_ROWS_V1: u8 = 25;
+pub(crate) const INCIDENT: u8 = 26;
+pub(crate) const HEARTBEAT: u8 = 27;
+pub(crate) const IGNORABLE: u8 = 28;
+pub(crate) const ROWS_QUERY: u8 = 29;
 /// Rows events v2 (what MySQL writes).
-pub const WRITE_ROWS: u8 = 30;
-pub const UPDATE_ROWS: u8 = 31;
-pub const DELETE_ROWS: u8 = 32;
-pub const GTID: u8 = 33;
-pub const ANONYMOUS_GTID: u8 = 34;
-pub const PREVIOUS_GTIDS: u8 = 35;
-pub const TRANSACTION_CONTEXT: u8 = 36;
-pub const VIEW_CHANGE: u8 = 37;
-pub const XA_PREPARE: u8 = 38;
-pub const PARTIAL_UPDATE_ROWS: u8 = 39;
-pub const TRANSACTION_PAYLOAD: u8 = 40;
-pub const HEARTBEAT_V2: u8 = 41;
-pub const GTID_TAGGED: u8 = 42;
+pub(crate) const WRITE_ROWS: u8 = 30;
+pub(crate) const UPDATE_ROWS: u8 = 31;
+pub(crate) const DELETE_ROWS: u8 = 32;
+pub(crate) const GTID: u8 = 33;
+pub(crate) const ANONYMOUS_GTID: u8 = 34;
+pub(crate) const PREVIOUS_GTIDS: u8 = 35;
+pub(crate) const TRANSACTION_CONTEXT: u8 = 36;
+pub(crate) const VIEW_CHANGE: u8 = 37;
+pub(crate) const XA_PREPARE: u8 = 38;
+pub(crate) const PARTIAL_UPDATE_ROWS: u8 = 39;
+pub(crate) const TRANSACTION_PAYLOAD: u8 = 40;
+pub(crate) const HEARTBEAT_V2: u8 = 41;
+pub(crate) const GTID_TAGGED: u8 = 42;
 
 // MariaDB.
-pub const MARIADB_ANNOTATE_ROWS: u8 = 160;
-pub const MARIADB_BINLOG_CHECKPOINT: u8 = 161;
-pub const MARIADB_GTID: u8 = 162;
-pub const MARIADB_GTID_LIST: u8 = 163;
-pub const MARIADB_START_ENCRYPTION: u8 = 164;
-pub const MARIADB_QUERY_COMPRESSED: u8 = 165;
+pub(crate) const MARIADB_ANNOTATE_ROWS: u8 = 160;
+pub(crate) const MARIADB_BINLOG_CHECKPOINT: u8 = 161;
+pub(crate) const MARIADB_GTID: u8 = 162;
+pub(crate) const MARIADB_GTID_LIST: u8 = 163;
+pub(crate) const MARIADB_START_ENCRYPTION: u8 = 164;
+pub(crate) const MARIADB_QUERY_COMPRESSED: u8 = 165;
 /// Compressed rows events, v1 (166–168) then v2 (169–171), each WRITE, UPDATE, DELETE.
-pub const MARIADB_WRITE_ROWS_COMPRESSED_V1: u8 = 166;
-pub const MARIADB_UPDATE_ROWS_COMPRESSED_V1: u8 = 167;
-pub const MARIADB_DELETE_ROWS_COMPRESSED_V1: u8 = 168;
-pub const MARIADB_WRITE_ROWS_COMPRESSED: u8 = 169;
-pub const MARIADB_UPDATE_ROWS_COMPRESSED: u8 = 170;
-pub const MARIADB_DELETE_ROWS_COMPRESSED: u8 = 171;
+pub(crate) const MARIADB_WRITE_ROWS_COMPRESSED_V1: u8 = 166;
+pub(crate) const MARIADB_UPDATE_ROWS_COMPRESSED_V1: u8 = 167;
+pub(crate) const MARIADB_DELETE_ROWS_COMPRESSED_V1: u8 = 168;
+pub(crate) const MARIADB_WRITE_ROWS_COMPRESSED: u8 = 169;
+pub(crate) const MARIADB_UPDATE_ROWS_COMPRESSED: u8 = 170;
+pub(crate) const MARIADB_DELETE_ROWS_COMPRESSED: u8 = 171;
 
 /// The header flag LOG_EVENT_IGNORABLE_F: a replica that does not know the event may skip it.
-pub const FLAG_IGNORABLE: u16 = 0x0080;
+pub(crate) const FLAG_IGNORABLE: u16 = 0x0080;
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,8 @@ use std::path::Path;
 use mysql_common::binlog::consts::BinlogVersion;
 use mysql_common::binlog::BinlogFile;
 
-use super::processor::{Batch, ProcessError, Processor, Step, TableFilter};
+use super::processor::{ProcessError, Processor, Step, TableFilter};
+use crate::event::Batch;
 use crate::state::BinlogPosition;
 
 /// Why a binlog file could not be read to its end.

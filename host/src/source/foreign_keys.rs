@@ -172,7 +172,7 @@ pub enum CaptureRefusal {
 /// Checks the captured tables for what the binlog cannot follow: children of cascading foreign
 /// keys are refused unless `accept_cascades` (then returned, for a warning). SEQUENCE objects are
 /// returned too: their rows are never published, which the caller says at WARN.
-pub async fn check_capturable(
+pub(crate) async fn check_capturable(
     conn: &mut Conn,
     tables: &[(String, String)],
     accept_cascades: bool,

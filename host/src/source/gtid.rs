@@ -8,13 +8,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// MariaDB event type codes that `mysql_common` leaves raw (named with the others in
-/// [`super::event_types`]).
-pub use super::event_types::{MARIADB_BINLOG_CHECKPOINT, MARIADB_GTID, MARIADB_GTID_LIST};
-
 /// One MariaDB GTID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MariaGtid {
+pub(crate) struct MariaGtid {
     pub domain: u32,
     pub server: u32,
     pub seq: u64,
@@ -28,7 +24,7 @@ impl fmt::Display for MariaGtid {
 
 /// The body of a MariaDB GTID event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MariaGtidEvent {
+pub(crate) struct MariaGtidEvent {
     pub gtid: MariaGtid,
     /// FL_STANDALONE: the event group has no terminating XID/COMMIT (a DDL statement).
     pub standalone: bool,
@@ -39,7 +35,7 @@ pub struct MariaGtidEvent {
 }
 
 /// Parses a MariaDB GTID event body: seq_no u64, domain_id u32, flags2 u8, … (little-endian).
-pub fn parse_mariadb_gtid(data: &[u8], server_id: u32) -> Option<MariaGtidEvent> {
+pub(crate) fn parse_mariadb_gtid(data: &[u8], server_id: u32) -> Option<MariaGtidEvent> {
     let seq = u64::from_le_bytes(data.get(0..8)?.try_into().ok()?);
     let domain = u32::from_le_bytes(data.get(8..12)?.try_into().ok()?);
     let flags = *data.get(12)?;
@@ -74,7 +70,7 @@ pub fn parse_mariadb_gtid(data: &[u8], server_id: u32) -> Option<MariaGtidEvent>
 }
 
 /// Parses a MariaDB GTID_LIST event body: count (low 28 bits), then (domain, server, seq) each.
-pub fn parse_mariadb_gtid_list(data: &[u8]) -> Option<Vec<MariaGtid>> {
+pub(crate) fn parse_mariadb_gtid_list(data: &[u8]) -> Option<Vec<MariaGtid>> {
     let count = (u32::from_le_bytes(data.get(0..4)?.try_into().ok()?) & 0x0FFF_FFFF) as usize;
     let mut out = Vec::with_capacity(count.min(1024));
     for i in 0..count {
@@ -90,13 +86,13 @@ pub fn parse_mariadb_gtid_list(data: &[u8]) -> Option<Vec<MariaGtid>> {
 
 /// MariaDB's executed state: the latest GTID of each replication domain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MariaGtidState {
+pub(crate) struct MariaGtidState {
     domains: BTreeMap<u32, MariaGtid>,
 }
 
 impl MariaGtidState {
     /// Parses `0-1-42,1-1-7` (the form of `@@gtid_binlog_pos` and of the position file).
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         let mut state = MariaGtidState::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let mut it = part.splitn(3, '-');
@@ -111,7 +107,7 @@ impl MariaGtidState {
     }
 
     /// Records a GTID; sequence numbers only move forward within a domain.
-    pub fn observe(&mut self, gtid: MariaGtid) {
+    pub(crate) fn observe(&mut self, gtid: MariaGtid) {
         match self.domains.get(&gtid.domain) {
             Some(old) if old.seq >= gtid.seq => {}
             _ => {
@@ -120,7 +116,7 @@ impl MariaGtidState {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.domains.is_empty()
     }
 }

@@ -4,20 +4,20 @@
 //! I/O (`binlog`), so that binlog files on disk (the MySQL 8 fixtures) and the live replica
 //! stream go through the same decoding code.
 
-pub mod binlog;
+pub(crate) mod binlog;
 pub mod charset;
 mod compressed;
-pub mod decode;
-pub mod event_types;
+pub(crate) mod decode;
+pub(crate) mod event_types;
 pub mod file;
 pub mod foreign_keys;
-pub mod gtid;
+pub(crate) mod gtid;
 pub mod objects;
-pub mod processor;
-pub mod resets;
-pub mod schema;
+pub(crate) mod processor;
+pub(crate) mod resets;
+pub(crate) mod schema;
 pub mod skip;
-pub mod versioned;
+pub(crate) mod versioned;
 
-pub use processor::{Batch, Processor, Step, TableFilter};
+pub use processor::TableFilter;
 pub use resets::ResetPolicy;

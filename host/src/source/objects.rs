@@ -31,7 +31,7 @@ impl CatalogError {
 
 /// The captured tables that need special handling.
 #[derive(Debug, Clone, Default)]
-pub struct TableKinds {
+pub(crate) struct TableKinds {
     /// SEQUENCE objects: never published (the preflight refuses them by name).
     pub sequences: HashSet<(String, String)>,
     /// System-versioned tables and their period columns.
@@ -39,7 +39,7 @@ pub struct TableKinds {
 }
 
 /// Reads which of `tables` are sequences or system-versioned.
-pub async fn table_kinds(
+pub(crate) async fn table_kinds(
     conn: &mut Conn,
     tables: &[(String, String)],
 ) -> Result<TableKinds, CatalogError> {

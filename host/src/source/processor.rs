@@ -47,37 +47,19 @@ use super::decode::{DecodeError, RowReader};
 use super::event_types as et;
 use super::gtid::{self, MariaGtidState};
 use super::objects::TableKinds;
-pub use super::resets::ResetPolicy;
+pub(crate) use super::resets::ResetPolicy;
 use super::schema::{self, InfoSchemaTable, SchemaError, TableSchema};
 use super::versioned::Layout;
-use crate::event::{ChangeEvent, Kind, SourcePosition, Value};
+use crate::event::{Batch, ChangeEvent, Kind, SourcePosition, Value};
 use crate::state::BinlogPosition;
 use xa::{PendingXa, MAX_HELD_XA_BYTES};
 
-/// The unit that moves between pipeline stages: ordered events, and where to resume after them.
-#[derive(Debug, Default)]
-pub struct Batch {
-    pub events: Vec<ChangeEvent>,
-    /// Set on the last piece of a transaction: the position just after its commit.
-    pub checkpoint: Option<BinlogPosition>,
-    /// The events' estimated memory ([`ChangeEvent::approx_bytes`]), for the pipeline's byte
-    /// bound. Kept up to date by the processor; a stage that changes `events` may recompute it.
-    pub bytes: usize,
-}
-
-impl Batch {
-    /// Recomputes [`Batch::bytes`] from the events (after a stage replaced them).
-    pub fn recount(&mut self) {
-        self.bytes = self.events.iter().map(ChangeEvent::approx_bytes).sum();
-    }
-}
-
 /// Default byte size at which a large transaction's batch is cut into a piece.
-pub const DEFAULT_MAX_BATCH_BYTES: usize = 8 << 20;
+pub(crate) const DEFAULT_MAX_BATCH_BYTES: usize = 8 << 20;
 
 /// What the processor needs from its driver before it can go on.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Nothing to publish yet.
     Continue,
     /// A batch is ready.
@@ -277,7 +259,7 @@ impl ProcessError {
     /// Sluice's bounds (XA limits and bookkeeping, a definition newer than the rows, an unknown
     /// table id, a rollback after a published piece, a malformed event): skipping one
     /// transaction would not cure those, or would lose rows for nothing.
-    pub fn refuses_written_event(&self) -> bool {
+    pub(crate) fn refuses_written_event(&self) -> bool {
         matches!(
             self,
             ProcessError::Decode { .. }
@@ -309,7 +291,7 @@ impl TableFilter {
     }
 
     /// Compares names as a server with `lower_case_table_names` ≠ 0 does: without case.
-    pub fn with_fold_case(mut self, fold: bool) -> Self {
+    pub(crate) fn with_fold_case(mut self, fold: bool) -> Self {
         self.fold_case = fold;
         self
     }
@@ -320,7 +302,7 @@ impl TableFilter {
 
     /// The configured name of the captured table that `schema.table` names (the server may
     /// spell it in another case), or the name as given when none matches.
-    pub fn canonical(&self, schema: &str, table: &str) -> (String, String) {
+    pub(crate) fn canonical(&self, schema: &str, table: &str) -> (String, String) {
         self.tables
             .iter()
             .find(|(s, t)| self.same(s, schema) && self.same(t, table))
@@ -329,7 +311,7 @@ impl TableFilter {
     }
 
     /// The configured spelling of a database that holds captured tables, or `db` as given.
-    pub fn canonical_db(&self, db: &str) -> String {
+    pub(crate) fn canonical_db(&self, db: &str) -> String {
         self.tables
             .iter()
             .find(|(s, _)| self.same(s, db))
@@ -338,7 +320,7 @@ impl TableFilter {
     }
 
     /// Whether a captured table lives in `db`.
-    pub fn captures_in(&self, db: &str) -> bool {
+    pub(crate) fn captures_in(&self, db: &str) -> bool {
         self.tables.is_empty() || self.tables.iter().any(|(s, _)| self.same(s, db))
     }
 
@@ -348,13 +330,13 @@ impl TableFilter {
     }
 
     /// The captured tables, by name (empty when every table is captured).
-    pub fn tables(&self) -> Vec<(String, String)> {
+    pub(crate) fn tables(&self) -> Vec<(String, String)> {
         let mut t: Vec<_> = self.tables.iter().cloned().collect();
         t.sort();
         t
     }
 
-    pub fn captures(&self, schema: &str, table: &str) -> bool {
+    pub(crate) fn captures(&self, schema: &str, table: &str) -> bool {
         self.tables.is_empty()
             || self.tables.contains(&(schema.to_owned(), table.to_owned()))
             || (self.fold_case
@@ -420,7 +402,7 @@ struct Payload {
 }
 
 /// Turns binlog events into batches. See the module note.
-pub struct Processor {
+pub(crate) struct Processor {
     filter: TableFilter,
     file: Arc<str>,
     tables: HashMap<u64, TableEntry>,
@@ -456,7 +438,7 @@ pub struct Processor {
 impl Processor {
     /// `start` is where the stream was requested from; its file names the events until the
     /// first ROTATE that names a file.
-    pub fn new(filter: TableFilter, start: &BinlogPosition, max_batch_rows: usize) -> Self {
+    pub(crate) fn new(filter: TableFilter, start: &BinlogPosition, max_batch_rows: usize) -> Self {
         let maria_gtids = start
             .gtid
             .as_deref()
@@ -489,68 +471,68 @@ impl Processor {
 
     /// Never asks for catalog data: tables without column names in TABLE_MAP get positional
     /// names. For reading binlog files offline.
-    pub fn without_catalog(mut self) -> Self {
+    pub(crate) fn without_catalog(mut self) -> Self {
         self.no_catalog = true;
         self
     }
 
     /// Reads the events of one binlog file on disk: a fake ROTATE in it (a relay log holds its
     /// source's) does not rename the file the events are read from.
-    pub fn reading_one_file(mut self) -> Self {
+    pub(crate) fn reading_one_file(mut self) -> Self {
         self.one_file = true;
         self
     }
 
     /// Cuts a transaction's batch into a piece once its events hold about this many bytes.
-    pub fn with_max_batch_bytes(mut self, bytes: usize) -> Self {
+    pub(crate) fn with_max_batch_bytes(mut self, bytes: usize) -> Self {
         self.max_batch_bytes = bytes.max(1);
         self
     }
 
     /// What to do with a statement that removes or replaces a captured table's rows without row
     /// events (see [`ResetPolicy`]).
-    pub fn with_reset_policy(mut self, policy: ResetPolicy) -> Self {
+    pub(crate) fn with_reset_policy(mut self, policy: ResetPolicy) -> Self {
         self.reset_policy = policy;
         self
     }
 
     /// Which captured tables are sequences (never published) or system-versioned (mapped back
     /// to what `SELECT *` shows), from [`super::objects::table_kinds`].
-    pub fn with_table_kinds(mut self, kinds: TableKinds) -> Self {
+    pub(crate) fn with_table_kinds(mut self, kinds: TableKinds) -> Self {
         self.kinds = kinds;
         self
     }
 
     /// Does not stop where a foreign-key cascade may have changed a captured child's rows (the
     /// operator accepted that limitation); logs it at WARN instead.
-    pub fn accepting_cascades(mut self) -> Self {
+    pub(crate) fn accepting_cascades(mut self) -> Self {
         self.accept_cascades = true;
         self
     }
 
     /// Takes the batch that the last [`Step::Emit`] announced.
-    pub fn take_batch(&mut self) -> Batch {
+    pub(crate) fn take_batch(&mut self) -> Batch {
         std::mem::take(&mut self.ready)
     }
 
     /// Takes the decompressed body of the TRANSACTION_PAYLOAD just handled, for a driver that
     /// reads its inner events itself (binlog files). The live stream delivers them already.
-    pub fn take_payload(&mut self) -> Option<Vec<u8>> {
+    pub(crate) fn take_payload(&mut self) -> Option<Vec<u8>> {
         self.payload_bytes.take()
     }
 
     /// Whether a transaction is open (rows may still follow before its commit).
-    pub fn in_transaction(&self) -> bool {
+    pub(crate) fn in_transaction(&self) -> bool {
         self.txn.is_some() || !self.ready.events.is_empty() || self.payload.is_some()
     }
 
     /// The binlog file events are currently read from.
-    pub fn current_file(&self) -> &str {
+    pub(crate) fn current_file(&self) -> &str {
         &self.file
     }
 
     /// Supplies catalog data after [`Step::NeedCatalog`].
-    pub fn provide_catalog(&mut self, schema: String, table: String, info: InfoSchemaTable) {
+    pub(crate) fn provide_catalog(&mut self, schema: String, table: String, info: InfoSchemaTable) {
         self.catalog.insert((schema, table), info);
     }
 
@@ -558,12 +540,17 @@ impl Processor {
     /// data. Rows written before that time are refused rather than labelled with a definition
     /// that may not be theirs (a rename, a same-type reorder, an ENUM change). A change in the
     /// same second as the rows is not detected.
-    pub fn provide_definition_time(&mut self, schema: String, table: String, unix_secs: i64) {
+    pub(crate) fn provide_definition_time(
+        &mut self,
+        schema: String,
+        table: String,
+        unix_secs: i64,
+    ) {
         self.catalog_time.insert((schema, table), unix_secs);
     }
 
     /// Handles one event.
-    pub fn handle(&mut self, event: &Event) -> Result<Step, ProcessError> {
+    pub(crate) fn handle(&mut self, event: &Event) -> Result<Step, ProcessError> {
         let header = event.header();
         let type_code = header.event_type_raw();
         // Inside a compressed payload, each event must be the next one Sluice found in it.

@@ -39,13 +39,14 @@ pub enum ResetPolicy {
 impl ResetPolicy {
     /// What the configuration accepts, for its error message (which also answers
     /// `resnapshot`, the mode that is not there yet).
-    pub const EXPECTED: &'static str = "stop or event (`resnapshot` is not available yet: it \
+    pub(crate) const EXPECTED: &'static str =
+        "stop or event (`resnapshot` is not available yet: it \
          needs the initial snapshot, which Sluice does not implement yet; use `event` and \
          re-send the table's rows yourself, or `stop`)";
 
     /// Parses the configuration's word for a policy. `None` for anything else, `resnapshot`
     /// included (see [`ResetPolicy::EXPECTED`]).
-    pub fn parse(s: &str) -> Option<ResetPolicy> {
+    pub(crate) fn parse(s: &str) -> Option<ResetPolicy> {
         match s.to_ascii_lowercase().as_str() {
             "stop" => Some(ResetPolicy::Stop),
             "event" => Some(ResetPolicy::Event),
@@ -54,7 +55,7 @@ impl ResetPolicy {
     }
 
     /// The configuration's word for the policy.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ResetPolicy::Stop => "stop",
             ResetPolicy::Event => "event",
@@ -63,11 +64,11 @@ impl ResetPolicy {
 }
 
 /// A table's `(schema, table)`.
-pub type TableName = (String, String);
+pub(crate) type TableName = (String, String);
 
 /// What a statement does to the captured tables' rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// It keeps every captured table's rows (ordinary DDL, or it names no captured table).
     Keeps,
     /// An atomic rename in which each captured name that goes away is taken again by another
@@ -90,7 +91,7 @@ pub enum Verdict {
 }
 
 /// The captured tables, as [`classify`] needs to see them.
-pub trait Scope {
+pub(crate) trait Scope {
     /// Whether `schema.table` is captured.
     fn captures(&self, schema: &str, table: &str) -> bool;
     /// Whether a captured table lives in `schema`.
@@ -110,7 +111,7 @@ pub trait Scope {
 }
 
 /// Classifies one QUERY event's text. `default_db` is the event's default database.
-pub fn classify(sql: &str, default_db: &str, scope: &dyn Scope) -> Verdict {
+pub(crate) fn classify(sql: &str, default_db: &str, scope: &dyn Scope) -> Verdict {
     let statements = match Parser::parse_sql(&MySqlDialect {}, sql) {
         Ok(s) => s,
         Err(e) => {

@@ -17,11 +17,11 @@ use mysql_common::constants::ColumnType;
 
 use crate::event::TableMeta;
 
-pub use super::charset::Charset;
+pub(crate) use super::charset::Charset;
 
 /// A column's fully resolved wire format. The decoder matches on this and nothing else.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ColumnKind {
+pub(crate) enum ColumnKind {
     Tiny {
         unsigned: bool,
     },
@@ -115,14 +115,14 @@ pub enum ColumnKind {
 
 /// Everything the decoder needs for one table version.
 #[derive(Debug, Clone)]
-pub struct TableSchema {
+pub(crate) struct TableSchema {
     pub meta: Arc<TableMeta>,
     pub columns: Vec<ColumnKind>,
 }
 
 /// Column facts read from `information_schema`, for servers without `binlog_row_metadata=FULL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InfoSchemaColumn {
+pub(crate) struct InfoSchemaColumn {
     pub name: String,
     /// `DATA_TYPE`, lower case (`int`, `varchar`, …), checked against the binlog's wire type.
     pub data_type: String,
@@ -135,7 +135,7 @@ pub struct InfoSchemaColumn {
 
 /// A table as `information_schema` describes it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InfoSchemaTable {
+pub(crate) struct InfoSchemaTable {
     pub columns: Vec<InfoSchemaColumn>,
     pub primary_key: Vec<usize>,
 }
@@ -194,7 +194,7 @@ pub enum SchemaError {
 }
 
 /// Does this TABLE_MAP carry column names (that is, was it written with `binlog_row_metadata=FULL`)?
-pub fn has_column_names(tme: &TableMapEvent<'_>) -> bool {
+pub(crate) fn has_column_names(tme: &TableMapEvent<'_>) -> bool {
     OptionalMetaExtractor::new(tme.iter_optional_meta())
         .map(|m| m.iter_column_name().next().is_some())
         .unwrap_or(false)
@@ -204,7 +204,7 @@ pub fn has_column_names(tme: &TableMapEvent<'_>) -> bool {
 /// TABLE_MAP (`binlog_row_metadata` below FULL), and also when a column is a fixed BINARY(16) or
 /// BINARY(4) of the binary character set: MariaDB writes `UUID`, `INET6` and `INET4` exactly
 /// like those, and only the catalog's `DATA_TYPE` tells them apart.
-pub fn needs_catalog(tme: &TableMapEvent<'_>) -> bool {
+pub(crate) fn needs_catalog(tme: &TableMapEvent<'_>) -> bool {
     if !has_column_names(tme) {
         return true;
     }
@@ -276,7 +276,7 @@ fn raw_columns(tme: &TableMapEvent<'_>) -> Result<Vec<(u8, Vec<u8>)>, String> {
 /// Builds a [`TableSchema`] from a TABLE_MAP event and, where the event lacks names, signedness,
 /// charsets or labels, from `catalog`. With column names in the event, the catalog (when given)
 /// only tells UUID, INET4 and INET6 apart from BINARY.
-pub fn build_schema(
+pub(crate) fn build_schema(
     tme: &TableMapEvent<'_>,
     catalog: Option<&InfoSchemaTable>,
 ) -> Result<TableSchema, SchemaError> {
@@ -632,7 +632,7 @@ fn str_values(tme: &TableMapEvent<'_>) -> (LabelLists, LabelLists) {
 
 /// Parses the labels out of an `information_schema.COLUMNS.COLUMN_TYPE` such as
 /// `enum('a','b''c')` or `set('x','y')`.
-pub fn parse_enum_labels(column_type: &str) -> Vec<String> {
+pub(crate) fn parse_enum_labels(column_type: &str) -> Vec<String> {
     let Some(start) = column_type.find('(') else {
         return Vec::new();
     };

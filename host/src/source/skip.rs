@@ -6,7 +6,7 @@
 //! again, because the event is already written. `sluice position skip` is the explicit way on:
 //! it reads the binlog from the saved position, finds the end of exactly one event group
 //! (transaction, or standalone statement) without decoding its rows, and returns what it saw so
-//! the caller can record it. [`GroupScanner`] is the pure part; [`scan_one_group`] reads the
+//! the caller can record it. [`GroupScanner`] is the pure part; [`verify_one_group`] reads the
 //! live server.
 //!
 //! It skips only a transaction that Sluice refuses. Before anything moves, the same events go
@@ -36,7 +36,6 @@ use super::binlog::{self, SourceError};
 use super::event_types as et;
 use super::gtid::{self, MariaGtidState};
 use super::processor::{ProcessError, TableFilter};
-use crate::config::MysqlConfig;
 use crate::state::BinlogPosition;
 
 /// How long the scan waits for the rest of the group before it gives up.
@@ -79,9 +78,8 @@ pub enum ScanError {
 
 /// Finds the end of the first event group at or after `start`, one event at a time.
 #[derive(Debug)]
-pub struct GroupScanner {
+pub(crate) struct GroupScanner {
     summary: GroupSummary,
-    started: bool,
     began: bool,
     /// MariaDB FL_STANDALONE: the next statement ends the group.
     standalone: bool,
@@ -91,7 +89,7 @@ pub struct GroupScanner {
 }
 
 impl GroupScanner {
-    pub fn new(at: &BinlogPosition) -> Self {
+    pub(crate) fn new(at: &BinlogPosition) -> Self {
         GroupScanner {
             summary: GroupSummary {
                 file: at.file.clone(),
@@ -99,7 +97,6 @@ impl GroupScanner {
                 end: at.pos,
                 ..Default::default()
             },
-            started: false,
             began: false,
             standalone: false,
             format_seen: false,
@@ -108,7 +105,7 @@ impl GroupScanner {
     }
 
     /// Feeds one event; returns `true` once the group is complete.
-    pub fn feed(&mut self, event: &Event) -> Result<bool, ScanError> {
+    pub(crate) fn feed(&mut self, event: &Event) -> Result<bool, ScanError> {
         if self.done {
             return Ok(true);
         }
@@ -245,7 +242,6 @@ impl GroupScanner {
             }
             _ => {}
         }
-        self.started = true;
         self.summary.end = end;
         if ends {
             self.done = true;
@@ -254,19 +250,14 @@ impl GroupScanner {
     }
 
     /// The summary so far (complete once [`GroupScanner::feed`] returned `true`).
-    pub fn summary(&self) -> &GroupSummary {
+    pub(crate) fn summary(&self) -> &GroupSummary {
         &self.summary
-    }
-
-    /// Whether any event of the group was seen.
-    pub fn started(&self) -> bool {
-        self.started
     }
 }
 
 /// The position after a skipped group: its end, with the MariaDB GTID state advanced past it.
 /// (MySQL GTIDs are not part of a saved position; they pass through unchanged.)
-pub fn position_after(at: &BinlogPosition, group: &GroupSummary) -> BinlogPosition {
+pub(crate) fn position_after(at: &BinlogPosition, group: &GroupSummary) -> BinlogPosition {
     let merged = |g: &str| match &at.gtid {
         Some(state) => MariaGtidState::parse(&format!("{state},{g}")),
         None => MariaGtidState::parse(g),
@@ -283,40 +274,12 @@ pub fn position_after(at: &BinlogPosition, group: &GroupSummary) -> BinlogPositi
     }
 }
 
-/// Reads the live binlog from `at` until one whole event group has passed, and returns it. Rows
-/// are not decoded, so this works on the very groups the pipeline cannot read.
-pub async fn scan_one_group(
-    cfg: &MysqlConfig,
-    at: &BinlogPosition,
-) -> Result<GroupSummary, SkipError> {
-    let (mut stream, _mariadb) = binlog::open_replica_stream(cfg, at).await?;
-    let mut scanner = GroupScanner::new(at);
-    let deadline = tokio::time::Instant::now() + SCAN_TIMEOUT;
-    loop {
-        let next = tokio::time::timeout_at(deadline, stream.next()).await;
-        let event = match next {
-            Err(_) | Ok(None) => {
-                return Err(SkipError::Scan(ScanError::Incomplete {
-                    file: scanner.summary().file.clone(),
-                    pos: scanner.summary().end,
-                    start: at.pos,
-                }))
-            }
-            Ok(Some(Err(e))) => return Err(SourceError::Stream(e).into()),
-            Ok(Some(Ok(ev))) => ev,
-        };
-        if scanner.feed(&event)? {
-            return Ok(scanner.summary().clone());
-        }
-    }
-}
-
 /// Reads the live binlog from `at` until one whole event group has passed, feeding every event
 /// also to a processor configured as the pipeline's ([`binlog::Driver`]). Returns the group and
 /// the error with which the processor refuses it; refuses to go on (with
 /// [`SkipError::NotRefused`]) when the processor accepts the group or fails with an error that
 /// skipping one transaction does not cure.
-pub async fn verify_one_group(
+pub(crate) async fn verify_one_group(
     cfg: &crate::config::Config,
     at: &BinlogPosition,
 ) -> Result<(GroupSummary, ProcessError), SkipError> {

@@ -17,7 +17,7 @@ use crate::event::{Kind, TableMeta, Value};
 
 /// A versioned table's period columns, as the catalog describes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Periods {
+pub(crate) struct Periods {
     pub start: String,
     pub end: String,
     /// Declared implicitly (`WITH SYSTEM VERSIONING` alone): the columns are INVISIBLE, so
@@ -27,7 +27,7 @@ pub struct Periods {
 
 /// Where the period columns sit in one TABLE_MAP's images, and the metadata to publish.
 #[derive(Debug)]
-pub struct Layout {
+pub(crate) struct Layout {
     end: usize,
     /// Image columns that are published, in order.
     keep: Vec<usize>,
@@ -36,7 +36,7 @@ pub struct Layout {
 
 impl Layout {
     /// `None` when the image has no columns of these names (then the caller stops).
-    pub fn new(full: &TableMeta, periods: &Periods) -> Option<Layout> {
+    pub(crate) fn new(full: &TableMeta, periods: &Periods) -> Option<Layout> {
         let at = |n: &str| full.columns.iter().position(|c| c == n);
         let (start, end) = (at(&periods.start)?, at(&periods.end)?);
         let keep: Vec<usize> = (0..full.columns.len())
@@ -63,7 +63,7 @@ impl Layout {
 
     /// Maps one logged change to what `SELECT *` saw change, or `None` when nothing visible
     /// changed. `before`/`after` are full images.
-    pub fn map(
+    pub(crate) fn map(
         &self,
         kind: Kind,
         before: Vec<Value>,

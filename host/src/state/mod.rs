@@ -6,11 +6,9 @@
 //! every event before it, so the file is a lower bound on what Kafka holds. One process at a time
 //! runs a pipeline on a state directory (`lock`).
 
-pub mod lock;
-pub mod position;
-pub mod skiplog;
+pub(crate) mod lock;
+pub(crate) mod position;
+pub(crate) mod skiplog;
 
-pub use lock::StateLock;
-pub use position::{
-    legacy_position_file_name, position_file_name, BinlogPosition, PositionStore, StateError,
-};
+pub(crate) use lock::StateLock;
+pub use position::{position_file_name, BinlogPosition, PositionStore, StateError};

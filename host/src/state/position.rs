@@ -15,10 +15,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::encode::contract_json::civil_from_days;
+use sluice_contract::format::civil_from_days;
 
 /// The version written into new position files.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// A resumable source position: the start of a transaction in a binlog file.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -129,7 +129,7 @@ pub fn position_file_name(schema: &str, tables: &[String]) -> String {
 
 /// The name earlier versions gave a multi-table pipeline's file (names joined by `_`, no hash).
 /// `None` where it equals [`position_file_name`] (one table).
-pub fn legacy_position_file_name(schema: &str, tables: &[String]) -> Option<String> {
+pub(crate) fn legacy_position_file_name(schema: &str, tables: &[String]) -> Option<String> {
     let legacy = format!("binlog_position_{}_{}.json", schema, tables.join("_"));
     (legacy != position_file_name(schema, tables)).then_some(legacy)
 }
@@ -143,7 +143,8 @@ pub struct PositionStore {
 }
 
 impl PositionStore {
-    pub fn new(state_dir: &Path, file_name: &str) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(state_dir: &Path, file_name: &str) -> Self {
         PositionStore {
             path: state_dir.join(file_name),
             legacy: None,
@@ -219,7 +220,7 @@ impl PositionStore {
 
     /// Saves atomically: write a temporary file, fsync it, rename it over the old one, fsync
     /// the directory. A crash at any instant leaves either the old or the new file.
-    pub fn save(&self, pos: &BinlogPosition) -> Result<(), StateError> {
+    pub(crate) fn save(&self, pos: &BinlogPosition) -> Result<(), StateError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -262,22 +263,10 @@ impl PositionStore {
             .map_err(werr)?;
         Ok(())
     }
-
-    /// Removes the saved position (used by `FORCE_SNAPSHOT`).
-    pub fn clear(&self) -> Result<(), StateError> {
-        match fs::remove_file(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StateError::Write {
-                path: self.path.clone(),
-                source,
-            }),
-        }
-    }
 }
 
 /// `2024-01-01 12:00:00 UTC`
-pub fn readable_utc(secs: i64) -> String {
+pub(crate) fn readable_utc(secs: i64) -> String {
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
     format!(

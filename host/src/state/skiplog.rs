@@ -14,10 +14,10 @@ use super::position::readable_utc;
 use super::StateError;
 
 /// The skip log's name inside the state directory.
-pub const SKIP_LOG: &str = "skipped.jsonl";
+pub(crate) const SKIP_LOG: &str = "skipped.jsonl";
 
 /// Appends one record to the skip log and makes it durable.
-pub fn append(state_dir: &Path, record: &serde_json::Value) -> Result<PathBuf, StateError> {
+pub(crate) fn append(state_dir: &Path, record: &serde_json::Value) -> Result<PathBuf, StateError> {
     let path = state_dir.join(SKIP_LOG);
     let werr = |source| StateError::Write {
         path: path.clone(),

@@ -9,12 +9,12 @@
 //! that passes is also recorded in the engine as the file's last validated version, so a
 //! pipeline restart keeps running it even if a broken file replaces it later.
 //!
-//! One watcher per process: the supervisor calls [`watch`] again on every pipeline restart.
-//! The watcher (its thread and its inotify instance) is kept process-wide, keyed by the spec
-//! list; a call with the same specs only hands out a new receiver (the previous receiver is
-//! disconnected), and a call with other specs stops the old watcher before starting one.
-//! Linux allows 128 inotify instances per user by default, so a watcher per restart would
-//! eventually turn hot reload off without a word.
+//! One watcher per `sluice run`: the supervisor starts a [`Reloader`] once, with the engine it
+//! created, keeps it across pipeline restarts, and [subscribes](Reloader::subscribe) each new
+//! life of the stages to it (the previous receiver is disconnected). Linux allows 128 inotify
+//! instances per user by default, so a watcher per restart would eventually turn hot reload
+//! off without a word. Dropping the [`Reloader`] closes its inotify instance and ends its
+//! thread.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,52 +28,49 @@ use super::engine::{Live, Module, TransformEngine};
 use super::TransformSpec;
 
 /// A new version, ready to be swapped in.
-pub struct Reloaded {
-    pub stage: usize,
-    pub module: Module,
-    pub live: Live,
+pub(crate) struct Reloaded {
+    pub(crate) stage: usize,
+    pub(crate) module: Module,
+    pub(crate) live: Live,
 }
 
 /// Quiet time after the last change before a file is loaded.
-pub const DEBOUNCE: Duration = Duration::from_millis(250);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// Where the watcher thread sends new versions: the receiver of the newest [`watch`] call.
 type Subscriber = Arc<Mutex<mpsc::Sender<Reloaded>>>;
 
-/// The process's watcher: what it watches, where it sends, and the notify watcher itself
-/// (dropping it closes the inotify instance and ends the thread).
-struct Running {
-    specs: Vec<TransformSpec>,
+/// Watches the transforms' files and prepares their new versions with `engine`: where it
+/// sends them, and the notify watcher itself (dropping it closes the inotify instance and ends
+/// the thread).
+pub(crate) struct Reloader {
     subscriber: Subscriber,
     _watcher: notify::RecommendedWatcher,
 }
 
-static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
-
-/// Watches the transforms' files. Returns the channel the chain polls at batch boundaries.
-///
-/// The watcher is shared by the whole process: calling this again with the same specs (a
-/// pipeline restart) reuses it and moves its output to the new receiver.
-pub fn watch(
-    engine: Arc<TransformEngine>,
-    specs: Vec<TransformSpec>,
-) -> notify::Result<mpsc::Receiver<Reloaded>> {
-    let (tx, rx) = mpsc::channel();
-    let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(r) = running.as_ref().filter(|r| r.specs == specs) {
-        *r.subscriber.lock().unwrap_or_else(|e| e.into_inner()) = tx;
-        return Ok(rx);
+impl Reloader {
+    /// Starts watching the files of `specs`. New versions go to the latest
+    /// [`subscribe`](Reloader::subscribe)r (until there is one, they are dropped: the stages
+    /// load the same files when they start).
+    pub(crate) fn start(
+        engine: Arc<TransformEngine>,
+        specs: Vec<TransformSpec>,
+    ) -> notify::Result<Self> {
+        let (tx, _) = mpsc::channel();
+        let subscriber: Subscriber = Arc::new(Mutex::new(tx));
+        let watcher = start(engine, specs, subscriber.clone())?;
+        Ok(Reloader {
+            subscriber,
+            _watcher: watcher,
+        })
     }
-    // Other specs (or the first call): the old watcher, if any, stops here.
-    *running = None;
-    let subscriber: Subscriber = Arc::new(Mutex::new(tx));
-    let watcher = start(engine, specs.clone(), subscriber.clone())?;
-    *running = Some(Running {
-        specs,
-        subscriber,
-        _watcher: watcher,
-    });
-    Ok(rx)
+
+    /// The channel the chain polls at batch boundaries; the previous one is disconnected.
+    pub(crate) fn subscribe(&self) -> mpsc::Receiver<Reloaded> {
+        let (tx, rx) = mpsc::channel();
+        *self.subscriber.lock().unwrap_or_else(|e| e.into_inner()) = tx;
+        rx
+    }
 }
 
 /// Starts a notify watcher and its thread; the thread ends when the watcher is dropped.
@@ -126,7 +123,7 @@ fn start(
                     }
                     Ok(Err(e)) => tracing::warn!(error = %e, "file watcher error"),
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    // The notify watcher was dropped: a newer watcher replaced this one.
+                    // The notify watcher was dropped with its `Reloader`.
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
                 let due: Vec<usize> = pending.iter().filter(|(_, t)| t.elapsed() >= DEBOUNCE).map(|(i, _)| *i).collect();
@@ -193,31 +190,32 @@ mod tests {
     }
 
     #[test]
-    fn restarts_reuse_one_watcher_and_a_new_spec_list_releases_the_old_one() {
-        let engine = TransformEngine::global(None).unwrap();
+    fn restarts_subscribe_to_one_watcher_and_dropping_it_releases_inotify() {
+        let engine = Arc::new(TransformEngine::new(None).unwrap());
         let dir = tempfile::tempdir().unwrap();
         let spec = |name: &str| TransformSpec::from_path(&dir.path().join(name));
         let before = inotify_fds();
+        let reloader = Reloader::start(engine.clone(), vec![spec("a.wasm")]).unwrap();
         // 300 pipeline restarts: far more than the default limit of 128 instances per user.
         let mut current = None;
         for _ in 0..300 {
-            current = Some(watch(engine.clone(), vec![spec("a.wasm")]).unwrap());
+            current = Some(reloader.subscribe());
         }
         let after = settles_at_most(before + 1);
         assert_eq!(after, before + 1, "one inotify instance for 300 restarts");
         // The newest receiver is the connected one; the one before it was disconnected.
-        let latest = watch(engine.clone(), vec![spec("a.wasm")]).unwrap();
+        let latest = reloader.subscribe();
         assert!(matches!(
             current.unwrap().try_recv(),
             Err(mpsc::TryRecvError::Disconnected)
         ));
         assert!(matches!(latest.try_recv(), Err(mpsc::TryRecvError::Empty)));
-        // Other specs: the old watcher stops, and its instance is released.
-        for i in 0..50 {
-            let _rx = watch(engine.clone(), vec![spec(&format!("b{}.wasm", i % 2))]).unwrap();
-        }
+        // Another watcher (other specs) is another instance; dropping each releases it.
+        let other = Reloader::start(engine, vec![spec("b.wasm")]).unwrap();
+        assert_eq!(settles_at_most(before + 2), before + 2);
+        drop(other);
         assert_eq!(settles_at_most(before + 1), before + 1);
-        *RUNNING.lock().unwrap() = None;
+        drop(reloader);
         assert_eq!(
             settles_at_most(before),
             before,

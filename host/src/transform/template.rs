@@ -43,7 +43,7 @@ pub enum TemplateError {
 
 /// Checks that `name` can be a crate name: ASCII letters, digits, `-` and `_`, starting with a
 /// letter, and not a reserved name.
-pub fn validate_name(name: &str) -> Result<(), TemplateError> {
+pub(crate) fn validate_name(name: &str) -> Result<(), TemplateError> {
     let invalid = |reason| TemplateError::InvalidName {
         name: name.to_owned(),
         reason,

@@ -98,13 +98,17 @@ fn matches(v: &Value, op: Op, want: &str) -> bool {
         return false;
     }
     if let Op::Contains = op {
-        return v.as_str().is_some_and(|s| s.contains(want));
+        return match v {
+            Value::Json(j) => j.to_string().contains(want),
+            _ => v.as_str().is_some_and(|s| s.contains(want)),
+        };
     }
     let ord = match (v.as_f64(), want.parse::<f64>()) {
         (Some(a), Ok(b)) => a.partial_cmp(&b),
         _ => {
             let text = match v {
-                Value::Text(s) | Value::Decimal(s) | Value::Json(s) => s.clone(),
+                Value::Text(s) | Value::Decimal(s) => s.clone(),
+                Value::Json(j) => j.to_string(),
                 other => sluice_guest::json::value(other)
                     .to_string()
                     .trim_matches('"')

@@ -59,9 +59,15 @@ impl Transform for Mask {
 
 impl Mask {
     fn mask(&self, v: &Value) -> Option<Value> {
+        let json;
         let bytes: &[u8] = match v {
             Value::Null => return None,
-            Value::Text(s) | Value::Decimal(s) | Value::Json(s) => s.as_bytes(),
+            Value::Text(s) | Value::Decimal(s) => s.as_bytes(),
+            Value::Json(j) => {
+                // The document's compact text, as the host writes it.
+                json = j.to_string();
+                json.as_bytes()
+            }
             Value::Bytes(b) => b,
             _ => return Some(Value::Text("<redacted>".into())),
         };

@@ -1,0 +1,136 @@
+//! What the stages need before they start: the start-up checks, the position to resume from,
+//! and the sink.
+//!
+//! Design note: [`preflight`] runs once, before the first life of the stages, and checks what
+//! no retry can heal: the MySQL side (credentials, binlog format, the captured tables) and the
+//! broker (reachable within [`CONNECT_TIMEOUT`], the topics exist or can be created). Each life
+//! then [resumes](resume) from the saved position (or the binlog head, saved at once) and
+//! [builds its sink](sink), making the topics again after a restart, since a broker that lost
+//! its state (memory storage) has forgotten them.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{unless_stopped, PipelineError};
+use crate::config::Config;
+use crate::sink::kafka::{self, CONNECT_TIMEOUT};
+use crate::sink::{KafkaSink, Sink, SinkError, StdoutSink};
+use crate::source::binlog::{self, SourceError};
+use crate::state::{BinlogPosition, PositionStore};
+
+/// Every topic Sluice itself publishes to: the main one and the dead-letter topics.
+fn own_topics(cfg: &Config) -> Vec<String> {
+    let Some(k) = &cfg.kafka else {
+        return Vec::new();
+    };
+    let mut topics = vec![k.topic.clone()];
+    topics.extend(k.dead_letter_topic.clone());
+    topics.extend(
+        cfg.transforms
+            .iter()
+            .filter_map(|t| t.dead_letter_topic.clone()),
+    );
+    let mut seen = std::collections::HashSet::new();
+    topics.retain(|t| seen.insert(t.clone()));
+    topics
+}
+
+/// Creates the topics that are missing (after checking the metadata).
+async fn ensure_topics(cfg: &Config, timeout: Duration) -> Result<(), SinkError> {
+    if let Some(k) = &cfg.kafka {
+        for t in own_topics(cfg) {
+            kafka::ensure_topic(k, &t, 1, timeout).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The start-up checks: what a retry cannot heal stops Sluice here, at once.
+pub(super) async fn preflight(cfg: &Config) -> Result<(), PipelineError> {
+    binlog::preflight(&cfg.mysql, &cfg.captured_tables()).await?;
+    let mut conn = binlog::connect(&cfg.mysql).await?;
+    let accepted = crate::source::foreign_keys::check_capturable(
+        &mut conn,
+        &cfg.captured_tables(),
+        cfg.mysql.accept_fk_cascades,
+    )
+    .await;
+    let _ = conn.disconnect().await;
+    let (accepted, sequences) = accepted?;
+    for (s, t) in sequences {
+        tracing::warn!(sequence = %format!("{s}.{t}"), "MYSQL_TABLE names a SEQUENCE: its rows are the sequence's internal state and are never published");
+    }
+    for key in accepted {
+        tracing::warn!(
+            child = %format!("{}.{}", key.child.0, key.child.1),
+            parent = %format!("{}.{}", key.parent.0, key.parent.1),
+            constraint = %key.constraint,
+            on_delete = %key.delete_rule,
+            on_update = %key.update_rule,
+            "capturing the child of a cascading foreign key (ACCEPT_FK_CASCADES=true): the binlog does not hold the rows a cascade changes, so this table's copy can drift"
+        );
+    }
+    if let Some(k) = &cfg.kafka {
+        ensure_topics(cfg, CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| match e {
+                // A topic that cannot be made in time at start is an unreachable broker.
+                SinkError::Topic { topic, source } if !kafka::is_permanent(&source) => {
+                    SinkError::Unreachable {
+                        brokers: k.brokers.clone(),
+                        timeout: CONNECT_TIMEOUT,
+                        detail: format!("creating the topic {topic:?} failed: {source}"),
+                    }
+                }
+                e => e,
+            })?;
+    }
+    Ok(())
+}
+
+/// The position a life of the stages starts from: the saved one, or (none saved yet) the
+/// binlog's current head, saved at once. `None`: a stop came first.
+pub(super) async fn resume(
+    cfg: &Config,
+    store: &PositionStore,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Option<BinlogPosition>, PipelineError> {
+    if let Some(p) = store.load()? {
+        tracing::info!(position = %p, file = %store.path().display(), "resuming from the saved position");
+        return Ok(Some(p));
+    }
+    let head = unless_stopped(shutdown, async {
+        let mut conn = binlog::connect(&cfg.mysql).await?;
+        let head = binlog::current_head(&mut conn).await?;
+        let _ = conn.disconnect().await;
+        Ok::<_, SourceError>(head)
+    })
+    .await;
+    let Some(head) = head else { return Ok(None) };
+    let head = head?;
+    tracing::info!(position = %head, "no saved position: starting from the current binlog head");
+    // Record it at once, so that a restart before the first commit resumes here rather than at
+    // a later head (which would skip what happened in between).
+    store.save(&head)?;
+    Ok(Some(head))
+}
+
+/// The sink of a life of the stages. The start-up checks made the topics; a later life
+/// (`first` false) makes them again. `None`: a stop came first.
+pub(super) async fn sink(
+    cfg: &Config,
+    shutdown: &watch::Receiver<bool>,
+    first: bool,
+) -> Result<Option<Sink>, PipelineError> {
+    if !first {
+        match unless_stopped(shutdown, ensure_topics(cfg, CONNECT_TIMEOUT)).await {
+            None => return Ok(None),
+            Some(r) => r?,
+        }
+    }
+    Ok(Some(match &cfg.kafka {
+        Some(k) => Sink::Kafka(KafkaSink::new(k)?),
+        None => Sink::Stdout(StdoutSink::default()),
+    }))
+}

@@ -1,0 +1,216 @@
+//! The one Kafka client configuration.
+//!
+//! Design note: every Kafka client Sluice makes is configured by [`client_config`], from the
+//! same `[kafka]` settings: the producer (which also publishes the dead letters, of oversized
+//! events and of transforms, so those get its idempotence and acknowledgements), and the admin
+//! client that reads the cluster's metadata and creates topics (at start-up, on a transform's
+//! first route to a new topic, and in `sluice check`). They differ only by [`Role`]: the
+//! producer takes Sluice's producer defaults and every `[kafka.producer]` key; the admin
+//! client takes the keys that are not producer-only, so the bootstrap servers, the security
+//! settings (`security.protocol`, `sasl.*`, `ssl.*`) and `client.id`/`socket.*` reach it too,
+//! and never creates a topic as a side effect of a metadata request.
+
+use std::sync::{Arc, Mutex};
+
+use rdkafka::admin::AdminClient;
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::config::KafkaConfig;
+use crate::sink::SinkError;
+
+/// What a Kafka client is for, which decides the settings it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The producer of events and dead letters.
+    Producer,
+    /// Metadata requests and topic creation.
+    Admin,
+}
+
+/// The producer settings Sluice relies on; `[kafka.producer]` entries override them.
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("linger.ms", "5"),
+    ("message.timeout.ms", "60000"),
+    ("queue.buffering.max.kbytes", "65536"),
+];
+
+/// Keys of `[kafka.producer]` that only a producer understands: left out of the admin and
+/// metadata clients' config.
+const PRODUCER_ONLY: &[&str] = &[
+    "transactional.id",
+    "transaction.timeout.ms",
+    "enable.idempotence",
+    "enable.gapless.guarantee",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes",
+    "queue.buffering.max.ms",
+    "queue.buffering.backpressure.threshold",
+    "linger.ms",
+    "message.send.max.retries",
+    "retries",
+    "compression.codec",
+    "compression.type",
+    "compression.level",
+    "batch.num.messages",
+    "batch.size",
+    "delivery.report.only.error",
+    "sticky.partitioning.linger.ms",
+    "request.required.acks",
+    "acks",
+    "request.timeout.ms",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "queuing.strategy",
+    "produce.offset.report",
+    "partitioner",
+];
+
+/// The librdkafka settings of a client for `role`: the bootstrap servers and `client.id`, then
+/// for the producer Sluice's defaults and every `[kafka.producer]` key (the user's values win),
+/// and for the admin client each `[kafka.producer]` key that is not producer-only.
+pub(crate) fn client_config(cfg: &KafkaConfig, role: Role) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers)
+        .set("client.id", "sluice");
+    if role == Role::Producer {
+        for (k, v) in PRODUCER_DEFAULTS {
+            c.set(*k, *v);
+        }
+    }
+    for (k, v) in &cfg.producer {
+        if role == Role::Producer || !PRODUCER_ONLY.contains(&k.as_str()) {
+            c.set(k, v);
+        }
+    }
+    if role == Role::Admin {
+        // A metadata request must not create the topic as a side effect (librdkafka's producer
+        // default): Sluice creates it explicitly, with one partition, and `check` only looks.
+        c.set("allow.auto.create.topics", "false");
+    }
+    c
+}
+
+/// Creates a client from `config`, with a fresh [`Context`] (returned too, for its last error).
+pub(crate) fn create<C: FromClientConfigAndContext<Context>>(
+    config: &ClientConfig,
+) -> Result<(C, Context), SinkError> {
+    let context = Context::default();
+    let client = config
+        .create_with_context(context.clone())
+        .map_err(SinkError::Create)?;
+    Ok((client, context))
+}
+
+/// The admin client ([`Role::Admin`]) for metadata requests and topic creation.
+pub(crate) fn admin(cfg: &KafkaConfig) -> Result<(AdminClient<Context>, Context), SinkError> {
+    create(&client_config(cfg, Role::Admin))
+}
+
+/// A client context that remembers the last client-level error librdkafka reported (a refused
+/// connection, a failed SASL handshake), so that a timeout can say why.
+#[derive(Clone, Default)]
+pub(crate) struct Context {
+    last_error: Arc<Mutex<Option<ClientError>>>,
+}
+
+/// A client-level error: its code (when librdkafka gives one) and its reason.
+type ClientError = (Option<RDKafkaErrorCode>, String);
+
+impl Context {
+    pub(super) fn last_error(&self) -> Option<ClientError> {
+        self.last_error.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+impl rdkafka::producer::ProducerContext for Context {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}
+
+impl ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, reason, "Kafka client error");
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = Some((error.rdkafka_error_code(), reason.to_owned()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    use rdkafka::producer::FutureProducer;
+
+    use crate::config::OversizePolicy;
+    use crate::encode::KeyMode;
+
+    fn cfg(producer: &[(&str, &str)]) -> KafkaConfig {
+        KafkaConfig {
+            brokers: "k1:9092,k2:9092".into(),
+            topic: "cdc".into(),
+            key: KeyMode::Table,
+            producer: producer
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            on_oversize: OversizePolicy::Halt,
+            dead_letter_topic: None,
+        }
+    }
+
+    #[test]
+    fn admin_clients_get_the_security_settings_but_not_the_producer_ones() {
+        let c = cfg(&[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "sluice"),
+            ("sasl.password", "hunter2"),
+            ("ssl.ca.location", "/etc/ca.pem"),
+            ("message.max.bytes", "5000000"),
+            ("linger.ms", "50"),
+            ("compression.type", "zstd"),
+            ("acks", "1"),
+            ("transactional.id", "x"),
+        ]);
+        let admin = client_config(&c, Role::Admin);
+        assert_eq!(admin.get("bootstrap.servers"), Some("k1:9092,k2:9092"));
+        for (k, v) in [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "sluice"),
+            ("sasl.password", "hunter2"),
+            ("ssl.ca.location", "/etc/ca.pem"),
+            ("message.max.bytes", "5000000"),
+        ] {
+            assert_eq!(admin.get(k), Some(v), "{k}");
+        }
+        assert_eq!(admin.get("allow.auto.create.topics"), Some("false"));
+        for k in [
+            "linger.ms",
+            "compression.type",
+            "acks",
+            "transactional.id",
+            "enable.idempotence",
+        ] {
+            assert_eq!(admin.get(k), None, "{k} is producer-only");
+        }
+        // The producer gets everything, the user's values winning over Sluice's defaults.
+        let p = client_config(&c, Role::Producer);
+        assert_eq!(p.get("acks"), Some("1"));
+        assert_eq!(p.get("sasl.password"), Some("hunter2"));
+        assert_eq!(p.get("enable.idempotence"), Some("true"));
+        // Both are accepted by librdkafka as they are.
+        let plain = cfg(&[("socket.timeout.ms", "5000")]);
+        let _: (AdminClient<Context>, Context) = super::admin(&plain).unwrap();
+        let _: (FutureProducer<Context>, Context) =
+            create(&client_config(&plain, Role::Producer)).unwrap();
+        // The config's Debug never shows the password.
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,135 @@
+//! Oversized events to a dead-letter topic, and the wait for a batch's delivery reports.
+//!
+//! Design note: under `kafka.on_oversize = "dead_letter"` an event Kafka refuses as too large
+//! (when it is queued, or later in its delivery report, when the broker's limit is below the
+//! producer's) is replaced by a small record on `kafka.dead_letter_topic`: its key, its headers
+//! and what went wrong, no value. The record goes through the sink's own producer, so it has
+//! the same client configuration ([`super::client`]). A batch's [`Ack`](crate::sink::Ack) is
+//! [`delivered`]: every delivery report positive, or diverted to the dead letters.
+
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+
+use super::client::Context;
+use super::errors::{classify, delivery_error, Class};
+use crate::sink::SinkError;
+
+/// Where oversized events go under `kafka.on_oversize = "dead_letter"`.
+#[derive(Clone)]
+pub(super) struct DeadLetters {
+    producer: FutureProducer<Context>,
+    topic: String,
+}
+
+impl DeadLetters {
+    /// Dead letters to `topic`, through the sink's `producer`.
+    pub(super) fn new(producer: FutureProducer<Context>, topic: String) -> Self {
+        DeadLetters { producer, topic }
+    }
+
+    /// Publishes a small record in place of an oversized event: its key, its headers plus
+    /// `sluice.error`, `sluice.original.topic` and `sluice.original.bytes`, and no value.
+    pub(super) async fn divert(
+        &self,
+        key: Option<&[u8]>,
+        headers: Option<&OwnedHeaders>,
+        topic: &str,
+        bytes: usize,
+        error: &str,
+    ) -> Result<(), SinkError> {
+        let size = bytes.to_string();
+        let mut h = OwnedHeaders::new_with_capacity(8);
+        if let Some(orig) = headers {
+            for i in 0..orig.count() {
+                let o = orig.get(i);
+                h = h.insert(Header {
+                    key: o.key,
+                    value: o.value,
+                });
+            }
+        }
+        h = h
+            .insert(Header {
+                key: "sluice.error",
+                value: Some(error.as_bytes()),
+            })
+            .insert(Header {
+                key: "sluice.original.topic",
+                value: Some(topic.as_bytes()),
+            })
+            .insert(Header {
+                key: "sluice.original.bytes",
+                value: Some(size.as_bytes()),
+            });
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(h);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        // Like the main path, wait while librdkafka's queue is full (the broker is slow or down)
+        // instead of failing, which would republish everything since the last save. A stop that
+        // waits too long aborts the sink task (pipeline.shutdown_timeout_ms).
+        let f = loop {
+            match self.producer.send_result(record) {
+                Ok(f) => break f,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err((e, _)) => return Err(SinkError::Enqueue(e)),
+            }
+        };
+        match f.await {
+            Ok(Ok(_)) => {
+                tracing::warn!(topic, bytes, dead_letter_topic = %self.topic, "an event too large for Kafka went to the dead-letter topic");
+                Ok(())
+            }
+            Ok(Err((e, _))) => Err(SinkError::Delivery(e)),
+            Err(_) => Err(SinkError::ProducerGone),
+        }
+    }
+
+    /// A delivery report said the event was too large (the broker's limit is below the
+    /// producer's): divert it from the message librdkafka handed back.
+    async fn divert_message(
+        &self,
+        msg: &OwnedMessage,
+        error: &KafkaError,
+    ) -> Result<(), SinkError> {
+        let bytes = msg.payload().map_or(0, <[u8]>::len);
+        self.divert(
+            msg.key(),
+            msg.headers(),
+            msg.topic(),
+            bytes,
+            &error.to_string(),
+        )
+        .await
+    }
+}
+
+/// Waits for a batch's delivery reports, in order: `Ok` once each is positive, or (for an event
+/// the broker refused as too large, when `dead_letters` is set) once its dead letter is.
+pub(super) async fn delivered(
+    reports: Vec<DeliveryFuture>,
+    dead_letters: Option<DeadLetters>,
+) -> Result<(), SinkError> {
+    for report in reports {
+        match report.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, msg))) => {
+                let too_large = e
+                    .rdkafka_error_code()
+                    .is_some_and(|c| classify(c) == Class::TooLarge);
+                match &dead_letters {
+                    Some(dl) if too_large => dl.divert_message(&msg, &e).await?,
+                    _ => return Err(delivery_error(e, &msg)),
+                }
+            }
+            Err(_) => return Err(SinkError::ProducerGone),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! The Kafka sink: an idempotent rdkafka producer that publishes the contract's JSON.
+//!
+//! Design note: `enable.idempotence=true` and `acks=all` give no retry duplicates and per-partition
+//! order. While the broker is slow or down, librdkafka's queue fills and `publish` waits, so the
+//! pipeline blocks (backpressure) rather than dropping events. A delivery that is not confirmed
+//! within `message.timeout.ms` (60 s by default) fails; the pipeline then rebuilds the producer
+//! and resumes from the last acknowledged position, so nothing is lost. This also covers a
+//! broker that lost its state: librdkafka would otherwise retry `UNKNOWN_PRODUCER_ID` forever
+//! (seen against tansu, whose memory storage forgets producer ids on restart).
+//!
+//! Modules: [`client`] builds the one client configuration that the producer (events and dead
+//! letters) and the admin client (metadata, topic creation) share, so SASL/SSL clusters work
+//! for all of them; [`errors`] classifies librdkafka's errors ([`classify`]: a retry cannot
+//! fix an event over `message.max.bytes`, an invalid topic name or a missing ACL, so those stop
+//! Sluice with the setting to change instead of republishing the same events forever);
+//! `dead_letters` diverts oversized events (`kafka.on_oversize = "dead_letter"`) and awaits a
+//! batch's delivery reports; [`topics`] checks and creates topics and holds `sluice check`'s
+//! probes.
+//!
+//! Every message carries its source position in headers (`sluice.file`, `sluice.pos`,
+//! `sluice.row`, and `sluice.gtid` where there is one), which is what exactly-once recovery reads.
+
+pub(crate) mod client;
+mod dead_letters;
+pub(crate) mod errors;
+pub(crate) mod topics;
+
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use tokio::sync::watch;
+
+use super::{Ack, SinkError};
+use crate::config::{KafkaConfig, OversizePolicy};
+use crate::encode::{encode_key, encode_value, KeyMode};
+use crate::event::{ChangeEvent, Kind};
+
+pub(crate) use client::{client_config, Context, Role};
+use dead_letters::DeadLetters;
+pub(crate) use errors::{classify, is_permanent, Class};
+pub(crate) use topics::{ensure_topic, probe, produce_test_record, validate_topic_creation};
+
+use errors::refusal;
+
+/// How long start-up and `sluice check` wait for the broker before saying it cannot be reached.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) struct KafkaSink {
+    producer: FutureProducer<Context>,
+    cfg: KafkaConfig,
+    /// Topics known to exist: the configured one and those checked on first use. A transform
+    /// can route to any topic; each new one is checked (and created if missing) once, so a
+    /// missing topic on a cluster that forbids creation stops with the ACL to grant instead of
+    /// timing out in librdkafka forever.
+    known_topics: std::collections::HashSet<String>,
+    topic: String,
+    key: KeyMode,
+    key_buf: Vec<u8>,
+    value_buf: Vec<u8>,
+    dead_letters: Option<DeadLetters>,
+    stop: Option<watch::Receiver<bool>>,
+}
+
+impl KafkaSink {
+    pub(crate) fn new(cfg: &KafkaConfig) -> Result<Self, SinkError> {
+        let (producer, _): (FutureProducer<Context>, _) =
+            client::create(&client_config(cfg, Role::Producer))?;
+        let dead_letters = match (&cfg.on_oversize, &cfg.dead_letter_topic) {
+            (OversizePolicy::DeadLetter, Some(t)) => {
+                Some(DeadLetters::new(producer.clone(), t.clone()))
+            }
+            _ => None,
+        };
+        let mut known_topics = std::collections::HashSet::from([cfg.topic.clone()]);
+        known_topics.extend(cfg.dead_letter_topic.clone());
+        Ok(KafkaSink {
+            producer,
+            cfg: cfg.clone(),
+            known_topics,
+            topic: cfg.topic.clone(),
+            key: cfg.key,
+            key_buf: Vec::with_capacity(256),
+            value_buf: Vec::with_capacity(4096),
+            dead_letters,
+            stop: None,
+        })
+    }
+
+    /// Makes the wait on a full local queue give up once `stop` turns true (the pipeline's
+    /// shutdown deadline), so a stop while Kafka is down does not hang.
+    pub(crate) fn stop_waiting_on(&mut self, stop: watch::Receiver<bool>) {
+        self.stop = Some(stop);
+    }
+
+    pub(crate) async fn publish(&mut self, events: &[ChangeEvent]) -> Result<Ack, SinkError> {
+        let mut acks: Vec<DeliveryFuture> = Vec::with_capacity(events.len());
+        for ev in events {
+            self.key_buf.clear();
+            self.value_buf.clear();
+            let route = ev.route.as_deref();
+            match route.and_then(|r| r.key.as_ref()) {
+                Some(k) => self.key_buf.extend_from_slice(k),
+                None => encode_key(ev, self.key, &mut self.key_buf),
+            }
+            match route.and_then(|r| r.payload.as_ref()) {
+                Some(p) => self.value_buf.extend_from_slice(p),
+                None => encode_value(ev, &mut self.value_buf),
+            }
+            if let Some(t) = route.and_then(|r| r.topic.as_deref()) {
+                if !self.known_topics.contains(t) {
+                    ensure_topic(&self.cfg, t, 1, CONNECT_TIMEOUT).await?;
+                    self.known_topics.insert(t.to_owned());
+                }
+            }
+            let topic = route
+                .and_then(|r| r.topic.as_deref())
+                .unwrap_or(&self.topic);
+            let pos = ev.position.pos.to_string();
+            let row = ev.position.row.to_string();
+            let mut headers = OwnedHeaders::new_with_capacity(4)
+                .insert(Header {
+                    key: "sluice.file",
+                    value: Some(ev.position.file.as_bytes()),
+                })
+                .insert(Header {
+                    key: "sluice.pos",
+                    value: Some(pos.as_bytes()),
+                })
+                .insert(Header {
+                    key: "sluice.row",
+                    value: Some(row.as_bytes()),
+                });
+            if let Some(g) = &ev.position.gtid {
+                headers = headers.insert(Header {
+                    key: "sluice.gtid",
+                    value: Some(g.as_bytes()),
+                });
+            }
+            for (k, v) in route.map(|r| r.headers.as_slice()).unwrap_or_default() {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v),
+                });
+            }
+            // A table-level `truncate` in primary_key mode goes to every partition: the table's
+            // rows are spread over them by key, and each partition's consumer must see it in
+            // order with the rows it holds. Otherwise the partitioner places it by its key.
+            let partitions: Vec<Option<i32>> = if ev.kind == Kind::Truncate
+                && self.key == KeyMode::PrimaryKey
+                && route.and_then(|r| r.key.as_ref()).is_none()
+            {
+                (0..self.partition_count(topic).await?).map(Some).collect()
+            } else {
+                vec![None]
+            };
+            for partition in partitions {
+                let mut record = FutureRecord::to(topic)
+                    .key(&self.key_buf[..])
+                    .payload(&self.value_buf[..])
+                    .headers(headers.clone());
+                if let Some(p) = partition {
+                    record = record.partition(p);
+                }
+                loop {
+                    match self.producer.send_result(record) {
+                        Ok(f) => {
+                            acks.push(f);
+                            break;
+                        }
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                            // The local queue is full because the broker is slow or down: wait, unless
+                            // the pipeline's stop deadline has passed.
+                            if self.stop.as_ref().is_some_and(|s| *s.borrow()) {
+                                return Err(SinkError::Enqueue(KafkaError::MessageProduction(
+                                    RDKafkaErrorCode::QueueFull,
+                                )));
+                            }
+                            record = r;
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        Err((e, r)) => {
+                            let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Unknown);
+                            let bytes = self.value_buf.len() + self.key_buf.len();
+                            let position = ev.position.to_string();
+                            if classify(code) == Class::TooLarge {
+                                if let Some(dl) = &self.dead_letters {
+                                    // Earlier events of this batch must still be acknowledged in
+                                    // order; the dead letter is awaited here, before them, which is
+                                    // fine: it goes to another topic.
+                                    let dl = dl.clone();
+                                    dl.divert(
+                                        Some(&self.key_buf),
+                                        r.headers.as_ref(),
+                                        topic,
+                                        bytes,
+                                        &e.to_string(),
+                                    )
+                                    .await?;
+                                    break;
+                                }
+                            }
+                            return Err(refusal(code, e, topic, bytes, position, true));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Ack::when(dead_letters::delivered(
+            acks,
+            self.dead_letters.clone(),
+        )))
+    }
+
+    /// The destination topic's partition count, from a fresh metadata request (off the async
+    /// threads; only table-level events need it, and they are rare). Every topic Sluice
+    /// publishes to was checked to exist first (`known_topics`), so a topic that is missing or
+    /// answers with an error here (a leader election, say) is a retryable error: falling back to
+    /// one partition would leave the other partitions' consumers with the rows.
+    async fn partition_count(&self, topic: &str) -> Result<i32, SinkError> {
+        let producer = self.producer.clone();
+        let name = topic.to_owned();
+        let md = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&name), CONNECT_TIMEOUT)
+        })
+        .await
+        .map_err(|_| SinkError::ProducerGone)?
+        .map_err(|source| SinkError::Topic {
+            topic: topic.to_owned(),
+            source,
+        })?;
+        let unavailable = |code| SinkError::Topic {
+            topic: topic.to_owned(),
+            source: KafkaError::MetadataFetch(code),
+        };
+        let t = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .ok_or_else(|| unavailable(RDKafkaErrorCode::UnknownTopicOrPartition))?;
+        if let Some(e) = t.error() {
+            return Err(unavailable(RDKafkaErrorCode::from(e)));
+        }
+        match t.partitions().len() {
+            0 => Err(unavailable(RDKafkaErrorCode::LeaderNotAvailable)),
+            n => Ok(n as i32),
+        }
+    }
+
+    pub(crate) async fn flush(&mut self) -> Result<(), SinkError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(30)))
+            .await
+            .map_err(|_| SinkError::ProducerGone)?
+            .map_err(SinkError::Flush)
+    }
+}
