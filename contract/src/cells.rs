@@ -1,5 +1,6 @@
-//! The mapping between [`Value`](crate::Value)s and the WIT `cell`s that carry them across the
-//! sandbox boundary (`wit/transform.wit`, `variant cell`).
+//! The mapping between [`Value`](crate::Value)s and the WIT `cell`s that carry a transform's
+//! answer out of the sandbox (`wit/transform.wit`, `variant cell`; the request's cells are
+//! packed bytes, [`crate::packed`]).
 //!
 //! Design note: the host (wasmtime's `bindgen!`) and the guest (`wit-bindgen`) each generate
 //! their own Rust types for the same WIT, so no function can take both. This macro is the one
@@ -14,6 +15,7 @@
 macro_rules! cell_codec {
     () => {
         /// A value as a cell; text and bytes are appended to `data`.
+        #[allow(dead_code)]
         pub fn to_cell(v: &$crate::Value, data: &mut Vec<u8>) -> wit::Cell {
             use $crate::Value;
             fn span(data: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> wit::Span {
@@ -86,6 +88,7 @@ macro_rules! cell_codec {
 
         /// A cell as a value. A span beyond `data`, text that is not UTF-8 and JSON that is not
         /// JSON are errors of the side that wrote the cell.
+        #[allow(dead_code)]
         pub fn from_cell(c: &wit::Cell, data: &[u8]) -> Result<$crate::Value, String> {
             use $crate::Value;
             let bytes = |s: &wit::Span| -> Result<&[u8], String> {

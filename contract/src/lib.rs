@@ -15,6 +15,7 @@ pub mod edit;
 pub mod format;
 pub mod interest;
 pub mod json;
+pub mod packed;
 mod value;
 
 pub use edit::{EditError, Op};

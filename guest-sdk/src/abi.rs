@@ -5,7 +5,9 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::{Event, Kind, Op, Position, Table, Transform, Value};
+use sluice_contract::packed::{self, View, CELL_BYTES, VIEW_BYTES};
+
+use crate::{Event, Op, Position, Table, Transform, Value};
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -21,6 +23,11 @@ pub use self::Guest as GuestExports;
 struct Runtime {
     transform: Box<dyn FnMut(&mut Event<'_>) -> Result<(), String>>,
     tables: HashMap<u32, Table>,
+    /// Buffers reused from one event to the next, and across calls: the images' values (whose
+    /// strings are refilled in place) and the ops of the current output.
+    after: Vec<Value>,
+    before: Vec<Value>,
+    ops: Vec<Op>,
 }
 
 thread_local! {
@@ -51,6 +58,9 @@ pub fn init<T: Transform>(config: Vec<(String, String)>) -> Result<wit::Interest
         *r.borrow_mut() = Some(Runtime {
             transform: Box::new(move |e| t.process(e)),
             tables: HashMap::new(),
+            after: Vec::new(),
+            before: Vec::new(),
+            ops: Vec::new(),
         });
     });
     let crate::Interest { tables, columns } = interest;
@@ -60,8 +70,8 @@ pub fn init<T: Transform>(config: Vec<(String, String)>) -> Result<wit::Interest
 /// `transform` export: runs the author's `process` on each event and collects the edits.
 pub fn transform(
     tables: Vec<wit::TableInfo>,
-    events: Vec<wit::EventView>,
-    cells: Vec<wit::Cell>,
+    events: Vec<u8>,
+    cells: Vec<u8>,
     data: Vec<u8>,
 ) -> Result<wit::Edits, String> {
     RUNTIME.with(|r| {
@@ -73,32 +83,56 @@ pub fn transform(
                 Table::new(t.schema, t.table, t.columns, t.primary_key, t.projection),
             );
         }
-        let image = |start: u32, len: u32| -> Result<Vec<Value>, String> {
-            let cs = cells
-                .get(start as usize..(start + len) as usize)
-                .ok_or("cell range out of bounds")?;
-            cs.iter().map(|c| from_cell(c, &data)).collect()
-        };
+        if events.len() % VIEW_BYTES != 0 || cells.len() % CELL_BYTES != 0 {
+            return Err("events or cells are not whole packed records".into());
+        }
+        let Runtime {
+            transform,
+            tables,
+            after,
+            before,
+            ops,
+        } = rt;
         let mut out = Encoder::default();
-        for (i, ev) in events.iter().enumerate() {
-            let table = rt
-                .tables
-                .get(&ev.table)
-                .ok_or_else(|| format!("unknown table id {}", ev.table))?;
-            let mut event = Event::new(
+        let mut last: Option<(u32, &Table)> = None;
+        for (i, view) in events.chunks_exact(VIEW_BYTES).enumerate() {
+            let ev = View::read(view)?;
+            let table = match last {
+                Some((id, t)) if id == ev.table => t,
+                _ => {
+                    let t = tables
+                        .get(&ev.table)
+                        .ok_or_else(|| format!("unknown table id {}", ev.table))?;
+                    last = Some((ev.table, t));
+                    t
+                }
+            };
+            refill(after, &cells, ev.after_start, ev.after_len, &data)?;
+            refill(before, &cells, ev.before_start, ev.before_len, &data)?;
+            let mut event = Event::with_buffers(
                 table,
-                kind_from(ev.kind),
-                image(ev.after_start, ev.after_len)?,
-                image(ev.before_start, ev.before_len)?,
+                ev.kind,
+                std::mem::take(after),
+                std::mem::take(before),
                 Position {
-                    pos: ev.position.pos,
-                    row: ev.position.row,
+                    pos: ev.pos,
+                    row: ev.row,
                 },
+                std::mem::take(ops),
             );
-            (rt.transform)(&mut event)?;
-            for ops in event.into_outputs() {
-                out.output(i as u32, ops);
+            let result = transform(&mut event);
+            let (a, b, done, mut current) = event.into_buffers();
+            *after = a;
+            *before = b;
+            result?;
+            let edited = !done.is_empty() || !current.is_empty();
+            for list in done {
+                out.output(i as u32, list.into_iter());
             }
+            if edited {
+                out.output(i as u32, current.drain(..));
+            }
+            *ops = current;
         }
         Ok(wit::Edits {
             outputs: out.outputs,
@@ -109,17 +143,29 @@ pub fn transform(
     })
 }
 
-fn kind_from(k: wit::Kind) -> Kind {
-    match k {
-        wit::Kind::SnapshotInsert => Kind::SnapshotInsert,
-        wit::Kind::Insert => Kind::Insert,
-        wit::Kind::Update => Kind::Update,
-        wit::Kind::Delete => Kind::Delete,
-        wit::Kind::Truncate => Kind::Truncate,
+/// Refills `image` with the packed cells `start..start + len`, reusing the previous event's
+/// strings where the kind of value is the same (no allocation once warm).
+fn refill(
+    image: &mut Vec<Value>,
+    cells: &[u8],
+    start: u32,
+    len: u32,
+    data: &[u8],
+) -> Result<(), String> {
+    let range = cells
+        .get(start as usize * CELL_BYTES..(start as usize + len as usize) * CELL_BYTES)
+        .ok_or("cell range out of bounds")?;
+    image.truncate(len as usize);
+    for (k, c) in range.chunks_exact(CELL_BYTES).enumerate() {
+        match image.get_mut(k) {
+            Some(slot) => packed::refill(slot, c, data)?,
+            None => image.push(packed::read_cell(c, data)?),
+        }
     }
+    Ok(())
 }
 
-// `to_cell` and `from_cell`: the value/cell mapping shared with the host.
+// `to_cell` (for the answer's cells): the value/cell mapping shared with the host.
 sluice_contract::cell_codec!();
 
 /// Builds the columnar answer.
@@ -146,7 +192,7 @@ impl Encoder {
         (self.cells.len() - 1) as u32
     }
 
-    fn output(&mut self, event: u32, ops: Vec<Op>) {
+    fn output(&mut self, event: u32, ops: impl ExactSizeIterator<Item = Op>) {
         let start = self.ops.len() as u32;
         let n = ops.len() as u32;
         for op in ops {

@@ -302,6 +302,30 @@ impl<'t> Event<'t> {
         self.done.push(std::mem::take(&mut self.ops));
     }
 
+    /// Like [`Event::new`], with an (empty) ops buffer to reuse.
+    #[doc(hidden)]
+    pub fn with_buffers(
+        table: &'t Table,
+        kind: Kind,
+        after: Vec<Value>,
+        before: Vec<Value>,
+        position: Position,
+        ops: Vec<Op>,
+    ) -> Self {
+        debug_assert!(ops.is_empty());
+        Event {
+            ops,
+            ..Event::new(table, kind, after, before, position)
+        }
+    }
+
+    /// Takes the event apart, to reuse its buffers for the next one: (after, before, outputs
+    /// finished by [`Event::split`], ops of the current output).
+    #[doc(hidden)]
+    pub fn into_buffers(self) -> (Vec<Value>, Vec<Value>, Vec<Vec<Op>>, Vec<Op>) {
+        (self.after, self.before, self.done, self.ops)
+    }
+
     /// The recorded outputs; none when the event is to be published unchanged.
     #[doc(hidden)]
     pub fn into_outputs(self) -> Vec<Vec<Op>> {
@@ -397,8 +421,8 @@ macro_rules! export_transform {
                 }
                 fn transform(
                     tables: ::std::vec::Vec<$crate::abi::sluice::transform::types::TableInfo>,
-                    events: ::std::vec::Vec<$crate::abi::sluice::transform::types::EventView>,
-                    cells: ::std::vec::Vec<$crate::abi::sluice::transform::types::Cell>,
+                    events: ::std::vec::Vec<u8>,
+                    cells: ::std::vec::Vec<u8>,
                     data: ::std::vec::Vec<u8>,
                 ) -> ::std::result::Result<
                     $crate::abi::sluice::transform::types::Edits,

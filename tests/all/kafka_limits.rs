@@ -18,34 +18,6 @@ async fn master_position(db: &mut mysql_async::Conn) -> anyhow::Result<(String, 
     Ok((row.get(0).unwrap(), row.get(1).unwrap()))
 }
 
-/// The start (its GTID event) of the first transaction after `from` that writes rows of
-/// `table`: other tests commit on the same server meanwhile, so the head read before an insert
-/// is not where the insert's transaction starts.
-async fn transaction_of(
-    db: &mut mysql_async::Conn,
-    from: &(String, u64),
-    table: &str,
-) -> anyhow::Result<(String, u64)> {
-    let events: Vec<mysql_async::Row> = db
-        .query(format!(
-            "SHOW BINLOG EVENTS IN '{}' FROM {}",
-            from.0, from.1
-        ))
-        .await?;
-    let mut start = None;
-    for e in &events {
-        let (pos, kind, info): (u64, String, String) =
-            (e.get(1).unwrap(), e.get(2).unwrap(), e.get(5).unwrap());
-        if kind == "Gtid" {
-            start = Some(pos);
-        } else if kind == "Table_map" && info.contains(&format!(".{table})")) {
-            let start = start.expect("a transaction starts with its GTID event");
-            return Ok((from.0.clone(), start));
-        }
-    }
-    anyhow::bail!("no transaction writes {table} after {from:?}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_oversized_row_stops_naming_message_max_bytes() -> anyhow::Result<()> {
     let (mut p, mut sluice) = TestPipeline::new("big_halt")

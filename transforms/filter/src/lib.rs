@@ -15,6 +15,8 @@ use sluice_guest::{export_transform, Config, Event, Interest, Kind, Transform, V
 pub struct Filter {
     drop_tables: Interest,
     predicate: Option<(String, Op, String)>,
+    /// The predicate's value as a number, parsed once.
+    want_num: Option<f64>,
 }
 
 #[derive(Clone, Copy)]
@@ -63,10 +65,14 @@ impl Transform for Filter {
             tables: drop_tables,
             columns: None,
         };
+        let want_num = predicate
+            .as_ref()
+            .and_then(|(_, _, w)| w.parse::<f64>().ok());
         Ok((
             Filter {
                 drop_tables,
                 predicate,
+                want_num,
             },
             interest,
         ))
@@ -85,7 +91,10 @@ impl Transform for Filter {
             return Ok(());
         }
         if let Some((col, op, want)) = &self.predicate {
-            if !event.get(col).is_some_and(|v| matches(v, *op, want)) {
+            if !event
+                .get(col)
+                .is_some_and(|v| matches(v, *op, want, self.want_num))
+            {
                 event.drop_event();
             }
         }
@@ -93,7 +102,7 @@ impl Transform for Filter {
     }
 }
 
-fn matches(v: &Value, op: Op, want: &str) -> bool {
+fn matches(v: &Value, op: Op, want: &str, want_num: Option<f64>) -> bool {
     if v.is_null() {
         return false;
     }
@@ -103,19 +112,17 @@ fn matches(v: &Value, op: Op, want: &str) -> bool {
             _ => v.as_str().is_some_and(|s| s.contains(want)),
         };
     }
-    let ord = match (v.as_f64(), want.parse::<f64>()) {
-        (Some(a), Ok(b)) => a.partial_cmp(&b),
-        _ => {
-            let text = match v {
-                Value::Text(s) | Value::Decimal(s) => s.clone(),
-                Value::Json(j) => j.to_string(),
-                other => sluice_guest::json::value(other)
-                    .to_string()
-                    .trim_matches('"')
-                    .to_owned(),
-            };
-            Some(text.as_str().cmp(want))
-        }
+    let num = want_num.and_then(|b| v.as_f64().map(|a| (a, b)));
+    let ord = match (num, v) {
+        (Some((a, b)), _) => a.partial_cmp(&b),
+        (None, Value::Text(s) | Value::Decimal(s)) => Some(s.as_str().cmp(want)),
+        (None, Value::Json(j)) => Some(j.to_string().as_str().cmp(want)),
+        (None, other) => Some(
+            sluice_guest::json::value(other)
+                .to_string()
+                .trim_matches('"')
+                .cmp(want),
+        ),
     };
     let Some(ord) = ord else { return false };
     use std::cmp::Ordering::*;

@@ -1,12 +1,14 @@
-//! Marshalling: one guest call for a slice of a batch. Builds the event views and the cells
-//! (values as the shared `cell_codec!` maps them, text and bytes in one buffer), and cuts a
-//! batch into calls by events and bytes.
+//! Marshalling: one guest call for a slice of a batch. Builds the packed event views and cells
+//! (`sluice_contract::packed`, text and bytes in one buffer), and cuts a batch into calls by
+//! events and bytes.
 
 use std::sync::Arc;
 
+use sluice_contract::packed::{self, View, CELL_BYTES};
+
 use super::stage::Stage;
 use super::CallError;
-use crate::event::{ChangeEvent, Kind, Value};
+use crate::event::{ChangeEvent, Value};
 use crate::transform::engine::{wit, EngineError};
 
 /// An event chosen for a call: its index in the batch and its column projection.
@@ -46,11 +48,12 @@ pub(super) fn chunks<'a>(
     (out, total + bytes)
 }
 
-/// Reusable buffers for building calls: a batch's views, cells and bytes.
+/// Reusable buffers for building calls: a batch's packed views and cells, and the bytes their
+/// spans point at (`sluice_contract::packed`).
 #[derive(Default)]
 pub(crate) struct CallBuffers {
-    views: Vec<wit::EventView>,
-    cells: Vec<wit::Cell>,
+    views: Vec<u8>,
+    cells: Vec<u8>,
     data: Vec<u8>,
 }
 
@@ -66,10 +69,15 @@ pub(super) fn call(
     bufs.views.clear();
     bufs.cells.clear();
     bufs.data.clear();
+    // The table of the previous event, already sent or queued in `tables`.
+    let mut known = None;
     for (i, plan) in chunk {
         let ev = &events[*i];
         let id = ids[*i];
-        if !stage.sent.contains(&id) && !tables.iter().any(|t: &wit::TableInfo| t.id == id) {
+        if known != Some(id)
+            && !stage.sent.contains(&id)
+            && !tables.iter().any(|t: &wit::TableInfo| t.id == id)
+        {
             tables.push(wit::TableInfo {
                 id,
                 schema: ev.meta.schema.clone(),
@@ -79,39 +87,30 @@ pub(super) fn call(
                 projection: plan.as_ref().clone(),
             });
         }
+        known = Some(id);
         let project = |image: &[Value], bufs: &mut CallBuffers| -> (u32, u32) {
-            let start = bufs.cells.len() as u32;
+            let start = (bufs.cells.len() / CELL_BYTES) as u32;
             if !image.is_empty() {
                 for &c in plan.iter() {
-                    let cell = to_cell(
-                        image.get(c as usize).unwrap_or(&Value::Null),
-                        &mut bufs.data,
-                    );
-                    bufs.cells.push(cell);
+                    let v = image.get(c as usize).unwrap_or(&Value::Null);
+                    packed::write_cell(v, &mut bufs.cells, &mut bufs.data);
                 }
             }
-            (start, bufs.cells.len() as u32 - start)
+            (start, (bufs.cells.len() / CELL_BYTES) as u32 - start)
         };
         let (after_start, after_len) = project(&ev.after, &mut bufs);
         let (before_start, before_len) = project(&ev.before, &mut bufs);
-        bufs.views.push(wit::EventView {
-            kind: match ev.kind {
-                Kind::SnapshotInsert => wit::Kind::SnapshotInsert,
-                Kind::Insert => wit::Kind::Insert,
-                Kind::Update => wit::Kind::Update,
-                Kind::Delete => wit::Kind::Delete,
-                Kind::Truncate => wit::Kind::Truncate,
-            },
+        View {
+            kind: ev.kind,
             table: id,
-            position: wit::Position {
-                pos: ev.position.pos,
-                row: ev.position.row,
-            },
+            pos: ev.position.pos,
+            row: ev.position.row,
             after_start,
             after_len,
             before_start,
             before_len,
-        });
+        }
+        .write(&mut bufs.views);
     }
     stage.stats.calls += 1;
     stage.stats.events_in += chunk.len() as u64;
@@ -139,7 +138,7 @@ pub(super) fn call(
     }
 }
 
-// `to_cell` and `from_cell`: the value/cell mapping shared with the guest SDK.
+// `from_cell` (for the answer's cells): the value/cell mapping shared with the guest SDK.
 sluice_contract::cell_codec!();
 
 /// Approximate bytes of a value sent to, or copied from, a guest.
@@ -155,7 +154,7 @@ pub(super) fn value_size(v: Option<&Value>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{SourcePosition, TableMeta};
+    use crate::event::{Kind, SourcePosition, TableMeta};
 
     fn event(text_bytes: usize) -> ChangeEvent {
         ChangeEvent {

@@ -215,12 +215,22 @@ fn run_stage(
             return Err(halt(stage, &events[0], e.to_string()));
         }
     }
-    let mut selected = Vec::new();
+    let mut selected = Vec::with_capacity(events.len());
+    // Consecutive events are usually of one table: plan once per run of them.
+    let mut last: Option<(u32, Option<Arc<Vec<u32>>>)> = None;
     for (i, ev) in events.iter().enumerate() {
         if ev.route.as_ref().is_some_and(|r| r.dead_letter) {
             continue;
         }
-        if let Some(plan) = stage.plan(ids[i], &ev.meta) {
+        let plan = match &last {
+            Some((id, plan)) if *id == ids[i] => plan.clone(),
+            _ => {
+                let plan = stage.plan(ids[i], &ev.meta);
+                last = Some((ids[i], plan.clone()));
+                plan
+            }
+        };
+        if let Some(plan) = plan {
             selected.push((i, plan));
         }
     }

@@ -468,8 +468,8 @@ impl Live {
     pub(crate) fn call(
         &mut self,
         tables: &[wit::TableInfo],
-        events: &[wit::EventView],
-        cells: &[wit::Cell],
+        events: &[u8],
+        cells: &[u8],
         data: &[u8],
     ) -> Result<wit::Edits, EngineError> {
         self.store.set_epoch_deadline(ticks(self.limits.cpu));
