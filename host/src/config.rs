@@ -5,6 +5,8 @@
 //! a file can express (per-transform settings, producer tuning). Loading is pure: it takes a
 //! lookup function, so tests do not touch the process environment. The password is never
 //! printed: `Debug` redacts it.
+//!
+//! Size: one loader per section over a shared `setting` helper; the file is long because the contract's environment variables are many, each with its TOML key, default and error. Its tests live in `config/tests.rs`.
 
 use std::collections::BTreeMap;
 use std::fmt;

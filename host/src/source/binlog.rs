@@ -14,6 +14,8 @@
 //! refuses to send that same event again, so a reconnect from the saved position would fail the
 //! same way, in a loop that hides the message. It stops only at a transaction boundary
 //! when asked to, so a graceful stop never leaves half a transaction published.
+//!
+//! Size: the replica connection, its preflight and its catalog queries share the connection handling; the pure parts already live in `processor`, `schema` and `decode`. Splitting the preflight out is the next step when the snapshot (issue 8) adds its own connection.
 
 use std::time::Duration;
 

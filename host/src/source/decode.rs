@@ -6,6 +6,8 @@
 //! SET as a bitmask). This module decodes each column from its resolved [`ColumnKind`] in one
 //! pass over the event's bytes, with the column kinds resolved once per TABLE_MAP. It is pure
 //! (bytes in, values out) so the MySQL 8 fixture files and the live stream share it.
+//!
+//! Size: one decoder per MySQL column type in one row-image reader; it is long because MySQL has many types, each with its own binary form.
 
 use mysql_common::binlog::jsonb;
 

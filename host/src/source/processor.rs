@@ -29,6 +29,8 @@
 //! cached schema is reused only when the TABLE_MAP's bytes are identical. Catalog data from
 //! `information_schema` (for servers without `binlog_row_metadata=FULL`) is keyed by name and
 //! dropped whenever a DDL statement passes.
+//!
+//! Size (about 1,200 lines): the binlog event loop. Statement handling (`statement`), XA (`xa`), compression, GTIDs and row decoding are already split out; what remains is the transaction state machine, whose cases share that state. Splitting it further (per event family) is left for the snapshot issue, which changes how batches start.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! `CONVERT(CONVERT(UNHEX(byte) USING cs) USING utf16)` for every byte, 0xFFFF where the server
 //! has no mapping (it converts the byte to `?`, or, for tis620, to U+FFFD). `tests/all/charsets.rs` checks them against the
 //! server again, byte by byte.
+//!
+//! Size: generated data (the server's collation and character-set tables), not logic.
 
 /// `armscii8`, bytes 0x80..=0xFF.
 pub(super) static ARMSCII8: [u16; 128] = [
