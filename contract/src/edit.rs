@@ -116,8 +116,9 @@ pub fn check(kind: Kind, columns: &[String], ops: &[Op]) -> Result<(), EditError
 }
 
 /// Applies one output's (checked) ops to `target`. Returns `false` when the output is dropped
-/// (then `target` is left as it was).
-pub fn apply<T: Target>(target: &mut T, ops: Vec<Op>) -> bool {
+/// (then `target` is left as it was). The ops' values and strings are moved into the event, so
+/// `ops` is left holding placeholders.
+pub fn apply<T: Target>(target: &mut T, ops: &mut [Op]) -> bool {
     if ops.iter().any(|op| matches!(op, Op::Drop)) {
         return false;
     }
@@ -128,7 +129,7 @@ pub fn apply<T: Target>(target: &mut T, ops: Vec<Op>) -> bool {
         )
     });
     let reshaped = structural.then(|| {
-        let (names, key, removed) = shape(target.columns(), target.primary_key(), &ops);
+        let (names, key, removed) = shape(target.columns(), target.primary_key(), ops);
         let names: Vec<String> = names.into_iter().cloned().collect();
         (names, key, removed)
     });
@@ -136,18 +137,18 @@ pub fn apply<T: Target>(target: &mut T, ops: Vec<Op>) -> bool {
     let mut added = Vec::new();
     {
         let (after, before) = target.images();
-        for op in &ops {
+        for op in ops.iter_mut() {
             let (image, i, v) = match op {
                 Op::SetAfter(i, v) => (&mut *after, i, v),
                 Op::SetBefore(i, v) => (&mut *before, i, v),
                 Op::AddColumn(_, v) => {
-                    added.push(v);
+                    added.push(&*v);
                     continue;
                 }
                 _ => continue,
             };
             if let Some(x) = image.get_mut(*i as usize) {
-                *x = v.clone();
+                *x = std::mem::replace(v, Value::Null);
             }
         }
         for image in [after, before] {
@@ -167,12 +168,12 @@ pub fn apply<T: Target>(target: &mut T, ops: Vec<Op>) -> bool {
     if let Some((columns, primary_key, _)) = reshaped {
         target.reshape(columns, primary_key);
     }
-    for op in ops {
+    for op in ops.iter_mut() {
         match op {
-            Op::SetTopic(t) => target.set_topic(t),
-            Op::SetKey(k) => target.set_key(k),
-            Op::AddHeader(k, v) => target.add_header(k, v),
-            Op::SetPayload(p) => target.set_payload(p),
+            Op::SetTopic(t) => target.set_topic(std::mem::take(t)),
+            Op::SetKey(k) => target.set_key(std::mem::take(k)),
+            Op::AddHeader(k, v) => target.add_header(std::mem::take(k), std::mem::take(v)),
+            Op::SetPayload(p) => target.set_payload(std::mem::take(p)),
             _ => {}
         }
     }
@@ -288,7 +289,7 @@ mod tests {
     #[test]
     fn set_rename_and_route() {
         let mut r = row();
-        let ops = vec![
+        let mut ops = vec![
             Op::SetAfter(2, t("*")),
             Op::SetBefore(2, t("-")),
             Op::RenameColumn(2, "mail".into()),
@@ -298,7 +299,7 @@ mod tests {
             Op::SetPayload(b"{}".to_vec()),
         ];
         check(Kind::Update, &r.columns, &ops).unwrap();
-        assert!(apply(&mut r, ops));
+        assert!(apply(&mut r, &mut ops));
         assert_eq!(r.columns, ["a", "id", "mail"]);
         assert_eq!(r.after[2], t("*"));
         assert_eq!(r.before[2], t("-"));
@@ -312,27 +313,27 @@ mod tests {
     #[test]
     fn dropping_a_column_renumbers_the_key() {
         let mut r = row();
-        assert!(apply(&mut r, vec![Op::DropColumn(0)]));
+        assert!(apply(&mut r, &mut [Op::DropColumn(0)]));
         assert_eq!(r.columns, ["id", "email"]);
         assert_eq!(r.key, vec![0]);
         assert_eq!(r.after, vec![Value::Int(2), t("x@y")]);
         assert_eq!(r.before, vec![Value::Int(2), t("w@y")]);
         // A removed key column leaves the key.
         let mut r = row();
-        assert!(apply(&mut r, vec![Op::DropColumn(1)]));
+        assert!(apply(&mut r, &mut [Op::DropColumn(1)]));
         assert!(r.key.is_empty());
     }
 
     #[test]
     fn added_columns_follow_the_remaining_ones_in_each_image() {
         let mut r = row();
-        let ops = vec![
+        let mut ops = vec![
             Op::AddColumn("source".into(), t("db1")),
             Op::DropColumn(0),
             Op::AddColumn("n".into(), Value::Int(7)),
         ];
         check(Kind::Update, &r.columns, &ops).unwrap();
-        assert!(apply(&mut r, ops));
+        assert!(apply(&mut r, &mut ops));
         assert_eq!(r.columns, ["id", "email", "source", "n"]);
         assert_eq!(
             r.after,
@@ -346,7 +347,7 @@ mod tests {
         // An insert has no before image: it stays empty.
         let mut r = row();
         r.before.clear();
-        assert!(apply(&mut r, vec![Op::AddColumn("s".into(), Value::Null)]));
+        assert!(apply(&mut r, &mut [Op::AddColumn("s".into(), Value::Null)]));
         assert_eq!(r.after.len(), 4);
         assert!(r.before.is_empty());
     }
@@ -397,7 +398,10 @@ mod tests {
     #[test]
     fn a_drop_leaves_the_event_alone() {
         let mut r = row();
-        assert!(!apply(&mut r, vec![Op::SetAfter(0, Value::Null), Op::Drop]));
+        assert!(!apply(
+            &mut r,
+            &mut [Op::SetAfter(0, Value::Null), Op::Drop]
+        ));
         assert_eq!(r, row());
     }
 }

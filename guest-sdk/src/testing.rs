@@ -234,7 +234,7 @@ impl<T: Transform> Harness<T> {
 }
 
 /// Applies one edit's ops to a copy of `ev` with the host's own rules; `None` when dropped.
-fn apply(ev: &TestEvent, ops: Vec<Op>) -> Result<Option<Output>, String> {
+fn apply(ev: &TestEvent, mut ops: Vec<Op>) -> Result<Option<Output>, String> {
     edit::check(ev.kind, &ev.columns, &ops).map_err(|e| e.to_string())?;
     let mut o = Output {
         kind: ev.kind,
@@ -249,7 +249,7 @@ fn apply(ev: &TestEvent, ops: Vec<Op>) -> Result<Option<Output>, String> {
         headers: Vec::new(),
         payload: None,
     };
-    Ok(edit::apply(&mut o, ops).then_some(o))
+    Ok(edit::apply(&mut o, &mut ops).then_some(o))
 }
 
 impl edit::Target for Output {

@@ -59,7 +59,7 @@ pub(super) fn collect(
     chunk: &[Selected],
     edits: wit::Edits,
     budget: &mut Budget,
-) -> Result<Vec<(usize, Vec<Op>)>, AnswerError> {
+) -> Result<Vec<(usize, Ops)>, AnswerError> {
     let wit::Edits {
         outputs,
         ops,
@@ -118,13 +118,12 @@ pub(super) fn collect(
                 len: o.ops_len,
                 total: ops.len(),
             })?;
-        let mut list = Vec::with_capacity(range.len());
-        for op in range {
+        let mut convert = |op: &wit::Op| -> Result<Op, AnswerError> {
             used = used.saturating_add(op_bytes(op, &cells));
             if used > allowance {
                 return Err(over_budget(used, budget));
             }
-            list.push(match *op {
+            Ok(match *op {
                 wit::Op::Drop => Op::Drop,
                 wit::Op::SetAfter((c, v)) => Op::SetAfter(c, cell(v)?),
                 wit::Op::SetBefore((c, v)) => Op::SetBefore(c, cell(v)?),
@@ -135,11 +134,17 @@ pub(super) fn collect(
                 wit::Op::SetKey(k) => Op::SetKey(span(k)?.to_vec()),
                 wit::Op::AddHeader((k, v)) => Op::AddHeader(text(k)?, span(v)?.to_vec()),
                 wit::Op::SetPayload(p) => Op::SetPayload(span(p)?.to_vec()),
-            });
-        }
-        edit::check(ev.kind, &ev.meta.columns, &list).map_err(|error| AnswerError::Edit {
-            table: ev.meta.qualified_name(),
-            error,
+            })
+        };
+        let mut list = match range {
+            [one] => Ops::One(convert(one)?),
+            _ => Ops::Many(range.iter().map(&mut convert).collect::<Result<_, _>>()?),
+        };
+        edit::check(ev.kind, &ev.meta.columns, list.as_mut_slice()).map_err(|error| {
+            AnswerError::Edit {
+                table: ev.meta.qualified_name(),
+                error,
+            }
         })?;
         out.push((*i, list));
         if used > allowance {
@@ -171,8 +176,25 @@ fn op_bytes(op: &wit::Op, cells: &[wit::Cell]) -> usize {
 }
 
 /// Applies one edit's (checked) ops to an event. `None` when the edit drops it.
-pub(super) fn apply(mut out: ChangeEvent, ops: Vec<Op>) -> Option<ChangeEvent> {
+pub(super) fn apply(mut out: ChangeEvent, ops: &mut [Op]) -> Option<ChangeEvent> {
     edit::apply(&mut out, ops).then_some(out)
+}
+
+/// One output's ops. A single op (the usual case: a drop, or one set) is kept inline, so an
+/// edit costs no allocation of its own.
+#[derive(Debug, PartialEq)]
+pub(super) enum Ops {
+    One(Op),
+    Many(Vec<Op>),
+}
+
+impl Ops {
+    pub(super) fn as_mut_slice(&mut self) -> &mut [Op] {
+        match self {
+            Ops::One(op) => std::slice::from_mut(op),
+            Ops::Many(list) => list,
+        }
+    }
 }
 
 /// The bytes a guest's span points at in its answer's `data`.
@@ -246,7 +268,7 @@ mod tests {
     }
 
     /// The error of a call that must fail.
-    fn refused(r: Result<Vec<(usize, Vec<Op>)>, AnswerError>) -> String {
+    fn refused(r: Result<Vec<(usize, Ops)>, AnswerError>) -> String {
         match r {
             Ok(found) => panic!("accepted {} outputs", found.len()),
             Err(e) => e.to_string(),
@@ -343,18 +365,17 @@ mod tests {
             vec![wit::Cell::Text(span(3, 3)), wit::Cell::Int(7)],
             b"srcdb1",
         );
-        let found = collect(&events, &chunk, ok, &mut budget(64)).unwrap();
+        let mut found = collect(&events, &chunk, ok, &mut budget(64)).unwrap();
+        assert_eq!(found.len(), 1);
         assert_eq!(
-            found,
-            vec![(
-                0,
-                vec![
-                    Op::AddColumn("src".into(), Value::Text("db1".into())),
-                    Op::SetAfter(0, Value::Int(7))
-                ]
-            )]
+            found[0].1,
+            Ops::Many(vec![
+                Op::AddColumn("src".into(), Value::Text("db1".into())),
+                Op::SetAfter(0, Value::Int(7))
+            ])
         );
-        let out = apply(events[0].clone(), found[0].1.clone()).unwrap();
+        let out = apply(events[0].clone(), found[0].1.as_mut_slice()).unwrap();
+        assert_eq!(out.after[0], Value::Int(7));
         assert_eq!(out.meta.columns, ["id", "body", "src"]);
         assert_eq!(out.after[2], Value::Text("db1".into()));
         // A name the table has, a column it does not have, a span beyond the data.

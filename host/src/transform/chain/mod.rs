@@ -36,7 +36,7 @@ mod stage;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sluice_contract::{EditError, Op};
+use sluice_contract::EditError;
 
 use super::engine::EngineError;
 use super::engine::TransformEngine;
@@ -44,7 +44,7 @@ use super::reload::Reloaded;
 use super::spec::{FailurePolicy, TransformSpec};
 use crate::event::{ChangeEvent, TableMeta};
 use call::{call, chunks, Selected};
-use edits::{apply, collect, Budget};
+use edits::{apply, collect, Budget, Ops};
 use policy::{fail_one, halt, locate};
 
 use call::CALL_EVENTS;
@@ -279,13 +279,18 @@ fn run_stage(
         match fate {
             Fate::Keep => out.push(ev),
             Fate::Replaced(list) => out.extend(list),
-            Fate::Edited(mut outputs) => {
+            Fate::Edited(mut first, mut more) => {
                 // Every output but the last works on a copy; the last takes the event itself.
-                let last = outputs.pop().expect("an edited event has an edit");
-                for ops in outputs {
-                    out.extend(apply(ev.clone(), ops));
+                match more.pop() {
+                    None => out.extend(apply(ev, first.as_mut_slice())),
+                    Some(mut last) => {
+                        out.extend(apply(ev.clone(), first.as_mut_slice()));
+                        for mut ops in more {
+                            out.extend(apply(ev.clone(), ops.as_mut_slice()));
+                        }
+                        out.extend(apply(ev, last.as_mut_slice()));
+                    }
                 }
-                out.extend(apply(ev, last));
             }
         }
     }
@@ -299,7 +304,7 @@ fn attempt(
     ids: &[u32],
     chunk: &[Selected],
     budget: &mut Budget,
-) -> Result<Vec<(usize, Vec<Op>)>, CallError> {
+) -> Result<Vec<(usize, Ops)>, CallError> {
     let edits = call(stage, events, ids, chunk)?;
     Ok(collect(events, chunk, edits, budget)?)
 }
@@ -308,17 +313,18 @@ fn attempt(
 enum Fate {
     /// No edit: published as it is.
     Keep,
-    /// One output per edit (a split when several).
-    Edited(Vec<Vec<Op>>),
+    /// One output per edit (a split when several): the first inline, the others in the `Vec`,
+    /// which allocates only for a split.
+    Edited(Ops, Vec<Ops>),
     /// Replaced by the failure policy (nothing, or a dead letter).
     Replaced(Vec<ChangeEvent>),
 }
 
 impl Fate {
-    fn push(&mut self, ops: Vec<Op>) {
+    fn push(&mut self, ops: Ops) {
         match self {
-            Fate::Edited(list) => list.push(ops),
-            _ => *self = Fate::Edited(vec![ops]),
+            Fate::Edited(_, more) => more.push(ops),
+            _ => *self = Fate::Edited(ops, Vec::new()),
         }
     }
 }
