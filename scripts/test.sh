@@ -25,7 +25,7 @@ cargo build --workspace --all-targets
 bash scripts/build-transforms.sh
 log "build finished in $(( $(date +%s) - start ))s"
 
-# Formatting and lints: the tree is kept fmt- and clippy-clean.
+# Formatting, lints and docs: the tree is kept fmt-, clippy- and rustdoc-clean.
 start=$(date +%s)
 if ! cargo fmt --all --check; then
   echo "[test] FAILED: the code is not formatted (diff above). Run \`cargo fmt --all\` and commit the result." >&2
@@ -35,6 +35,11 @@ if ! cargo clippy --workspace --all-targets -- -D warnings; then
   echo "[test] FAILED: clippy reports warnings (above); fix them, as \`-D warnings\` makes each one an error." >&2
   exit 1
 fi
-log "fmt and clippy clean in $(( $(date +%s) - start ))s"
+# The crates' docs build without broken or private links (what `cargo doc` shows authors).
+if ! RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p sluice -p sluice-guest -p sluice-contract; then
+  echo "[test] FAILED: cargo doc reports warnings (above): a link to a missing or private item." >&2
+  exit 1
+fi
+log "fmt, clippy and doc clean in $(( $(date +%s) - start ))s"
 
 cargo nextest run --workspace --no-fail-fast "$@"

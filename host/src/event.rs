@@ -149,7 +149,7 @@ pub struct Batch {
     pub events: Vec<ChangeEvent>,
     /// Set on the last piece of a transaction: the position just after its commit.
     pub checkpoint: Option<BinlogPosition>,
-    /// The events' estimated memory ([`ChangeEvent::approx_bytes`]), for the pipeline's byte
+    /// The events' estimated memory (`ChangeEvent::approx_bytes`), for the pipeline's byte
     /// bound. Kept up to date by the processor; a stage that changes `events` may recompute it.
     pub bytes: usize,
 }

@@ -20,7 +20,7 @@
 //!
 //! Memory between the stages is bounded twice: by a count of batches (`channel_capacity`) and
 //! by their estimated bytes (`max_inflight_bytes`, a semaphore whose permits a batch takes
-//! before it leaves the source and gives back once Kafka acknowledged it; [`budget`]).
+//! before it leaves the source and gives back once Kafka acknowledged it; `budget`).
 //!
 //! The supervisor ([`run`]) restarts the stages from the last saved position after a retryable
 //! failure (MySQL disconnect, fatal producer error) with exponential backoff. That is
@@ -30,11 +30,11 @@
 //! down), the stages are abandoned: the position saved is the last acknowledged one, and a
 //! restart publishes the rest. So a stop never hangs.
 //!
-//! Before the first life of the stages, [`run`] loads the transforms ([`transforms`]) and runs
-//! the start-up checks ([`start::preflight`]): what no retry can heal stops Sluice at once with
-//! the setting to fix. Each life ([`run_once`]) then resumes from the saved position, builds its
-//! sink ([`start`]), takes its transform chain, and spawns and joins the stages ([`tasks`],
-//! whose bodies are in [`stages`]).
+//! Before the first life of the stages, `run` loads the transforms (`transforms`) and runs
+//! the start-up checks (`start::preflight`): what no retry can heal stops Sluice at once with
+//! the setting to fix. Each life (`run_once`) then resumes from the saved position, builds its
+//! sink (`start`), takes its transform chain, and spawns and joins the stages (`tasks`,
+//! whose bodies are in `stages`).
 
 mod budget;
 mod stages;
@@ -113,7 +113,7 @@ impl PipelineError {
 
     /// Whether the pipeline stopped on an event already written in the binlog that it refuses
     /// to publish (a partial row image, a statement-format write, an unknown event type; see
-    /// [`crate::source::processor::ProcessError::refuses_written_event`]): every restart stops
+    /// `crate::source::processor::ProcessError::refuses_written_event`): every restart stops
     /// there again, and only an explicit `sluice position skip` gets past it.
     pub fn is_stuck_at_event(&self) -> bool {
         matches!(

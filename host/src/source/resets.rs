@@ -29,9 +29,9 @@ pub enum ResetPolicy {
     /// Stop with an error that names the statement, the table, the position and the way on.
     #[default]
     Stop,
-    /// For a whole-table reset ([`Verdict::Reset`]), publish one table-level `truncate` event
+    /// For a whole-table reset (`Verdict::Reset`), publish one table-level `truncate` event
     /// per table, in order with the rows, and go on. Partial removals
-    /// ([`Verdict::Partial`]) and statements Sluice cannot read still stop: no event can
+    /// (`Verdict::Partial`) and statements Sluice cannot read still stop: no event can
     /// describe them.
     Event,
 }

@@ -6,14 +6,14 @@
 //! again, because the event is already written. `sluice position skip` is the explicit way on:
 //! it reads the binlog from the saved position, finds the end of exactly one event group
 //! (transaction, or standalone statement) without decoding its rows, and returns what it saw so
-//! the caller can record it. [`GroupScanner`] is the pure part; [`verify_one_group`] reads the
+//! the caller can record it. `GroupScanner` is the pure part; `verify_one_group` reads the
 //! live server.
 //!
 //! It skips only a transaction that Sluice refuses. Before anything moves, the same events go
-//! through a [`Processor`](super::processor::Processor) configured as the pipeline configures
-//! it (filter, table kinds, reset policy, cascades, catalog answers: [`binlog::Driver`]). The
+//! through a `Processor` configured as the pipeline configures
+//! it (filter, table kinds, reset policy, cascades, catalog answers: `binlog::Driver`). The
 //! skip goes ahead only if the processor fails inside that first group with an error that
-//! refuses one written event ([`ProcessError::refuses_written_event`]); a group it accepts (a
+//! refuses one written event (`ProcessError::refuses_written_event`); a group it accepts (a
 //! transaction that is fine, or an XA PREPARE the checkpoint is held at) or an error that
 //! skipping does not cure leaves the position alone.
 //!
@@ -357,7 +357,7 @@ pub struct SkipOutcome {
 /// Moves the saved position of the pipeline that `cfg` describes past exactly one event group,
 /// after recording it (with `reason`) in the state directory's skip log. Takes the state lock,
 /// so it refuses while `sluice run` is running on the same state. Only a group that Sluice
-/// refuses is skipped (see [`verify_one_group`]); with `dry_run` nothing is written.
+/// refuses is skipped (see `verify_one_group`); with `dry_run` nothing is written.
 pub async fn skip_saved_position(
     cfg: &crate::config::Config,
     reason: &str,

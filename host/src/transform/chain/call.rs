@@ -124,10 +124,8 @@ pub(super) fn call(
             stage.sent.extend(tables.iter().map(|t| t.id));
             Ok(edits)
         }
-        Err(EngineError::Call {
-            message, trapped, ..
-        }) => {
-            if trapped {
+        Err(EngineError::Call { message, trap, .. }) => {
+            if trap.is_some() {
                 // A trapped instance cannot be re-entered.
                 stage.live = None;
                 stage.sent.clear();

@@ -142,7 +142,7 @@ impl Chain {
         }
     }
 
-    /// Sets the most events per guest call (default [`CALL_EVENTS`]).
+    /// Sets the most events per guest call (default `CALL_EVENTS`).
     pub fn with_call_events(mut self, n: usize) -> Self {
         self.call_events = n.max(1);
         self

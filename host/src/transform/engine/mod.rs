@@ -105,13 +105,12 @@ pub enum EngineError {
     Compile { path: PathBuf, message: String },
     #[error("transform {name}: init failed: {message}")]
     Init { name: String, message: String },
-    /// `transform` failed: the guest answered with an error (`trapped` false, `trap` none), or
-    /// it trapped (`trapped` true, `trap` says why) and its instance cannot be re-entered.
+    /// `transform` failed: the guest answered with an error (`trap` none), or it trapped
+    /// (`trap` says why) and its instance cannot be re-entered.
     #[error("transform {name}: {message}")]
     Call {
         name: String,
         message: String,
-        trapped: bool,
         trap: Option<Trap>,
     },
 }
@@ -484,7 +483,6 @@ impl Live {
             Ok(Err(message)) => Err(EngineError::Call {
                 name: self.name.to_string(),
                 message,
-                trapped: false,
                 trap: None,
             }),
             Err(e) => {
@@ -492,7 +490,6 @@ impl Live {
                 Err(EngineError::Call {
                     name: self.name.to_string(),
                     message: with_panic(state.panic.take(), trap.describe(&e)),
-                    trapped: true,
                     trap: Some(trap),
                 })
             }
