@@ -1,8 +1,8 @@
 //! QUERY events: transaction control, statement-format writes and DDL.
 //!
 //! Design note: a QUERY event is read by its first words for what the processor must act on at
-//! once (BEGIN, COMMIT, ROLLBACK [TO], SAVEPOINT, XA, statement-format DML). A DDL statement is
-//! also given to [`super::resets`], which parses it and says whether it removes or replaces a
+//! once (BEGIN, COMMIT, ROLLBACK (TO), SAVEPOINT, XA, statement-format DML). A DDL statement is
+//! also given to [`crate::source::resets`], which parses it and says whether it removes or replaces a
 //! captured table's rows without row events; such a statement stops the stream under the reset
 //! policy, before the group's checkpoint, so a restart stops at the same place.
 

@@ -37,7 +37,7 @@ pub(crate) struct Reloaded {
 /// Quiet time after the last change before a file is loaded.
 pub(crate) const DEBOUNCE: Duration = Duration::from_millis(250);
 
-/// Where the watcher thread sends new versions: the receiver of the newest [`watch`] call.
+/// Where the watcher thread sends new versions: the receiver of the newest `subscribe` call.
 type Subscriber = Arc<Mutex<mpsc::Sender<Reloaded>>>;
 
 /// Watches the transforms' files and prepares their new versions with `engine`: where it
