@@ -50,7 +50,7 @@ pub enum EditError {
     #[error("edited column {index} of a table that has {columns} columns")]
     NoColumn { index: u32, columns: usize },
     /// Two published columns would have the same name.
-    #[error("the edited event would have two columns named {0:?}; rename or remove one, or set the existing column instead of adding it")]
+    #[error("the edited event would have two columns named {0:?}: rename or remove one of them (to change a column the table has, set it instead of adding it)")]
     DuplicateColumn(String),
     /// A column added to a `truncate` event, which has no row.
     #[error("added the column {0:?} to a truncate event, which has no row (let truncate events pass unchanged)")]
@@ -59,6 +59,8 @@ pub enum EditError {
 
 /// What an event must offer for [`apply`] to edit it in place.
 pub trait Target {
+    /// What happened to the row: it says which row images the event has.
+    fn kind(&self) -> Kind;
     /// The published column names, in order.
     fn columns(&self) -> &[String];
     /// Indexes into [`Target::columns`] of the primary key, in key order.
@@ -134,6 +136,7 @@ pub fn apply<T: Target>(target: &mut T, ops: &mut [Op]) -> bool {
         (names, key, removed)
     });
     let removed = reshaped.as_ref().and_then(|r| r.2.clone());
+    let kind = target.kind();
     let mut added = Vec::new();
     {
         let (after, before) = target.images();
@@ -151,18 +154,24 @@ pub fn apply<T: Target>(target: &mut T, ops: &mut [Op]) -> bool {
                 *x = std::mem::replace(v, Value::Null);
             }
         }
-        for image in [after, before] {
-            if image.is_empty() {
-                continue;
-            }
+        for image in [&mut *after, &mut *before] {
             if let Some(removed) = &removed {
                 let mut i = 0;
                 image.retain(|_| {
                     i += 1;
-                    !removed[i - 1]
+                    !removed.get(i - 1).copied().unwrap_or(false)
                 });
             }
-            image.extend(added.iter().map(|v| (*v).clone()));
+        }
+        // An added column takes its value in each row image the event's kind has (not in an
+        // image that happens to be empty).
+        if !added.is_empty() {
+            if !matches!(kind, Kind::Delete | Kind::Truncate) {
+                after.extend(added.iter().map(|v| (*v).clone()));
+            }
+            if matches!(kind, Kind::Update | Kind::Delete) {
+                before.extend(added.iter().map(|v| (*v).clone()));
+            }
         }
     }
     if let Some((columns, primary_key, _)) = reshaped {
@@ -214,7 +223,7 @@ fn shape<'a>(
         let mut i = 0;
         names.retain(|_| {
             i += 1;
-            !removed[i - 1]
+            !removed.get(i - 1).copied().unwrap_or(false)
         });
         // Re-number the key; a removed key column leaves it.
         let new_index = |old: usize| {
@@ -245,6 +254,15 @@ mod tests {
     }
 
     impl Target for Row {
+        fn kind(&self) -> Kind {
+            if self.before.is_empty() {
+                Kind::Insert
+            } else if self.after.is_empty() {
+                Kind::Delete
+            } else {
+                Kind::Update
+            }
+        }
         fn columns(&self) -> &[String] {
             &self.columns
         }
@@ -393,6 +411,32 @@ mod tests {
             ),
             Err(EditError::AddToTruncate("s".into()))
         );
+    }
+
+    #[test]
+    fn images_that_do_not_match_the_columns_do_not_panic() {
+        // A row image longer than the column list (input the host never builds from the
+        // binlog, but a hand-written test event can hold): removals and additions stay in
+        // bounds, and an added column goes to the images the kind has.
+        let mut r = row();
+        r.after.push(Value::Int(99));
+        assert!(apply(
+            &mut r,
+            &mut [Op::DropColumn(0), Op::AddColumn("s".into(), Value::Null)]
+        ));
+        assert_eq!(r.columns, ["id", "email", "s"]);
+        assert_eq!(r.after.len(), 4);
+        let mut r = row();
+        r.before.clear();
+        r.after.clear();
+        // An "insert" whose after image is empty still gets the value where the kind says.
+        r.after.push(Value::Int(1));
+        assert!(apply(
+            &mut r,
+            &mut [Op::AddColumn("s".into(), Value::Int(5))]
+        ));
+        assert_eq!(r.after, [Value::Int(1), Value::Int(5)]);
+        assert!(r.before.is_empty());
     }
 
     #[test]

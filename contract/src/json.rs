@@ -224,17 +224,38 @@ pub fn parse_event(text: &str) -> Result<ParsedEvent, String> {
     if columns.is_empty() {
         columns = names(&v["oldkeys"]["keynames"]);
     }
+    let after = if kind == Kind::Delete {
+        Vec::new()
+    } else {
+        values(&v["columnvalues"])
+    };
+    let before = values(&v["oldkeys"]["keyvalues"]);
+    // Each row image the kind has names every column once.
+    let check = |image: &[Value], what: &str| {
+        if image.len() == columns.len() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} has {} values for {} columns: a {} event's row images list every column",
+                image.len(),
+                columns.len(),
+                kind.as_str()
+            ))
+        }
+    };
+    if kind != Kind::Delete {
+        check(&after, "columnvalues")?;
+    }
+    if matches!(kind, Kind::Update | Kind::Delete) {
+        check(&before, "oldkeys.keyvalues")?;
+    }
     Ok(ParsedEvent {
         kind,
         schema,
         table,
         columns,
-        after: if kind == Kind::Delete {
-            Vec::new()
-        } else {
-            values(&v["columnvalues"])
-        },
-        before: values(&v["oldkeys"]["keyvalues"]),
+        after,
+        before,
     })
 }
 
@@ -356,6 +377,16 @@ mod tests {
             })
         );
         assert!(parse_event("{").unwrap_err().starts_with("not JSON"));
+        let err = parse_event(r#"{"kind":"insert","schema":"s","table":"t","columnnames":["a","b"],"columnvalues":[1,2,3],"oldkeys":{}}"#).unwrap_err();
+        assert!(
+            err.contains("columnvalues has 3 values for 2 columns"),
+            "{err}"
+        );
+        let err = parse_event(r#"{"kind":"update","schema":"s","table":"t","columnnames":["a"],"columnvalues":[1],"oldkeys":{"keynames":["a"],"keyvalues":[]}}"#).unwrap_err();
+        assert!(
+            err.contains("oldkeys.keyvalues has 0 values for 1 columns"),
+            "{err}"
+        );
         assert!(parse_event(r#"{"kind":"upsert","schema":"s","table":"t"}"#)
             .unwrap_err()
             .contains("unknown kind"));

@@ -183,8 +183,17 @@ pub fn write_cell(v: &Value, cells: &mut Vec<u8>, data: &mut Vec<u8>) {
 /// The bytes of a cell's span in `data`.
 fn span<'d>(b: &[u8], data: &'d [u8]) -> Result<&'d [u8], String> {
     let (start, len) = (u32_at(b, 8) as usize, u32_at(b, 12) as usize);
-    data.get(start..start + len)
+    start
+        .checked_add(len)
+        .and_then(|end| data.get(start..end))
         .ok_or_else(|| format!("a span {start}+{len} beyond its {} bytes", data.len()))
+}
+
+/// Whether a reused buffer of `capacity` bytes is worth keeping for `len` bytes: small ones
+/// always are; a large one only when the new value fills a good part of it, so that one huge
+/// value does not pin its memory in a slot for good (wasm memory never shrinks).
+fn keep(capacity: usize, len: usize) -> bool {
+    capacity <= 64 << 10 || capacity <= len.saturating_mul(4)
 }
 
 fn text<'d>(b: &[u8], data: &'d [u8]) -> Result<&'d str, String> {
@@ -208,14 +217,22 @@ pub fn refill(slot: &mut Value, b: &[u8], data: &[u8]) -> Result<(), String> {
     match (b[0], &mut *slot) {
         (5, Value::Decimal(s)) | (6, Value::Text(s)) => {
             let t = text(b, data)?;
-            s.clear();
-            s.push_str(t);
+            if keep(s.capacity(), t.len()) {
+                s.clear();
+                s.push_str(t);
+            } else {
+                *s = t.to_owned();
+            }
             return Ok(());
         }
         (7, Value::Bytes(x)) => {
             let t = span(b, data)?;
-            x.clear();
-            x.extend_from_slice(t);
+            if keep(x.capacity(), t.len()) {
+                x.clear();
+                x.extend_from_slice(t);
+            } else {
+                *x = t.to_vec();
+            }
             return Ok(());
         }
         _ => {}
@@ -327,6 +344,10 @@ mod tests {
         assert_eq!(slot, Value::Text("héllo".into()));
         refill(&mut slot, &cells[CELL_BYTES..2 * CELL_BYTES], &data).unwrap();
         assert_eq!(slot, Value::Int(-1));
+        // A huge buffer is not kept for a small value.
+        let mut slot = Value::Text("x".repeat(1 << 20));
+        refill(&mut slot, &cells[6 * CELL_BYTES..7 * CELL_BYTES], &data).unwrap();
+        assert!(matches!(&slot, Value::Text(s) if s.capacity() < 1024));
         // Bad input is an error, not a panic.
         let mut bad = cells[6 * CELL_BYTES..7 * CELL_BYTES].to_vec();
         bad[12] = 200;
@@ -336,6 +357,9 @@ mod tests {
             .unwrap_err()
             .contains("unknown cell tag"));
         assert!(read_cell(&bad[..3], &data).is_err());
+        bad[0] = 6;
+        bad[8..16].copy_from_slice(&[0xff; 8]);
+        assert!(read_cell(&bad, &data).unwrap_err().contains("beyond"));
 
         let view = View {
             kind: Kind::Update,

@@ -20,8 +20,11 @@ use self::sluice::transform::types as wit;
 
 pub use self::Guest as GuestExports;
 
+/// The author's `process`, behind the export.
+type Process = Box<dyn FnMut(&mut Event<'_>) -> Result<(), String>>;
+
 struct Runtime {
-    transform: Box<dyn FnMut(&mut Event<'_>) -> Result<(), String>>,
+    transform: Process,
     tables: HashMap<u32, Table>,
     /// Buffers reused from one event to the next, and across calls: the images' values (whose
     /// strings are refilled in place) and the ops of the current output.
@@ -83,7 +86,7 @@ pub fn transform(
                 Table::new(t.schema, t.table, t.columns, t.primary_key, t.projection),
             );
         }
-        if events.len() % VIEW_BYTES != 0 || cells.len() % CELL_BYTES != 0 {
+        if !events.len().is_multiple_of(VIEW_BYTES) || !cells.len().is_multiple_of(CELL_BYTES) {
             return Err("events or cells are not whole packed records".into());
         }
         let Runtime {
@@ -152,8 +155,13 @@ fn refill(
     len: u32,
     data: &[u8],
 ) -> Result<(), String> {
-    let range = cells
-        .get(start as usize * CELL_BYTES..(start as usize + len as usize) * CELL_BYTES)
+    let bounds = (start as usize).checked_mul(CELL_BYTES).zip(
+        (start as usize)
+            .checked_add(len as usize)
+            .and_then(|end| end.checked_mul(CELL_BYTES)),
+    );
+    let range = bounds
+        .and_then(|(from, to)| cells.get(from..to))
         .ok_or("cell range out of bounds")?;
     image.truncate(len as usize);
     for (k, c) in range.chunks_exact(CELL_BYTES).enumerate() {

@@ -55,8 +55,9 @@ use std::collections::HashMap;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
-// The raw ABI: wit-bindgen's generated exports and imports are `unsafe` FFI by nature.
-#[allow(unsafe_code)]
+// The raw ABI: wit-bindgen's generated exports and imports are `unsafe` FFI by nature, and its
+// generated glue passes the lowered lists as separate arguments.
+#[allow(unsafe_code, clippy::too_many_arguments)]
 pub mod abi;
 pub mod json;
 pub mod testing;

@@ -253,6 +253,10 @@ fn apply(ev: &TestEvent, mut ops: Vec<Op>) -> Result<Option<Output>, String> {
 }
 
 impl edit::Target for Output {
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+
     fn columns(&self) -> &[String] {
         &self.columns
     }

@@ -163,6 +163,10 @@ impl Batch {
 
 /// Transforms' edits apply to events in place (`sluice_contract::edit::apply`).
 impl edit::Target for ChangeEvent {
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+
     fn columns(&self) -> &[String] {
         &self.meta.columns
     }

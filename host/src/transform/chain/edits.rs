@@ -166,7 +166,8 @@ fn op_bytes(op: &wit::Op, cells: &[wit::Cell]) -> usize {
     32 + match *op {
         wit::Op::Drop | wit::Op::DropColumn(_) => 0,
         wit::Op::SetAfter((_, c)) | wit::Op::SetBefore((_, c)) => cell(c),
-        wit::Op::AddColumn((name, c)) => name.len as usize + cell(c),
+        // The value goes into each row image (two for an update or a delete).
+        wit::Op::AddColumn((name, c)) => name.len as usize + 2 * cell(c),
         wit::Op::RenameColumn((_, s))
         | wit::Op::SetTopic(s)
         | wit::Op::SetKey(s)

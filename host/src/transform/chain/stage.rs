@@ -77,13 +77,13 @@ impl Stage {
         self.generation += 1;
     }
 
-    /// Goes back to the version the last hot reload replaced, if it is still kept. Returns
-    /// whether it did.
     /// Whether a hot-reloaded version is on probation (a rollback is possible).
     pub(super) fn on_probation(&self) -> bool {
         self.previous.is_some()
     }
 
+    /// Goes back to the version the last hot reload replaced, if it is still kept. Returns
+    /// whether it did.
     pub(super) fn roll_back(&mut self) -> bool {
         let Some(p) = self.previous.take() else {
             return false;
