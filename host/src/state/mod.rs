@@ -6,6 +6,7 @@
 //! every event before it, so the file is a lower bound on what Kafka holds. One process at a time
 //! runs a pipeline on a state directory (`lock`).
 
+pub(crate) mod atomic;
 pub(crate) mod lock;
 pub(crate) mod position;
 pub(crate) mod skiplog;

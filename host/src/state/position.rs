@@ -8,7 +8,6 @@
 //! wrote it. `gtid` and `format_version` are the contract's optional additions.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -218,8 +217,8 @@ impl PositionStore {
         }))
     }
 
-    /// Saves atomically: write a temporary file, fsync it, rename it over the old one, fsync
-    /// the directory. A crash at any instant leaves either the old or the new file.
+    /// Saves atomically (`state::atomic`): a crash at any instant leaves either the old or the
+    /// new file.
     pub(crate) fn save(&self, pos: &BinlogPosition) -> Result<(), StateError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -236,31 +235,9 @@ impl PositionStore {
             path: self.path.clone(),
             source,
         };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(werr)?;
-        // The lock makes this process the only writer; the pid keeps a stray file from an
-        // earlier crash out of the way all the same. The name is cut so that it fits too.
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut cut = name.len().min(200);
-        while !name.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let tmp = dir.join(format!(".{}.{}.tmp", &name[..cut], std::process::id()));
-        {
-            let mut file = fs::File::create(&tmp).map_err(werr)?;
-            serde_json::to_writer(&mut file, &f).map_err(|e| werr(std::io::Error::other(e)))?;
-            file.write_all(b"\n").map_err(werr)?;
-            file.sync_all().map_err(werr)?;
-        }
-        fs::rename(&tmp, &self.path).map_err(werr)?;
-        // The rename is durable only once the directory is: an error here is an error.
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(werr)?;
+        let mut bytes = serde_json::to_vec(&f).map_err(|e| werr(std::io::Error::other(e)))?;
+        bytes.push(b'\n');
+        super::atomic::write_atomically(&self.path, &bytes).map_err(werr)?;
         Ok(())
     }
 }
