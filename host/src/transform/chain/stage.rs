@@ -6,12 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_contract::Interest;
-
 use super::call::CallBuffers;
 use super::Stats;
 use crate::event::TableMeta;
-use crate::transform::engine::{wit, EngineError, Live, Module};
+use crate::transform::engine::{EngineError, Live, Module};
 use crate::transform::spec::TransformSpec;
 
 /// Batches a swapped-in version must pass (with calls) before the previous one is let go.
@@ -127,12 +125,7 @@ impl Stage {
         if let Some(p) = self.plans.get(&id) {
             return p.clone();
         }
-        let wit::Interest { tables, columns } =
-            &self.live.as_ref().expect("live before planning").interest;
-        let interest = Interest {
-            tables: tables.clone(),
-            columns: columns.clone(),
-        };
+        let interest = &self.live.as_ref().expect("live before planning").interest;
         let plan = interest
             .plan(&meta.schema, &meta.table, &meta.columns)
             .map(Arc::new);

@@ -407,7 +407,8 @@ impl wit::Host for HostState {}
 pub(crate) struct Live {
     store: Store<HostState>,
     bindings: Transformer,
-    pub(crate) interest: wit::Interest,
+    /// What the transform declared it needs to see (its `init` answer).
+    pub(crate) interest: sluice_contract::Interest,
     limits: Limits,
     name: Arc<str>,
 }
@@ -454,10 +455,11 @@ impl Live {
                 init_err(with_panic(panic, trap.describe(&e)))
             })?
             .map_err(init_err)?;
+        let wit::Interest { tables, columns } = interest;
         Ok(Live {
             store,
             bindings,
-            interest,
+            interest: sluice_contract::Interest { tables, columns },
             limits,
             name,
         })
