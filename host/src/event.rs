@@ -82,6 +82,20 @@ pub struct Route {
     pub dead_letter: bool,
 }
 
+impl Route {
+    /// The bytes its topic, key, payload and headers hold (about 48 more per header).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.topic.as_ref().map_or(0, String::len)
+            + self.key.as_ref().map_or(0, Vec::len)
+            + self.payload.as_ref().map_or(0, Vec::len)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 48)
+                .sum::<usize>()
+    }
+}
+
 impl ChangeEvent {
     /// The route, created on first use.
     pub(crate) fn route_mut(&mut self) -> &mut Route {
@@ -98,16 +112,10 @@ impl ChangeEvent {
                 .chain(&self.before)
                 .map(Value::approx_bytes)
                 .sum::<usize>()
-            + self.route.as_deref().map_or(0, |r| {
-                std::mem::size_of::<Route>()
-                    + r.topic.as_ref().map_or(0, String::len)
-                    + r.key.as_ref().map_or(0, Vec::len)
-                    + r.payload.as_ref().map_or(0, Vec::len)
-                    + r.headers
-                        .iter()
-                        .map(|(k, v)| k.len() + v.len() + 48)
-                        .sum::<usize>()
-            })
+            + self
+                .route
+                .as_deref()
+                .map_or(0, |r| std::mem::size_of::<Route>() + r.heap_bytes())
     }
 
     /// A table-level `truncate` event for `schema.table` at `position`: no columns, no values.

@@ -152,24 +152,7 @@ pub(super) fn value_size(v: Option<&Value>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Kind, SourcePosition, TableMeta};
-
-    fn event(text_bytes: usize) -> ChangeEvent {
-        ChangeEvent {
-            kind: Kind::Insert,
-            meta: Arc::new(TableMeta {
-                schema: "s".into(),
-                table: "t".into(),
-                columns: vec!["id".into(), "body".into()],
-                primary_key: vec![0],
-            }),
-            after: vec![Value::Int(1), Value::Text("x".repeat(text_bytes))],
-            before: Vec::new(),
-            position: SourcePosition::default(),
-            timestamp: 0,
-            route: None,
-        }
-    }
+    use crate::transform::chain::test_event as event;
 
     #[test]
     fn batches_are_cut_by_events_and_by_bytes() {

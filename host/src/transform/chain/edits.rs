@@ -38,16 +38,7 @@ pub(super) fn event_size(ev: &ChangeEvent) -> usize {
         .chain(&ev.before)
         .map(|v| value_size(Some(v)))
         .sum();
-    let route = ev.route.as_ref().map_or(0, |r| {
-        r.key.as_ref().map_or(0, Vec::len)
-            + r.payload.as_ref().map_or(0, Vec::len)
-            + r.topic.as_ref().map_or(0, String::len)
-            + r.headers
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 48)
-                .sum::<usize>()
-    });
-    128 + values + route
+    128 + values + ev.route.as_ref().map_or(0, |r| r.heap_bytes())
 }
 
 /// Checks a call's edits and converts them: (index into `events`, ops) in the guest's order.
@@ -220,30 +211,8 @@ fn span_text(data: &[u8], s: &wit::Span) -> Result<String, AnswerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Kind, SourcePosition, TableMeta};
+    use crate::transform::chain::test_event as event;
     use std::sync::Arc;
-
-    fn event(text_bytes: usize) -> ChangeEvent {
-        ChangeEvent {
-            kind: Kind::Insert,
-            meta: Arc::new(TableMeta {
-                schema: "s".into(),
-                table: "t".into(),
-                columns: vec!["id".into(), "body".into()],
-                primary_key: vec![0],
-            }),
-            after: vec![Value::Int(1), Value::Text("x".repeat(text_bytes))],
-            before: Vec::new(),
-            position: SourcePosition {
-                file: Arc::from("f"),
-                pos: 4,
-                row: 0,
-                gtid: None,
-            },
-            timestamp: 0,
-            route: None,
-        }
-    }
 
     /// `n` outputs of event 0, each with one `set-payload` of `payload` bytes.
     fn edits(n: u32, payload: u32) -> wit::Edits {

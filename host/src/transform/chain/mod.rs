@@ -362,3 +362,29 @@ pub fn build_chain(
     }
     Ok(Chain::new(stages))
 }
+
+/// An insert into `s.t (id, body)` at `f:4#0` whose body has `text_bytes` bytes, for the
+/// chain's unit tests.
+#[cfg(test)]
+fn test_event(text_bytes: usize) -> ChangeEvent {
+    use crate::event::{Kind, SourcePosition, Value};
+    ChangeEvent {
+        kind: Kind::Insert,
+        meta: Arc::new(TableMeta {
+            schema: "s".into(),
+            table: "t".into(),
+            columns: vec!["id".into(), "body".into()],
+            primary_key: vec![0],
+        }),
+        after: vec![Value::Int(1), Value::Text("x".repeat(text_bytes))],
+        before: Vec::new(),
+        position: SourcePosition {
+            file: Arc::from("f"),
+            pos: 4,
+            row: 0,
+            gtid: None,
+        },
+        timestamp: 0,
+        route: None,
+    }
+}
