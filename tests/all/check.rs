@@ -205,8 +205,7 @@ async fn scratch_purged_position_is_a_clear_error() -> anyhow::Result<()> {
     let mut purged = false;
     for _ in 0..50 {
         db.query_drop("FLUSH BINARY LOGS").await?;
-        let row: mysql_async::Row = db.query_first("SHOW MASTER STATUS").await?.unwrap();
-        let current: String = row.get(0).unwrap();
+        let current = binlog_head(db).await?.0;
         db.query_drop(format!("PURGE BINARY LOGS TO '{current}'"))
             .await?;
         let logs: Vec<mysql_async::Row> = db.query("SHOW BINARY LOGS").await?;

@@ -4,19 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use mysql_async::prelude::Queryable;
 use sluice_tests::*;
 
 /// A row of about 3 MB: over librdkafka's default `message.max.bytes` (1 000 000).
 const BIG: usize = 3_000_000;
-
-async fn master_position(db: &mut mysql_async::Conn) -> anyhow::Result<(String, u64)> {
-    let row: mysql_async::Row = db
-        .query_first("SHOW MASTER STATUS")
-        .await?
-        .expect("binlog on");
-    Ok((row.get(0).unwrap(), row.get(1).unwrap()))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_oversized_row_stops_naming_message_max_bytes() -> anyhow::Result<()> {
@@ -30,7 +21,7 @@ async fn kafka_oversized_row_stops_naming_message_max_bytes() -> anyhow::Result<
     // Let the checkpointer save the position after row 1.
     std::thread::sleep(Duration::from_millis(800));
 
-    let before_big = master_position(&mut p.db).await?;
+    let before_big = binlog_head(&mut p.db).await?;
     let t0 = Instant::now();
     p.sql(format!("INSERT INTO {{t}} VALUES (2, REPEAT('x', {BIG}))"))
         .await?;

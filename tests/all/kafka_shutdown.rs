@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use mysql_async::prelude::Queryable;
 use sluice_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,8 +22,7 @@ async fn kafka_down_sigterm_exits_in_time_and_keeps_the_acked_position() -> anyh
     );
     // The position after row 1, once the checkpointer wrote it. (Other tests commit on the same
     // server: the saved position may pass their transactions too, never row 2's.)
-    let row: mysql_async::Row = p.db.query_first("SHOW MASTER STATUS").await?.unwrap();
-    let head: (String, u64) = (row.get(0).unwrap(), row.get(1).unwrap());
+    let head = binlog_head(&mut p.db).await?;
     assert!(
         wait_until(Duration::from_secs(10), || p
             .cfg
@@ -36,8 +34,7 @@ async fn kafka_down_sigterm_exits_in_time_and_keeps_the_acked_position() -> anyh
 
     // The broker dies; rows keep coming (several transactions, one of them large).
     broker.kill();
-    let row: mysql_async::Row = p.db.query_first("SHOW MASTER STATUS").await?.unwrap();
-    let before_row2: (String, u64) = (row.get(0).unwrap(), row.get(1).unwrap());
+    let before_row2 = binlog_head(&mut p.db).await?;
     for id in 2..=10 {
         p.sql(format!("INSERT INTO {table} VALUES ({id})")).await?;
     }

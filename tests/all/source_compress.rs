@@ -74,11 +74,7 @@ async fn scratch_compressed_rows_and_queries_arrive_exactly() -> anyhow::Result<
     .await?;
 
     // The server really wrote compressed events.
-    let file: String = db
-        .query_first::<mysql_async::Row, _>("SHOW MASTER STATUS")
-        .await?
-        .and_then(|r| r.get(0))
-        .unwrap();
+    let file = binlog_head(db).await?.0;
     let events: Vec<mysql_async::Row> = db.query(format!("SHOW BINLOG EVENTS IN '{file}'")).await?;
     let types: Vec<String> = events
         .iter()

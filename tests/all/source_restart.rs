@@ -24,15 +24,6 @@ fn inserted(lines: &[String]) -> BTreeMap<i64, usize> {
     seen
 }
 
-/// The server's current binlog file.
-async fn head_file(db: &mut mysql_async::Conn) -> anyhow::Result<String> {
-    let row: mysql_async::Row = db
-        .query_first("SHOW MASTER STATUS")
-        .await?
-        .expect("binary logging is on");
-    Ok(row.get(0).unwrap())
-}
-
 /// Starts sluice, waits until the ids in `want` were all published, stops it; its events.
 fn run_until(cfg: &SluiceConfig, want: &[i64]) -> anyhow::Result<Vec<String>> {
     let s = cfg.start()?;
@@ -73,7 +64,7 @@ async fn scratch_server_restart_moves_to_the_next_file() -> anyhow::Result<()> {
     // A clean shutdown ends f1 with a STOP event; the restarted server writes to a new file.
     services("restart-scratch")?;
     p.db = connect(&env()["SLUICE_TEST_MYSQL_SCRATCH_URL"]).await?;
-    let f2 = head_file(&mut p.db).await?;
+    let f2 = binlog_head(&mut p.db).await?.0;
     assert_ne!(f1, f2, "the restarted server writes a new file");
     for id in 4..=6 {
         p.sql(format!("INSERT INTO {table} VALUES ({id})")).await?;
@@ -136,7 +127,7 @@ async fn xa_hold(mut p: Pipeline) -> anyhow::Result<()> {
     ] {
         xa.query_drop(stmt).await?;
     }
-    let prepared_at = head_file_pos(&mut p.db).await?;
+    let prepared_at = binlog_head(&mut p.db).await?;
 
     // A steady load of captured rows: the saved position follows it past the PREPARE.
     let mut next = 1;
@@ -194,7 +185,7 @@ async fn xa_hold(mut p: Pipeline) -> anyhow::Result<()> {
     lines.extend(s.stdout_lines());
     let err = s.stderr_text();
     assert_eq!(s.stop()?, 0, "{err}");
-    let end = head_file_pos(&mut p.db).await?;
+    let end = binlog_head(&mut p.db).await?;
     assert_eq!(
         p.cfg.saved_position()?,
         end,
@@ -204,13 +195,4 @@ async fn xa_hold(mut p: Pipeline) -> anyhow::Result<()> {
     let expected: BTreeMap<i64, usize> = (1..=last).map(|id| (id, 1)).collect();
     assert_eq!(seen, expected, "every captured row exactly once");
     Ok(())
-}
-
-/// The server's current binlog position.
-async fn head_file_pos(db: &mut mysql_async::Conn) -> anyhow::Result<(String, u64)> {
-    let row: mysql_async::Row = db
-        .query_first("SHOW MASTER STATUS")
-        .await?
-        .expect("binary logging is on");
-    Ok((row.get(0).unwrap(), row.get(1).unwrap()))
 }

@@ -779,6 +779,15 @@ pub fn transform_test(args: &[&str], input: &str) -> Result<(i32, String, String
     ))
 }
 
+/// The server's current binlog head: its file and the offset where the next event goes.
+pub async fn binlog_head(db: &mut mysql_async::Conn) -> Result<(String, u64)> {
+    let row: mysql_async::Row = db
+        .query_first("SHOW MASTER STATUS")
+        .await?
+        .expect("binary logging is on");
+    Ok((row.get(0).unwrap(), row.get(1).unwrap()))
+}
+
 /// The start (its GTID event) of the first transaction after `from` that writes rows of
 /// `table`: other tests commit on the same server meanwhile, so the head read before an insert
 /// is not where the insert's transaction starts.
