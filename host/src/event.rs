@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use sluice_contract::edit;
 
-use crate::state::BinlogPosition;
+use crate::state::{BinlogPosition, SnapshotState};
 
 pub use sluice_contract::{Kind, Value};
 
@@ -151,12 +151,40 @@ impl ChangeEvent {
     }
 }
 
+/// What becomes durable once a batch (and every batch before it) is acknowledged.
+///
+/// The checkpointer saves these in order, coalesced per kind; when the kind changes it first
+/// saves the pending one, so a snapshot's progress is never saved ahead of the streamed
+/// positions before it, nor the other way round.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checkpoint {
+    /// A streamed transaction's end: the position file moves there.
+    Binlog(BinlogPosition),
+    /// The snapshot's progress (the whole small state, so that saving it needs nothing else).
+    /// `position`, when set, is saved to the position file first: the start of a new epoch.
+    Snapshot {
+        state: Arc<SnapshotState>,
+        position: Option<BinlogPosition>,
+    },
+}
+
+impl Checkpoint {
+    /// The binlog position, for a streamed checkpoint.
+    pub fn binlog(&self) -> Option<&BinlogPosition> {
+        match self {
+            Checkpoint::Binlog(p) => Some(p),
+            Checkpoint::Snapshot { .. } => None,
+        }
+    }
+}
+
 /// The unit that moves between pipeline stages: ordered events, and where to resume after them.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub events: Vec<ChangeEvent>,
-    /// Set on the last piece of a transaction: the position just after its commit.
-    pub checkpoint: Option<BinlogPosition>,
+    /// Set on the last piece of a transaction (the position just after its commit), and on
+    /// every snapshot chunk (its progress).
+    pub checkpoint: Option<Checkpoint>,
     /// The events' estimated memory (`ChangeEvent::approx_bytes`), for the pipeline's byte
     /// bound. Kept up to date by the processor; a stage that changes `events` may recompute it.
     pub bytes: usize,

@@ -257,13 +257,6 @@ fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
 async fn run(config: Option<PathBuf>, watch: bool) -> anyhow::Result<ExitCode> {
     let mut cfg = load_config(config)?;
     cfg.hot_reload |= watch;
-    if cfg.snapshot.initial {
-        anyhow::bail!(
-            "INITIAL_SNAPSHOT=true: this version of Sluice cannot take the initial snapshot yet, and it \
-             will not pretend to. Unset INITIAL_SNAPSHOT to stream changes from the current binlog \
-             head (existing rows are not published), or keep running the previous tool for the snapshot"
-        );
-    }
     tracing::info!(
         tables = ?cfg.captured_tables(),
         sink = if cfg.kafka.is_some() { "kafka" } else { "stdout" },

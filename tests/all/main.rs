@@ -13,6 +13,8 @@ mod restart;
 mod roundtrip;
 mod sandbox;
 mod schema_change;
+mod snapshot;
+mod snapshot_types;
 mod source_compress;
 mod source_restart;
 mod source_txn;

@@ -3,7 +3,7 @@
 
 use sluice_tests::*;
 
-const CREATE: &str = "CREATE TABLE {t} (
+pub(crate) const CREATE: &str = "CREATE TABLE {t} (
   id INT PRIMARY KEY,
   ti TINYINT, si SMALLINT, mi MEDIUMINT, i INT, bi BIGINT,
   tiu TINYINT UNSIGNED, miu MEDIUMINT UNSIGNED, bu BIGINT UNSIGNED,
@@ -24,7 +24,7 @@ const CREATE: &str = "CREATE TABLE {t} (
   n INT NULL
 ) ENGINE=InnoDB";
 
-const INSERT: &str = r#"INSERT INTO {t} VALUES (
+pub(crate) const INSERT: &str = r#"INSERT INTO {t} VALUES (
   1, -128, -32768, -8388608, -2147483648, -9223372036854775808,
   255, 16777215, 18446744073709551615,
   1.5, 3.141592653589793,
@@ -43,7 +43,7 @@ const INSERT: &str = r#"INSERT INTO {t} VALUES (
   '0000-00-00', '0000-00-00 00:00:00',
   NULL)"#;
 
-fn golden(name: &str, table: &str) -> serde_json::Value {
+pub(crate) fn golden(name: &str, table: &str) -> serde_json::Value {
     let path = root().join("tests/golden").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();

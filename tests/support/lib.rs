@@ -308,6 +308,11 @@ impl Pipeline {
         self.cfg.start_with(&self.run_args())
     }
 
+    /// Starts `sluice run` (with the pipeline's arguments) without waiting for anything.
+    pub fn spawn(&self) -> Result<Sluice> {
+        self.cfg.spawn_with(&self.run_args())
+    }
+
     /// Runs `sluice run` (with the pipeline's arguments) to its end: (exit code, stdout, stderr).
     pub fn run_to_end(&self) -> Result<(i32, String, String)> {
         self.cfg.run_to_end(&self.run_args())
@@ -591,6 +596,28 @@ pub fn read_topic_from(
     count: usize,
     timeout: Duration,
 ) -> Result<Vec<Record>> {
+    read_topic_while(brokers, topic, timeout, |out| out.len() < count)
+}
+
+/// Reads `topic` until a record satisfies `last` (or `timeout` passed): for tests that end a
+/// load with a sentinel row.
+pub fn read_topic_until(
+    topic: &str,
+    timeout: Duration,
+    last: impl Fn(&Record) -> bool,
+) -> Result<Vec<Record>> {
+    read_topic_while(&env()["SLUICE_TEST_KAFKA"], topic, timeout, |out| {
+        !out.last().is_some_and(&last)
+    })
+}
+
+/// Reads every partition of `topic` from the beginning while `more` says so.
+fn read_topic_while(
+    brokers: &str,
+    topic: &str,
+    timeout: Duration,
+    more: impl Fn(&[Record]) -> bool,
+) -> Result<Vec<Record>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("sluice-test-{}", std::process::id()))
@@ -619,7 +646,7 @@ pub fn read_topic_from(
     }
     consumer.assign(&tpl)?;
     let mut out = Vec::new();
-    while out.len() < count && Instant::now() < deadline {
+    while more(&out) && Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
             Some(Err(e)) => {

@@ -49,9 +49,10 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::sink::SinkError;
 use crate::source::binlog::SourceError;
-use crate::state::{PositionStore, StateError, StateLock};
+use crate::state::{PositionStore, SnapshotStore, StateError, StateLock};
 use crate::transform::{EngineError, HaltError};
 
+use stages::Stores;
 use tasks::Stages;
 use transforms::Transforms;
 
@@ -60,6 +61,8 @@ use transforms::Transforms;
 pub enum PipelineError {
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::source::snapshot::SnapshotError),
     #[error(transparent)]
     Sink(#[from] SinkError),
     #[error(transparent)]
@@ -102,6 +105,7 @@ impl PipelineError {
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
             PipelineError::Source(e) => e.is_retryable(),
+            PipelineError::Snapshot(e) => e.is_retryable(),
             PipelineError::Sink(e) => !e.is_permanent(),
             PipelineError::State(_) => false,
             PipelineError::TransformLoad(_)
@@ -147,7 +151,10 @@ async fn stopped(sd: &mut watch::Receiver<bool>) {
 pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
     // One pipeline per state directory, for the life of this call (the process, in `sluice run`).
     let _lock = StateLock::acquire(&cfg.state_dir, &cfg.mysql.tables.join(","))?;
-    let store = PositionStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.mysql.tables);
+    let stores = Stores {
+        position: PositionStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.mysql.tables),
+        snapshot: SnapshotStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.mysql.tables),
+    };
     // A broken transform stops Sluice here, once, before any connection or position file.
     let mut transforms = Transforms::load(cfg).await?;
     match unless_stopped(&shutdown, start::preflight(cfg)).await {
@@ -159,12 +166,29 @@ pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), Pi
     }
     let mut backoff = Duration::from_millis(500);
     let mut first = true;
+    // FORCE_SNAPSHOT applies to the first life only: a retry must not start it over.
+    let mut force = cfg.snapshot.force;
     loop {
         let started = Instant::now();
-        let result = run_once(cfg, &store, shutdown.clone(), first, &mut transforms).await;
+        let result = run_once(
+            cfg,
+            &stores,
+            shutdown.clone(),
+            first,
+            force,
+            &mut transforms,
+        )
+        .await;
         first = false;
+        force = false;
         match result {
             Ok(()) => return Ok(()),
+            Err(PipelineError::Source(SourceError::PositionPurged { position, message }))
+                if cfg.snapshot.when_needed && !*shutdown.borrow() =>
+            {
+                tracing::error!(%position, server = %message, "the saved position was purged from the server; re-snapshotting every captured table (SNAPSHOT_WHEN_NEEDED=true)");
+                force = true;
+            }
             Err(e) if e.is_retryable() && !*shutdown.borrow() => {
                 if started.elapsed() > Duration::from_secs(60) {
                     backoff = Duration::from_millis(500);
@@ -185,19 +209,20 @@ pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), Pi
 /// One life of the stages, from the saved position. `first`: the first life of this `run`.
 async fn run_once(
     cfg: &Config,
-    store: &PositionStore,
+    stores: &Stores,
     shutdown: watch::Receiver<bool>,
     first: bool,
+    force: bool,
     transforms: &mut Transforms,
 ) -> Result<(), PipelineError> {
-    let Some(start) = start::resume(cfg, store, &shutdown).await? else {
+    let Some(start) = start::resume(cfg, stores, &shutdown, force).await? else {
         return Ok(());
     };
     let Some(sink) = start::sink(cfg, &shutdown, first).await? else {
         return Ok(());
     };
     let chain = transforms.chain().await?;
-    Stages::spawn(cfg, store, start, sink, chain, shutdown)
+    Stages::spawn(cfg, stores, start, sink, chain, shutdown)
         .join()
         .await
 }

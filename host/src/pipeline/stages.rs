@@ -11,9 +11,9 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 
 use super::budget::Budget;
 use super::{stopped, PipelineError};
-use crate::event::Batch;
+use crate::event::{Batch, Checkpoint};
 use crate::sink::{Ack, Sink};
-use crate::state::{BinlogPosition, PositionStore};
+use crate::state::{PositionStore, SnapshotStore, StateError};
 use crate::transform::reload::Reloaded;
 use crate::transform::Chain;
 
@@ -26,7 +26,7 @@ pub(super) struct Flight {
 
 /// What the checkpointer receives: an acknowledgement to await, the position it makes durable,
 /// and the byte budget to give back.
-pub(super) type Acked = (Ack, Option<BinlogPosition>, OwnedSemaphorePermit);
+pub(super) type Acked = (Ack, Option<Checkpoint>, OwnedSemaphorePermit);
 
 /// Takes each batch's share of the byte budget and passes it on. The source's own channel
 /// holds a single batch, so the bytes between the source and Kafka's acknowledgement stay
@@ -100,16 +100,80 @@ pub(super) async fn publish(
     Ok(())
 }
 
-/// Awaits the acknowledgements in order and saves the last position they make durable, at
+/// Where the checkpointer saves: the position file and the snapshot's progress file.
+#[derive(Debug, Clone)]
+pub(super) struct Stores {
+    pub(super) position: PositionStore,
+    pub(super) snapshot: SnapshotStore,
+}
+
+impl Stores {
+    fn save(&self, cp: &Checkpoint) -> Result<(), StateError> {
+        match cp {
+            Checkpoint::Binlog(p) => self.position.save(p),
+            Checkpoint::Snapshot { state, position } => {
+                // An epoch's start: the position file holds its point before the progress
+                // file says rows were read at it (docs/SNAPSHOT.md §5, the write order).
+                if let Some(p) = position {
+                    self.position.save(p)?;
+                }
+                self.snapshot.save(state)
+            }
+        }
+    }
+}
+
+/// Merges checkpoint `next` into the one `pending` (not saved yet): a later checkpoint of the
+/// same kind supersedes it, keeping an epoch's position that it does not repeat. Of another
+/// kind, `pending` is saved first, so the files never get ahead of each other.
+fn merge(
+    stores: &Stores,
+    pending: &mut Option<Checkpoint>,
+    next: Checkpoint,
+) -> Result<(), StateError> {
+    let next = match (pending.take(), next) {
+        (
+            Some(Checkpoint::Snapshot {
+                position: Some(p), ..
+            }),
+            Checkpoint::Snapshot {
+                state,
+                position: None,
+            },
+        ) => Checkpoint::Snapshot {
+            state,
+            position: Some(p),
+        },
+        (Some(old), next) if std::mem::discriminant(&old) != std::mem::discriminant(&next) => {
+            stores.save(&old)?;
+            next
+        }
+        (_, next) => next,
+    };
+    *pending = Some(next);
+    Ok(())
+}
+
+/// Logs what a final save made durable.
+fn describe(cp: &Checkpoint) -> String {
+    match cp {
+        Checkpoint::Binlog(p) => p.to_string(),
+        Checkpoint::Snapshot { state, .. } => {
+            format!("snapshot {} at {} rows", state.id, state.rows())
+        }
+    }
+}
+
+/// Awaits the acknowledgements in order and saves the last checkpoint they make durable, at
 /// most once per `interval` (and when idle, and at the end). Once `give_up` turns true (a stop
 /// that waited too long), saves what was acknowledged and ends.
 pub(super) async fn checkpoint(
-    store: PositionStore,
+    stores: Stores,
     mut rx: mpsc::Receiver<Acked>,
     interval: Duration,
     mut give_up: watch::Receiver<bool>,
 ) -> Result<(), PipelineError> {
-    let mut pending: Option<BinlogPosition> = None;
+    let mut pending: Option<Checkpoint> = None;
     let mut last_save = Instant::now();
     loop {
         let item = if pending.is_some() {
@@ -119,8 +183,9 @@ pub(super) async fn checkpoint(
                 Ok(item) => item,
                 Err(_) => {
                     // Idle or slow: write what is acknowledged now.
-                    store.save(pending.as_ref().expect("checked"))?;
-                    pending = None;
+                    if let Some(p) = pending.take() {
+                        stores.save(&p)?;
+                    }
                     last_save = Instant::now();
                     continue;
                 }
@@ -137,8 +202,8 @@ pub(super) async fn checkpoint(
                 // A stop that waited too long: keep what was acknowledged, drop the rest.
                 let unacked = 1 + rx.len();
                 if let Some(p) = pending.take() {
-                    store.save(&p)?;
-                    tracing::info!(position = %p, "saved the last acknowledged position");
+                    stores.save(&p)?;
+                    tracing::info!(saved = %describe(&p), "saved the last acknowledged position");
                 }
                 tracing::warn!(batches = unacked, "stopping with batches Kafka has not acknowledged; a restart publishes them again");
                 return Ok(());
@@ -148,22 +213,23 @@ pub(super) async fn checkpoint(
         if let Err(e) = acked {
             // Save what was acknowledged before the failure, then fail.
             if let Some(p) = pending.take() {
-                store.save(&p)?;
+                stores.save(&p)?;
             }
             return Err(e.into());
         }
         if let Some(cp) = checkpoint {
-            pending = Some(cp);
+            merge(&stores, &mut pending, cp)?;
         }
-        if pending.is_some() && last_save.elapsed() >= interval {
-            store.save(pending.as_ref().expect("checked"))?;
-            pending = None;
-            last_save = Instant::now();
+        if last_save.elapsed() >= interval {
+            if let Some(p) = pending.take() {
+                stores.save(&p)?;
+                last_save = Instant::now();
+            }
         }
     }
     if let Some(p) = pending {
-        store.save(&p)?;
-        tracing::info!(position = %p, "saved the final position");
+        stores.save(&p)?;
+        tracing::info!(saved = %describe(&p), "saved the final position");
     }
     Ok(())
 }

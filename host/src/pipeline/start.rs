@@ -17,7 +17,11 @@ use crate::config::Config;
 use crate::sink::kafka::{self, CONNECT_TIMEOUT};
 use crate::sink::{KafkaSink, Sink, SinkError, StdoutSink};
 use crate::source::binlog::{self, SourceError};
-use crate::state::{BinlogPosition, PositionStore};
+use crate::source::snapshot::drive::Begin;
+use crate::source::snapshot::plan::{self, Decision};
+use crate::state::BinlogPosition;
+
+use super::stages::Stores;
 
 /// Every topic Sluice itself publishes to: the main one and the dead-letter topics.
 fn own_topics(cfg: &Config) -> Vec<String> {
@@ -89,16 +93,51 @@ pub(super) async fn preflight(cfg: &Config) -> Result<(), PipelineError> {
     Ok(())
 }
 
-/// The position a life of the stages starts from: the saved one, or (none saved yet) the
-/// binlog's current head, saved at once. `None`: a stop came first.
+/// What a life of the stages starts with.
+#[derive(Debug)]
+pub(super) enum Start {
+    /// Stream the binlog from this position.
+    Stream(BinlogPosition),
+    /// Take (or resume) the initial snapshot, then stream from its point.
+    Snapshot(Begin),
+}
+
+/// What a life of the stages starts with: a snapshot when the settings and the state files
+/// call for one (`source::snapshot::plan`), else the saved position, or (none saved yet) the
+/// binlog's current head, saved at once. `force`: `FORCE_SNAPSHOT` applies to this life (the
+/// first of the process), or the saved position was purged under `SNAPSHOT_WHEN_NEEDED`.
+/// `None`: a stop came first.
 pub(super) async fn resume(
     cfg: &Config,
-    store: &PositionStore,
+    stores: &Stores,
     shutdown: &watch::Receiver<bool>,
-) -> Result<Option<BinlogPosition>, PipelineError> {
-    if let Some(p) = store.load()? {
+    force: bool,
+) -> Result<Option<Start>, PipelineError> {
+    let store = &stores.position;
+    let saved = store.load()?;
+    let snapshot = stores.snapshot.load()?;
+    let decision = plan::decide(plan::Inputs {
+        initial: cfg.snapshot.initial,
+        force,
+        snapshot,
+        position: saved.clone(),
+        snapshot_file: &stores.snapshot.path().display().to_string(),
+    })?;
+    match decision {
+        Decision::Stream => {}
+        Decision::Fresh { supersedes } => {
+            if let Some(p) = supersedes {
+                tracing::warn!(position = %p, file = %store.path().display(), "taking a new snapshot; it supersedes the saved position (streaming continues from the snapshot's own point)");
+            }
+            return Ok(Some(Start::Snapshot(Begin::Fresh)));
+        }
+        Decision::Resume { state, from } => {
+            return Ok(Some(Start::Snapshot(Begin::Resume { state, from })));
+        }
+    }
+    if let Some(p) = saved {
         tracing::info!(position = %p, file = %store.path().display(), "resuming from the saved position");
-        return Ok(Some(p));
+        return Ok(Some(Start::Stream(p)));
     }
     let head = unless_stopped(shutdown, async {
         let mut conn = binlog::connect(&cfg.mysql).await?;
@@ -113,7 +152,7 @@ pub(super) async fn resume(
     // Record it at once, so that a restart before the first commit resumes here rather than at
     // a later head (which would skip what happened in between).
     store.save(&head)?;
-    Ok(Some(head))
+    Ok(Some(Start::Stream(head)))
 }
 
 /// The sink of a life of the stages. The start-up checks made the topics; a later life

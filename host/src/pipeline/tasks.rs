@@ -14,19 +14,48 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinHandle};
 
 use super::budget::Budget;
-use super::stages::{self, Acked, Flight};
+use super::stages::{self, Acked, Flight, Stores};
+use super::start::Start;
 use super::transforms::LoadedChain;
 use super::{stopped, PipelineError};
 use crate::config::Config;
 use crate::event::Batch;
 use crate::sink::Sink;
-use crate::source::binlog::{self, SourceError};
+use crate::source::binlog;
+use crate::source::snapshot::drive;
 use crate::source::TableFilter;
-use crate::state::{BinlogPosition, PositionStore};
+
+/// The source task: the snapshot first when `start` asks for one, then the binlog stream.
+async fn source(
+    cfg: Config,
+    start: Start,
+    limits: binlog::BatchLimits,
+    tx: mpsc::Sender<Batch>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), PipelineError> {
+    let from = match start {
+        Start::Stream(p) => p,
+        Start::Snapshot(begin) => {
+            let ctx = drive::Context {
+                cfg: &cfg,
+                limits,
+                tx: tx.clone(),
+                stop: stop.clone(),
+            };
+            match drive::run(&ctx, begin).await? {
+                Some(point) => point,
+                None => return Ok(()),
+            }
+        }
+    };
+    let filter = TableFilter::new(cfg.captured_tables());
+    binlog::stream(&cfg.mysql, filter, from, None, limits, tx, stop).await?;
+    Ok(())
+}
 
 /// The running tasks of one life of the stages.
 pub(super) struct Stages {
-    source: JoinHandle<Result<(), SourceError>>,
+    source: JoinHandle<Result<(), PipelineError>>,
     forwarder: JoinHandle<()>,
     /// None without transforms: the sink reads the forwarder's channel.
     transform: Option<JoinHandle<Result<(), PipelineError>>>,
@@ -64,14 +93,22 @@ impl Stages {
     /// sink, and the checkpointer saving to `store`.
     pub(super) fn spawn(
         cfg: &Config,
-        store: &PositionStore,
-        start: BinlogPosition,
+        stores: &Stores,
+        start: Start,
         mut sink: Sink,
         chain: Option<LoadedChain>,
         shutdown: watch::Receiver<bool>,
     ) -> Stages {
         let capacity = cfg.pipeline.channel_capacity;
-        let budget = Budget::new(cfg.pipeline.max_inflight_bytes);
+        // A snapshot's rows flow under a smaller budget, so that a snapshot of any size stays
+        // within a small memory bound (docs/SNAPSHOT.md §10).
+        let budget = Budget::new(match start {
+            Start::Snapshot(_) => cfg
+                .snapshot
+                .max_inflight_bytes
+                .min(cfg.pipeline.max_inflight_bytes),
+            Start::Stream(_) => cfg.pipeline.max_inflight_bytes,
+        });
         let (batch_tx, batch_rx) = mpsc::channel::<Batch>(1);
         let (flight_tx, flight_rx) = mpsc::channel::<Flight>(capacity);
         let forwarder = tokio::spawn(stages::forward(batch_rx, flight_tx, budget.clone()));
@@ -92,19 +129,20 @@ impl Stages {
         let (give_up, give_up_rx) = watch::channel(false);
         sink.stop_waiting_on(give_up_rx.clone());
 
-        let filter = TableFilter::new(cfg.captured_tables());
-        let mysql = cfg.mysql.clone();
         let limits = binlog::BatchLimits {
             rows: cfg.pipeline.max_batch_rows,
             bytes: cfg.pipeline.max_batch_bytes,
         };
-        let source_stop = shutdown.clone();
-        let source = tokio::spawn(async move {
-            binlog::stream(&mysql, filter, start, limits, batch_tx, source_stop).await
-        });
+        let source = tokio::spawn(source(
+            cfg.clone(),
+            start,
+            limits,
+            batch_tx,
+            shutdown.clone(),
+        ));
         let sink = tokio::spawn(stages::publish(sink, sink_rx, ack_tx));
         let checkpointer = tokio::spawn(stages::checkpoint(
-            store.clone(),
+            stores.clone(),
             ack_rx,
             Duration::from_millis(cfg.pipeline.checkpoint_interval_ms),
             give_up_rx,

@@ -72,7 +72,8 @@ pub enum SourceError {
     #[error(
         "the saved position {position} is no longer on the server: {message}. The binlog file was \
          purged before Sluice read it, so changes are missing. Re-snapshot with FORCE_SNAPSHOT=true \
-         and INITIAL_SNAPSHOT=true (once the initial snapshot lands), or delete the position file to resume from the current head"
+         (or set SNAPSHOT_WHEN_NEEDED=true to re-snapshot by itself whenever this happens), or \
+         delete the position file to resume from the current head"
     )]
     PositionPurged {
         position: BinlogPosition,
@@ -231,8 +232,8 @@ pub(crate) async fn is_mariadb(conn: &mut Conn) -> Result<bool, SourceError> {
         .contains("mariadb"))
 }
 
-/// The server's current binlog head: where a pipeline without a saved position starts.
-pub(crate) async fn current_head(conn: &mut Conn) -> Result<BinlogPosition, SourceError> {
+/// The server's binlog head (`SHOW MASTER STATUS`), with its GTID state on MariaDB.
+pub(crate) async fn read_head(conn: &mut Conn) -> Result<BinlogPosition, SourceError> {
     let row: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
         Ok(r) => r,
         // MySQL 8.4 renamed it.
@@ -245,6 +246,26 @@ pub(crate) async fn current_head(conn: &mut Conn) -> Result<BinlogPosition, Sour
             })?,
     };
     let row = row.ok_or(SourceError::BinlogDisabled)?;
+    let file: String = row.get(0).unwrap_or_default();
+    let pos: u64 = row.get(1).unwrap_or(4);
+    let gtid = if is_mariadb(conn).await? {
+        query_value::<String>(conn, "SELECT @@gtid_binlog_pos")
+            .await?
+            .filter(|g| !g.is_empty())
+    } else {
+        None
+    };
+    Ok(BinlogPosition {
+        file,
+        pos,
+        gtid,
+        timestamp: 0,
+    })
+}
+
+/// The server's current binlog head: where a pipeline without a saved position starts.
+pub(crate) async fn current_head(conn: &mut Conn) -> Result<BinlogPosition, SourceError> {
+    let head = read_head(conn).await?;
     // The head is not a checkpoint: an XA prepared before it may still commit captured rows
     // (see source::processor's xa module). Refuse to start there while one is prepared.
     let prepared: Vec<mysql_async::Row> =
@@ -268,21 +289,7 @@ pub(crate) async fn current_head(conn: &mut Conn) -> Result<BinlogPosition, Sour
             xids: names.join(", "),
         });
     }
-    let file: String = row.get(0).unwrap_or_default();
-    let pos: u64 = row.get(1).unwrap_or(4);
-    let gtid = if is_mariadb(conn).await? {
-        query_value::<String>(conn, "SELECT @@gtid_binlog_pos")
-            .await?
-            .filter(|g| !g.is_empty())
-    } else {
-        None
-    };
-    Ok(BinlogPosition {
-        file,
-        pos,
-        gtid,
-        timestamp: 0,
-    })
+    Ok(head)
 }
 
 /// Reads column metadata of one table from `information_schema`.
@@ -514,16 +521,32 @@ fn server_refusal(first: bool, at: BinlogPosition, message: String) -> SourceErr
     }
 }
 
+/// Whether the stream at `file:pos` has reached `target` (an earlier or equal point). Files are
+/// ordered by their numeric extension (`mysql-bin.000012`), offsets within a file.
+pub(crate) fn reached(file: &str, pos: u64, target: &BinlogPosition) -> bool {
+    let seq = |f: &str| {
+        f.rsplit_once('.')
+            .and_then(|(_, n)| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (seq(file), pos) >= (seq(&target.file), target.pos)
+}
+
 /// Streams the binlog from `start`, sending batches to `tx` until `stop` turns true (then it
-/// finishes the open transaction first) or an error occurs.
+/// finishes the open transaction first), the stream reaches the transaction boundary `stop_at`
+/// (returns true), or an error occurs.
 pub(crate) async fn stream(
     cfg: &MysqlConfig,
     filter: TableFilter,
     start: BinlogPosition,
+    stop_at: Option<&BinlogPosition>,
     limits: BatchLimits,
     tx: mpsc::Sender<Batch>,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), SourceError> {
+) -> Result<bool, SourceError> {
+    if stop_at.is_some_and(|t| reached(&start.file, start.pos, t)) {
+        return Ok(true);
+    }
     let (mut binlog, mariadb) = open_replica_stream(cfg, &start).await?;
     tracing::info!(position = %start, mariadb, "streaming the binlog");
 
@@ -532,15 +555,24 @@ pub(crate) async fn stream(
     let mut first = true;
     // Where the last event read ended, for an error the server sends mid-stream.
     let mut last_end = start.pos;
+    let mut arrived = false;
     loop {
-        if stopping && !driver.processor().in_transaction() {
-            break;
+        if !driver.processor().in_transaction() {
+            if stopping {
+                break;
+            }
+            if let Some(t) = stop_at {
+                if reached(driver.processor().current_file(), last_end, t) {
+                    arrived = true;
+                    break;
+                }
+            }
         }
         let next = tokio::select! {
             ev = tokio::time::timeout(SILENCE_LIMIT, binlog.next()) => ev,
             _ = stop.changed(), if !stopping => { stopping = true; continue; }
             // The downstream stage is gone (it failed); it reports why.
-            _ = tx.closed() => return Ok(()),
+            _ = tx.closed() => return Ok(false),
         };
         let event = match next {
             Err(_) => return Err(SourceError::Silent(SILENCE_LIMIT)),
@@ -573,13 +605,13 @@ pub(crate) async fn stream(
         if let Some(batch) = driver.feed(&event).await? {
             if tx.send(batch).await.is_err() {
                 // The downstream stage is gone (it failed or shut down); it reports why.
-                return Ok(());
+                return Ok(false);
             }
         }
     }
     drop(binlog);
     driver.close().await;
-    Ok(())
+    Ok(arrived)
 }
 
 #[cfg(test)]

@@ -395,7 +395,7 @@ fn int(v: u64, bits: u32, unsigned: bool) -> Value {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn datetime(
+pub(crate) fn datetime(
     year: u16,
     month: u8,
     day: u8,
@@ -421,7 +421,7 @@ fn datetime(
     }
 }
 
-fn timestamp(secs: i64, micros: u32, fsp: u8) -> Value {
+pub(crate) fn timestamp(secs: i64, micros: u32, fsp: u8) -> Value {
     // TIMESTAMP 0 is MySQL's zero datetime '0000-00-00 00:00:00'.
     if secs == 0 && micros == 0 {
         Value::Null

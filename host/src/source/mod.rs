@@ -1,4 +1,4 @@
-//! Sources of change events: the binlog stream (and, later, the initial snapshot).
+//! Sources of change events: the binlog stream and the initial snapshot.
 //!
 //! Design note: pure parts (`schema`, `decode`, `gtid`, `processor`) are kept apart from the
 //! I/O (`binlog`), so that binlog files on disk (the MySQL 8 fixtures) and the live replica
@@ -17,6 +17,7 @@ pub(crate) mod processor;
 pub(crate) mod resets;
 pub(crate) mod schema;
 pub mod skip;
+pub(crate) mod snapshot;
 pub(crate) mod versioned;
 
 pub use processor::TableFilter;

@@ -1,4 +1,4 @@
-//! Durable pipeline state: the binlog position (and, later, snapshot progress).
+//! Durable pipeline state: the binlog position and the snapshot's progress.
 //!
 //! Design note: the position file is part of the external contract (`shared/CONTRACT.md`): its
 //! name, its fields and its atomic write (temporary file, fsync, rename, fsync of the
@@ -10,6 +10,8 @@ pub(crate) mod atomic;
 pub(crate) mod lock;
 pub(crate) mod position;
 pub(crate) mod skiplog;
+pub(crate) mod snapshot;
 
 pub(crate) use lock::StateLock;
 pub use position::{position_file_name, BinlogPosition, PositionStore, StateError};
+pub use snapshot::{SnapshotState, SnapshotStatus, SnapshotStore, TableProgress, TableStatus};

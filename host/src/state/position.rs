@@ -57,7 +57,13 @@ pub enum StateError {
          binlog head (changes made meanwhile will be missed)"
     )]
     Corrupt { path: PathBuf, detail: String },
-    #[error("cannot write the position file {path}: {source}. Check free space and permissions of the state directory")]
+    #[error(
+        "the snapshot file {path} is corrupt ({detail}). Sluice will not guess how far the \
+         snapshot got: restore the file from a backup, or delete it and start with \
+         FORCE_SNAPSHOT=true to take the snapshot again from the start"
+    )]
+    CorruptSnapshot { path: PathBuf, detail: String },
+    #[error("cannot write the state file {path}: {source}. Check free space and permissions of the state directory")]
     Write {
         path: PathBuf,
         source: std::io::Error,

@@ -85,7 +85,7 @@ impl Processor {
                 timestamp,
             },
         };
-        self.ready.checkpoint = Some(checkpoint);
+        self.ready.checkpoint = Some(crate::event::Checkpoint::Binlog(checkpoint));
         Ok(Step::Emit)
     }
 }

@@ -1,0 +1,467 @@
+//! The snapshot as a pipeline source: catch-up (on resume), an epoch, the tables' rows in
+//! chunks, then the point to stream from.
+//!
+//! Design note: rows leave as batches of `snapshot_insert` events on the same channel as
+//! streamed events, so they pass the same budget, transforms, sink and checkpointer. Every
+//! batch carries the whole progress state as its checkpoint (the last key it holds), so a
+//! crash loses at most what Kafka had not acknowledged. A keyed table is read in keyset chunks
+//! of `SNAPSHOT_BATCH_SIZE` rows, one short query each, so a stop or a slow Kafka never holds
+//! a result set open; a keyless table is read by one streaming `SELECT` (`docs/SNAPSHOT.md`
+//! §9). A resume first streams the binlog from the saved position (the catch-up) and only then
+//! reads the rest at a new epoch, so a key's published state never moves backwards (§6b).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use tokio::sync::{mpsc, watch};
+
+use super::epoch::{self, Epoch};
+use super::keyset::Cursor;
+use super::progress::Progress;
+use super::table::{KeySource, SnapshotTable};
+use super::SnapshotError;
+use crate::config::Config;
+use crate::event::{Batch, ChangeEvent, Checkpoint, Kind, SourcePosition};
+use crate::source::binlog::{self, BatchLimits};
+use crate::source::objects::{self, TableKinds};
+use crate::source::TableFilter;
+use crate::state::snapshot::now_secs;
+use crate::state::{BinlogPosition, SnapshotState, SnapshotStatus, TableProgress, TableStatus};
+
+/// How a snapshot begins in this life of the stages.
+#[derive(Debug)]
+pub(crate) enum Begin {
+    Fresh,
+    /// Continue `state`, catching up from `from` first.
+    Resume {
+        state: Box<SnapshotState>,
+        from: BinlogPosition,
+    },
+}
+
+/// What the snapshot reads from and writes to.
+pub(crate) struct Context<'a> {
+    pub(crate) cfg: &'a Config,
+    pub(crate) limits: BatchLimits,
+    pub(crate) tx: mpsc::Sender<Batch>,
+    pub(crate) stop: watch::Receiver<bool>,
+}
+
+impl Context<'_> {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow() || self.tx.is_closed()
+    }
+
+    /// Sends a batch; false when the next stage is gone (it reports why).
+    async fn send(&self, batch: Batch) -> bool {
+        self.tx.send(batch).await.is_ok()
+    }
+
+    /// Sends the progress alone (no rows), so that it is saved in order.
+    async fn save(&self, state: &SnapshotState, position: Option<BinlogPosition>) -> bool {
+        self.send(Batch {
+            events: Vec::new(),
+            checkpoint: Some(Checkpoint::Snapshot {
+                state: Arc::new(state.clone()),
+                position,
+            }),
+            bytes: 0,
+        })
+        .await
+    }
+}
+
+/// Runs the snapshot. Returns the point to stream from once every table is read, or `None`
+/// when a stop came first (what was acknowledged is saved; a restart resumes).
+pub(crate) async fn run(
+    ctx: &Context<'_>,
+    begin: Begin,
+) -> Result<Option<BinlogPosition>, SnapshotError> {
+    let cfg = ctx.cfg;
+    let (tables, kinds) = captured(cfg).await?;
+    let (mut state, mut epoch) = match begin {
+        Begin::Fresh => {
+            let epoch = epoch::open(&cfg.mysql, &tables, &kinds).await?;
+            let progress = epoch.tables.iter().map(progress_of).collect();
+            let state = SnapshotState::new(&epoch.point, epoch.host.clone(), progress);
+            tracing::info!(
+                id = %state.id,
+                point = %epoch.point,
+                host = %epoch.host,
+                tables = epoch.tables.len(),
+                "snapshot started: reading every captured table at one consistent point; streaming follows from it"
+            );
+            if !ctx.save(&state, Some(epoch.point.clone())).await {
+                return Ok(None);
+            }
+            (state, epoch)
+        }
+        Begin::Resume { state, from } => match resume(ctx, *state, from, &tables, &kinds).await? {
+            Some(r) => r,
+            None => return Ok(None),
+        },
+    };
+    let started = Instant::now();
+    let mut progress = Progress::new(cfg.snapshot.progress_interval_ms);
+    for i in 0..state.tables.len() {
+        if state.tables[i].state == TableStatus::Done {
+            continue;
+        }
+        let table = epoch
+            .tables
+            .iter()
+            .find(|t| t.schema == state.tables[i].schema && t.table == state.tables[i].table)
+            .ok_or_else(|| SnapshotError::TableSetChanged {
+                table: format!("{}.{}", state.tables[i].schema, state.tables[i].table),
+            })?;
+        let mut reader = Reader {
+            ctx,
+            state: &mut state,
+            index: i,
+            table,
+            point: &epoch.point,
+            progress: &mut progress,
+        };
+        let finished = if table.has_key() {
+            reader.keyed(&mut epoch.conn).await?
+        } else {
+            reader.keyless(&mut epoch.conn).await?
+        };
+        if !finished {
+            let _ = epoch.conn.query_drop("ROLLBACK").await;
+            return Ok(None);
+        }
+    }
+    state.status = SnapshotStatus::Complete;
+    state.completed_at = Some(now_secs());
+    let _ = epoch.conn.query_drop("COMMIT").await;
+    let _ = epoch.conn.disconnect().await;
+    if !ctx.save(&state, None).await {
+        return Ok(None);
+    }
+    tracing::info!(
+        id = %state.id,
+        rows = state.rows(),
+        seconds = started.elapsed().as_secs_f64(),
+        point = %epoch.point,
+        "snapshot complete; streaming the binlog from its point"
+    );
+    Ok(Some(epoch.point))
+}
+
+/// The captured tables the snapshot reads (sequences are never published), and their kinds.
+async fn captured(cfg: &Config) -> Result<(Vec<(String, String)>, TableKinds), SnapshotError> {
+    let mut conn = binlog::connect(&cfg.mysql).await?;
+    let all = cfg.captured_tables();
+    let kinds = objects::table_kinds(&mut conn, &all)
+        .await
+        .map_err(|e| SnapshotError::Query {
+            context: e.what.to_owned(),
+            source: e.source,
+        })?;
+    let _ = conn.disconnect().await;
+    let tables = all
+        .into_iter()
+        .filter(|t| !kinds.sequences.contains(t))
+        .collect();
+    Ok((tables, kinds))
+}
+
+/// A table's progress before any row is read.
+fn progress_of(t: &SnapshotTable) -> TableProgress {
+    TableProgress {
+        schema: t.schema.clone(),
+        table: t.table.clone(),
+        key: t.key_columns(),
+        key_source: match &t.key_source {
+            KeySource::Primary => "primary".into(),
+            KeySource::Unique(name) => format!("unique:{name}"),
+            KeySource::None => "none".into(),
+        },
+        key_sig: t.has_key().then(|| t.key_signature()),
+        state: TableStatus::Pending,
+        after: None,
+        rows: 0,
+        chunks: 0,
+    }
+}
+
+/// The resume of `docs/SNAPSHOT.md` §6b: catch up from `from` to the head, open a new epoch,
+/// catch up to its point, and record it. `None` when a stop came first.
+async fn resume(
+    ctx: &Context<'_>,
+    mut state: SnapshotState,
+    from: BinlogPosition,
+    tables: &[(String, String)],
+    kinds: &TableKinds,
+) -> Result<Option<(SnapshotState, Epoch)>, SnapshotError> {
+    let cfg = ctx.cfg;
+    // A keyless table cannot continue where it stopped: it is read again from the start.
+    for t in &mut state.tables {
+        if t.state == TableStatus::Reading && t.after.is_none() {
+            tracing::warn!(table = %format!("{}.{}", t.schema, t.table), rows = t.rows, "a table without a usable key was interrupted mid-read; it is read again from the start, so its rows already published are published again");
+            restart(t);
+        }
+    }
+    tracing::info!(
+        id = %state.id,
+        from = %from,
+        done = state.tables.iter().filter(|t| t.state == TableStatus::Done).count(),
+        tables = state.tables.len(),
+        "resuming the interrupted snapshot: catching up from the saved position, then reading the rest at a new consistent point"
+    );
+    let mut conn = binlog::connect(&cfg.mysql).await?;
+    let head = binlog::read_head(&mut conn).await?;
+    let _ = conn.disconnect().await;
+    if !catch_up(ctx, &state, from, &head).await? {
+        return Ok(None);
+    }
+    let epoch = epoch::open(&cfg.mysql, tables, kinds).await?;
+    if !catch_up(ctx, &state, head, &epoch.point).await? {
+        return Ok(None);
+    }
+    for t in &mut state.tables {
+        if t.state != TableStatus::Reading {
+            continue;
+        }
+        let now = epoch
+            .tables
+            .iter()
+            .find(|d| d.schema == t.schema && d.table == t.table);
+        if now.map(|d| d.key_signature()) != t.key_sig {
+            tracing::warn!(table = %format!("{}.{}", t.schema, t.table), "the table's key changed since the snapshot began; it is read again from the start");
+            restart(t);
+        }
+    }
+    state.epoch += 1;
+    state.point = (&epoch.point).into();
+    tracing::info!(epoch = state.epoch, point = %epoch.point, "snapshot resumed at a new consistent point");
+    if !ctx.save(&state, Some(epoch.point.clone())).await {
+        return Ok(None);
+    }
+    Ok(Some((state, epoch)))
+}
+
+/// Sets a table back to unread.
+fn restart(t: &mut TableProgress) {
+    t.state = TableStatus::Pending;
+    t.after = None;
+    t.rows = 0;
+    t.chunks = 0;
+}
+
+/// Streams `from` → `to`, publishing the events of the tables read so far (whole or in part)
+/// and dropping those of tables not started: their full read later contains them. False when
+/// a stop came first.
+async fn catch_up(
+    ctx: &Context<'_>,
+    state: &SnapshotState,
+    from: BinlogPosition,
+    to: &BinlogPosition,
+) -> Result<bool, SnapshotError> {
+    let pending = state
+        .tables
+        .iter()
+        .filter(|t| t.state == TableStatus::Pending)
+        .map(|t| (t.schema.clone(), t.table.clone()));
+    let filter = TableFilter::new(ctx.cfg.captured_tables()).excluding(pending);
+    tracing::info!(from = %from, to = %to, "snapshot catch-up");
+    Ok(binlog::stream(
+        &ctx.cfg.mysql,
+        filter,
+        from,
+        Some(to),
+        ctx.limits,
+        ctx.tx.clone(),
+        ctx.stop.clone(),
+    )
+    .await?)
+}
+
+/// Reads one table into batches.
+struct Reader<'a, 'c> {
+    ctx: &'a Context<'c>,
+    state: &'a mut SnapshotState,
+    index: usize,
+    table: &'a SnapshotTable,
+    point: &'a BinlogPosition,
+    progress: &'a mut Progress,
+}
+
+/// Rows read but not sent yet.
+#[derive(Default)]
+struct Pending {
+    events: Vec<ChangeEvent>,
+    bytes: usize,
+    cursor: Option<Cursor>,
+}
+
+impl Reader<'_, '_> {
+    fn table_progress(&mut self) -> &mut TableProgress {
+        &mut self.state.tables[self.index]
+    }
+
+    /// The event of one row.
+    fn event(&self, after: Vec<crate::event::Value>, row: u64) -> ChangeEvent {
+        ChangeEvent {
+            kind: Kind::SnapshotInsert,
+            meta: self.table.meta.clone(),
+            after,
+            before: Vec::new(),
+            position: SourcePosition {
+                file: Arc::from(self.point.file.as_str()),
+                pos: self.point.pos,
+                row: u32::try_from(row).unwrap_or(u32::MAX),
+                gtid: self.point.gtid.as_deref().map(Arc::from),
+            },
+            timestamp: self.state.started_at as u32,
+            route: None,
+        }
+    }
+
+    /// Sends what is pending with the progress it completes. False when the next stage is gone.
+    async fn flush(&mut self, pending: Pending, done: bool) -> Result<bool, SnapshotError> {
+        let rows = pending.events.len() as u64;
+        let name = format!("{}.{}", self.table.schema, self.table.table);
+        let p = self.table_progress();
+        p.rows += rows;
+        p.chunks += 1;
+        if let Some(c) = pending.cursor {
+            p.after = Some(serde_json::to_value(c).map_err(|e| SnapshotError::Cursor {
+                table: name.clone(),
+                detail: e.to_string(),
+            })?);
+        }
+        p.state = if done {
+            TableStatus::Done
+        } else {
+            TableStatus::Reading
+        };
+        let total = p.rows;
+        let estimate = self.table.estimated_rows;
+        self.progress.rows(&name, total, estimate, done);
+        let batch = Batch {
+            events: pending.events,
+            checkpoint: Some(Checkpoint::Snapshot {
+                state: Arc::new(self.state.clone()),
+                position: None,
+            }),
+            bytes: pending.bytes,
+        };
+        Ok(self.ctx.send(batch).await)
+    }
+
+    /// A keyed table: keyset chunks after the saved cursor. False when a stop came first.
+    async fn keyed(&mut self, conn: &mut Conn) -> Result<bool, SnapshotError> {
+        let batch = self.ctx.cfg.snapshot.batch_size;
+        let table = self.table;
+        let name = format!("{}.{}", table.schema, table.table);
+        let mut cursor: Option<Cursor> = match &self.table_progress().after {
+            None => None,
+            Some(v) => {
+                Some(
+                    serde_json::from_value(v.clone()).map_err(|e| SnapshotError::Cursor {
+                        table: name.clone(),
+                        detail: e.to_string(),
+                    })?,
+                )
+            }
+        };
+        let q = |context: &'static str| {
+            move |source| SnapshotError::Query {
+                context: context.to_owned(),
+                source,
+            }
+        };
+        let first = conn
+            .prep(table.first_chunk_sql(batch))
+            .await
+            .map_err(q("preparing the snapshot's first chunk"))?;
+        let next = conn
+            .prep(table.next_chunk_sql(batch))
+            .await
+            .map_err(q("preparing the snapshot's chunk query"))?;
+        self.progress
+            .table_started(&name, table.estimated_rows, self.progress_rows());
+        loop {
+            if self.ctx.stopping() {
+                return Ok(false);
+            }
+            let mut result = match &cursor {
+                None => conn.exec_iter(&first, ()).await,
+                Some(c) => conn.exec_iter(&next, table.cursor_params(c)).await,
+            }
+            .map_err(q("reading a snapshot chunk"))?;
+            let mut pending = Pending::default();
+            let mut read = 0usize;
+            let base = self.progress_rows();
+            while let Some(row) = result.next().await.map_err(q("reading a snapshot chunk"))? {
+                read += 1;
+                let c = table.cursor_of(&row)?;
+                let ev = self.event(table.values(row)?, base + read as u64 - 1);
+                pending.bytes += ev.approx_bytes();
+                pending.events.push(ev);
+                pending.cursor = Some(c);
+                if pending.bytes >= self.ctx.limits.bytes && read < batch {
+                    // A chunk of large rows: publish what is read so far (its last key is
+                    // its cursor) and go on reading the same result.
+                    cursor = pending.cursor.clone();
+                    if !self.flush(std::mem::take(&mut pending), false).await? {
+                        return Ok(false);
+                    }
+                }
+            }
+            drop(result);
+            let done = read < batch;
+            if !pending.events.is_empty() || done {
+                cursor = pending.cursor.clone().or(cursor);
+                if !self.flush(pending, done).await? {
+                    return Ok(false);
+                }
+            }
+            if done {
+                let _ = conn.close(first).await;
+                let _ = conn.close(next).await;
+                return Ok(true);
+            }
+        }
+    }
+
+    fn progress_rows(&self) -> u64 {
+        self.state.tables[self.index].rows
+    }
+
+    /// A table without a usable key: one streaming `SELECT`, cut into batches. Its progress
+    /// holds a count only: after a crash it is read again from the start.
+    async fn keyless(&mut self, conn: &mut Conn) -> Result<bool, SnapshotError> {
+        let batch = self.ctx.cfg.snapshot.batch_size;
+        let table = self.table;
+        let name = format!("{}.{}", table.schema, table.table);
+        let q = |source| SnapshotError::Query {
+            context: "reading a table without a key".to_owned(),
+            source,
+        };
+        let stmt = conn.prep(table.full_scan_sql()).await.map_err(q)?;
+        self.progress.table_started(&name, table.estimated_rows, 0);
+        let mut result = conn.exec_iter(&stmt, ()).await.map_err(q)?;
+        let mut pending = Pending::default();
+        let mut read = 0u64;
+        while let Some(row) = result.next().await.map_err(q)? {
+            let ev = self.event(table.values(row)?, read);
+            read += 1;
+            pending.bytes += ev.approx_bytes();
+            pending.events.push(ev);
+            if pending.events.len() >= batch || pending.bytes >= self.ctx.limits.bytes {
+                if self.ctx.stopping() || !self.flush(std::mem::take(&mut pending), false).await? {
+                    // The rest of the result is drained by the client when it is dropped.
+                    return Ok(false);
+                }
+            }
+        }
+        drop(result);
+        let _ = conn.close(stmt).await;
+        self.flush(pending, true).await
+    }
+}

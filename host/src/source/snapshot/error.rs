@@ -1,0 +1,134 @@
+//! Why a snapshot stopped, with the setting or grant to fix where there is one.
+
+use crate::source::binlog::SourceError;
+
+/// Errors of the initial snapshot. `is_retryable` tells the supervisor whether resuming (from
+/// the last acknowledged chunk) may help.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot query failed ({context}): {source}")]
+    Query {
+        context: String,
+        source: mysql_async::Error,
+    },
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Replica(#[from] super::replica::ReplicaError),
+    #[error(
+        "cannot connect to the snapshot host {host} (MYSQL_SNAPSHOT_HOST): {detail}. Sluice does \
+         not stream without the snapshot it was asked for: fix MYSQL_SNAPSHOT_HOST, or unset it \
+         to snapshot from MYSQL_HOST"
+    )]
+    SnapshotHost { host: String, detail: String },
+    #[error(
+        "the snapshot cannot read {table}: {message}. Grant it: GRANT SELECT ON {table} TO the \
+         Sluice user (the snapshot reads every captured table)"
+    )]
+    Denied { table: String, message: String },
+    #[error(
+        "{table} uses the {engine} engine, which cannot give a consistent snapshot. Convert it \
+         (ALTER TABLE {table} ENGINE=InnoDB), or leave it out of MYSQL_TABLE"
+    )]
+    NotTransactional { table: String, engine: String },
+    #[error(
+        "the snapshot host does not report the binlog position of its read view \
+         (binlog_snapshot_file/binlog_snapshot_position: MariaDB and Percona Server have them). \
+         Snapshotting a MySQL server needs a brief FLUSH TABLES WITH READ LOCK, which this \
+         version of Sluice does not take yet; snapshot from a MariaDB server, or stream without \
+         INITIAL_SNAPSHOT"
+    )]
+    NoLocklessPoint,
+    #[error(
+        "could not open a consistent snapshot within {waited:?}: {why}. Finish or roll back the \
+         prepared XA transactions (XA RECOVER lists them), or wait for the ALTER TABLE to end; \
+         Sluice retries when started again"
+    )]
+    NoConsistentPoint {
+        waited: std::time::Duration,
+        why: String,
+    },
+    #[error(
+        "a snapshot is in progress ({file}; not read yet: {tables}), but INITIAL_SNAPSHOT and \
+         FORCE_SNAPSHOT are off. Set INITIAL_SNAPSHOT=true to finish it, or delete {file} to \
+         stream without it (the rows not read yet will be missing)"
+    )]
+    RunningButDisabled { file: String, tables: String },
+    #[error(
+        "the snapshot file lists {table}, which is not among the captured tables now; delete \
+         the snapshot file and start with FORCE_SNAPSHOT=true"
+    )]
+    TableSetChanged { table: String },
+    #[error(
+        "the snapshot file's cursor for {table} cannot be read ({detail}); delete the snapshot \
+         file and start with FORCE_SNAPSHOT=true"
+    )]
+    Cursor { table: String, detail: String },
+    // Table reader errors (table.rs, keyset.rs, values.rs) below this line.
+    #[error(
+        "the snapshot finds no columns of {table} in information_schema.COLUMNS: the table was \
+         dropped or renamed, or the Sluice user cannot see it (GRANT SELECT ON {table} TO the \
+         Sluice user)"
+    )]
+    TableNotFound { table: String },
+    #[error(
+        "{table} is system-versioned with the period columns {start} and {end}, but \
+         information_schema.COLUMNS does not list them; the table changed while it was being \
+         described. Start Sluice again"
+    )]
+    PeriodColumns {
+        table: String,
+        start: String,
+        end: String,
+    },
+    #[error(
+        "{table}: column {column} uses the character set {charset}, which Sluice cannot decode. \
+         Convert the column (ALTER TABLE … MODIFY {column} … CHARACTER SET utf8mb4), or leave the \
+         table out of MYSQL_TABLE"
+    )]
+    UnsupportedCharset {
+        table: String,
+        column: String,
+        charset: String,
+    },
+    #[error(
+        "{table}: column {column} holds bytes that are not valid {charset} text; Sluice stops \
+         rather than publish a wrong string. The value was probably written through a connection \
+         with the wrong character set: correct the row, or convert the column"
+    )]
+    InvalidText {
+        table: String,
+        column: String,
+        charset: String,
+    },
+    #[error("{table}: column {column}: the snapshot read a value it cannot publish: {detail}")]
+    InvalidValue {
+        table: String,
+        column: String,
+        detail: String,
+    },
+}
+
+impl SnapshotError {
+    /// Whether resuming the snapshot from its last acknowledged chunk may succeed.
+    pub(crate) fn is_retryable(&self) -> bool {
+        match self {
+            SnapshotError::Query { source, .. } => !matches!(source, mysql_async::Error::Server(_)),
+            SnapshotError::Source(e) => e.is_retryable(),
+            SnapshotError::Replica(e) => e.is_retryable(),
+            SnapshotError::NoConsistentPoint { .. } => true,
+            SnapshotError::SnapshotHost { .. }
+            | SnapshotError::Denied { .. }
+            | SnapshotError::NotTransactional { .. }
+            | SnapshotError::NoLocklessPoint
+            | SnapshotError::RunningButDisabled { .. }
+            | SnapshotError::TableSetChanged { .. }
+            | SnapshotError::Cursor { .. } => false,
+            SnapshotError::TableNotFound { .. }
+            | SnapshotError::PeriodColumns { .. }
+            | SnapshotError::UnsupportedCharset { .. }
+            | SnapshotError::InvalidText { .. }
+            | SnapshotError::InvalidValue { .. } => false,
+        }
+    }
+}
