@@ -13,6 +13,8 @@
 //!
 //! Size: one check per line of `sluice check`'s report (config, transforms, MySQL, binlog settings, tables, foreign keys, Kafka), each small; splitting them by service is the next step when a check grows.
 
+mod snapshot;
+
 use std::fmt;
 
 use mysql_async::prelude::Queryable;
@@ -98,6 +100,7 @@ fn info(name: &'static str, detail: impl Into<String>) -> CheckResult {
 pub async fn run_checks(cfg: &Config, produce: bool) -> Vec<CheckResult> {
     let mut out = transform_checks(cfg).await;
     out.extend(mysql_checks(cfg).await);
+    out.extend(snapshot::snapshot_checks(cfg).await);
     out.extend(kafka_checks(cfg, produce).await);
     out
 }
@@ -571,7 +574,7 @@ async fn check_position(conn: &mut Conn, cfg: &Config) -> CheckResult {
             "position",
             format!("saved position {saved} is gone: {} was purged from the server", saved.file),
             format!(
-                "changes were lost: re-snapshot with INITIAL_SNAPSHOT=true FORCE_SNAPSHOT=true, or delete {} to resume from the current head; keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days)",
+                "changes were lost: re-snapshot with FORCE_SNAPSHOT=true (or set SNAPSHOT_WHEN_NEEDED=true to re-snapshot by itself), or delete {} to resume from the current head; keep binlogs longer (binlog_expire_logs_seconds / expire_logs_days)",
                 store.path().display()
             ),
         ),

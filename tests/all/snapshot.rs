@@ -167,19 +167,38 @@ fn snapshot_file(p: &Pipeline) -> Option<Json> {
     None
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_snapshot_taken_under_writes_replays_to_the_table() -> anyhow::Result<()> {
-    let mut p = TestPipeline::new("snapw")
+/// Loads 200k rows, snapshots them while a writer changes them, and checks the replay of the
+/// topic against the table, and the boundary: a row committed before the snapshot's point
+/// comes only as a snapshot row, one committed after it exactly once as a change event.
+async fn consistent_under_writes(prefix: &str, env: &[(&str, &str)]) -> anyhow::Result<()> {
+    let mut b = TestPipeline::new(prefix)
         .kafka()
         .setup(TABLE)
         .env("INITIAL_SNAPSHOT", "true")
         .env("SNAPSHOT_BATCH_SIZE", "500")
-        .config("[snapshot]\nprogress_interval_ms = 100\n")
-        .build()
-        .await?;
+        .config("[snapshot]\nprogress_interval_ms = 100\n");
+    for (k, v) in env {
+        b = b.env(k, *v);
+    }
+    let mut p = b.build().await?;
     load(&mut p, 200_000).await?;
     // Committed before the snapshot: it must come only as a snapshot row.
     p.sql("INSERT INTO {t} VALUES (-1, 0, 'before')").await?;
+    if env.iter().any(|(k, _)| *k == "MYSQL_SNAPSHOT_HOST") {
+        // The replica has the table and the rows before the snapshot is asked of it.
+        let gtid: String =
+            p.db.query_first("SELECT @@gtid_binlog_pos")
+                .await?
+                .unwrap_or_default();
+        // A plain connection: a local write on the replica (even `CREATE DATABASE IF NOT
+        // EXISTS`) would be binlogged there and stop its strict-GTID replication.
+        let url = &sluice_tests::env()["SLUICE_TEST_MYSQL_REPLICA_URL"];
+        let mut replica = mysql_async::Conn::new(mysql_async::Opts::from_url(url)?).await?;
+        let waited: Option<i64> = replica
+            .query_first(format!("SELECT MASTER_GTID_WAIT('{gtid}', 60)"))
+            .await?;
+        assert_eq!(waited, Some(0), "the replica did not catch up with {gtid}");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let w = writer(p.table.clone(), 200_000, stop.clone());
     let sluice = p.spawn()?;
@@ -223,6 +242,23 @@ async fn a_snapshot_taken_under_writes_replays_to_the_table() -> anyhow::Result<
     );
     assert_eq!(sluice.stop()?, 0);
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_taken_under_writes_replays_to_the_table() -> anyhow::Result<()> {
+    consistent_under_writes("snapw", &[]).await
+}
+
+/// The same from a GTID replica (`scripts/services.sh replica`) while streaming from the
+/// primary: the point is the primary's, located from the replica's applied GTID state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_from_a_replica_replays_to_the_primarys_table() -> anyhow::Result<()> {
+    services("replica")?;
+    let host = format!(
+        "127.0.0.1:{}",
+        sluice_tests::env()["SLUICE_TEST_MYSQL_REPLICA_PORT"]
+    );
+    consistent_under_writes("snaprep", &[("MYSQL_SNAPSHOT_HOST", host.as_str())]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,6 +424,165 @@ async fn keys_of_every_shape_give_every_row_exactly_once() -> anyhow::Result<()>
         let key = format!("{}:{}", r.value["table"], r.value["columnvalues"]);
         assert!(seen.insert(key.clone()), "{key} came twice");
     }
+    assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scratch_when_needed_resnapshots_after_a_purge() -> anyhow::Result<()> {
+    let (mut p, sluice) = TestPipeline::new("snapneeded")
+        .scratch()
+        .kafka()
+        .setup(TABLE)
+        .env("SNAPSHOT_WHEN_NEEDED", "true")
+        .start()
+        .await?;
+    p.sql("INSERT INTO {t} VALUES (1, 1, 'streamed')").await?;
+    assert_eq!(p.consume(1)?.len(), 1, "{}", sluice.stderr_text());
+    assert_eq!(sluice.stop()?, 0);
+    let (file, _) = p.cfg.saved_position()?;
+    // The server moves on and purges that file (MariaDB keeps a file until InnoDB has
+    // checkpointed past it, so retry for a while).
+    let mut purged = false;
+    for _ in 0..50 {
+        p.sql("FLUSH BINARY LOGS").await?;
+        let current = binlog_head(&mut p.db).await?.0;
+        p.sql(format!("PURGE BINARY LOGS TO '{current}'")).await?;
+        let logs: Vec<mysql_async::Row> = p.db.query("SHOW BINARY LOGS").await?;
+        if logs
+            .iter()
+            .all(|r| r.get::<String, _>(0).as_deref() != Some(file.as_str()))
+        {
+            purged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(purged, "{file} could not be purged");
+    p.sql("INSERT INTO {t} VALUES (2, 2, 'lost from the binlog')")
+        .await?;
+
+    // Without the setting, the error names both remedies.
+    let mut plain = p.cfg.clone();
+    plain.set("SNAPSHOT_WHEN_NEEDED", "false");
+    let (code, _, err) = plain.run_to_end(&["run"])?;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("FORCE_SNAPSHOT=true") && err.contains("SNAPSHOT_WHEN_NEEDED=true"),
+        "{err}"
+    );
+
+    // With it, Sluice says so loudly and snapshots again: row 2 arrives, as a snapshot row.
+    let sluice = p.start()?;
+    let all = p.consume_settled(3, Duration::from_secs(2))?;
+    assert_eq!(all.len(), 3, "{}", sluice.stderr_text());
+    assert_eq!(kinds_of(&all, 2), ["snapshot_insert"]);
+    assert!(
+        sluice.log_contains("re-snapshotting every captured table (SNAPSHOT_WHEN_NEEDED=true)"),
+        "{}",
+        sluice.stderr_text()
+    );
+    assert!(sluice.log_contains("\"level\":\"ERROR\""));
+    assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_grant_or_an_unreachable_snapshot_host_stops_with_the_remedy(
+) -> anyhow::Result<()> {
+    let p = TestPipeline::new("snapgrant")
+        .kafka()
+        .tables("{t},{t}_secret")
+        .setup(TABLE)
+        .setup("CREATE TABLE {t}_secret (id INT PRIMARY KEY) ENGINE=InnoDB")
+        .env("INITIAL_SNAPSHOT", "true")
+        .build()
+        .await?;
+    // A user that may replicate and read the first table, not the second.
+    let user = format!("g{}", p.server_id);
+    let mut db = admin().await?;
+    db.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+        .await?;
+    db.query_drop(format!(
+        "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%'"
+    ))
+    .await?;
+    db.query_drop(format!("GRANT SELECT ON {DB}.{} TO '{user}'@'%'", p.table))
+        .await?;
+    // Visible in the catalog (any privilege shows it), but not readable.
+    db.query_drop(format!(
+        "GRANT INSERT ON {DB}.{}_secret TO '{user}'@'%'",
+        p.table
+    ))
+    .await?;
+    let mut cfg = p.cfg.clone();
+    cfg.set("MYSQL_USER", &user).set("MYSQL_PASSWORD", "pw");
+
+    let (code, out, _) = cfg.run_to_end(&["check", "--no-produce"])?;
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("[FAIL] snapshot") && out.contains(&format!("{}_secret", p.table)),
+        "{out}"
+    );
+    assert!(out.contains("GRANT SELECT"), "{out}");
+    let (code, _, err) = cfg.run_to_end(&["run"])?;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("GRANT SELECT") && err.contains("_secret"),
+        "{err}"
+    );
+    db.query_drop(format!("DROP USER '{user}'@'%'")).await?;
+
+    // A snapshot host that cannot be reached: a clear error, and no streaming instead.
+    let mut cfg = p.cfg.clone();
+    cfg.set("MYSQL_SNAPSHOT_HOST", "127.0.0.1:1");
+    let (code, _, err) = cfg.run_to_end(&["run"])?;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("snapshot host 127.0.0.1:1") && err.contains("MYSQL_SNAPSHOT_HOST"),
+        "{err}"
+    );
+    assert!(!err.contains("streaming the binlog"), "{err}");
+    assert!(read_topic(&p.topic, 1, Duration::from_secs(2))?.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_xa_prepared_before_the_snapshot_makes_it_wait_then_comes_once() -> anyhow::Result<()> {
+    // An XA transaction prepared before the snapshot's point: its rows are invisible to the
+    // read view and written in the binlog before the point, so the snapshot must wait for it.
+    let mut p = TestPipeline::new("snapxa")
+        .kafka()
+        .setup(TABLE)
+        .env("INITIAL_SNAPSHOT", "true")
+        .build()
+        .await?;
+    load(&mut p, 3).await?;
+    let xid = format!("snapxa{}", p.server_id);
+    p.sql(format!("XA START '{xid}'")).await?;
+    p.sql("INSERT INTO {t} VALUES (5, 5, 'prepared')").await?;
+    p.sql(format!("XA END '{xid}'")).await?;
+    p.sql(format!("XA PREPARE '{xid}'")).await?;
+    let sluice = p.spawn()?;
+    assert!(
+        wait_until(Duration::from_secs(60), || sluice
+            .log_contains("XA transaction(s) are prepared")),
+        "{}",
+        sluice.stderr_text()
+    );
+    assert!(!sluice.log_contains("snapshot started"));
+    p.sql(format!("XA COMMIT '{xid}'")).await?;
+    assert!(
+        wait_until(Duration::from_secs(60), || sluice
+            .log_contains("snapshot complete")),
+        "{}",
+        sluice.stderr_text()
+    );
+    p.sql("INSERT INTO {t} VALUES (-3, 0, 'sentinel')").await?;
+    let records = read_to_sentinel(&p, -3)?;
+    assert_eq!(kinds_of(&records, 5), ["snapshot_insert"], "{records:?}");
+    let want = table_now(&mut p).await?;
+    assert_same(&replay(&records), &want, &sluice.stderr_text());
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }

@@ -58,7 +58,7 @@ pub enum SourceError {
     },
     #[error("the server writes binlog_format={found}, but Sluice needs ROW: with STATEMENT or MIXED, changes arrive as SQL text that Sluice cannot capture. Run SET GLOBAL binlog_format=ROW (and set it in the server configuration), then reconnect the writers so their sessions use it")]
     NotRowFormat { found: String },
-    #[error("the captured table {schema}.{table} does not exist on the server. Check MYSQL_TABLE and MYSQL_SCHEMA (names are case-sensitive), or create the table first")]
+    #[error("the captured table {schema}.{table} does not exist on the server, or the Sluice user cannot see it. Check MYSQL_TABLE and MYSQL_SCHEMA (names are case-sensitive), create the table first, or GRANT SELECT ON {schema}.{table} to the user")]
     MissingTable { schema: String, table: String },
     #[error("MySQL query failed ({context}): {source}")]
     Query {
@@ -481,6 +481,16 @@ impl Driver {
         }
     }
 
+    /// Watches for outcomes of XA transactions that began before the start
+    /// ([`Processor::watching_xa`]).
+    pub(crate) fn watch_xa(&mut self) {
+        let p = std::mem::replace(
+            &mut self.processor,
+            Processor::new(TableFilter::all(), &BinlogPosition::default(), 1),
+        );
+        self.processor = p.watching_xa();
+    }
+
     /// The processor being driven.
     pub(crate) fn processor(&self) -> &Processor {
         &self.processor
@@ -518,6 +528,16 @@ fn server_refusal(first: bool, at: BinlogPosition, message: String) -> SourceErr
             pos: at.pos,
             message,
         }
+    }
+}
+
+/// Where the stream is after `event`: its end offset, 4 after a ROTATE (the next event is
+/// read from the start of a file), or `last` for an event without a position.
+pub(crate) fn event_end(event: &mysql_common::binlog::events::Event, last: u64) -> u64 {
+    match (event.header().event_type_raw(), event.header().log_pos()) {
+        (4, _) => 4,
+        (_, 0) => last,
+        (_, end) => u64::from(end),
     }
 }
 
@@ -596,12 +616,7 @@ pub(crate) async fn stream(
             Ok(Some(Ok(ev))) => ev,
         };
         first = false;
-        match (event.header().event_type_raw(), event.header().log_pos()) {
-            // A ROTATE: the next event is read from the start of a file.
-            (4, _) => last_end = 4,
-            (_, 0) => {}
-            (_, end) => last_end = u64::from(end),
-        }
+        last_end = event_end(&event, last_end);
         if let Some(batch) = driver.feed(&event).await? {
             if tx.send(batch).await.is_err() {
                 // The downstream stage is gone (it failed or shut down); it reports why.

@@ -50,6 +50,16 @@ impl Processor {
     ) -> Result<Step, ProcessError> {
         let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
         let xid = xa_id(rest);
+        if let Some(w) = &mut self.xa_watch {
+            if is(w1, "START") || is(w1, "BEGIN") {
+                w.started.insert(xid.clone());
+            } else if (is(w1, "COMMIT") || is(w1, "ROLLBACK"))
+                && !w.started.contains(&xid)
+                && w.foreign.is_none()
+            {
+                w.foreign = Some(xid.clone());
+            }
+        }
         if is(w1, "START") || is(w1, "BEGIN") {
             self.open_txn(start, None, false, timestamp);
             let t = self.txn.as_mut().expect("opened above");
@@ -174,5 +184,30 @@ mod tests {
         assert_eq!(xa_id(" X'7831',X'',1"), "X'7831',X'',1");
         assert_eq!(xa_id(" X'7831', X'', 1 ONE PHASE"), "X'7831',X'',1");
         assert_eq!(split_word(" XA START").0, "XA");
+    }
+
+    #[test]
+    fn a_watching_processor_notes_outcomes_of_xas_that_began_before_it() {
+        let start = BinlogPosition {
+            file: "mysql-bin.000001".into(),
+            pos: 4,
+            gtid: None,
+            timestamp: 0,
+        };
+        let mut p = Processor::new(crate::source::TableFilter::all(), &start, 10).watching_xa();
+        // Begun and finished in the stream: nothing to note.
+        p.xa_statement("START", " 'a'", 10, 20, 0).unwrap();
+        p.xa_statement("END", " 'a'", 20, 30, 0).unwrap();
+        p.xa_statement("PREPARE", " 'a'", 30, 40, 0).unwrap();
+        p.xa_statement("COMMIT", " 'a'", 40, 50, 0).unwrap();
+        assert_eq!(p.foreign_xa(), None);
+        // Its XA START came before the stream's start: noted, the first one kept.
+        p.xa_statement("ROLLBACK", " 'b'", 50, 60, 0).unwrap();
+        p.xa_statement("COMMIT", " 'c'", 60, 70, 0).unwrap();
+        assert_eq!(p.foreign_xa(), Some("'B'"));
+        // Without the watch, nothing is noted.
+        let mut q = Processor::new(crate::source::TableFilter::all(), &start, 10);
+        q.xa_statement("COMMIT", " 'c'", 60, 70, 0).unwrap();
+        assert_eq!(q.foreign_xa(), None);
     }
 }

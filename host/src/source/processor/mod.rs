@@ -110,6 +110,16 @@ pub(crate) struct Processor {
     one_file: bool,
     ready: Batch,
     scratch: Vec<Value>,
+    /// Set by a snapshot's window check: which XA transactions began in this stream, and the
+    /// first outcome (`XA COMMIT`/`ROLLBACK`) of one that began before it.
+    xa_watch: Option<XaWatch>,
+}
+
+/// XA transactions seen by a stream that starts at a snapshot's point (see `xa`).
+#[derive(Debug, Default)]
+struct XaWatch {
+    started: std::collections::HashSet<String>,
+    foreign: Option<String>,
 }
 
 impl Processor {
@@ -143,7 +153,22 @@ impl Processor {
             one_file: false,
             ready: Batch::default(),
             scratch: Vec::new(),
+            xa_watch: None,
         }
+    }
+
+    /// Notes the outcome of any XA transaction that began before the stream's start
+    /// ([`Processor::foreign_xa`]): for the snapshot's check that none prepared before its
+    /// point commits rows after it.
+    pub(crate) fn watching_xa(mut self) -> Self {
+        self.xa_watch = Some(XaWatch::default());
+        self
+    }
+
+    /// The xid of the first `XA COMMIT`/`XA ROLLBACK` read whose `XA START` came before the
+    /// stream's start (with [`Processor::watching_xa`]).
+    pub(crate) fn foreign_xa(&self) -> Option<&str> {
+        self.xa_watch.as_ref()?.foreign.as_deref()
     }
 
     /// Never asks for catalog data: tables without column names in TABLE_MAP get positional

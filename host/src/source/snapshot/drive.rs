@@ -453,11 +453,12 @@ impl Reader<'_, '_> {
             read += 1;
             pending.bytes += ev.approx_bytes();
             pending.events.push(ev);
-            if pending.events.len() >= batch || pending.bytes >= self.ctx.limits.bytes {
-                if self.ctx.stopping() || !self.flush(std::mem::take(&mut pending), false).await? {
-                    // The rest of the result is drained by the client when it is dropped.
-                    return Ok(false);
-                }
+            let full = pending.events.len() >= batch || pending.bytes >= self.ctx.limits.bytes;
+            // On a stop, the rest of the result is drained by the client when it is dropped.
+            if full
+                && (self.ctx.stopping() || !self.flush(std::mem::take(&mut pending), false).await?)
+            {
+                return Ok(false);
             }
         }
         drop(result);

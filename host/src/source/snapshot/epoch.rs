@@ -19,7 +19,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use super::table::SnapshotTable;
-use super::{replica, SnapshotError};
+use super::{guard, replica, SnapshotError};
 use crate::config::MysqlConfig;
 use crate::source::binlog;
 use crate::source::objects::TableKinds;
@@ -83,8 +83,10 @@ pub(crate) async fn connect(host: &MysqlConfig) -> Result<Conn, SnapshotError> {
 /// raw bytes in each column's character set), REPEATABLE READ, and no server-side timeout
 /// that could end a long snapshot. A variable this server does not have is skipped.
 async fn prepare_session(conn: &mut Conn) -> Result<(), SnapshotError> {
+    // sql_mode '': PAD_CHAR_TO_FULL_LENGTH would pad CHAR values that the binlog carries
+    // stripped.
     conn.query_drop(
-        "SET SESSION time_zone = '+00:00', SESSION character_set_results = NULL, \
+        "SET SESSION sql_mode = '', SESSION time_zone = '+00:00', SESSION character_set_results = NULL, \
          SESSION wait_timeout = 86400, SESSION net_write_timeout = 3600, \
          SESSION net_read_timeout = 3600",
     )
@@ -210,7 +212,7 @@ async fn try_open(
         let state = replica::replica_gtid_state(conn)
             .await
             .map_err(SnapshotError::from)?;
-        replica::locate_on_primary(stream, &state, stream.server_id.wrapping_add(1))
+        replica::locate_on_primary(stream, &state, stream.server_id ^ 0x8000_0000)
             .await
             .map_err(SnapshotError::from)?
     } else {
@@ -259,6 +261,20 @@ async fn try_open(
             "{} XA transaction(s) are prepared; their rows are invisible to the snapshot and \
              their commit could not be attributed (XA RECOVER lists them)",
             prepared.len()
+        )));
+    }
+    // One that finished between the point and the XA RECOVER above: its outcome is in the
+    // binlog between the point and the head read now.
+    let mut primary = binlog::connect(stream).await.map_err(SnapshotError::from)?;
+    let head = binlog::read_head(&mut primary)
+        .await
+        .map_err(SnapshotError::from)?;
+    let _ = primary.disconnect().await;
+    let filter = crate::source::TableFilter::new(tables.iter().cloned());
+    if let Some(xid) = guard::xa_finished_in_window(stream, filter, &point, &head).await? {
+        return Err(Retry::Again(format!(
+            "the XA transaction {xid} was prepared before the snapshot's point and finished \
+             after it"
         )));
     }
     Ok((point, described))

@@ -5,9 +5,13 @@
 //! (`<` for a column indexed DESC), because MariaDB does not range-optimise the row-constructor
 //! form `(k1, k2) > (?, ?)` (finding 7 of `docs/SNAPSHOT.md`). Sluice never compares keys itself:
 //! the cursor keeps the key's raw values exactly as read, and the server compares them as the
-//! index does. Strings are bound as raw bytes reinterpreted in the column's character set and
-//! collation (finding 8), ENUM and SET by index through an extra `(col + 0)` select expression
-//! (finding 9), DECIMAL through `CAST(? AS DECIMAL(p,s))`, everything else as the typed value.
+//! index does. Strings are bound as their raw bytes, reinterpreted in the column's character set
+//! and collation: `CONVERT(UNHEX(?) USING cs) COLLATE coll` (finding 8). The bytes travel as hex
+//! text because a string parameter is taken in the connection's character set, which mangles
+//! bytes that are not valid there (latin1 `é` is 0xE9, invalid UTF-8; the live check in
+//! `values.rs` caught it); binary strings likewise as `UNHEX(?)`. ENUM and SET are bound by
+//! index through an extra `(col + 0)` select expression (finding 9), DECIMAL through
+//! `CAST(? AS DECIMAL(p,s))`, everything else as the typed value.
 //!
 //! The cursor is saved in the snapshot state file as a JSON array with one single-key object per
 //! key column, readable and exact:
@@ -65,11 +69,6 @@ type DateTimeParts = (u16, u8, u8, u8, u8, u8, u32);
 type TimeParts = (bool, u32, u8, u8, u32);
 
 impl SnapshotTable {
-    /// `SELECT <cols> FROM t LIMIT 0`: run at the start of an epoch to take the table's metadata lock.
-    pub(crate) fn probe_sql(&self) -> String {
-        format!("SELECT {} FROM {} LIMIT 0", self.select_list, self.from)
-    }
-
     /// The first chunk of a keyed table: `SELECT <cols>[, <cursor exprs>] FROM `s`.`t` FORCE INDEX(`k`) ORDER BY k1 [DESC], … LIMIT n`.
     pub(crate) fn first_chunk_sql(&self, limit: usize) -> String {
         self.chunk_sql(None, limit)
@@ -97,6 +96,7 @@ impl SnapshotTable {
     /// that across restarts): a cursor of another length gives the wrong number of
     /// parameters, which the server refuses.
     pub(crate) fn cursor_params(&self, cursor: &Cursor) -> Vec<MyValue> {
+        debug_assert!(self.cursor_fits(cursor), "a cursor of another key");
         let n = cursor.0.len().min(self.key.len());
         let mut out = Vec::with_capacity(n * (n + 1) / 2);
         for j in 0..n {
@@ -400,7 +400,6 @@ mod tests {
             vec![col("id", "int"), col("v", "text")],
             vec![part("PRIMARY", 1, "id")],
         );
-        assert_eq!(t.probe_sql(), "SELECT `id`, `v` FROM `db`.`t` LIMIT 0");
         assert_eq!(t.full_scan_sql(), "SELECT `id`, `v` FROM `db`.`t`");
         assert_eq!(
             t.first_chunk_sql(1000),
@@ -502,7 +501,8 @@ mod tests {
                 b64(b"caf\xe9")
             )
         );
-        let name = MyValue::Bytes(b"caf\xe9".to_vec());
+        // The latin1 bytes travel as hex text (UNHEX in the SQL).
+        let name = MyValue::Bytes(b"636166E9".to_vec());
         let price = MyValue::Bytes(b"19.990".to_vec());
         assert_eq!(
             t.cursor_params(&c),
@@ -565,6 +565,39 @@ mod tests {
         assert_eq!(
             t.cursor_params(&c)[..3],
             [MyValue::UInt(2), MyValue::UInt(2), MyValue::Int(7)]
+        );
+    }
+
+    #[test]
+    fn binary_keys_travel_as_hex() {
+        let t = table(
+            vec![col("vb", "varbinary"), col("u", "uuid")],
+            vec![part("PRIMARY", 1, "vb"), part("PRIMARY", 2, "u")],
+        );
+        assert_eq!(
+            t.next_chunk_sql(3),
+            "SELECT `vb`, `u` FROM `db`.`t` FORCE INDEX (PRIMARY) \
+             WHERE (`vb` > UNHEX(?)) OR (`vb` = UNHEX(?) AND `u` > ?) ORDER BY `vb`, `u` LIMIT 3"
+        );
+        let cols: Arc<[Column]> = vec![
+            Column::new(ColumnType::MYSQL_TYPE_VAR_STRING).with_character_set(63),
+            Column::new(ColumnType::MYSQL_TYPE_STRING).with_character_set(8),
+        ]
+        .into();
+        let uuid = b"123e4567-e89b-12d3-a456-426614174000".to_vec();
+        let row = new_row(
+            vec![MyValue::Bytes(vec![0, 0xff]), MyValue::Bytes(uuid.clone())],
+            cols,
+        );
+        let c = t.cursor_of(&row).expect("cursor");
+        // MariaDB's UUID text is ASCII and the server parses it: bound as it was read.
+        assert_eq!(
+            t.cursor_params(&c),
+            vec![
+                MyValue::Bytes(b"00FF".to_vec()),
+                MyValue::Bytes(b"00FF".to_vec()),
+                MyValue::Bytes(uuid)
+            ]
         );
     }
 

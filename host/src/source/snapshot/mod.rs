@@ -4,6 +4,7 @@
 pub(crate) mod drive;
 pub(crate) mod epoch;
 mod error;
+mod guard;
 pub(crate) mod keyset;
 pub(crate) mod plan;
 mod progress;

@@ -1060,16 +1060,16 @@ mod live {
                name VARCHAR(10) CHARACTER SET latin1 COLLATE latin1_swedish_ci NOT NULL,
                d DECIMAL(6,2) NOT NULL, v INT, PRIMARY KEY (a, name, d DESC))",
             "INSERT INTO k_latin SELECT a.n, nm.s, dd.x, 0 FROM
-               (SELECT 1 n UNION SELECT 2) a,
-               (SELECT 'a' s UNION SELECT 'B' UNION SELECT 'D' UNION SELECT 'é' UNION SELECT 'f'
-                UNION SELECT 'z' UNION SELECT 'Å') nm,
-               (SELECT 1.00 x UNION SELECT 2.50 UNION SELECT 10.00 UNION SELECT -3.25) dd",
+               (SELECT 1 n UNION ALL SELECT 2) a,
+               (SELECT 'a' s UNION ALL SELECT 'B' UNION ALL SELECT 'D' UNION ALL SELECT 'é' UNION ALL SELECT 'f'
+                UNION ALL SELECT 'z' UNION ALL SELECT 'Å') nm,
+               (SELECT 1.00 x UNION ALL SELECT 2.50 UNION ALL SELECT 10.00 UNION ALL SELECT -3.25) dd",
             "CREATE TABLE k_enum (e ENUM('b','a','c') NOT NULL, s SET('x','y') NOT NULL,
                id INT NOT NULL, PRIMARY KEY (e, s, id))",
             "INSERT INTO k_enum SELECT e.v, s.v, i.v FROM
-               (SELECT 'b' v UNION SELECT 'a' UNION SELECT 'c') e,
-               (SELECT '' v UNION SELECT 'x' UNION SELECT 'y' UNION SELECT 'x,y') s,
-               (SELECT 1 v UNION SELECT 2) i",
+               (SELECT 'b' v UNION ALL SELECT 'a' UNION ALL SELECT 'c') e,
+               (SELECT '' v UNION ALL SELECT 'x' UNION ALL SELECT 'y' UNION ALL SELECT 'x,y') s,
+               (SELECT 1 v UNION ALL SELECT 2) i",
             "CREATE TABLE k_uuid (u UUID NOT NULL, i6 INET6 NOT NULL, n INT, UNIQUE KEY uk (u, i6))",
             "INSERT INTO k_uuid VALUES
                ('123e4567-e89b-12d3-a456-426614174000', '::1', 1),
@@ -1082,21 +1082,21 @@ mod live {
             "CREATE TABLE k_misc (t TIME(2) NOT NULL, dt DATETIME(3) NOT NULL, f DOUBLE NOT NULL,
                b BIT(4) NOT NULL, x INT, PRIMARY KEY (t, dt DESC, f, b))",
             "INSERT INTO k_misc SELECT t.v, d.v, f.v, b.v, 0 FROM
-               (SELECT '-838:59:59.99' v UNION SELECT '-00:00:00.50' UNION SELECT '00:00:00'
-                UNION SELECT '25:00:01.01') t,
-               (SELECT '2024-01-31 12:00:00.250' v UNION SELECT '0000-00-00 00:00:00'
-                UNION SELECT '1000-01-01 00:00:00') d,
-               (SELECT -1.5e300 v UNION SELECT 0.1) f,
-               (SELECT b'0000' v UNION SELECT b'1111') b",
+               (SELECT '-838:59:59.99' v UNION ALL SELECT '-00:00:00.50' UNION ALL SELECT '00:00:00'
+                UNION ALL SELECT '25:00:01.01') t,
+               (SELECT '2024-01-31 12:00:00.250' v UNION ALL SELECT '0000-00-00 00:00:00'
+                UNION ALL SELECT '1000-01-01 00:00:00') d,
+               (SELECT -1.5e300 v UNION ALL SELECT 0.1) f,
+               (SELECT b'0000' v UNION ALL SELECT b'1111') b",
             "CREATE TABLE k_ts (ts TIMESTAMP(6) NOT NULL, f FLOAT NOT NULL, y YEAR NOT NULL,
                c CHAR(3) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
                vb VARBINARY(4) NOT NULL, PRIMARY KEY (ts, f, y, c, vb))",
             "INSERT INTO k_ts SELECT t.v, f.v, y.v, c.v, b.v FROM
-               (SELECT '1970-01-01 00:00:01' v UNION SELECT '2038-01-19 03:14:07.999999') t,
-               (SELECT 1.2345678 v UNION SELECT -0.5) f,
-               (SELECT 0 v UNION SELECT 2155) y,
-               (SELECT 'a' v UNION SELECT 'B' UNION SELECT 'é') c,
-               (SELECT X'00' v UNION SELECT X'0000' UNION SELECT X'FF') b",
+               (SELECT '1970-01-01 00:00:01' v UNION ALL SELECT '2038-01-19 03:14:07.999999') t,
+               (SELECT 1.2345678 v UNION ALL SELECT -0.5) f,
+               (SELECT 0 v UNION ALL SELECT 2155) y,
+               (SELECT 'a' v UNION ALL SELECT 'B' UNION ALL SELECT 'é') c,
+               (SELECT X'00' v UNION ALL SELECT X'0000' UNION ALL SELECT X'FF') b",
             "CREATE TABLE k_none (a INT, b VARCHAR(3))",
             "INSERT INTO k_none VALUES (1, 'x'), (NULL, NULL), (1, 'x')",
         ];
