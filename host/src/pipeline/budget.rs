@@ -5,6 +5,7 @@
 //! and the sink, and gives it back once its acknowledgement completes. A batch larger than the
 //! whole budget takes all of it rather than waiting forever.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -13,7 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Clone)]
 pub(super) struct Budget {
     sem: Arc<Semaphore>,
-    total: usize,
+    total: Arc<AtomicUsize>,
 }
 
 impl Budget {
@@ -22,12 +23,22 @@ impl Budget {
         let total = bytes.clamp(1, u32::MAX as usize);
         Budget {
             sem: Arc::new(Semaphore::new(total)),
-            total,
+            total: Arc::new(AtomicUsize::new(total)),
         }
     }
 
     fn share(&self, bytes: usize) -> u32 {
-        bytes.min(self.total) as u32
+        bytes.min(self.total.load(Ordering::Relaxed)) as u32
+    }
+
+    /// Raises the budget to `bytes` (never lowers it): after a snapshot, whose rows flow under
+    /// a smaller budget, streaming gets the full one.
+    pub(super) fn grow(&self, bytes: usize) {
+        let bytes = bytes.clamp(1, u32::MAX as usize);
+        let old = self.total.fetch_max(bytes, Ordering::Relaxed);
+        if bytes > old {
+            self.sem.add_permits(bytes - old);
+        }
     }
 
     /// Waits until `bytes` (at most the whole budget) are free.
@@ -95,5 +106,12 @@ mod tests {
         );
         drop((huge, other));
         assert_eq!(budget.sem.available_permits(), 100);
+        // Growing (after a snapshot) adds the difference; it never shrinks.
+        budget.grow(250);
+        assert_eq!(budget.sem.available_permits(), 250);
+        budget.grow(10);
+        assert_eq!(budget.sem.available_permits(), 250);
+        let big = budget.acquire(1_000).await;
+        assert_eq!(big.num_permits(), 250);
     }
 }

@@ -32,6 +32,7 @@ async fn source(
     limits: binlog::BatchLimits,
     tx: mpsc::Sender<Batch>,
     stop: watch::Receiver<bool>,
+    budget: Budget,
 ) -> Result<(), PipelineError> {
     let from = match start {
         Start::Stream(p) => p,
@@ -43,7 +44,10 @@ async fn source(
                 stop: stop.clone(),
             };
             match drive::run(&ctx, begin).await? {
-                Some(point) => point,
+                Some(point) => {
+                    budget.grow(cfg.pipeline.max_inflight_bytes);
+                    point
+                }
                 None => return Ok(()),
             }
         }
@@ -139,6 +143,7 @@ impl Stages {
             limits,
             batch_tx,
             shutdown.clone(),
+            budget.clone(),
         ));
         let sink = tokio::spawn(stages::publish(sink, sink_rx, ack_tx));
         let checkpointer = tokio::spawn(stages::checkpoint(

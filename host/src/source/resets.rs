@@ -22,8 +22,8 @@ use sqlparser::parser::Parser;
 
 /// What Sluice does when a statement removes or replaces a captured table's rows without row
 /// events (`ON_TABLE_RESET`, `mysql.on_table_reset`). A third mode, `resnapshot` (publish the
-/// `truncate`, then read the table's rows again), needs the initial snapshot and is refused
-/// until it exists.
+/// `truncate`, then read that table's rows again in mid-stream), is refused until it exists:
+/// the initial snapshot reads every table at start, not one table while streaming.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ResetPolicy {
     /// Stop with an error that names the statement, the table, the position and the way on.
@@ -40,9 +40,9 @@ impl ResetPolicy {
     /// What the configuration accepts, for its error message (which also answers
     /// `resnapshot`, the mode that is not there yet).
     pub(crate) const EXPECTED: &'static str =
-        "stop or event (`resnapshot` is not available yet: it \
-         needs the initial snapshot, which Sluice does not implement yet; use `event` and \
-         re-send the table's rows yourself, or `stop`)";
+        "stop or event (`resnapshot` is not available yet: re-reading one table in \
+         mid-stream is not implemented; use `event` and re-send the table's rows yourself, \
+         or `stop` and take a new snapshot of every table with FORCE_SNAPSHOT=true)";
 
     /// Parses the configuration's word for a policy. `None` for anything else, `resnapshot`
     /// included (see [`ResetPolicy::EXPECTED`]).
