@@ -52,10 +52,12 @@ pub(super) async fn snapshot_checks(cfg: &Config) -> Vec<CheckResult> {
             ),
         ));
     } else {
-        out.push(fail(
+        out.push(info(
             NAME,
-            format!("{}:{} does not report binlog_snapshot_file: a MySQL server", host.host, host.port),
-            "this version of Sluice snapshots MariaDB (or Percona Server) only; stream without INITIAL_SNAPSHOT, or snapshot from a MariaDB replica",
+            format!(
+                "{}:{} is MySQL: the snapshot's point is read under a brief FLUSH TABLES WITH READ LOCK, or LOCK TABLES … READ on the captured tables where that is refused (it needs RELOAD, or LOCK TABLES on the tables, and XA_RECOVER_ADMIN)",
+                host.host, host.port
+            ),
         ));
     }
     let tables = cfg.captured_tables();

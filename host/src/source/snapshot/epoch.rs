@@ -19,7 +19,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use super::table::SnapshotTable;
-use super::{guard, replica, SnapshotError};
+use super::{guard, mysql, replica, SnapshotError};
 use crate::config::MysqlConfig;
 use crate::source::binlog;
 use crate::source::objects::TableKinds;
@@ -27,6 +27,10 @@ use crate::state::BinlogPosition;
 
 /// How long an epoch waits for prepared XA transactions to finish before it gives up.
 const XA_PATIENCE: Duration = Duration::from_secs(60);
+
+/// `lock_wait_timeout` of the MySQL capture's lock (`docs/SNAPSHOT.md` §7): how long the lock
+/// may wait for running statements, while writers queue behind it.
+const LOCK_WAIT_TIMEOUT_S: u64 = 10;
 
 /// An open epoch: the connection that holds the read view, its point, and its tables.
 pub(crate) struct Epoch {
@@ -123,17 +127,34 @@ pub(crate) async fn open(
     let mut conn = connect(&host_cfg).await?;
     prepare_session(&mut conn).await?;
     let replica_of = replica_check(&mut conn, stream, &host_cfg, tables).await?;
+    // MySQL reports no binlog position for a read view: the point is captured under a brief
+    // lock, which a second connection takes before the view is created (`mysql`).
+    let lockless = replica_of
+        || mysql::has_lockless_point(&mut conn)
+            .await
+            .map_err(|source| mysql::MysqlCaptureError::Query {
+                context: "SHOW SESSION STATUS LIKE 'binlog_snapshot_file'".to_owned(),
+                source,
+            })?;
+    let mut lock = if lockless {
+        None
+    } else {
+        Some(connect(&host_cfg).await?)
+    };
     let started = Instant::now();
     let mut backoff = Duration::from_millis(100);
     loop {
-        match try_open(&mut conn, stream, replica_of, tables, kinds).await {
+        match try_open(&mut conn, lock.as_mut(), stream, replica_of, tables, kinds).await {
             Ok((point, described)) => {
+                if let Some(l) = lock.take() {
+                    let _ = l.disconnect().await;
+                }
                 return Ok(Epoch {
                     conn,
                     point,
                     tables: described,
                     host,
-                })
+                });
             }
             Err(Retry::Again(why)) if started.elapsed() < XA_PATIENCE => {
                 let _ = conn.query_drop("ROLLBACK").await;
@@ -200,23 +221,40 @@ async fn replica_check(
 /// One attempt: the view, its point, the tables' metadata locks and descriptions, the XA check.
 async fn try_open(
     conn: &mut Conn,
+    lock: Option<&mut Conn>,
     stream: &MysqlConfig,
     replica_of: bool,
     tables: &[(String, String)],
     kinds: &TableKinds,
 ) -> Result<(BinlogPosition, Vec<SnapshotTable>), Retry> {
-    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-        .await
-        .map_err(q("START TRANSACTION WITH CONSISTENT SNAPSHOT"))?;
-    let point = if replica_of {
-        let state = replica::replica_gtid_state(conn)
-            .await
-            .map_err(SnapshotError::from)?;
-        replica::locate_on_primary(stream, &state, stream.server_id ^ 0x8000_0000)
+    let mysql_lock = lock.is_some();
+    let point = if let Some(lock) = lock {
+        // MySQL: the lock, the view, the tables' MDLs, XA RECOVER and the position, in
+        // that order (`mysql`'s note). On an error `open` returns, which drops `lock`.
+        match mysql::capture(lock, conn, tables, LOCK_WAIT_TIMEOUT_S)
             .await
             .map_err(SnapshotError::from)?
+        {
+            mysql::Capture::Point(point, kind) => {
+                tracing::info!(%point, lock = %kind, "captured the snapshot's point under a brief lock");
+                point
+            }
+            mysql::Capture::Retry(why) => return Err(Retry::Again(why)),
+        }
     } else {
-        own_point(conn).await?
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            .await
+            .map_err(q("START TRANSACTION WITH CONSISTENT SNAPSHOT"))?;
+        if replica_of {
+            let state = replica::replica_gtid_state(conn)
+                .await
+                .map_err(SnapshotError::from)?;
+            replica::locate_on_primary(stream, &state, stream.server_id ^ 0x8000_0000)
+                .await
+                .map_err(SnapshotError::from)?
+        } else {
+            own_point(conn).await?
+        }
     };
     // Open every table inside the view: its metadata lock is held from here on.
     for (schema, table) in tables {
@@ -253,6 +291,11 @@ async fn try_open(
             }));
         }
         described.push(t);
+    }
+    if mysql_lock {
+        // The lock closed both holes that the checks below close on MariaDB: no XA
+        // transaction was prepared, and no captured table changed, between view and point.
+        return Ok((point, described));
     }
     let prepared: Vec<mysql_async::Row> =
         conn.query("XA RECOVER").await.map_err(q("XA RECOVER"))?;

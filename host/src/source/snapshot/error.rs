@@ -15,6 +15,8 @@ pub enum SnapshotError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Replica(#[from] super::replica::ReplicaError),
+    #[error(transparent)]
+    Mysql(#[from] super::mysql::MysqlCaptureError),
     #[error(
         "cannot connect to the snapshot host {host} (MYSQL_SNAPSHOT_HOST): {detail}. Sluice does \
          not stream without the snapshot it was asked for: fix MYSQL_SNAPSHOT_HOST, or unset it \
@@ -32,11 +34,8 @@ pub enum SnapshotError {
     )]
     NotTransactional { table: String, engine: String },
     #[error(
-        "the snapshot host does not report the binlog position of its read view \
-         (binlog_snapshot_file/binlog_snapshot_position: MariaDB and Percona Server have them). \
-         Snapshotting a MySQL server needs a brief FLUSH TABLES WITH READ LOCK, which this \
-         version of Sluice does not take yet; snapshot from a MariaDB server, or stream without \
-         INITIAL_SNAPSHOT"
+        "the snapshot host reports binlog_snapshot_file but no usable binlog_snapshot_position for \
+         its read view; check that binary logging is on there (log_bin), or snapshot from another host"
     )]
     NoLocklessPoint,
     #[error(
@@ -116,6 +115,7 @@ impl SnapshotError {
             SnapshotError::Query { source, .. } => !matches!(source, mysql_async::Error::Server(_)),
             SnapshotError::Source(e) => e.is_retryable(),
             SnapshotError::Replica(e) => e.is_retryable(),
+            SnapshotError::Mysql(e) => e.is_retryable(),
             SnapshotError::NoConsistentPoint { .. } => true,
             SnapshotError::SnapshotHost { .. }
             | SnapshotError::Denied { .. }

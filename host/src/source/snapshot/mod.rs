@@ -6,6 +6,7 @@ pub(crate) mod epoch;
 mod error;
 mod guard;
 pub(crate) mod keyset;
+mod mysql;
 pub(crate) mod plan;
 mod progress;
 pub(crate) mod replica;
