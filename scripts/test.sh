@@ -47,4 +47,6 @@ if ! RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p sluice -p sluice-guest -p
 fi
 log "fmt, clippy and doc clean in $(( $(date +%s) - start ))s"
 
-cargo nextest run --workspace --no-fail-fast "$@"
+# `--run-ignored all`: the few library tests that need the live services (marked #[ignore] so
+# that a plain `cargo test` without them passes) run here, where the services are up.
+cargo nextest run --workspace --no-fail-fast --run-ignored all "$@"

@@ -35,24 +35,35 @@ async fn snapshot_rows_equal_binlog_rows_for_every_type() -> anyhow::Result<()> 
     // Stream first, so the rows arrive from the binlog; then force a snapshot of the same rows.
     let (mut p, sluice) = TestPipeline::new("snaptypes")
         .kafka()
-        .tables("{t},{t}_x")
+        .tables("{t},{t}_x,{t}_v,{t}_w")
         .setup(CREATE)
         .setup(EXTRAS)
+        // System-versioned tables, with implicit (hidden) and explicit period columns: both
+        // paths publish what `SELECT *` shows.
+        .setup("CREATE TABLE {t}_v (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING")
+        .setup(
+            "CREATE TABLE {t}_w (id INT PRIMARY KEY, v INT, \
+             s TIMESTAMP(6) GENERATED ALWAYS AS ROW START, \
+             e TIMESTAMP(6) GENERATED ALWAYS AS ROW END, \
+             PERIOD FOR SYSTEM_TIME(s, e)) WITH SYSTEM VERSIONING",
+        )
         .start()
         .await?;
     p.sql("SET time_zone = '+00:00', sql_mode = ''").await?;
     p.sql(INSERT).await?;
     p.sql(EXTRAS_ROWS).await?;
-    let streamed = p.consume(3)?;
-    assert_eq!(streamed.len(), 3, "{}", sluice.stderr_text());
+    p.sql("INSERT INTO {t}_v VALUES (1, 10)").await?;
+    p.sql("INSERT INTO {t}_w (id, v) VALUES (1, 10)").await?;
+    let streamed = p.consume(5)?;
+    assert_eq!(streamed.len(), 5, "{}", sluice.stderr_text());
     assert_eq!(sluice.stop()?, 0);
 
     let mut forced = p.cfg.clone();
     forced.set("FORCE_SNAPSHOT", "true");
     let sluice = forced.start()?;
-    let all = p.consume_settled(6, Duration::from_secs(2))?;
-    assert_eq!(all.len(), 6, "{}", sluice.stderr_text());
-    let (binlog, snapshot) = all.split_at(3);
+    let all = p.consume_settled(10, Duration::from_secs(2))?;
+    assert_eq!(all.len(), 10, "{}", sluice.stderr_text());
+    let (binlog, snapshot) = all.split_at(5);
     for s in snapshot {
         assert_eq!(s.value["kind"], "snapshot_insert", "{}", s.value);
         assert_eq!(s.value["oldkeys"], serde_json::json!({}));

@@ -645,7 +645,10 @@ mod tests {
             got,
             [("items".to_owned(), 10, 0), ("orders".to_owned(), 10, 1)]
         );
-        assert_eq!(batch.checkpoint.and_then(|c| c.binlog().map(|c| c.pos)), Some(50));
+        assert_eq!(
+            batch.checkpoint.and_then(|c| c.binlog().map(|c| c.pos)),
+            Some(50)
+        );
         // A partial reset still stops, and says why the event mode cannot help.
         let err = p
             .query("ALTER TABLE orders DROP PARTITION p0", "shop", 60, 90, 7)
