@@ -232,7 +232,7 @@ for n in "${SIZES[@]}"; do
     quick=$(client_read "$n" --quick)
     log "t$n: client read ${plain}s, --quick ${quick}s"
   fi
-  declare -A RATE=() ACKED=() HWM=() MAXRSS=()
+  declare -A RATE=() ACKED=() HWM=() MAXRSS=() CPU=()
   for sink in $SINKS; do
     for r in $(seq 1 "$RUNS"); do
       # Not in a subshell: the run counter (server ids, names) and the pid list must persist.
@@ -248,6 +248,7 @@ for n in "${SIZES[@]}"; do
       ACKED[$sink]+="${ACKED[$sink]:+, }$(fmt_rate "$arate")"
       HWM[$sink]+="${HWM[$sink]:+, }$hwm_mib"
       MAXRSS[$sink]+="${MAXRSS[$sink]:+, }$max_mib"
+      CPU[$sink]+="${CPU[$sink]:+, }$(awk -v c="$cpu" -v r="$rows" 'BEGIN { printf "%.1f", c / r * 1e6 }')"
       if [ "$sink" = kafka ]; then
         # The ratio uses the reader's rate, against the plain read and against --quick.
         rp=$(awk -v r="$rate" -v n="$n" -v s="$plain" 'BEGIN { if (s == "-") print "-"; else printf "%.2f", r / (n / s) }')
@@ -257,16 +258,16 @@ for n in "${SIZES[@]}"; do
     done
   done
   crate() { awk -v n="$n" -v s="$1" 'BEGIN { if (s == "-") print "-"; else printf "%.2f s (%s)", s, (n / s >= 1e6 ? sprintf("%.2fM", n / s / 1e6) : sprintf("%.0fk", n / s / 1e3)) }'; }
-  ROWS_MD+=("| $(awk -v n="$n" 'BEGIN { if (n % 1000000 == 0) printf "%dM", n / 1e6; else print n }') | $(crate "$plain") | $(crate "$quick") | ${RATE[kafka]:--} | ${ACKED[kafka]:--} | ${RATE[ratio]:--} | ${HWM[kafka]:--} (${MAXRSS[kafka]:--}) | ${RATE[stdout]:--} | ${HWM[stdout]:--} |")
-  unset RATE ACKED HWM MAXRSS
+  ROWS_MD+=("| $(awk -v n="$n" 'BEGIN { if (n % 1000000 == 0) printf "%dM", n / 1e6; else print n }') | $(crate "$plain") | $(crate "$quick") | ${RATE[kafka]:--} | ${ACKED[kafka]:--} | ${RATE[ratio]:--} | ${HWM[kafka]:--} (${MAXRSS[kafka]:--}) | ${RATE[stdout]:--} | ${HWM[stdout]:--} | ${CPU[kafka]:--} / ${CPU[stdout]:--} |")
+  unset RATE ACKED HWM MAXRSS CPU
 done
 
 REV=$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- host contract 2>/dev/null)" ] || echo "+dirty")
 {
   echo "Snapshot bench, $(date -u '+%Y-%m-%d %H:%M UTC'): sluice $REV, $(admin -N -e 'SELECT VERSION()'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $SETTINGS, $RUNS runs per sluice figure (in order)."
   echo
-  echo "| rows | client read | client --quick | sluice→kafka rows/s | acked rows/s | ratio to client / --quick | peak RSS MiB kafka, VmHWM (time -v) | sluice→stdout rows/s | peak RSS MiB stdout |"
-  echo "|---|---|---|---|---|---|---|---|---|"
+  echo "| rows | client read | client --quick | sluice→kafka rows/s | acked rows/s | ratio to client / --quick | peak RSS MiB kafka, VmHWM (time -v) | sluice→stdout rows/s | peak RSS MiB stdout | sluice CPU µs/row kafka / stdout |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS_MD[@]}"
 } | tee "$OUT_MD"
 log "table written to $OUT_MD; per-run figures in $DETAIL"

@@ -53,6 +53,7 @@ use crate::state::{PositionStore, SnapshotStore, StateError, StateLock};
 use crate::transform::{EngineError, HaltError};
 
 use stages::Stores;
+use start::Force;
 use tasks::Stages;
 use transforms::Transforms;
 
@@ -115,6 +116,20 @@ impl PipelineError {
         }
     }
 
+    /// The saved position and the server's text, when the binlog at the saved position was
+    /// purged (while streaming, or during a resumed snapshot's catch-up).
+    fn purged(&self) -> Option<(&crate::state::BinlogPosition, &str)> {
+        use crate::source::snapshot::SnapshotError;
+        match self {
+            PipelineError::Source(SourceError::PositionPurged { position, message })
+            | PipelineError::Snapshot(SnapshotError::Source(SourceError::PositionPurged {
+                position,
+                message,
+            })) => Some((position, message)),
+            _ => None,
+        }
+    }
+
     /// Whether the pipeline stopped on an event already written in the binlog that it refuses
     /// to publish (a partial row image, a statement-format write, an unknown event type; see
     /// `crate::source::processor::ProcessError::refuses_written_event`): every restart stops
@@ -166,8 +181,15 @@ pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), Pi
     }
     let mut backoff = Duration::from_millis(500);
     let mut first = true;
-    // FORCE_SNAPSHOT applies to the first life only: a retry must not start it over.
-    let mut force = cfg.snapshot.force;
+    // FORCE_SNAPSHOT (or a purge under SNAPSHOT_WHEN_NEEDED) holds until this process's new
+    // snapshot has started (its file is written): a retry before that must still take it, and
+    // a retry after it must resume it, never start it over.
+    let mut force = if cfg.snapshot.force {
+        Force::Asked
+    } else {
+        Force::No
+    };
+    let mut before = stores.snapshot.load()?.map(|s| s.id);
     loop {
         let started = Instant::now();
         let result = run_once(
@@ -180,14 +202,18 @@ pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), Pi
         )
         .await;
         first = false;
-        force = false;
+        let now = stores.snapshot.load().ok().flatten().map(|s| s.id);
+        if force != Force::No && now != before {
+            force = Force::No;
+        }
+        before = now;
         match result {
             Ok(()) => return Ok(()),
-            Err(PipelineError::Source(SourceError::PositionPurged { position, message }))
-                if cfg.snapshot.when_needed && !*shutdown.borrow() =>
-            {
-                tracing::error!(%position, server = %message, "the saved position was purged from the server; re-snapshotting every captured table (SNAPSHOT_WHEN_NEEDED=true)");
-                force = true;
+            Err(e) if cfg.snapshot.when_needed && !*shutdown.borrow() && e.purged().is_some() => {
+                if let Some((position, message)) = e.purged() {
+                    tracing::error!(%position, server = %message, "the saved position was purged from the server; re-snapshotting every captured table (SNAPSHOT_WHEN_NEEDED=true)");
+                }
+                force = Force::Purged;
             }
             Err(e) if e.is_retryable() && !*shutdown.borrow() => {
                 if started.elapsed() > Duration::from_secs(60) {
@@ -212,7 +238,7 @@ async fn run_once(
     stores: &Stores,
     shutdown: watch::Receiver<bool>,
     first: bool,
-    force: bool,
+    force: Force,
     transforms: &mut Transforms,
 ) -> Result<(), PipelineError> {
     let Some(start) = start::resume(cfg, stores, &shutdown, force).await? else {

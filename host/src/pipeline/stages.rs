@@ -112,12 +112,16 @@ impl Stores {
         match cp {
             Checkpoint::Binlog(p) => self.position.save(p),
             Checkpoint::Snapshot { state, position } => {
-                // An epoch's start: the position file holds its point before the progress
-                // file says rows were read at it (docs/SNAPSHOT.md §5, the write order).
-                if let Some(p) = position {
-                    self.position.save(p)?;
+                // An epoch's start: the progress file first, then the position file. A crash
+                // between the two leaves a `running` file (nothing delivered at a first epoch,
+                // so a restart starts afresh; at a resumed epoch the catch-up already moved
+                // the position file to the point). The other order could leave an old
+                // `complete` file beside a position past a gap that no snapshot covers.
+                self.snapshot.save(state)?;
+                match position {
+                    Some(p) => self.position.save(p),
+                    None => Ok(()),
                 }
-                self.snapshot.save(state)
             }
         }
     }

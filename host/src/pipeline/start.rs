@@ -93,6 +93,16 @@ pub(super) async fn preflight(cfg: &Config) -> Result<(), PipelineError> {
     Ok(())
 }
 
+/// Why a life of the stages must take a new snapshot whatever the state says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Force {
+    No,
+    /// `FORCE_SNAPSHOT`, until this process's snapshot has started.
+    Asked,
+    /// The saved position was purged (`SNAPSHOT_WHEN_NEEDED`), until the new snapshot started.
+    Purged,
+}
+
 /// What a life of the stages starts with.
 #[derive(Debug)]
 pub(super) enum Start {
@@ -104,21 +114,21 @@ pub(super) enum Start {
 
 /// What a life of the stages starts with: a snapshot when the settings and the state files
 /// call for one (`source::snapshot::plan`), else the saved position, or (none saved yet) the
-/// binlog's current head, saved at once. `force`: `FORCE_SNAPSHOT` applies to this life (the
-/// first of the process), or the saved position was purged under `SNAPSHOT_WHEN_NEEDED`.
-/// `None`: a stop came first.
+/// binlog's current head, saved at once. `force`: see [`Force`]. `None`: a stop came first.
 pub(super) async fn resume(
     cfg: &Config,
     stores: &Stores,
     shutdown: &watch::Receiver<bool>,
-    force: bool,
+    force: Force,
 ) -> Result<Option<Start>, PipelineError> {
     let store = &stores.position;
     let saved = store.load()?;
     let snapshot = stores.snapshot.load()?;
     let decision = plan::decide(plan::Inputs {
         initial: cfg.snapshot.initial,
-        force,
+        force: force != Force::No,
+        resume: cfg.snapshot.enabled(),
+        restart: force == Force::Purged,
         snapshot,
         position: saved.clone(),
         snapshot_file: &stores.snapshot.path().display().to_string(),

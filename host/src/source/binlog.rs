@@ -553,8 +553,9 @@ pub(crate) fn reached(file: &str, pos: u64, target: &BinlogPosition) -> bool {
 }
 
 /// Streams the binlog from `start`, sending batches to `tx` until `stop` turns true (then it
-/// finishes the open transaction first), the stream reaches the transaction boundary `stop_at`
-/// (returns true), or an error occurs.
+/// finishes the open transaction first), an error occurs, or the stream reaches `stop_at`: a
+/// transaction boundary at or after it, with no prepared XA transaction of captured tables
+/// held (its outcome, and so its rows, are still to come). Then it returns where it stopped.
 pub(crate) async fn stream(
     cfg: &MysqlConfig,
     filter: TableFilter,
@@ -563,9 +564,9 @@ pub(crate) async fn stream(
     limits: BatchLimits,
     tx: mpsc::Sender<Batch>,
     mut stop: watch::Receiver<bool>,
-) -> Result<bool, SourceError> {
+) -> Result<Option<BinlogPosition>, SourceError> {
     if stop_at.is_some_and(|t| reached(&start.file, start.pos, t)) {
-        return Ok(true);
+        return Ok(Some(start));
     }
     let (mut binlog, mariadb) = open_replica_stream(cfg, &start).await?;
     tracing::info!(position = %start, mariadb, "streaming the binlog");
@@ -575,15 +576,16 @@ pub(crate) async fn stream(
     let mut first = true;
     // Where the last event read ended, for an error the server sends mid-stream.
     let mut last_end = start.pos;
-    let mut arrived = false;
+    let mut arrived = None;
     loop {
         if !driver.processor().in_transaction() {
             if stopping {
                 break;
             }
             if let Some(t) = stop_at {
-                if reached(driver.processor().current_file(), last_end, t) {
-                    arrived = true;
+                let p = driver.processor();
+                if !p.holds_xa() && reached(p.current_file(), last_end, t) {
+                    arrived = Some(p.position_at(last_end));
                     break;
                 }
             }
@@ -592,7 +594,7 @@ pub(crate) async fn stream(
             ev = tokio::time::timeout(SILENCE_LIMIT, binlog.next()) => ev,
             _ = stop.changed(), if !stopping => { stopping = true; continue; }
             // The downstream stage is gone (it failed); it reports why.
-            _ = tx.closed() => return Ok(false),
+            _ = tx.closed() => return Ok(None),
         };
         let event = match next {
             Err(_) => return Err(SourceError::Silent(SILENCE_LIMIT)),
@@ -620,7 +622,7 @@ pub(crate) async fn stream(
         if let Some(batch) = driver.feed(&event).await? {
             if tx.send(batch).await.is_err() {
                 // The downstream stage is gone (it failed or shut down); it reports why.
-                return Ok(false);
+                return Ok(None);
             }
         }
     }

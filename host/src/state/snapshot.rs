@@ -88,6 +88,11 @@ pub struct TableProgress {
     /// Rows acknowledged so far (in this table's current read).
     pub rows: u64,
     pub chunks: u64,
+    /// Read again from the start after rows of it were published (a keyless table cut by a
+    /// crash, a key that changed): with `ON_TABLE_RESET=event`, its next read begins with a
+    /// `truncate` event, so a consumer drops the copy it had.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reread: bool,
 }
 
 /// The whole snapshot file.
@@ -246,6 +251,7 @@ mod tests {
                 after: Some(serde_json::json!([{"i": 5123}])),
                 rows: 41000,
                 chunks: 41,
+                reread: false,
             }],
         )
     }

@@ -228,6 +228,24 @@ impl Processor {
         self.txn.is_some() || !self.ready.events.is_empty() || self.payload.is_some()
     }
 
+    /// Whether a prepared XA transaction with captured rows is held: the stream's checkpoint
+    /// stays at its PREPARE until its outcome is read, so a stream that stops now must not
+    /// count as having passed it.
+    pub(crate) fn holds_xa(&self) -> bool {
+        !self.pending_xa.is_empty()
+    }
+
+    /// Where the stream is, as a resumable position: `file:end` with the GTID state read so
+    /// far. Meaningful only between transactions.
+    pub(crate) fn position_at(&self, end: u64) -> BinlogPosition {
+        BinlogPosition {
+            file: self.file.to_string(),
+            pos: end,
+            gtid: self.gtid_state(),
+            timestamp: 0,
+        }
+    }
+
     /// The binlog file events are currently read from.
     pub(crate) fn current_file(&self) -> &str {
         &self.file

@@ -98,7 +98,10 @@ pub(crate) async fn run(
             }
             (state, epoch)
         }
-        Begin::Resume { state, from } => match resume(ctx, *state, from, &tables, &kinds).await? {
+        Begin::Resume { state, from } => match resume(ctx, *state, from, &tables, &kinds)
+            .await
+            .map_err(SnapshotError::while_resuming)?
+        {
             Some(r) => r,
             None => return Ok(None),
         },
@@ -185,6 +188,7 @@ fn progress_of(t: &SnapshotTable) -> TableProgress {
         after: None,
         rows: 0,
         chunks: 0,
+        reread: false,
     }
 }
 
@@ -201,7 +205,7 @@ async fn resume(
     // A keyless table cannot continue where it stopped: it is read again from the start.
     for t in &mut state.tables {
         if t.state == TableStatus::Reading && t.after.is_none() {
-            tracing::warn!(table = %format!("{}.{}", t.schema, t.table), rows = t.rows, "a table without a usable key was interrupted mid-read; it is read again from the start, so its rows already published are published again");
+            tracing::warn!(table = %format!("{}.{}", t.schema, t.table), rows = t.rows, "a table without a usable key was interrupted mid-read; it is read again from the start, so its rows already published are published again (after a truncate event with ON_TABLE_RESET=event)");
             restart(t);
         }
     }
@@ -215,11 +219,16 @@ async fn resume(
     let mut conn = binlog::connect(&cfg.mysql).await?;
     let head = binlog::read_head(&mut conn).await?;
     let _ = conn.disconnect().await;
-    if !catch_up(ctx, &state, from, &head).await? {
+    // A: to the head, and on past it while an XA transaction of captured tables is prepared
+    // (its rows come with its outcome).
+    let Some(reached) = catch_up(ctx, &state, from, &head).await? else {
         return Ok(None);
-    }
-    let epoch = epoch::open(&cfg.mysql, tables, kinds).await?;
-    if !catch_up(ctx, &state, head, &epoch.point).await? {
+    };
+    let Some(epoch) = open_not_before(ctx, tables, kinds, &reached).await? else {
+        return Ok(None);
+    };
+    // B: from where A stopped to the new point.
+    if catch_up(ctx, &state, reached, &epoch.point).await?.is_none() {
         return Ok(None);
     }
     for t in &mut state.tables {
@@ -244,8 +253,43 @@ async fn resume(
     Ok(Some((state, epoch)))
 }
 
+/// Opens an epoch whose point is not before `floor`, where the catch-up stopped. A snapshot
+/// host that lags (a replica) would otherwise give an older point, and keys would receive a
+/// snapshot row older than changes already published; so it waits for the host to catch up.
+async fn open_not_before(
+    ctx: &Context<'_>,
+    tables: &[(String, String)],
+    kinds: &TableKinds,
+    floor: &BinlogPosition,
+) -> Result<Option<Epoch>, SnapshotError> {
+    let started = Instant::now();
+    loop {
+        let epoch = epoch::open(&ctx.cfg.mysql, tables, kinds).await?;
+        if binlog::reached(&epoch.point.file, epoch.point.pos, floor) {
+            return Ok(Some(epoch));
+        }
+        if started.elapsed() > LAG_PATIENCE {
+            return Err(SnapshotError::HostBehind {
+                point: epoch.point.to_string(),
+                floor: floor.to_string(),
+                waited: started.elapsed(),
+            });
+        }
+        tracing::info!(point = %epoch.point, needed = %floor, "the snapshot host is behind the stream's position; waiting for it to catch up");
+        let _ = epoch.conn.disconnect().await;
+        if ctx.stopping() {
+            return Ok(None);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// How long a resume waits for a lagging snapshot host.
+const LAG_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Sets a table back to unread.
 fn restart(t: &mut TableProgress) {
+    t.reread |= t.state != TableStatus::Pending;
     t.state = TableStatus::Pending;
     t.after = None;
     t.rows = 0;
@@ -253,14 +297,15 @@ fn restart(t: &mut TableProgress) {
 }
 
 /// Streams `from` → `to`, publishing the events of the tables read so far (whole or in part)
-/// and dropping those of tables not started: their full read later contains them. False when
-/// a stop came first.
+/// and dropping those of tables not started: their full read later contains them. Returns
+/// where it stopped (`to`, or later while an XA transaction was held), `None` when a stop came
+/// first.
 async fn catch_up(
     ctx: &Context<'_>,
     state: &SnapshotState,
     from: BinlogPosition,
     to: &BinlogPosition,
-) -> Result<bool, SnapshotError> {
+) -> Result<Option<BinlogPosition>, SnapshotError> {
     let pending = state
         .tables
         .iter()
@@ -323,7 +368,11 @@ impl Reader<'_, '_> {
 
     /// Sends what is pending with the progress it completes. False when the next stage is gone.
     async fn flush(&mut self, pending: Pending, done: bool) -> Result<bool, SnapshotError> {
-        let rows = pending.events.len() as u64;
+        let rows = pending
+            .events
+            .iter()
+            .filter(|e| e.kind == Kind::SnapshotInsert)
+            .count() as u64;
         let name = format!("{}.{}", self.table.schema, self.table.table);
         let p = self.table_progress();
         p.rows += rows;
@@ -339,6 +388,7 @@ impl Reader<'_, '_> {
         } else {
             TableStatus::Reading
         };
+        p.reread = false;
         let total = p.rows;
         let estimate = self.table.estimated_rows;
         self.progress.rows(&name, total, estimate, done);
@@ -394,7 +444,11 @@ impl Reader<'_, '_> {
                 Some(c) => conn.exec_iter(&next, table.cursor_params(c)).await,
             }
             .map_err(q("reading a snapshot chunk"))?;
-            let mut pending = Pending::default();
+            let mut pending = if cursor.is_none() {
+                self.opening()
+            } else {
+                Pending::default()
+            };
             let mut read = 0usize;
             let base = self.progress_rows();
             while let Some(row) = result.next().await.map_err(q("reading a snapshot chunk"))? {
@@ -429,6 +483,31 @@ impl Reader<'_, '_> {
         }
     }
 
+    /// What a read begins with: a `truncate` event when the table is read again after rows of
+    /// it were published and `ON_TABLE_RESET=event` lets Sluice say so (see
+    /// [`TableProgress::reread`]).
+    fn opening(&self) -> Pending {
+        let mut pending = Pending::default();
+        let p = &self.state.tables[self.index];
+        if p.reread && self.ctx.cfg.mysql.on_table_reset == crate::source::ResetPolicy::Event {
+            let position = SourcePosition {
+                file: Arc::from(self.point.file.as_str()),
+                pos: self.point.pos,
+                row: 0,
+                gtid: self.point.gtid.as_deref().map(Arc::from),
+            };
+            let ev = ChangeEvent::truncate(
+                &self.table.schema,
+                &self.table.table,
+                position,
+                self.state.started_at as u32,
+            );
+            pending.bytes += ev.approx_bytes();
+            pending.events.push(ev);
+        }
+        pending
+    }
+
     fn progress_rows(&self) -> u64 {
         self.state.tables[self.index].rows
     }
@@ -446,7 +525,7 @@ impl Reader<'_, '_> {
         let stmt = conn.prep(table.full_scan_sql()).await.map_err(q)?;
         self.progress.table_started(&name, table.estimated_rows, 0);
         let mut result = conn.exec_iter(&stmt, ()).await.map_err(q)?;
-        let mut pending = Pending::default();
+        let mut pending = self.opening();
         let mut read = 0u64;
         while let Some(row) = result.next().await.map_err(q)? {
             let ev = self.event(table.values(row)?, read);

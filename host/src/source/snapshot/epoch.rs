@@ -80,6 +80,7 @@ pub(crate) async fn connect(host: &MysqlConfig) -> Result<Conn, SnapshotError> {
         .map_err(|e| SnapshotError::SnapshotHost {
             host: format!("{}:{}", host.host, host.port),
             detail: e.to_string(),
+            resuming: false,
         })
 }
 

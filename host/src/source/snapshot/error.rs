@@ -22,7 +22,13 @@ pub enum SnapshotError {
          not stream without the snapshot it was asked for: fix MYSQL_SNAPSHOT_HOST, or unset it \
          to snapshot from MYSQL_HOST"
     )]
-    SnapshotHost { host: String, detail: String },
+    SnapshotHost {
+        host: String,
+        detail: String,
+        /// In the middle of a snapshot (a resume): then an outage, retried. At the start of a
+        /// new snapshot, more likely a wrong setting, which stops Sluice.
+        resuming: bool,
+    },
     #[error(
         "the snapshot cannot read {table}: {message}. Grant it: GRANT SELECT ON {table} TO the \
          Sluice user (the snapshot reads every captured table)"
@@ -63,6 +69,16 @@ pub enum SnapshotError {
          file and start with FORCE_SNAPSHOT=true"
     )]
     Cursor { table: String, detail: String },
+    #[error(
+        "the snapshot host's point {point} stayed behind the stream's position {floor} for \
+         {waited:?}: the replica named by MYSQL_SNAPSHOT_HOST lags or its replication is stopped. \
+         Let it catch up (SHOW SLAVE STATUS), or unset MYSQL_SNAPSHOT_HOST to read from MYSQL_HOST"
+    )]
+    HostBehind {
+        point: String,
+        floor: String,
+        waited: std::time::Duration,
+    },
     // Table reader errors (table.rs, keyset.rs, values.rs) below this line.
     #[error(
         "the snapshot finds no columns of {table} in information_schema.COLUMNS: the table was \
@@ -108,17 +124,38 @@ pub enum SnapshotError {
     },
 }
 
+/// Server errors that an outage or a busy server gives, which a resume heals: the connection
+/// killed (1927) or the server shutting down (1053), a lock wait timeout (1205) or deadlock
+/// (1213), a query interrupted (1317), too many connections (1040), network errors
+/// (1158–1161).
+const TRANSIENT_SERVER_ERRORS: &[u16] = &[1040, 1053, 1158, 1159, 1160, 1161, 1205, 1213, 1317, 1927];
+
 impl SnapshotError {
+    /// The same error, met while resuming a snapshot (see [`SnapshotError::SnapshotHost`]).
+    pub(crate) fn while_resuming(self) -> Self {
+        match self {
+            SnapshotError::SnapshotHost { host, detail, .. } => SnapshotError::SnapshotHost {
+                host,
+                detail,
+                resuming: true,
+            },
+            e => e,
+        }
+    }
+
     /// Whether resuming the snapshot from its last acknowledged chunk may succeed.
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
-            SnapshotError::Query { source, .. } => !matches!(source, mysql_async::Error::Server(_)),
+            SnapshotError::Query { source, .. } => match source {
+                mysql_async::Error::Server(e) => TRANSIENT_SERVER_ERRORS.contains(&e.code),
+                _ => true,
+            },
+            SnapshotError::SnapshotHost { resuming, .. } => *resuming,
             SnapshotError::Source(e) => e.is_retryable(),
             SnapshotError::Replica(e) => e.is_retryable(),
             SnapshotError::Mysql(e) => e.is_retryable(),
-            SnapshotError::NoConsistentPoint { .. } => true,
-            SnapshotError::SnapshotHost { .. }
-            | SnapshotError::Denied { .. }
+            SnapshotError::NoConsistentPoint { .. } | SnapshotError::HostBehind { .. } => true,
+            SnapshotError::Denied { .. }
             | SnapshotError::NotTransactional { .. }
             | SnapshotError::NoLocklessPoint
             | SnapshotError::RunningButDisabled { .. }

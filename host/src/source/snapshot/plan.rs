@@ -28,8 +28,15 @@ pub(crate) enum Decision {
 #[derive(Debug)]
 pub(crate) struct Inputs<'a> {
     pub(crate) initial: bool,
-    /// `FORCE_SNAPSHOT` on the first life of this process.
+    /// A new snapshot even over a complete one: `FORCE_SNAPSHOT`, until this process has
+    /// started its snapshot.
     pub(crate) force: bool,
+    /// A snapshot in progress may be resumed: any snapshot setting is on
+    /// (`INITIAL_SNAPSHOT`, `FORCE_SNAPSHOT`, `SNAPSHOT_WHEN_NEEDED`).
+    pub(crate) resume: bool,
+    /// A new snapshot whatever the file says: the saved position was purged
+    /// (`SNAPSHOT_WHEN_NEEDED`), so neither streaming nor a resume's catch-up can work.
+    pub(crate) restart: bool,
     pub(crate) snapshot: Option<SnapshotState>,
     pub(crate) position: Option<BinlogPosition>,
     /// The snapshot file's path, for messages.
@@ -38,6 +45,11 @@ pub(crate) struct Inputs<'a> {
 
 /// Decides (see the module note and the table in `docs/SNAPSHOT.md` §5).
 pub(crate) fn decide(i: Inputs<'_>) -> Result<Decision, SnapshotError> {
+    if i.restart {
+        return Ok(Decision::Fresh {
+            supersedes: i.position,
+        });
+    }
     let wanted = i.initial || i.force;
     match i.snapshot {
         None if !wanted => Ok(Decision::Stream),
@@ -53,7 +65,7 @@ pub(crate) fn decide(i: Inputs<'_>) -> Result<Decision, SnapshotError> {
                 Ok(Decision::Stream)
             }
         }
-        Some(s) if !wanted => Err(SnapshotError::RunningButDisabled {
+        Some(s) if !wanted && !i.resume => Err(SnapshotError::RunningButDisabled {
             file: i.snapshot_file.to_owned(),
             tables: s
                 .tables
@@ -109,6 +121,7 @@ mod tests {
                 after: None,
                 rows: 0,
                 chunks: 0,
+                reread: false,
             }],
         );
         s.status = status;
@@ -124,6 +137,8 @@ mod tests {
         decide(Inputs {
             initial,
             force,
+            resume: initial || force,
+            restart: false,
             snapshot,
             position,
             snapshot_file: "/state/snapshot_shop_orders.json",
@@ -192,5 +207,43 @@ mod tests {
         assert!(e.contains("INITIAL_SNAPSHOT=true"), "{e}");
         assert!(e.contains("snapshot_shop_orders.json"), "{e}");
         assert!(e.contains("shop.orders"), "{e}");
+        // Started by FORCE_SNAPSHOT (now spent) or SNAPSHOT_WHEN_NEEDED: it resumes.
+        let d = decide(Inputs {
+            initial: false,
+            force: false,
+            resume: true,
+            restart: false,
+            snapshot: running(TableStatus::Reading),
+            position: Some(pos(150)),
+            snapshot_file: "f",
+        })
+        .unwrap();
+        assert!(matches!(d, Decision::Resume { .. }), "{d:?}");
+    }
+
+    #[test]
+    fn a_purged_position_restarts_whatever_the_file_says() {
+        for snapshot in [
+            None,
+            Some(state(SnapshotStatus::Running, TableStatus::Reading)),
+            Some(state(SnapshotStatus::Complete, TableStatus::Done)),
+        ] {
+            let d = decide(Inputs {
+                initial: false,
+                force: false,
+                resume: true,
+                restart: true,
+                snapshot,
+                position: Some(pos(150)),
+                snapshot_file: "f",
+            })
+            .unwrap();
+            assert_eq!(
+                d,
+                Decision::Fresh {
+                    supersedes: Some(pos(150))
+                }
+            );
+        }
     }
 }
