@@ -26,7 +26,7 @@
 #
 # The tables are loaded with sql_log_bin=0 (by the admin user): the load is not what is measured,
 # and 6M rows of binlog would only fill the disk and keep the replica on 13309 busy.
-# `DROP DATABASE bench` frees the space (about 250 bytes per row).
+# `DROP DATABASE bench` frees the space (about 170 bytes per row, 1 GB for the default sizes).
 #
 # The topics are deleted after each run with `tansu topic delete` (tansu keeps topics in memory);
 # the broker is never restarted, as other tests may be using it.
@@ -200,6 +200,7 @@ sluice_run() { # N SINK
   cpu_br=$(awk -v a="$cpu0_br" -v b="$(cpu_of "$TANSU_PID")" 'BEGIN { printf "%.1f", b - a }')
   kill -TERM "$spid"
   rc=0; wait "$tpid" || rc=$?
+  STARTED_PIDS=()
   [ "$rc" = 0 ] || log "sluice exited with $rc after SIGTERM (log: $err)"
   mtime=$(stat -c '%.3Y' "$snapfile")
   read -r rows secs started < <(python3 -c '
