@@ -44,6 +44,45 @@ pub(crate) use topics::{ensure_topic, probe, produce_test_record, validate_topic
 
 use errors::refusal;
 
+/// Two numbers printed in decimal on the stack (the `sluice.pos` and `sluice.row` headers),
+/// without a heap allocation per message.
+struct NumPair {
+    buf: [u8; 40],
+    pos_len: usize,
+    row_len: usize,
+}
+
+impl NumPair {
+    fn strs(&mut self) -> (&[u8], &[u8]) {
+        let (a, b) = self.buf.split_at(20);
+        (&a[20 - self.pos_len..], &b[20 - self.row_len..])
+    }
+}
+
+/// Prints `pos` and `row` right-aligned into the two halves of a [`NumPair`].
+fn itoa_pair(pos: u64, row: u32) -> NumPair {
+    fn write(out: &mut [u8], mut v: u64) -> usize {
+        let mut n = 0;
+        loop {
+            n += 1;
+            out[out.len() - n] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                return n;
+            }
+        }
+    }
+    let mut buf = [0u8; 40];
+    let (a, b) = buf.split_at_mut(20);
+    let pos_len = write(a, pos);
+    let row_len = write(b, u64::from(row));
+    NumPair {
+        buf,
+        pos_len,
+        row_len,
+    }
+}
+
 /// How long start-up and `sluice check` wait for the broker before saying it cannot be reached.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -117,8 +156,8 @@ impl KafkaSink {
             let topic = route
                 .and_then(|r| r.topic.as_deref())
                 .unwrap_or(&self.topic);
-            let pos = ev.position.pos.to_string();
-            let row = ev.position.row.to_string();
+            let mut nums = itoa_pair(ev.position.pos, ev.position.row);
+            let (pos, row) = nums.strs();
             let mut headers = OwnedHeaders::new_with_capacity(4)
                 .insert(Header {
                     key: "sluice.file",
@@ -126,11 +165,11 @@ impl KafkaSink {
                 })
                 .insert(Header {
                     key: "sluice.pos",
-                    value: Some(pos.as_bytes()),
+                    value: Some(pos),
                 })
                 .insert(Header {
                     key: "sluice.row",
-                    value: Some(row.as_bytes()),
+                    value: Some(row),
                 });
             if let Some(g) = &ev.position.gtid {
                 headers = headers.insert(Header {
@@ -155,11 +194,19 @@ impl KafkaSink {
             } else {
                 vec![None]
             };
-            for partition in partitions {
+            let last = partitions.len().saturating_sub(1);
+            let mut headers = Some(headers);
+            for (n, partition) in partitions.into_iter().enumerate() {
+                // The common case, one partition, moves the headers instead of copying them.
+                let h = if n == last {
+                    headers.take().unwrap_or_default()
+                } else {
+                    headers.clone().unwrap_or_default()
+                };
                 let mut record = FutureRecord::to(topic)
                     .key(&self.key_buf[..])
                     .payload(&self.value_buf[..])
-                    .headers(headers.clone());
+                    .headers(h);
                 if let Some(p) = partition {
                     record = record.partition(p);
                 }
@@ -256,5 +303,20 @@ impl KafkaSink {
             .await
             .map_err(|_| SinkError::ProducerGone)?
             .map_err(SinkError::Flush)
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::itoa_pair;
+
+    #[test]
+    fn positions_print_in_decimal() {
+        for (pos, row) in [(0u64, 0u32), (4, 17), (u64::MAX, u32::MAX), (1_000_000, 10)] {
+            let mut n = itoa_pair(pos, row);
+            let (p, r) = n.strs();
+            assert_eq!(p, pos.to_string().as_bytes());
+            assert_eq!(r, row.to_string().as_bytes());
+        }
     }
 }

@@ -125,6 +125,8 @@ pub(crate) async fn run(
             index: i,
             table,
             point: &epoch.point,
+            file: Arc::from(epoch.point.file.as_str()),
+            gtid: epoch.point.gtid.as_deref().map(Arc::from),
             progress: &mut progress,
         };
         let finished = if table.has_key() {
@@ -335,6 +337,9 @@ struct Reader<'a, 'c> {
     index: usize,
     table: &'a SnapshotTable,
     point: &'a BinlogPosition,
+    /// The point's file and GTID as every event of the read shares them.
+    file: Arc<str>,
+    gtid: Option<Arc<str>>,
     progress: &'a mut Progress,
 }
 
@@ -359,10 +364,10 @@ impl Reader<'_, '_> {
             after,
             before: Vec::new(),
             position: SourcePosition {
-                file: Arc::from(self.point.file.as_str()),
+                file: self.file.clone(),
                 pos: self.point.pos,
                 row: u32::try_from(row).unwrap_or(u32::MAX),
-                gtid: self.point.gtid.as_deref().map(Arc::from),
+                gtid: self.gtid.clone(),
             },
             timestamp: self.state.started_at as u32,
             route: None,
@@ -456,11 +461,11 @@ impl Reader<'_, '_> {
             let base = self.progress_rows();
             while let Some(row) = result.next().await.map_err(q("reading a snapshot chunk"))? {
                 read += 1;
-                let c = table.cursor_of(&row)?;
+                // Every row's key (a small copy): any row may end a batch, by count or size.
+                pending.cursor = Some(table.cursor_of(&row)?);
                 let ev = self.event(table.values(row)?, base + read as u64 - 1);
                 pending.bytes += ev.approx_bytes();
                 pending.events.push(ev);
-                pending.cursor = Some(c);
                 if pending.bytes >= self.ctx.limits.bytes && read < batch {
                     // A chunk of large rows: publish what is read so far (its last key is
                     // its cursor) and go on reading the same result.
@@ -494,10 +499,10 @@ impl Reader<'_, '_> {
         let p = &self.state.tables[self.index];
         if p.reread && self.ctx.cfg.mysql.on_table_reset == crate::source::ResetPolicy::Event {
             let position = SourcePosition {
-                file: Arc::from(self.point.file.as_str()),
+                file: self.file.clone(),
                 pos: self.point.pos,
                 row: 0,
-                gtid: self.point.gtid.as_deref().map(Arc::from),
+                gtid: self.gtid.clone(),
             };
             let ev = ChangeEvent::truncate(
                 &self.table.schema,
