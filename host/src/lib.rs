@@ -7,7 +7,7 @@
 //! - [`transform`]: the WebAssembly transform engine, chain and hot reload;
 //! - [`encode`]: the contract's JSON, produced once, in the sink;
 //! - `sink`: Kafka and stdout;
-//! - [`state`]: the position file;
+//! - [`state`]: the position file and the snapshot's progress file;
 //! - [`pipeline`]: the stages, their channels and the restart supervisor;
 //! - [`check`]: the preflight behind `sluice check`.
 //!
@@ -17,8 +17,8 @@
 //! `unreachable_pub` keeps it so. The library has three users, and this is all they reach:
 //! - the binary (`src/main.rs`): [`config::Config`] (with [`config::ConfigError`]),
 //!   [`pipeline::run`] and [`pipeline::PipelineError`] (`run`), [`check::run_checks`] with
-//!   [`check::CheckResult`] and [`check::Status`] (`check`), [`state::PositionStore`]
-//!   (`position show`), [`source::skip::skip_saved_position`] (`position skip`),
+//!   [`check::CheckResult`] and [`check::Status`] (`check`), [`state::PositionStore`] and
+//!   [`state::SnapshotStore`] (`position show`), [`source::skip::skip_saved_position`] (`position skip`),
 //!   [`transform::template`] (`transform new`), and for `transform test`
 //!   [`transform::build_chain`], [`transform::TransformEngine`], [`transform::TransformSpec`],
 //!   [`transform::FailurePolicy`], [`encode::contract_json::EventReader`] and

@@ -205,6 +205,39 @@ fn position_show(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             store.path().display()
         ),
     }
+    let snapshots = sluice::state::SnapshotStore::for_tables(
+        &cfg.state_dir,
+        &cfg.mysql.schema,
+        &cfg.mysql.tables,
+    );
+    if let Some(s) = snapshots.load()? {
+        let status = match s.status {
+            sluice::state::SnapshotStatus::Complete => "complete",
+            sluice::state::SnapshotStatus::Running => "in progress",
+        };
+        println!(
+            "snapshot {} {status}: epoch {}, point {}, {} rows acknowledged\n(recorded in {})",
+            s.id,
+            s.epoch,
+            s.point.position(),
+            s.rows(),
+            snapshots.path().display()
+        );
+        for t in &s.tables {
+            println!(
+                "  {}.{}: {:?}, {} rows, key {}",
+                t.schema,
+                t.table,
+                t.state,
+                t.rows,
+                if t.key.is_empty() {
+                    "none (read again from the start after a crash)".to_owned()
+                } else {
+                    t.key.join(", ")
+                }
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -752,3 +752,54 @@ async fn a_forced_snapshot_resumes_after_its_connection_is_killed() -> anyhow::R
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alter_waits_for_the_snapshot_and_sluice_names_it() -> anyhow::Result<()> {
+    // The snapshot holds each captured table's metadata lock until it ends: an ALTER waits
+    // (here until its lock_wait_timeout), and Sluice names the waiting session.
+    // One row per chunk: a snapshot slow enough for the ALTER to meet it.
+    let mut p = TestPipeline::new("snapmdl")
+        .kafka()
+        .setup(TABLE)
+        .env("INITIAL_SNAPSHOT", "true")
+        .env("SNAPSHOT_BATCH_SIZE", "1")
+        .config("[snapshot]\nprogress_interval_ms = 100\n")
+        .build()
+        .await?;
+    load(&mut p, 30_000).await?;
+    let sluice = p.spawn()?;
+    assert!(
+        wait_until(Duration::from_secs(60), || sluice
+            .log_contains("snapshot started")),
+        "{}",
+        sluice.stderr_text()
+    );
+    let mut ddl = admin().await?;
+    ddl.query_drop("SET SESSION lock_wait_timeout = 2").await?;
+    let alter = ddl
+        .query_drop(format!("ALTER TABLE {} ADD COLUMN x INT", p.table))
+        .await;
+    let code = match alter {
+        Err(mysql_async::Error::Server(e)) => e.code,
+        other => panic!("the ALTER did not wait for the snapshot: {other:?}"),
+    };
+    assert_eq!(code, 1205, "lock wait timeout");
+    assert!(
+        !sluice.log_contains("snapshot complete"),
+        "the snapshot ended before the ALTER gave up: the test proves nothing"
+    );
+    assert!(
+        sluice.log_contains("waits for a captured table's metadata lock"),
+        "{}",
+        sluice.stderr_text()
+    );
+    assert!(sluice.log_contains("history_list_length"));
+    assert!(
+        wait_until(Duration::from_secs(120), || sluice
+            .log_contains("snapshot complete")),
+        "{}",
+        sluice.stderr_text()
+    );
+    assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}

@@ -162,7 +162,7 @@ impl SnapshotState {
     }
 
     /// Total rows acknowledged.
-    pub(crate) fn rows(&self) -> u64 {
+    pub fn rows(&self) -> u64 {
         self.tables.iter().map(|t| t.rows).sum()
     }
 }

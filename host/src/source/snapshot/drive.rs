@@ -447,6 +447,9 @@ impl Reader<'_, '_> {
             if self.ctx.stopping() {
                 return Ok(false);
             }
+            if self.progress.server_due() {
+                self.server_costs(conn).await;
+            }
             let mut result = match &cursor {
                 None => conn.exec_iter(&first, ()).await,
                 Some(c) => conn.exec_iter(&next, table.cursor_params(c)).await,
@@ -514,6 +517,38 @@ impl Reader<'_, '_> {
             pending.events.push(ev);
         }
         pending
+    }
+
+    /// Logs what the snapshot costs the server, between two chunks: InnoDB's undo history
+    /// length (the read view holds back its purge), and a WARN naming each session that waits
+    /// for a captured table's metadata lock (an `ALTER` and the writers queued behind it).
+    /// Best effort: a query that fails here only skips the report.
+    async fn server_costs(&self, conn: &mut Conn) {
+        let history: Option<(String, u64)> = conn
+            .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_history_list_length'")
+            .await
+            .ok()
+            .flatten();
+        if let Some((_, length)) = history {
+            tracing::info!(
+                history_list_length = length,
+                "snapshot read view: InnoDB undo history held back"
+            );
+        }
+        let waiting: Vec<(u64, String, Option<String>)> = conn
+            .query(
+                "SELECT ID, USER, INFO FROM information_schema.PROCESSLIST \
+                 WHERE STATE LIKE 'Waiting for table metadata lock%'",
+            )
+            .await
+            .unwrap_or_default();
+        let names: Vec<&str> = self.state.tables.iter().map(|t| t.table.as_str()).collect();
+        for (id, user, info) in waiting {
+            let statement = info.unwrap_or_default();
+            if names.iter().any(|n| statement.contains(n)) {
+                tracing::warn!(session = id, %user, statement = %statement.chars().take(200).collect::<String>(), "a session waits for a captured table's metadata lock, which the snapshot holds until it ends; writers to that table queue behind it. Run such DDL after the snapshot, or with a low lock_wait_timeout");
+            }
+        }
     }
 
     fn progress_rows(&self) -> u64 {

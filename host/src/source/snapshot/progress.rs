@@ -20,6 +20,8 @@ pub(crate) struct Progress {
     rows_at_start: u64,
     bar: Option<ProgressBar>,
     tty: bool,
+    /// When the server was last asked what the snapshot costs it (see [`Progress::server_due`]).
+    last_server_check: Instant,
 }
 
 impl Progress {
@@ -31,7 +33,18 @@ impl Progress {
             rows_at_start: 0,
             bar: None,
             tty: std::io::stderr().is_terminal(),
+            last_server_check: Instant::now(),
         }
+    }
+
+    /// Whether it is time (once per interval) to ask the server what the snapshot costs it:
+    /// the undo history its read view holds back, and sessions waiting for its metadata locks.
+    pub(crate) fn server_due(&mut self) -> bool {
+        if self.last_server_check.elapsed() < self.interval {
+            return false;
+        }
+        self.last_server_check = Instant::now();
+        true
     }
 
     /// A table's read begins (or continues, with `done` rows already acknowledged).
