@@ -73,11 +73,66 @@ pub(super) async fn snapshot_checks(cfg: &Config) -> Vec<CheckResult> {
             Err(e) => fail(NAME, e.to_string(), "see the message above"),
         });
     }
+    let mut estimate = 0u64;
     for (schema, table) in &tables {
-        out.push(table_check(&mut conn, schema, table).await);
+        let (result, rows) = table_check(&mut conn, schema, table).await;
+        out.push(result);
+        estimate += rows;
     }
     let _ = conn.disconnect().await;
+    if let Some(r) = retention_check(cfg, estimate).await {
+        out.push(r);
+    }
     out
+}
+
+/// Rows per second assumed for the estimate of a snapshot's duration: the lower end measured
+/// into Kafka on a small shared machine (docs/BENCHMARKS.md).
+const ESTIMATE_ROWS_PER_S: u64 = 100_000;
+
+/// Warns when the snapshot would take longer than the stream host keeps its binlogs: the
+/// catch-up after a crash mid-snapshot, and streaming after it, need the binlog from the
+/// snapshot's point on.
+async fn retention_check(cfg: &Config, rows: u64) -> Option<CheckResult> {
+    let mut conn = crate::source::binlog::connect(&cfg.mysql).await.ok()?;
+    let secs: Option<u64> = conn
+        .query_first("SELECT @@global.binlog_expire_logs_seconds")
+        .await
+        .ok()
+        .flatten();
+    let secs = match secs {
+        Some(s) => s,
+        None => {
+            let days: Option<f64> = conn
+                .query_first("SELECT @@global.expire_logs_days")
+                .await
+                .ok()
+                .flatten();
+            (days.unwrap_or(0.0) * 86_400.0) as u64
+        }
+    };
+    let _ = conn.disconnect().await;
+    Some(retention_verdict(rows, rows / ESTIMATE_ROWS_PER_S, secs))
+}
+
+/// The retention check's result for `rows` that take about `needed` seconds, against binlogs
+/// kept `kept` seconds (0: kept until purged by hand).
+fn retention_verdict(rows: u64, needed: u64, kept: u64) -> CheckResult {
+    let took = format!("about {rows} rows, roughly {needed} s at {ESTIMATE_ROWS_PER_S} rows/s");
+    if kept == 0 {
+        return pass(
+            NAME,
+            format!("{took}; binlogs are not expired automatically"),
+        );
+    }
+    if needed.saturating_mul(2) > kept {
+        return warn(
+            NAME,
+            format!("{took}, and the server keeps binlogs {kept} s"),
+            "keep binlogs longer than the snapshot may take (binlog_expire_logs_seconds), so that a resume after a crash mid-snapshot, and streaming after it, still find the binlog from the snapshot's point; or snapshot from a replica",
+        );
+    }
+    pass(NAME, format!("{took}; binlogs are kept {kept} s"))
 }
 
 /// The snapshot file: none, in progress, or complete.
@@ -114,36 +169,31 @@ fn progress(cfg: &Config) -> CheckResult {
     }
 }
 
-/// One table: readable, and how the snapshot would read it.
-async fn table_check(conn: &mut mysql_async::Conn, schema: &str, table: &str) -> CheckResult {
+/// One table: readable, and how the snapshot would read it; with its estimated rows.
+async fn table_check(
+    conn: &mut mysql_async::Conn,
+    schema: &str,
+    table: &str,
+) -> (CheckResult, u64) {
     let q = |s: &str| s.replace('`', "``");
     let name = format!("{schema}.{table}");
-    if let Err(e) = conn
-        .query_drop(format!(
-            "SELECT 1 FROM `{}`.`{}` LIMIT 0",
-            q(schema),
-            q(table)
-        ))
-        .await
-    {
-        return fail(
-            NAME,
-            format!("the snapshot cannot read {name}: {e}"),
-            format!("GRANT SELECT ON `{schema}`.`{table}` TO the Sluice user"),
+    let probe = format!("SELECT 1 FROM `{}`.`{}` LIMIT 0", q(schema), q(table));
+    if let Err(e) = conn.query_drop(probe).await {
+        let fix = format!("GRANT SELECT ON `{schema}`.`{table}` TO the Sluice user");
+        return (
+            fail(NAME, format!("the snapshot cannot read {name}: {e}"), fix),
+            0,
         );
     }
     let t = match SnapshotTable::describe(conn, schema, table, None).await {
         Ok(t) => t,
         Err(e) => {
-            return fail(
-                NAME,
-                format!("cannot describe {name}: {e}"),
-                "see the message above",
-            )
+            let detail = format!("cannot describe {name}: {e}");
+            return (fail(NAME, detail, "see the message above"), 0);
         }
     };
     let estimate = t.estimated_rows;
-    match &t.key_source {
+    let result = match &t.key_source {
         KeySource::Primary => pass(
             NAME,
             format!("{name}: about {estimate} rows, read in PRIMARY KEY order, resumable"),
@@ -157,5 +207,27 @@ async fn table_check(conn: &mut mysql_async::Conn, schema: &str, table: &str) ->
             format!("{name}: about {estimate} rows and no usable key: read by one unordered SELECT"),
             "after a crash mid-read, this table is read again from the start and its rows already published come again; add a PRIMARY KEY (or a UNIQUE key on NOT NULL columns) to make it resumable",
         ),
+    };
+    (result, estimate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Status;
+
+    #[test]
+    fn retention_shorter_than_twice_the_estimate_warns() {
+        assert_eq!(retention_verdict(1_000, 0, 0).status, Status::Pass);
+        assert_eq!(
+            retention_verdict(10_000_000, 100, 86_400).status,
+            Status::Pass
+        );
+        let w = retention_verdict(1_000_000_000, 10_000, 3_600);
+        assert_eq!(w.status, Status::Warn);
+        assert!(w
+            .fix
+            .unwrap_or_default()
+            .contains("binlog_expire_logs_seconds"));
     }
 }
