@@ -135,7 +135,12 @@ pub(crate) async fn run(
             reader.keyless(&mut epoch.conn).await?
         };
         if !finished {
-            let _ = epoch.conn.query_drop("ROLLBACK").await;
+            // A keyless table's result may still be streaming: a ROLLBACK would first read
+            // the rest of the table. Dropping the connection closes it in the background, and
+            // the server ends the read-only transaction.
+            if table.has_key() {
+                let _ = epoch.conn.query_drop("ROLLBACK").await;
+            }
             return Ok(None);
         }
     }
