@@ -275,15 +275,7 @@ async fn a_kill_mid_snapshot_resumes_without_losing_a_row() -> anyhow::Result<()
     let w = writer(p.table.clone(), 500_000, stop.clone());
     let sluice = p.spawn()?;
     // Kill once some chunks are acknowledged and recorded, well before the end.
-    let mut at_kill = 0;
-    let reached = wait_until(Duration::from_secs(120), || {
-        at_kill = snapshot_file(&p)
-            .and_then(|s| s["tables"][0]["rows"].as_u64())
-            .unwrap_or(0);
-        at_kill >= 20_000
-    });
-    assert!(reached, "{}", sluice.stderr_text());
-    sluice.kill9()?;
+    let at_kill = kill_after(&p, sluice, 20_000);
     assert!(at_kill < 500_000, "the snapshot ended before the kill");
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -602,15 +594,7 @@ async fn a_keyless_table_cut_by_a_kill_is_truncated_and_read_again() -> anyhow::
     p.sql("INSERT INTO {t} SELECT seq, CONCAT('row-', seq) FROM seq_1_to_300000")
         .await?;
     let sluice = p.spawn()?;
-    let mut at_kill = 0;
-    let reached = wait_until(Duration::from_secs(120), || {
-        at_kill = snapshot_file(&p)
-            .and_then(|s| s["tables"][0]["rows"].as_u64())
-            .unwrap_or(0);
-        at_kill >= 10_000
-    });
-    assert!(reached, "{}", sluice.stderr_text());
-    sluice.kill9()?;
+    let at_kill = kill_after(&p, sluice, 10_000);
     assert!(at_kill < 300_000, "the snapshot ended before the kill");
     // Rows already published are deleted while Sluice is down.
     p.sql("DELETE FROM {t} WHERE v <= 100").await?;
@@ -646,15 +630,19 @@ async fn a_keyless_table_cut_by_a_kill_is_truncated_and_read_again() -> anyhow::
     Ok(())
 }
 
-/// Kills Sluice once the snapshot of `p`'s table has acknowledged `rows` rows.
-fn kill_after(p: &Pipeline, sluice: Sluice, rows: u64) {
+/// Kills Sluice (`kill -9`) once the snapshot of `p`'s table has acknowledged `rows` rows;
+/// returns how many it had then.
+fn kill_after(p: &Pipeline, sluice: Sluice, rows: u64) -> u64 {
+    let mut at_kill = 0;
     let reached = wait_until(Duration::from_secs(120), || {
-        snapshot_file(p)
+        at_kill = snapshot_file(p)
             .and_then(|s| s["tables"][0]["rows"].as_u64())
-            .is_some_and(|n| n >= rows)
+            .unwrap_or(0);
+        at_kill >= rows
     });
     assert!(reached, "{}", sluice.stderr_text());
     sluice.kill9().expect("kill -9");
+    at_kill
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -800,6 +788,56 @@ async fn an_alter_waits_for_the_snapshot_and_sluice_names_it() -> anyhow::Result
         "{}",
         sluice.stderr_text()
     );
+    assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_mid_snapshot_saves_its_progress_and_a_restart_finishes_it() -> anyhow::Result<()> {
+    let mut p = TestPipeline::new("snapstop")
+        .kafka()
+        .setup(TABLE)
+        .env("INITIAL_SNAPSHOT", "true")
+        .env("SNAPSHOT_BATCH_SIZE", "200")
+        .build()
+        .await?;
+    load(&mut p, 100_000).await?;
+    let sluice = p.spawn()?;
+    let reached = wait_until(Duration::from_secs(120), || {
+        snapshot_file(&p)
+            .and_then(|s| s["tables"][0]["rows"].as_u64())
+            .is_some_and(|n| n >= 2_000)
+    });
+    assert!(reached, "{}", sluice.stderr_text());
+    // SIGTERM: the current batch finishes, what is in flight is acknowledged and saved, exit 0.
+    assert_eq!(sluice.stop()?, 0);
+    let state = snapshot_file(&p).expect("snapshot file");
+    assert_eq!(state["status"], "running", "{state}");
+    let saved = state["tables"][0]["rows"].as_u64().unwrap_or(0);
+    assert!(saved >= 2_000 && saved < 100_000, "{state}");
+    let published = read_topic(&p.topic, 200_000, Duration::from_secs(3))?.len() as u64;
+    assert_eq!(
+        published, saved,
+        "every acknowledged row is recorded, and only those"
+    );
+
+    let sluice = p.spawn()?;
+    assert!(
+        wait_until(Duration::from_secs(120), || sluice
+            .log_contains("snapshot complete")),
+        "{}",
+        sluice.stderr_text()
+    );
+    p.sql("INSERT INTO {t} VALUES (-3, 0, 'sentinel')").await?;
+    let records = read_to_sentinel(&p, -3)?;
+    // A graceful stop repeats nothing: each row exactly once.
+    let snapshot_rows = records
+        .iter()
+        .filter(|r| r.value["kind"] == "snapshot_insert")
+        .count();
+    assert_eq!(snapshot_rows, 100_000);
+    let want = table_now(&mut p).await?;
+    assert_same(&replay(&records), &want, &sluice.stderr_text());
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }
