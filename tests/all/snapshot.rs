@@ -137,6 +137,34 @@ fn writer(table: String, n: i64, stop: Arc<AtomicBool>) -> tokio::task::JoinHand
     })
 }
 
+/// Waits (up to `secs`) until Sluice logs `line`.
+fn wait_log(sluice: &Sluice, line: &str, secs: u64) {
+    assert!(
+        wait_until(Duration::from_secs(secs), || sluice.log_contains(line)),
+        "no {line:?} within {secs} s:\n{}",
+        sluice.stderr_text()
+    );
+}
+
+/// Inserts the sentinel row -3 into a [`TABLE`] and reads the topic up to it: everything
+/// published before it.
+async fn to_sentinel(p: &mut Pipeline) -> anyhow::Result<Vec<Record>> {
+    p.sql("INSERT INTO {t} VALUES (-3, 0, 'sentinel')").await?;
+    read_to_sentinel(p, -3)
+}
+
+/// Replays `records` and compares the result with the table as MariaDB has it now (which it
+/// returns).
+async fn assert_replays_table(
+    p: &mut Pipeline,
+    records: &[Record],
+    sluice: &Sluice,
+) -> anyhow::Result<BTreeMap<i64, (i64, Option<String>)>> {
+    let want = table_now(p).await?;
+    assert_same(&replay(records), &want, &sluice.stderr_text());
+    Ok(want)
+}
+
 /// Reads the topic until the sentinel row `id` arrives.
 fn read_to_sentinel(p: &Pipeline, id: i64) -> anyhow::Result<Vec<Record>> {
     read_topic_until(&p.topic, Duration::from_secs(180), |r| {
@@ -202,26 +230,15 @@ async fn consistent_under_writes(prefix: &str, env: &[(&str, &str)]) -> anyhow::
     let stop = Arc::new(AtomicBool::new(false));
     let w = writer(p.table.clone(), 200_000, stop.clone());
     let sluice = p.spawn()?;
-    assert!(
-        wait_until(Duration::from_secs(60), || sluice
-            .log_contains("snapshot started")),
-        "{}",
-        sluice.stderr_text()
-    );
+    wait_log(&sluice, "snapshot started", 60);
     // Committed after the snapshot's point (logged once the point is captured): it must come
     // exactly once, as a change event.
     p.sql("INSERT INTO {t} VALUES (-2, 0, 'after')").await?;
-    assert!(
-        wait_until(Duration::from_secs(120), || sluice
-            .log_contains("snapshot complete")),
-        "{}",
-        sluice.stderr_text()
-    );
+    wait_log(&sluice, "snapshot complete", 120);
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::SeqCst);
     let ops = w.await?;
-    p.sql("INSERT INTO {t} VALUES (-3, 0, 'sentinel')").await?;
-    let records = read_to_sentinel(&p, -3)?;
+    let records = to_sentinel(&mut p).await?;
 
     assert_eq!(kinds_of(&records, -1), ["snapshot_insert"]);
     assert_eq!(kinds_of(&records, -2), ["insert"]);
@@ -231,8 +248,7 @@ async fn consistent_under_writes(prefix: &str, env: &[(&str, &str)]) -> anyhow::
         .count();
     assert!(snapshot_rows > 150_000, "{snapshot_rows} snapshot rows");
     assert!(ops > 0, "the writer ran no statement");
-    let want = table_now(&mut p).await?;
-    assert_same(&replay(&records), &want, &sluice.stderr_text());
+    assert_replays_table(&mut p, &records, &sluice).await?;
     assert!(sluice.log_contains("snapshot progress"), "no progress line");
     let state = snapshot_file(&p).expect("snapshot file");
     assert_eq!(state["status"], "complete", "{state}");
@@ -280,12 +296,7 @@ async fn a_kill_mid_snapshot_resumes_without_losing_a_row() -> anyhow::Result<()
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let sluice = p.spawn()?;
-    assert!(
-        wait_until(Duration::from_secs(120), || sluice
-            .log_contains("snapshot complete")),
-        "{}",
-        sluice.stderr_text()
-    );
+    wait_log(&sluice, "snapshot complete", 120);
     assert!(
         sluice.log_contains("resuming the interrupted snapshot"),
         "{}",
@@ -293,10 +304,8 @@ async fn a_kill_mid_snapshot_resumes_without_losing_a_row() -> anyhow::Result<()
     );
     stop.store(true, Ordering::SeqCst);
     w.await?;
-    p.sql("INSERT INTO {t} VALUES (-3, 0, 'sentinel')").await?;
-    let records = read_to_sentinel(&p, -3)?;
-    let want = table_now(&mut p).await?;
-    assert_same(&replay(&records), &want, &sluice.stderr_text());
+    let records = to_sentinel(&mut p).await?;
+    assert_replays_table(&mut p, &records, &sluice).await?;
     let state = snapshot_file(&p).expect("snapshot file");
     assert_eq!(state["status"], "complete", "{state}");
     assert_eq!(state["epoch"], 2, "{state}");
@@ -570,11 +579,9 @@ async fn an_xa_prepared_before_the_snapshot_makes_it_wait_then_comes_once() -> a
         "{}",
         sluice.stderr_text()
     );
-    p.sql("INSERT INTO {t} VALUES (-3, 0, 'sentinel')").await?;
-    let records = read_to_sentinel(&p, -3)?;
+    let records = to_sentinel(&mut p).await?;
     assert_eq!(kinds_of(&records, 5), ["snapshot_insert"], "{records:?}");
-    let want = table_now(&mut p).await?;
-    assert_same(&replay(&records), &want, &sluice.stderr_text());
+    assert_replays_table(&mut p, &records, &sluice).await?;
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }
@@ -599,12 +606,7 @@ async fn a_keyless_table_cut_by_a_kill_is_truncated_and_read_again() -> anyhow::
     // Rows already published are deleted while Sluice is down.
     p.sql("DELETE FROM {t} WHERE v <= 100").await?;
     let sluice = p.spawn()?;
-    assert!(
-        wait_until(Duration::from_secs(120), || sluice
-            .log_contains("snapshot complete")),
-        "{}",
-        sluice.stderr_text()
-    );
+    wait_log(&sluice, "snapshot complete", 120);
     p.sql("INSERT INTO {t} VALUES (-3, 'sentinel')").await?;
     let records = read_to_sentinel(&p, -3)?;
     let truncates: Vec<usize> = records
@@ -633,16 +635,23 @@ async fn a_keyless_table_cut_by_a_kill_is_truncated_and_read_again() -> anyhow::
 /// Kills Sluice (`kill -9`) once the snapshot of `p`'s table has acknowledged `rows` rows;
 /// returns how many it had then.
 fn kill_after(p: &Pipeline, sluice: Sluice, rows: u64) -> u64 {
-    let mut at_kill = 0;
-    let reached = wait_until(Duration::from_secs(120), || {
-        at_kill = snapshot_file(p)
-            .and_then(|s| s["tables"][0]["rows"].as_u64())
-            .unwrap_or(0);
-        at_kill >= rows
-    });
-    assert!(reached, "{}", sluice.stderr_text());
+    let at_kill = wait_rows(p, &sluice, rows);
     sluice.kill9().expect("kill -9");
     at_kill
+}
+
+/// Waits (up to 120 s) until the snapshot of `p`'s table has acknowledged `rows` rows;
+/// returns how many it had then.
+fn wait_rows(p: &Pipeline, sluice: &Sluice, rows: u64) -> u64 {
+    let mut done = 0;
+    let reached = wait_until(Duration::from_secs(120), || {
+        done = snapshot_file(p)
+            .and_then(|s| s["tables"][0]["rows"].as_u64())
+            .unwrap_or(0);
+        done >= rows
+    });
+    assert!(reached, "{}", sluice.stderr_text());
+    done
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -673,17 +682,10 @@ async fn an_xa_prepared_during_a_crash_commits_into_the_resumed_snapshot() -> an
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     p.sql(format!("XA COMMIT '{xid}'")).await?;
-    assert!(
-        wait_until(Duration::from_secs(120), || sluice
-            .log_contains("snapshot complete")),
-        "{}",
-        sluice.stderr_text()
-    );
-    p.sql("INSERT INTO {t} VALUES (-3, 0, 'sentinel')").await?;
-    let records = read_to_sentinel(&p, -3)?;
-    let want = table_now(&mut p).await?;
+    wait_log(&sluice, "snapshot complete", 120);
+    let records = to_sentinel(&mut p).await?;
+    let want = assert_replays_table(&mut p, &records, &sluice).await?;
     assert_eq!(want.get(&1).map(|r| r.0), Some(999));
-    assert_same(&replay(&records), &want, &sluice.stderr_text());
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }
@@ -702,12 +704,7 @@ async fn a_forced_snapshot_resumes_after_its_connection_is_killed() -> anyhow::R
         .await?;
     load(&mut p, 100_000).await?;
     let sluice = p.spawn()?;
-    let reached = wait_until(Duration::from_secs(120), || {
-        snapshot_file(&p)
-            .and_then(|s| s["tables"][0]["rows"].as_u64())
-            .is_some_and(|n| n >= 2_000)
-    });
-    assert!(reached, "{}", sluice.stderr_text());
+    wait_rows(&p, &sluice, 2_000);
     let ids: Vec<u64> =
         p.db.query(format!(
             "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{}'",
@@ -718,12 +715,7 @@ async fn a_forced_snapshot_resumes_after_its_connection_is_killed() -> anyhow::R
     for id in ids {
         let _ = p.db.query_drop(format!("KILL CONNECTION {id}")).await;
     }
-    assert!(
-        wait_until(Duration::from_secs(120), || sluice
-            .log_contains("snapshot complete")),
-        "{}",
-        sluice.stderr_text()
-    );
+    wait_log(&sluice, "snapshot complete", 120);
     assert!(
         sluice.log_contains("resuming the interrupted snapshot"),
         "{}",
@@ -733,10 +725,8 @@ async fn a_forced_snapshot_resumes_after_its_connection_is_killed() -> anyhow::R
     assert!(wait_until(Duration::from_secs(30), || {
         snapshot_file(&p).is_some_and(|s| s["status"] == "complete" && s["epoch"] == 2)
     }));
-    p.sql("INSERT INTO {t} VALUES (-3, 0, 'sentinel')").await?;
-    let records = read_to_sentinel(&p, -3)?;
-    let want = table_now(&mut p).await?;
-    assert_same(&replay(&records), &want, &sluice.stderr_text());
+    let records = to_sentinel(&mut p).await?;
+    assert_replays_table(&mut p, &records, &sluice).await?;
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }
@@ -756,12 +746,7 @@ async fn an_alter_waits_for_the_snapshot_and_sluice_names_it() -> anyhow::Result
         .await?;
     load(&mut p, 30_000).await?;
     let sluice = p.spawn()?;
-    assert!(
-        wait_until(Duration::from_secs(60), || sluice
-            .log_contains("snapshot started")),
-        "{}",
-        sluice.stderr_text()
-    );
+    wait_log(&sluice, "snapshot started", 60);
     let mut ddl = admin().await?;
     ddl.query_drop("SET SESSION lock_wait_timeout = 2").await?;
     let alter = ddl
@@ -782,12 +767,7 @@ async fn an_alter_waits_for_the_snapshot_and_sluice_names_it() -> anyhow::Result
         sluice.stderr_text()
     );
     assert!(sluice.log_contains("history_list_length"));
-    assert!(
-        wait_until(Duration::from_secs(120), || sluice
-            .log_contains("snapshot complete")),
-        "{}",
-        sluice.stderr_text()
-    );
+    wait_log(&sluice, "snapshot complete", 120);
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }
@@ -803,12 +783,7 @@ async fn a_stop_mid_snapshot_saves_its_progress_and_a_restart_finishes_it() -> a
         .await?;
     load(&mut p, 100_000).await?;
     let sluice = p.spawn()?;
-    let reached = wait_until(Duration::from_secs(120), || {
-        snapshot_file(&p)
-            .and_then(|s| s["tables"][0]["rows"].as_u64())
-            .is_some_and(|n| n >= 2_000)
-    });
-    assert!(reached, "{}", sluice.stderr_text());
+    wait_rows(&p, &sluice, 2_000);
     // SIGTERM: the current batch finishes, what is in flight is acknowledged and saved, exit 0.
     assert_eq!(sluice.stop()?, 0);
     let state = snapshot_file(&p).expect("snapshot file");
@@ -822,22 +797,15 @@ async fn a_stop_mid_snapshot_saves_its_progress_and_a_restart_finishes_it() -> a
     );
 
     let sluice = p.spawn()?;
-    assert!(
-        wait_until(Duration::from_secs(120), || sluice
-            .log_contains("snapshot complete")),
-        "{}",
-        sluice.stderr_text()
-    );
-    p.sql("INSERT INTO {t} VALUES (-3, 0, 'sentinel')").await?;
-    let records = read_to_sentinel(&p, -3)?;
+    wait_log(&sluice, "snapshot complete", 120);
+    let records = to_sentinel(&mut p).await?;
     // A graceful stop repeats nothing: each row exactly once.
     let snapshot_rows = records
         .iter()
         .filter(|r| r.value["kind"] == "snapshot_insert")
         .count();
     assert_eq!(snapshot_rows, 100_000);
-    let want = table_now(&mut p).await?;
-    assert_same(&replay(&records), &want, &sluice.stderr_text());
+    assert_replays_table(&mut p, &records, &sluice).await?;
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }

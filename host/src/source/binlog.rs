@@ -482,13 +482,9 @@ impl Driver {
     }
 
     /// Watches for outcomes of XA transactions that began before the start
-    /// ([`Processor::watching_xa`]).
+    /// ([`Processor::watch_xa`]).
     pub(crate) fn watch_xa(&mut self) {
-        let p = std::mem::replace(
-            &mut self.processor,
-            Processor::new(TableFilter::all(), &BinlogPosition::default(), 1),
-        );
-        self.processor = p.watching_xa();
+        self.processor.watch_xa();
     }
 
     /// The processor being driven.

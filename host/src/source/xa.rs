@@ -194,7 +194,8 @@ mod tests {
             gtid: None,
             timestamp: 0,
         };
-        let mut p = Processor::new(crate::source::TableFilter::all(), &start, 10).watching_xa();
+        let mut p = Processor::new(crate::source::TableFilter::all(), &start, 10);
+        p.watch_xa();
         // Begun and finished in the stream: nothing to note.
         p.xa_statement("START", " 'a'", 10, 20, 0).unwrap();
         p.xa_statement("END", " 'a'", 20, 30, 0).unwrap();

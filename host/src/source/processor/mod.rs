@@ -160,13 +160,12 @@ impl Processor {
     /// Notes the outcome of any XA transaction that began before the stream's start
     /// ([`Processor::foreign_xa`]): for the snapshot's check that none prepared before its
     /// point commits rows after it.
-    pub(crate) fn watching_xa(mut self) -> Self {
+    pub(crate) fn watch_xa(&mut self) {
         self.xa_watch = Some(XaWatch::default());
-        self
     }
 
     /// The xid of the first `XA COMMIT`/`XA ROLLBACK` read whose `XA START` came before the
-    /// stream's start (with [`Processor::watching_xa`]).
+    /// stream's start (with [`Processor::watch_xa`]).
     pub(crate) fn foreign_xa(&self) -> Option<&str> {
         self.xa_watch.as_ref()?.foreign.as_deref()
     }

@@ -96,26 +96,13 @@ pub enum SnapshotError {
         start: String,
         end: String,
     },
-    #[error(
-        "{table}: column {column} uses the character set {charset}, which Sluice cannot decode. \
-         Convert the column (ALTER TABLE … MODIFY {column} … CHARACTER SET utf8mb4), or leave the \
-         table out of MYSQL_TABLE"
-    )]
-    UnsupportedCharset {
-        table: String,
-        column: String,
-        charset: String,
-    },
-    #[error(
-        "{table}: column {column} holds bytes that are not valid {charset} text; Sluice stops \
-         rather than publish a wrong string. The value was probably written through a connection \
-         with the wrong character set: correct the row, or convert the column"
-    )]
-    InvalidText {
-        table: String,
-        column: String,
-        charset: String,
-    },
+    /// A column whose character set Sluice cannot decode (the binlog path's error and text).
+    #[error(transparent)]
+    Schema(#[from] crate::source::schema::SchemaError),
+    /// A value that is not valid text in its column's character set (the binlog path's error
+    /// and text).
+    #[error(transparent)]
+    Decode(#[from] crate::source::decode::DecodeError),
     #[error("{table}: column {column}: the snapshot read a value it cannot publish: {detail}")]
     InvalidValue {
         table: String,
@@ -164,8 +151,8 @@ impl SnapshotError {
             | SnapshotError::Cursor { .. } => false,
             SnapshotError::TableNotFound { .. }
             | SnapshotError::PeriodColumns { .. }
-            | SnapshotError::UnsupportedCharset { .. }
-            | SnapshotError::InvalidText { .. }
+            | SnapshotError::Schema(_)
+            | SnapshotError::Decode(_)
             | SnapshotError::InvalidValue { .. } => false,
         }
     }

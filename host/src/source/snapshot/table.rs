@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use super::error::SnapshotError;
 use crate::event::TableMeta;
 use crate::source::charset::Charset;
+use crate::source::schema::SchemaError;
 use crate::source::versioned::Periods;
 
 /// Which index orders the snapshot's reads of a table.
@@ -250,11 +251,12 @@ impl SnapshotTable {
             // GEOMETRY has no character set; every other character column must be decodable.
             if let Some(cs) = &c.charset {
                 if !Charset::from_name(Some(cs)).is_supported() {
-                    return Err(SnapshotError::UnsupportedCharset {
+                    return Err(SchemaError::UnsupportedCharset {
                         table: qualified,
                         column: c.name.clone(),
                         charset: cs.clone(),
-                    });
+                    }
+                    .into());
                 }
             }
         }
@@ -622,7 +624,9 @@ pub(crate) mod tests {
         c.charset = Some("gb18030".into());
         assert!(matches!(
             SnapshotTable::from_catalog("db", "t", vec![c], vec![], None, String::new(), 0),
-            Err(SnapshotError::UnsupportedCharset { .. })
+            Err(SnapshotError::Schema(
+                SchemaError::UnsupportedCharset { .. }
+            ))
         ));
     }
 

@@ -32,7 +32,8 @@ use super::error::SnapshotError;
 use super::table::SnapshotTable;
 use crate::event::Value;
 use crate::source::charset::{Charset, Text};
-use crate::source::decode;
+use crate::source::decode::{self, DecodeError};
+use crate::source::schema::SchemaError;
 
 /// Why one value could not be converted; the caller adds the table and column.
 enum Fail {
@@ -85,16 +86,18 @@ impl SnapshotTable {
             .cloned()
             .unwrap_or_else(|| column.to_string());
         match f {
-            Fail::Text(cs) => SnapshotError::InvalidText {
+            Fail::Text(cs) => DecodeError::InvalidText {
                 table,
                 column,
                 charset: cs.name(),
-            },
-            Fail::Unsupported(cs) => SnapshotError::UnsupportedCharset {
+            }
+            .into(),
+            Fail::Unsupported(cs) => SchemaError::UnsupportedCharset {
                 table,
                 column,
                 charset: cs.name(),
-            },
+            }
+            .into(),
             Fail::Invalid(detail) => SnapshotError::InvalidValue {
                 table,
                 column,
@@ -142,7 +145,7 @@ fn convert(v: MyValue, col: &Column) -> Result<Value, Fail> {
                 // The zero TIMESTAMP (the binary protocol sends it as an empty date).
                 Value::Null
             } else {
-                let days = days_from_civil(i64::from(y), u32::from(mo), u32::from(d));
+                let days = sluice_contract::format::days_from_civil(i64::from(y), u32::from(mo), u32::from(d));
                 let secs = days * 86_400
                     + i64::from(h) * 3600
                     + i64::from(mi) * 60
@@ -295,18 +298,6 @@ pub(crate) fn strip_zerofill(b: &[u8]) -> Result<String, String> {
     // Only ASCII digits and the point remain.
     s.extend(int.iter().chain(frac).map(|&c| char::from(c)));
     Ok(s)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm; the inverse
-/// of `sluice_contract::format::civil_from_days`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -547,7 +538,7 @@ mod tests {
         )
         .expect_err("invalid");
         assert!(
-            matches!(&e, SnapshotError::InvalidText { table, column, charset }
+            matches!(&e, SnapshotError::Decode(DecodeError::InvalidText { table, column, charset })
             if table == "db.t" && column == "c" && charset == "utf8mb4")
         );
         let e = one(
@@ -555,7 +546,13 @@ mod tests {
             MyValue::Bytes(b"x".to_vec()),
         )
         .expect_err("unknown collation");
-        assert!(matches!(e, SnapshotError::UnsupportedCharset { .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                SnapshotError::Schema(SchemaError::UnsupportedCharset { .. })
+            ),
+            "{e}"
+        );
         let e = one(
             c(ColumnType::MYSQL_TYPE_LONG),
             MyValue::Bytes(b"1".to_vec()),
@@ -642,13 +639,6 @@ mod tests {
             }
         );
         assert_eq!(ts(0, MyValue::Date(0, 0, 0, 0, 0, 0, 0)), Value::Null);
-        // days_from_civil inverts the contract's civil_from_days.
-        for days in [
-            -719_468, -1, 0, 1, 59, 365, 11_016, 19_753, 24_855, 2_932_896,
-        ] {
-            let (y, m, d) = sluice_contract::format::civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
-        }
     }
 
     #[test]
