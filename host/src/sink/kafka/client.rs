@@ -17,6 +17,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
+use super::delivery::Tally;
 use crate::config::KafkaConfig;
 use crate::sink::SinkError;
 
@@ -29,8 +30,9 @@ pub(crate) enum Role {
     Admin,
 }
 
-/// The producer settings Sluice relies on; `[kafka.producer]` entries override them.
-const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+/// The producer settings Sluice relies on; `[kafka.producer]` entries override them. Public for
+/// the bench, whose reference producer uses the very same settings.
+pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.idempotence", "true"),
     ("acks", "all"),
     ("linger.ms", "5"),
@@ -126,9 +128,12 @@ impl Context {
     }
 }
 
+/// Each message's delivery report counts down its batch's [`Tally`] (on the polling thread).
 impl rdkafka::producer::ProducerContext for Context {
-    type DeliveryOpaque = ();
-    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+    type DeliveryOpaque = Arc<Tally>;
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, tally: Arc<Tally>) {
+        tally.report(result);
+    }
 }
 
 impl ClientContext for Context {

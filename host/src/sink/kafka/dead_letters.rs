@@ -7,26 +7,25 @@
 //! the same client configuration ([`super::client`]). A batch's [`Ack`](crate::sink::Ack) is
 //! [`delivered`]: every delivery report positive, or diverted to the dead letters.
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
-use super::client::Context;
+use super::delivery::{enqueue, Producer, Record, Tally};
 use super::errors::{classify, delivery_error, Class};
 use crate::sink::SinkError;
 
 /// Where oversized events go under `kafka.on_oversize = "dead_letter"`.
 #[derive(Clone)]
 pub(super) struct DeadLetters {
-    producer: FutureProducer<Context>,
+    producer: Producer,
     topic: String,
 }
 
 impl DeadLetters {
     /// Dead letters to `topic`, through the sink's `producer`.
-    pub(super) fn new(producer: FutureProducer<Context>, topic: String) -> Self {
+    pub(super) fn new(producer: Producer, topic: String) -> Self {
         DeadLetters { producer, topic }
     }
 
@@ -64,30 +63,25 @@ impl DeadLetters {
                 key: "sluice.original.bytes",
                 value: Some(size.as_bytes()),
             });
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(h);
+        let tally = Tally::new();
+        let mut record: Record<'_> =
+            Record::with_opaque_to(&self.topic, tally.expect_one()).headers(h);
         if let Some(k) = key {
             record = record.key(k);
         }
         // Like the main path, wait while librdkafka's queue is full (the broker is slow or down)
         // instead of failing, which would republish everything since the last save. A stop that
         // waits too long aborts the sink task (pipeline.shutdown_timeout_ms).
-        let f = loop {
-            match self.producer.send_result(record) {
-                Ok(f) => break f,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err((e, _)) => return Err(SinkError::Enqueue(e)),
-            }
-        };
-        match f.await {
-            Ok(Ok(_)) => {
+        enqueue(&self.producer, record, None)
+            .await
+            .map_err(|(e, _)| SinkError::Enqueue(e))?;
+        tally.seal();
+        match tally.wait().await.into_iter().next() {
+            None => {
                 tracing::warn!(topic, bytes, dead_letter_topic = %self.topic, "an event too large for Kafka went to the dead-letter topic");
                 Ok(())
             }
-            Ok(Err((e, _))) => Err(SinkError::Delivery(e)),
-            Err(_) => Err(SinkError::ProducerGone),
+            Some((e, _)) => Err(SinkError::Delivery(e)),
         }
     }
 
@@ -110,25 +104,19 @@ impl DeadLetters {
     }
 }
 
-/// Waits for a batch's delivery reports, in order: `Ok` once each is positive, or (for an event
-/// the broker refused as too large, when `dead_letters` is set) once its dead letter is.
+/// Waits for a batch's delivery reports: `Ok` once each is positive, or (for an event the broker
+/// refused as too large, when `dead_letters` is set) once its dead letter is.
 pub(super) async fn delivered(
-    reports: Vec<DeliveryFuture>,
+    tally: Arc<Tally>,
     dead_letters: Option<DeadLetters>,
 ) -> Result<(), SinkError> {
-    for report in reports {
-        match report.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, msg))) => {
-                let too_large = e
-                    .rdkafka_error_code()
-                    .is_some_and(|c| classify(c) == Class::TooLarge);
-                match &dead_letters {
-                    Some(dl) if too_large => dl.divert_message(&msg, &e).await?,
-                    _ => return Err(delivery_error(e, &msg)),
-                }
-            }
-            Err(_) => return Err(SinkError::ProducerGone),
+    for (e, msg) in tally.wait().await {
+        let too_large = e
+            .rdkafka_error_code()
+            .is_some_and(|c| classify(c) == Class::TooLarge);
+        match &dead_letters {
+            Some(dl) if too_large => dl.divert_message(&msg, &e).await?,
+            _ => return Err(delivery_error(e, &msg)),
         }
     }
     Ok(())

@@ -13,7 +13,8 @@
 //! for all of them; [`errors`] classifies librdkafka's errors ([`classify`]: a retry cannot
 //! fix an event over `message.max.bytes`, an invalid topic name or a missing ACL, so those stop
 //! Sluice with the setting to change instead of republishing the same events forever);
-//! `dead_letters` diverts oversized events (`kafka.on_oversize = "dead_letter"`) and awaits a
+//! `delivery` counts each batch's delivery reports on the producer's polling thread (one
+//! shared counter per batch instead of a future per message); `dead_letters` diverts oversized events (`kafka.on_oversize = "dead_letter"`) and awaits a
 //! batch's delivery reports; [`topics`] checks and creates topics and holds `sluice check`'s
 //! probes.
 //!
@@ -22,14 +23,16 @@
 
 pub(crate) mod client;
 mod dead_letters;
+mod delivery;
 pub(crate) mod errors;
 pub(crate) mod topics;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::Producer as _;
 use tokio::sync::watch;
 
 use super::{Ack, SinkError};
@@ -37,8 +40,9 @@ use crate::config::{KafkaConfig, OversizePolicy};
 use crate::encode::{encode_key, encode_value, KeyMode};
 use crate::event::{ChangeEvent, Kind};
 
-pub(crate) use client::{client_config, Context, Role};
+pub(crate) use client::{client_config, Role};
 use dead_letters::DeadLetters;
+use delivery::{enqueue, Producer, Record, Tally};
 pub(crate) use errors::{classify, is_permanent, Class};
 pub(crate) use topics::{ensure_topic, probe, produce_test_record, validate_topic_creation};
 
@@ -83,11 +87,46 @@ fn itoa_pair(pos: u64, row: u32) -> NumPair {
     }
 }
 
+/// The event's source position as headers (`sluice.file`, `sluice.pos`, `sluice.row`, and
+/// `sluice.gtid` where there is one), then a transform's own headers.
+fn position_headers(ev: &ChangeEvent) -> OwnedHeaders {
+    let route_headers = ev.route.as_deref().map(|r| r.headers.as_slice());
+    let n = 4 + route_headers.map_or(0, <[_]>::len);
+    let mut nums = itoa_pair(ev.position.pos, ev.position.row);
+    let (pos, row) = nums.strs();
+    let mut headers = OwnedHeaders::new_with_capacity(n)
+        .insert(Header {
+            key: "sluice.file",
+            value: Some(ev.position.file.as_bytes()),
+        })
+        .insert(Header {
+            key: "sluice.pos",
+            value: Some(pos),
+        })
+        .insert(Header {
+            key: "sluice.row",
+            value: Some(row),
+        });
+    if let Some(g) = &ev.position.gtid {
+        headers = headers.insert(Header {
+            key: "sluice.gtid",
+            value: Some(g.as_bytes()),
+        });
+    }
+    for (k, v) in route_headers.unwrap_or_default() {
+        headers = headers.insert(Header {
+            key: k,
+            value: Some(v),
+        });
+    }
+    headers
+}
+
 /// How long start-up and `sluice check` wait for the broker before saying it cannot be reached.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct KafkaSink {
-    producer: FutureProducer<Context>,
+    producer: Producer,
     cfg: KafkaConfig,
     /// Topics known to exist: the configured one and those checked on first use. A transform
     /// can route to any topic; each new one is checked (and created if missing) once, so a
@@ -104,8 +143,7 @@ pub(crate) struct KafkaSink {
 
 impl KafkaSink {
     pub(crate) fn new(cfg: &KafkaConfig) -> Result<Self, SinkError> {
-        let (producer, _): (FutureProducer<Context>, _) =
-            client::create(&client_config(cfg, Role::Producer))?;
+        let (producer, _): (Producer, _) = client::create(&client_config(cfg, Role::Producer))?;
         let dead_letters = match (&cfg.on_oversize, &cfg.dead_letter_topic) {
             (OversizePolicy::DeadLetter, Some(t)) => {
                 Some(DeadLetters::new(producer.clone(), t.clone()))
@@ -134,7 +172,7 @@ impl KafkaSink {
     }
 
     pub(crate) async fn publish(&mut self, events: &[ChangeEvent]) -> Result<Ack, SinkError> {
-        let mut acks: Vec<DeliveryFuture> = Vec::with_capacity(events.len());
+        let tally = Tally::new();
         for ev in events {
             self.key_buf.clear();
             self.value_buf.clear();
@@ -156,108 +194,79 @@ impl KafkaSink {
             let topic = route
                 .and_then(|r| r.topic.as_deref())
                 .unwrap_or(&self.topic);
-            let mut nums = itoa_pair(ev.position.pos, ev.position.row);
-            let (pos, row) = nums.strs();
-            let mut headers = OwnedHeaders::new_with_capacity(4)
-                .insert(Header {
-                    key: "sluice.file",
-                    value: Some(ev.position.file.as_bytes()),
-                })
-                .insert(Header {
-                    key: "sluice.pos",
-                    value: Some(pos),
-                })
-                .insert(Header {
-                    key: "sluice.row",
-                    value: Some(row),
-                });
-            if let Some(g) = &ev.position.gtid {
-                headers = headers.insert(Header {
-                    key: "sluice.gtid",
-                    value: Some(g.as_bytes()),
-                });
-            }
-            for (k, v) in route.map(|r| r.headers.as_slice()).unwrap_or_default() {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v),
-                });
-            }
+            let headers = position_headers(ev);
             // A table-level `truncate` in primary_key mode goes to every partition: the table's
             // rows are spread over them by key, and each partition's consumer must see it in
             // order with the rows it holds. Otherwise the partitioner places it by its key.
-            let partitions: Vec<Option<i32>> = if ev.kind == Kind::Truncate
+            if ev.kind == Kind::Truncate
                 && self.key == KeyMode::PrimaryKey
                 && route.and_then(|r| r.key.as_ref()).is_none()
             {
-                (0..self.partition_count(topic).await?).map(Some).collect()
+                for partition in 0..self.partition_count(topic).await? {
+                    self.send(ev, topic, Some(partition), headers.clone(), &tally)
+                        .await?;
+                }
             } else {
-                vec![None]
-            };
-            let last = partitions.len().saturating_sub(1);
-            let mut headers = Some(headers);
-            for (n, partition) in partitions.into_iter().enumerate() {
-                // The common case, one partition, moves the headers instead of copying them.
-                let h = if n == last {
-                    headers.take().unwrap_or_default()
-                } else {
-                    headers.clone().unwrap_or_default()
-                };
-                let mut record = FutureRecord::to(topic)
-                    .key(&self.key_buf[..])
-                    .payload(&self.value_buf[..])
-                    .headers(h);
-                if let Some(p) = partition {
-                    record = record.partition(p);
-                }
-                loop {
-                    match self.producer.send_result(record) {
-                        Ok(f) => {
-                            acks.push(f);
-                            break;
-                        }
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            // The local queue is full because the broker is slow or down: wait, unless
-                            // the pipeline's stop deadline has passed.
-                            if self.stop.as_ref().is_some_and(|s| *s.borrow()) {
-                                return Err(SinkError::Enqueue(KafkaError::MessageProduction(
-                                    RDKafkaErrorCode::QueueFull,
-                                )));
-                            }
-                            record = r;
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                        Err((e, r)) => {
-                            let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Unknown);
-                            let bytes = self.value_buf.len() + self.key_buf.len();
-                            let position = ev.position.to_string();
-                            if classify(code) == Class::TooLarge {
-                                if let Some(dl) = &self.dead_letters {
-                                    // Earlier events of this batch must still be acknowledged in
-                                    // order; the dead letter is awaited here, before them, which is
-                                    // fine: it goes to another topic.
-                                    let dl = dl.clone();
-                                    dl.divert(
-                                        Some(&self.key_buf),
-                                        r.headers.as_ref(),
-                                        topic,
-                                        bytes,
-                                        &e.to_string(),
-                                    )
-                                    .await?;
-                                    break;
-                                }
-                            }
-                            return Err(refusal(code, e, topic, bytes, position, true));
-                        }
-                    }
-                }
+                self.send(ev, topic, None, headers, &tally).await?;
             }
         }
+        tally.seal();
         Ok(Ack::when(dead_letters::delivered(
-            acks,
+            tally,
             self.dead_letters.clone(),
         )))
+    }
+
+    /// Queues the encoded event (`key_buf`, `value_buf`) to `topic`, counted by `tally`. An
+    /// event librdkafka refuses as too large goes to the dead letters when they are configured;
+    /// any other refusal stops the batch.
+    async fn send(
+        &self,
+        ev: &ChangeEvent,
+        topic: &str,
+        partition: Option<i32>,
+        headers: OwnedHeaders,
+        tally: &Arc<Tally>,
+    ) -> Result<(), SinkError> {
+        let mut record = Record::with_opaque_to(topic, tally.expect_one())
+            .key(&self.key_buf[..])
+            .payload(&self.value_buf[..])
+            .headers(headers);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        let Err((e, r)) = enqueue(&self.producer, record, self.stop.as_ref()).await else {
+            return Ok(());
+        };
+        let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Unknown);
+        let bytes = self.value_buf.len() + self.key_buf.len();
+        if code == RDKafkaErrorCode::QueueFull {
+            // Only after the pipeline's stop deadline passed.
+            return Err(SinkError::Enqueue(e));
+        }
+        if classify(code) == Class::TooLarge {
+            if let Some(dl) = &self.dead_letters {
+                // Earlier events of this batch must still be acknowledged in order; the dead
+                // letter is awaited here, before them, which is fine: it goes to another topic.
+                return dl
+                    .divert(
+                        Some(&self.key_buf),
+                        r.headers.as_ref(),
+                        topic,
+                        bytes,
+                        &e.to_string(),
+                    )
+                    .await;
+            }
+        }
+        Err(refusal(
+            code,
+            e,
+            topic,
+            bytes,
+            ev.position.to_string(),
+            true,
+        ))
     }
 
     /// The destination topic's partition count, from a fresh metadata request (off the async
@@ -320,3 +329,6 @@ mod header_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod mock_tests;

@@ -1,0 +1,216 @@
+//! The sink's delivery accounting against librdkafka's mock cluster (unit tests only: the
+//! end-to-end tests use the real broker). The mock can fail produce requests on demand, which
+//! the real broker cannot be made to do, so the failure paths of the per-batch [`Tally`]
+//! are covered here: a refused batch fails its ack with the event's position, a too-large one
+//! goes to the dead letters, and dropping the producer never leaves an ack waiting.
+//!
+//! [`Tally`]: super::delivery::Tally
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use rdkafka::ClientConfig;
+
+use super::KafkaSink;
+use crate::config::{KafkaConfig, OversizePolicy};
+use crate::encode::KeyMode;
+use crate::event::{ChangeEvent, Kind, SourcePosition, TableMeta, Value};
+use crate::sink::SinkError;
+
+fn cfg(brokers: String, dead_letters: bool) -> KafkaConfig {
+    KafkaConfig {
+        brokers,
+        topic: "events".into(),
+        key: KeyMode::Table,
+        // Fail fast instead of retrying a refused request for a minute.
+        producer: BTreeMap::from([("message.timeout.ms".into(), "5000".into())]),
+        on_oversize: if dead_letters {
+            OversizePolicy::DeadLetter
+        } else {
+            OversizePolicy::Halt
+        },
+        dead_letter_topic: dead_letters.then(|| "events.dlq".into()),
+    }
+}
+
+fn events(pos: u64, n: u32) -> Vec<ChangeEvent> {
+    let meta = Arc::new(TableMeta {
+        schema: "shop".into(),
+        table: "orders".into(),
+        columns: vec!["id".into()],
+        primary_key: vec![0],
+    });
+    (0..n)
+        .map(|row| ChangeEvent {
+            kind: Kind::Insert,
+            meta: Arc::clone(&meta),
+            after: vec![Value::Int(i64::from(row))],
+            before: vec![],
+            position: SourcePosition {
+                file: "mysql-bin.000007".into(),
+                pos,
+                row,
+                gtid: Some("0-1-9".into()),
+            },
+            timestamp: 0,
+            route: None,
+        })
+        .collect()
+}
+
+/// Every record of `topic` on the mock cluster, as (value, headers as `key=value`).
+fn read_all(brokers: &str, topic: &str, want: usize) -> Vec<(String, Vec<String>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "mock-test")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while out.len() < want && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x| {
+                            format!(
+                                "{}={}",
+                                x.key,
+                                String::from_utf8_lossy(x.value.unwrap_or_default())
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((value, headers));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_acknowledged_with_their_position_headers() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("events", 1, 1).expect("topic");
+    let brokers = mock.bootstrap_servers();
+    let mut sink = KafkaSink::new(&cfg(brokers.clone(), false)).expect("sink");
+    let a = sink.publish(&events(4, 3)).await.expect("queued");
+    let b = sink.publish(&events(900, 2)).await.expect("queued");
+    // Acks complete in order, each once its own batch is delivered.
+    tokio::time::timeout(Duration::from_secs(20), a.wait())
+        .await
+        .expect("in time")
+        .expect("delivered");
+    tokio::time::timeout(Duration::from_secs(20), b.wait())
+        .await
+        .expect("in time")
+        .expect("delivered");
+    sink.flush().await.expect("flush");
+    let got = tokio::task::spawn_blocking(move || read_all(&brokers, "events", 5))
+        .await
+        .expect("reader");
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert_eq!(
+        got[4].1,
+        [
+            "sluice.file=mysql-bin.000007",
+            "sluice.pos=900",
+            "sluice.row=1",
+            "sluice.gtid=0-1-9"
+        ]
+    );
+    assert!(got[0].0.contains(r#""columnvalues":[0]"#), "{}", got[0].0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_delivery_fails_the_batch_ack_naming_the_setting_and_position() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("events", 1, 1).expect("topic");
+    let mut sink = KafkaSink::new(&cfg(mock.bootstrap_servers(), false)).expect("sink");
+    // Warm up the connection, so the error below answers this batch's produce request.
+    sink.publish(&events(4, 1))
+        .await
+        .expect("queued")
+        .wait()
+        .await
+        .expect("delivered");
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    );
+    let ack = sink.publish(&events(77, 2)).await.expect("queued");
+    let err = tokio::time::timeout(Duration::from_secs(20), ack.wait())
+        .await
+        .expect("in time")
+        .expect_err("the broker refused it");
+    assert!(matches!(err, SinkError::TooLarge { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("message.max.bytes") && text.contains("mysql-bin.000007:77"),
+        "{text}"
+    );
+    assert!(err.is_permanent());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_refused_as_too_large_goes_to_the_dead_letters() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("events", 1, 1).expect("topic");
+    mock.create_topic("events.dlq", 1, 1).expect("topic");
+    let brokers = mock.bootstrap_servers();
+    let mut sink = KafkaSink::new(&cfg(brokers.clone(), true)).expect("sink");
+    sink.publish(&events(4, 1))
+        .await
+        .expect("queued")
+        .wait()
+        .await
+        .expect("delivered");
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    );
+    let ack = sink.publish(&events(77, 1)).await.expect("queued");
+    tokio::time::timeout(Duration::from_secs(20), ack.wait())
+        .await
+        .expect("in time")
+        .expect("diverted, so the batch is done");
+    let dlq = tokio::task::spawn_blocking(move || read_all(&brokers, "events.dlq", 1))
+        .await
+        .expect("reader");
+    assert_eq!(dlq.len(), 1, "{dlq:?}");
+    let (value, headers) = &dlq[0];
+    assert!(value.is_empty(), "no value in a dead letter: {value}");
+    assert!(headers.contains(&"sluice.pos=77".to_owned()), "{headers:?}");
+    assert!(
+        headers.contains(&"sluice.original.topic=events".to_owned()),
+        "{headers:?}"
+    );
+    assert!(
+        headers.iter().any(|h| h.starts_with("sluice.error=")),
+        "{headers:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_producer_fails_pending_acks_instead_of_hanging() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("events", 1, 1).expect("topic");
+    let mut sink = KafkaSink::new(&cfg(mock.bootstrap_servers(), false)).expect("sink");
+    mock.broker_down(1).expect("broker down");
+    let ack = sink.publish(&events(4, 3)).await.expect("queued");
+    drop(sink);
+    let r = tokio::time::timeout(Duration::from_secs(10), ack.wait())
+        .await
+        .expect("the purge reports every message");
+    let err = r.expect_err("never delivered");
+    assert!(!err.is_permanent(), "a restart can deliver it: {err}");
+}
