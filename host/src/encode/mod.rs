@@ -6,5 +6,5 @@
 
 pub mod contract_json;
 
-pub(crate) use contract_json::encode_key;
+pub(crate) use contract_json::{encode_key, ValueEncoder};
 pub use contract_json::{encode_value, KeyMode};

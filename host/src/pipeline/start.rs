@@ -179,7 +179,11 @@ pub(super) async fn sink(
         }
     }
     Ok(Some(match &cfg.kafka {
-        Some(k) => Sink::Kafka(KafkaSink::new(k)?),
+        Some(k) => {
+            let sink = KafkaSink::new(k)?;
+            sink.connect().await;
+            Sink::Kafka(sink)
+        }
         None => Sink::Stdout(StdoutSink::default()),
     }))
 }

@@ -5,12 +5,13 @@
 use tokio::io::{AsyncWriteExt, BufWriter, Stdout};
 
 use super::{Ack, SinkError};
-use crate::encode::encode_value;
+use crate::encode::{encode_value, ValueEncoder};
 use crate::event::ChangeEvent;
 
 pub(crate) struct StdoutSink {
     out: BufWriter<Stdout>,
     buf: Vec<u8>,
+    encoder: ValueEncoder,
 }
 
 impl Default for StdoutSink {
@@ -18,6 +19,7 @@ impl Default for StdoutSink {
         StdoutSink {
             out: BufWriter::with_capacity(64 * 1024, tokio::io::stdout()),
             buf: Vec::with_capacity(64 * 1024),
+            encoder: ValueEncoder::default(),
         }
     }
 }
@@ -43,7 +45,7 @@ impl StdoutSink {
                 Some(r) if r.payload.is_some() => self
                     .buf
                     .extend_from_slice(r.payload.as_deref().unwrap_or_default()),
-                _ => encode_value(ev, &mut self.buf),
+                _ => self.encoder.encode(ev, &mut self.buf),
             }
             self.buf.push(b'\n');
         }
