@@ -14,7 +14,7 @@
 //! # Public API
 //!
 //! Everything is `pub(crate)` unless another crate of the workspace uses it; the lint
-//! `unreachable_pub` keeps it so. The library has three users, and this is all they reach:
+//! `unreachable_pub` keeps it so. The library has four users, and this is all they reach:
 //! - the binary (`src/main.rs`): [`config::Config`] (with [`config::ConfigError`]),
 //!   [`pipeline::run`] and [`pipeline::PipelineError`] (`run`), [`check::run_checks`] with
 //!   [`check::CheckResult`] and [`check::Status`] (`check`), [`state::PositionStore`] and
@@ -30,7 +30,10 @@
 //!   [`source::TableFilter`] and [`event::Batch`] (the MySQL fixture files),
 //!   [`source::charset`] (collation tables), [`source::foreign_keys::cascading_children`] and
 //!   [`source::objects::sequences_among`] (catalog queries), and [`state::position_file_name`]
-//!   (where the position file is).
+//!   (where the position file is);
+//! - the benchmark harness (`bench/`, `scripts/bench.sh`): the hidden module `bench`, which
+//!   drives the binlog reader without a sink, encodes messages as the Kafka sink does, writes
+//!   the position file, and re-exports the Kafka sink's `PRODUCER_DEFAULTS`.
 //!
 //! Types in those items' signatures and public fields are public too: the error each returns
 //! ([`state::StateError`], [`source::skip::SkipError`], [`transform::EngineError`],
@@ -46,6 +49,8 @@
 #![allow(clippy::result_large_err)]
 #![warn(unreachable_pub)]
 
+#[doc(hidden)]
+pub mod bench;
 pub mod check;
 pub mod config;
 pub mod encode;

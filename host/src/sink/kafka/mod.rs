@@ -183,7 +183,9 @@ impl KafkaSink {
             let client = producer.client();
             client.fetch_metadata(Some(&topic), CONNECT_TIMEOUT)?;
             std::thread::sleep(Duration::from_millis(20));
-            client.fetch_metadata(Some(&topic), CONNECT_TIMEOUT).map(|_| ())
+            client
+                .fetch_metadata(Some(&topic), CONNECT_TIMEOUT)
+                .map(|_| ())
         })
         .await;
         tracing::debug!(took = ?started.elapsed(), ok = matches!(r, Ok(Ok(()))), "producer connected");
