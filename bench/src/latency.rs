@@ -42,6 +42,10 @@ pub struct LoadResult {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// Commit → handed to librdkafka (the message's CreateTime, millisecond resolution): Sluice's
+    /// own share of the latency.
+    pub to_producer_p50_ms: f64,
+    pub to_producer_p99_ms: f64,
     /// Sluice's peak RSS at the end of this load (a running peak) and its CPU during it.
     pub peak_rss_mib: Option<f64>,
     pub cpu_s: Option<f64>,
@@ -69,8 +73,11 @@ fn unix_micros() -> i64 {
     (sys::unix_now() * 1e6) as i64
 }
 
-/// Reads `topic` from its start until `stop`; returns (phase, latency µs) for every row.
-fn consume(brokers: &str, topic: &str, stop: &AtomicBool) -> Result<Vec<(i64, i64)>> {
+/// Reads `topic` from its start until `stop`; returns (phase, latency µs, µs from the commit to
+/// the message's CreateTime) for every row. librdkafka stamps CreateTime (in milliseconds) when
+/// Sluice hands it the message, so the third figure is Sluice's own share: binlog to `produce`,
+/// before the linger, the broker and the consumer.
+fn consume(brokers: &str, topic: &str, stop: &AtomicBool) -> Result<Vec<(i64, i64, i64)>> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "sluice-bench-latency")
@@ -112,7 +119,8 @@ fn consume(brokers: &str, topic: &str, stop: &AtomicBool) -> Result<Vec<(i64, i6
         };
         let vals = &v["columnvalues"];
         if let (Some(p), Some(ts)) = (vals[pi].as_i64(), vals[ti].as_i64()) {
-            out.push((p, now - ts));
+            let created = m.timestamp().to_millis().map_or(i64::MIN, |ms| ms * 1000 - ts);
+            out.push((p, now - ts, created));
         }
     }
     Ok(out)
@@ -279,10 +287,16 @@ pub async fn run(env: &Env, args: &Args, n: u32) -> Result<Vec<LoadResult>> {
         } = w;
         let mut lat: Vec<i64> = seen
             .iter()
-            .filter(|(p, _)| *p == 10 * load + 1)
-            .map(|(_, l)| *l)
+            .filter(|(p, _, _)| *p == 10 * load + 1)
+            .map(|(_, l, _)| *l)
             .collect();
         lat.sort_unstable();
+        let mut to_producer: Vec<i64> = seen
+            .iter()
+            .filter(|(p, _, c)| *p == 10 * load + 1 && *c != i64::MIN)
+            .map(|(_, _, c)| *c)
+            .collect();
+        to_producer.sort_unstable();
         if (lat.len() as u64) < rows {
             log(format!(
                 "  load {load}: the consumer read {} of the {rows} measured rows",
@@ -304,6 +318,8 @@ pub async fn run(env: &Env, args: &Args, n: u32) -> Result<Vec<LoadResult>> {
             p50_ms: percentile(&lat, 0.50),
             p99_ms: percentile(&lat, 0.99),
             max_ms: lat.last().map_or(f64::NAN, |m| *m as f64 / 1000.0),
+            to_producer_p50_ms: percentile(&to_producer, 0.50),
+            to_producer_p99_ms: percentile(&to_producer, 0.99),
             peak_rss_mib: rss.or(stopped.peak_rss_mib),
             cpu_s: cpu,
             mariadbd_cpu_s: mariadbd,

@@ -281,13 +281,13 @@ pub fn markdown(
         );
         let _ = writeln!(
             s,
-            "| load | achieved rows/s | rows measured (read) | p50 ms | p99 ms | max ms | sluice peak RSS MiB | CPU s: sluice / mariadbd / tansu |"
+            "| load | achieved rows/s | rows measured (read) | p50 ms | p99 ms | max ms | of which commit → producer (CreateTime, ms resolution) p50 / p99 ms | sluice peak RSS MiB | CPU s: sluice / mariadbd / tansu |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---|");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
         for l in latency {
             let _ = writeln!(
                 s,
-                "| {} | {:.0} | {} ({}) | {:.1} | {:.1} | {:.1} | {} | {} / {} / {} |",
+                "| {} | {:.0} | {} ({}) | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {} | {} / {} / {} |",
                 l.label,
                 l.achieved_rows_per_s,
                 l.measured_rows,
@@ -295,6 +295,8 @@ pub fn markdown(
                 l.p50_ms,
                 l.p99_ms,
                 l.max_ms,
+                l.to_producer_p50_ms,
+                l.to_producer_p99_ms,
                 opt(l.peak_rss_mib, 0),
                 opt(l.cpu_s, 1),
                 opt(l.mariadbd_cpu_s, 1),

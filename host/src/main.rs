@@ -21,6 +21,17 @@ use sluice::config::Config;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read once at start-up (`_RJEM_MALLOC_CONF` in the environment still
+/// overrides them): freed pages go back to the system after 1 s instead of 10 s. Measured in
+/// alternating catch-ups into Kafka: a peak RSS of 96–101 MiB instead of 122–124, for no
+/// measurable CPU (docs/BENCHMARKS.md, "Allocator").
+// The one way to give jemalloc built-in options is this C symbol, a pointer to a NUL-terminated
+// string (a `&[u8; N]` is a thin pointer); jemalloc only reads it.
+#[cfg(all(not(target_env = "msvc"), target_os = "linux"))]
+#[allow(unsafe_code, non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8; 37] = b"dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 /// MySQL/MariaDB change-data-capture into Kafka, through WebAssembly transforms.
 ///
 /// Configuration comes from environment variables (MYSQL_HOST, MYSQL_USER, MYSQL_PASSWORD,

@@ -97,6 +97,24 @@ fn read_all(brokers: &str, topic: &str, want: usize) -> Vec<(String, Vec<String>
     out
 }
 
+/// Delivers one event (so the connection is up and the next produce request is the next
+/// batch's), then makes the mock broker refuse the next produce request as too large.
+async fn refuse_the_next_produce_as_too_large(
+    sink: &mut KafkaSink,
+    mock: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+) {
+    sink.publish(&events(4, 1))
+        .await
+        .expect("queued")
+        .wait()
+        .await
+        .expect("delivered");
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_acknowledged_with_their_position_headers() {
     let mock = MockCluster::new(1).expect("mock cluster");
@@ -136,17 +154,7 @@ async fn a_refused_delivery_fails_the_batch_ack_naming_the_setting_and_position(
     let mock = MockCluster::new(1).expect("mock cluster");
     mock.create_topic("events", 1, 1).expect("topic");
     let mut sink = KafkaSink::new(&cfg(mock.bootstrap_servers(), false)).expect("sink");
-    // Warm up the connection, so the error below answers this batch's produce request.
-    sink.publish(&events(4, 1))
-        .await
-        .expect("queued")
-        .wait()
-        .await
-        .expect("delivered");
-    mock.request_errors(
-        RDKafkaApiKey::Produce,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
-    );
+    refuse_the_next_produce_as_too_large(&mut sink, &mock).await;
     let ack = sink.publish(&events(77, 2)).await.expect("queued");
     let err = tokio::time::timeout(Duration::from_secs(20), ack.wait())
         .await
@@ -168,16 +176,7 @@ async fn a_delivery_refused_as_too_large_goes_to_the_dead_letters() {
     mock.create_topic("events.dlq", 1, 1).expect("topic");
     let brokers = mock.bootstrap_servers();
     let mut sink = KafkaSink::new(&cfg(brokers.clone(), true)).expect("sink");
-    sink.publish(&events(4, 1))
-        .await
-        .expect("queued")
-        .wait()
-        .await
-        .expect("delivered");
-    mock.request_errors(
-        RDKafkaApiKey::Produce,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
-    );
+    refuse_the_next_produce_as_too_large(&mut sink, &mock).await;
     let ack = sink.publish(&events(77, 1)).await.expect("queued");
     tokio::time::timeout(Duration::from_secs(20), ack.wait())
         .await
