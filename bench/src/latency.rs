@@ -119,7 +119,10 @@ fn consume(brokers: &str, topic: &str, stop: &AtomicBool) -> Result<Vec<(i64, i6
         };
         let vals = &v["columnvalues"];
         if let (Some(p), Some(ts)) = (vals[pi].as_i64(), vals[ti].as_i64()) {
-            let created = m.timestamp().to_millis().map_or(i64::MIN, |ms| ms * 1000 - ts);
+            let created = m
+                .timestamp()
+                .to_millis()
+                .map_or(i64::MIN, |ms| ms * 1000 - ts);
             out.push((p, now - ts, created));
         }
     }
