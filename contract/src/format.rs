@@ -82,7 +82,7 @@ pub fn temporal_with<R>(value: &Value, f: impl FnOnce(&str) -> R) -> R {
 }
 
 /// ASCII digits and separators on the stack. 64 bytes hold the longest text any value can
-/// produce (a TIMESTAMP's 19-digit year and its fraction take 42).
+/// produce (a TIMESTAMP's year has at most 12 digits, about 35 bytes in all).
 struct Digits {
     buf: [u8; 64],
     len: usize,

@@ -148,8 +148,10 @@ async fn kill_9_under_load_loses_nothing() -> anyhow::Result<()> {
 
 /// Checks, from the position headers, that every transaction arrived whole (each run of records
 /// with the same `sluice.file`/`sluice.pos` holds rows 0..n in order, n being the transaction's
-/// size that the writer stored in column `v`), that transactions arrived in commit order, and
-/// that a repeat (after a restart) only replays transactions already published, in order.
+/// size that the writer stored in column `v`; only a run that a kill cut short may hold fewer,
+/// and then the transaction follows whole in the replay), that transactions arrived in commit
+/// order, and that a repeat (after a restart) only replays transactions already published, in
+/// order.
 fn assert_whole_and_ordered(records: &[Record]) {
     type Key = (String, u64);
     let key = |r: &Record| -> Key {
@@ -170,14 +172,25 @@ fn assert_whole_and_ordered(records: &[Record]) {
     let mut first_seen: Vec<Key> = Vec::new();
     let mut replay: Option<usize> = None;
     let mut replays = 0;
-    for (k, run) in &runs {
+    for (at, (k, run)) in runs.iter().enumerate() {
         let n = run[0].value["columnvalues"][1].as_i64().expect("v") as usize;
         let rows: Vec<String> = run
             .iter()
             .map(|r| r.headers["sluice.row"].clone())
             .collect();
         let want: Vec<String> = (0..n).map(|i| i.to_string()).collect();
-        assert_eq!(rows, want, "transaction {k:?} is whole, rows in order");
+        // A kill -9 can land between two produce requests of one batch: the broker then holds
+        // the first rows of a transaction, and the restart publishes the whole transaction
+        // again (at-least-once, without Kafka transactions). Such a cut run must be a prefix,
+        // and the transaction must follow whole later; anything else is a lost or reordered row.
+        let cut = rows.len() < want.len()
+            && want.starts_with(&rows)
+            && runs[at + 1..]
+                .iter()
+                .any(|(k2, r2)| k2 == k && r2.len() == want.len());
+        if !cut {
+            assert_eq!(rows, want, "transaction {k:?} is whole, rows in order");
+        }
         let ids: Vec<i64> = ids(&run.iter().map(|r| (*r).clone()).collect::<Vec<_>>());
         assert!(
             ids.windows(2).all(|w| w[1] == w[0] + 1),

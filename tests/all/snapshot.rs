@@ -326,6 +326,11 @@ async fn a_complete_snapshot_is_repeated_only_when_forced() -> anyhow::Result<()
     let first = p.consume(10)?;
     assert_eq!(first.len(), 10, "{}", sluice.stderr_text());
     assert!(first.iter().all(|r| r.value["kind"] == "snapshot_insert"));
+    // The checkpointer saves at most every 200 ms, so the rows can be read before the file says
+    // so.
+    assert!(wait_until(Duration::from_secs(10), || {
+        snapshot_file(&p).is_some_and(|s| s["status"] == "complete")
+    }));
     let id = snapshot_file(&p).expect("snapshot file")["id"].clone();
     assert_eq!(sluice.stop()?, 0);
 

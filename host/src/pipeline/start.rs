@@ -181,7 +181,10 @@ pub(super) async fn sink(
     Ok(Some(match &cfg.kafka {
         Some(k) => {
             let sink = KafkaSink::new(k)?;
-            sink.connect().await;
+            // Only a head start: a stop during it ends the start-up at once.
+            if unless_stopped(shutdown, sink.connect()).await.is_none() {
+                return Ok(None);
+            }
             Sink::Kafka(sink)
         }
         None => Sink::Stdout(StdoutSink::default()),

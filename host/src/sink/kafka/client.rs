@@ -45,6 +45,24 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("queue.buffering.max.kbytes", "65536"),
 ];
 
+/// librdkafka's aliases among the defaults' keys. Both names of a pair set one property, and
+/// rdkafka passes the settings to librdkafka in hash order, so a default must give way when the
+/// user set either name (`compression.codec = "zstd"` must not race Sluice's `compression.type`).
+const ALIASES: &[(&str, &str)] = &[
+    ("compression.type", "compression.codec"),
+    ("linger.ms", "queue.buffering.max.ms"),
+    ("acks", "request.required.acks"),
+    ("message.timeout.ms", "delivery.timeout.ms"),
+];
+
+/// Whether the user's `[kafka.producer]` sets `key` under its own name or an alias.
+fn user_sets(cfg: &KafkaConfig, key: &str) -> bool {
+    cfg.producer.contains_key(key)
+        || ALIASES.iter().any(|&(a, b)| {
+            (a == key && cfg.producer.contains_key(b)) || (b == key && cfg.producer.contains_key(a))
+        })
+}
+
 /// Keys of `[kafka.producer]` that only a producer understands: left out of the admin and
 /// metadata clients' config.
 const PRODUCER_ONLY: &[&str] = &[
@@ -85,7 +103,9 @@ pub(crate) fn client_config(cfg: &KafkaConfig, role: Role) -> ClientConfig {
         .set("client.id", "sluice");
     if role == Role::Producer {
         for (k, v) in PRODUCER_DEFAULTS {
-            c.set(*k, *v);
+            if !user_sets(cfg, k) {
+                c.set(*k, *v);
+            }
         }
     }
     for (k, v) in &cfg.producer {
@@ -215,6 +235,19 @@ mod tests {
         assert_eq!(p.get("acks"), Some("1"));
         assert_eq!(p.get("sasl.password"), Some("hunter2"));
         assert_eq!(p.get("enable.idempotence"), Some("true"));
+        // A user's value under an alias replaces Sluice's default instead of racing it.
+        let aliased = client_config(
+            &cfg(&[
+                ("compression.codec", "zstd"),
+                ("queue.buffering.max.ms", "50"),
+            ]),
+            Role::Producer,
+        );
+        assert_eq!(aliased.get("compression.type"), None);
+        assert_eq!(aliased.get("compression.codec"), Some("zstd"));
+        assert_eq!(aliased.get("linger.ms"), None);
+        assert_eq!(aliased.get("queue.buffering.max.ms"), Some("50"));
+        assert_eq!(aliased.get("acks"), Some("all"));
         // Both are accepted by librdkafka as they are.
         let plain = cfg(&[("socket.timeout.ms", "5000")]);
         let _: (AdminClient<Context>, Context) = super::admin(&plain).unwrap();

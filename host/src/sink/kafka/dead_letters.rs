@@ -71,7 +71,8 @@ impl DeadLetters {
         }
         // Like the main path, wait while librdkafka's queue is full (the broker is slow or down)
         // instead of failing, which would republish everything since the last save. A stop that
-        // waits too long aborts the sink task (pipeline.shutdown_timeout_ms).
+        // waits too long ends this wait (pipeline.shutdown_timeout_ms): the sink task is aborted, or
+        // the checkpointer stops awaiting the batch's acknowledgement.
         enqueue(&self.producer, record, None)
             .await
             .map_err(|(e, _)| SinkError::Enqueue(e))?;

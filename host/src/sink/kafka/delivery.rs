@@ -2,7 +2,8 @@
 //!
 //! Design note: librdkafka reports each message's delivery once, on the producer's polling
 //! thread (rdkafka's `ThreadedProducer`). Every message of a batch carries the same [`Tally`] as
-//! its delivery opaque (an `Arc`: one atomic increment per message, no allocation). The polling
+//! its delivery opaque (an `Arc` clone and a count: two atomic increments per message, no
+//! allocation). The polling
 //! thread counts the reports down, keeps the failed ones, and wakes the batch's waiter when the
 //! count reaches zero. The count starts at one, a seal that the publisher holds while it is still
 //! queueing the batch, so a batch whose early messages are acknowledged before its last one is
@@ -11,8 +12,11 @@
 //! This replaced a `FutureProducer`, whose per-message oneshot channel, boxed future and `Vec`
 //! entry cost more than a third of the sink's time (docs/BENCHMARKS.md, "Kafka sink").
 //!
-//! When the producer is dropped with messages in flight, rdkafka purges them and reports each
-//! one as failed, so a waiter never hangs on a producer that is gone.
+//! When the last clone of the producer is dropped with messages in flight, rdkafka purges them
+//! and serves their reports as failures (within its 500 ms drop-time flush), so a waiter does
+//! not hang on a producer that is gone. A pending batch with dead letters holds a clone itself;
+//! its wait is then bounded by `message.timeout.ms`. A report that librdkafka never serves
+//! (as with the `FutureProducer` before) leaves the waiter to the pipeline's stop deadline.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -119,7 +123,8 @@ impl Tally {
     }
 
     /// Waits until every message of the sealed batch is reported, and returns the failures in
-    /// the order they were reported (per partition, the order of the messages).
+    /// the order they were reported (not necessarily the batch's order across partitions and
+    /// topics).
     pub(super) async fn wait(&self) -> Vec<Failure> {
         while self.outstanding.load(Ordering::Acquire) != 0 {
             // `notify_one` stores a permit when nobody waits yet, so no wake-up is lost.

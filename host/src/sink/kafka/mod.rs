@@ -122,6 +122,9 @@ fn position_headers(ev: &ChangeEvent) -> OwnedHeaders {
     headers
 }
 
+/// How long each of [`KafkaSink::connect`]'s metadata requests may take.
+const CONNECT_HEAD_START: Duration = Duration::from_secs(2);
+
 /// How long start-up and `sluice check` wait for the broker before saying it cannot be reached.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -170,8 +173,9 @@ impl KafkaSink {
     /// Connects the producer to the cluster before the first event: its metadata answer starts
     /// the idempotent producer's id request at once. Without it, librdkafka first asks for the
     /// id on a timer (0.5 s, and again 0.5 s later when no broker is up yet), which delayed the
-    /// first acknowledgement after every start by 0.5 to 1 s. A failure here is not an error:
-    /// the first publish reports what is wrong.
+    /// first acknowledgement after every start by 0.5 to 1 s. Each request waits at most
+    /// [`CONNECT_HEAD_START`]; a failure here is not an error: the first publish reports what
+    /// is wrong.
     pub(crate) async fn connect(&self) {
         let producer = self.producer.clone();
         let topic = self.topic.clone();
@@ -181,14 +185,20 @@ impl KafkaSink {
             // connects to the topic's leader; the second, from an established connection,
             // finds a broker up to ask for the id.
             let client = producer.client();
-            client.fetch_metadata(Some(&topic), CONNECT_TIMEOUT)?;
+            client.fetch_metadata(Some(&topic), CONNECT_HEAD_START)?;
             std::thread::sleep(Duration::from_millis(20));
             client
-                .fetch_metadata(Some(&topic), CONNECT_TIMEOUT)
+                .fetch_metadata(Some(&topic), CONNECT_HEAD_START)
                 .map(|_| ())
         })
         .await;
-        tracing::debug!(took = ?started.elapsed(), ok = matches!(r, Ok(Ok(()))), "producer connected");
+        match r {
+            Ok(Ok(())) => tracing::debug!(took = ?started.elapsed(), "producer connected"),
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, took = ?started.elapsed(), "the producer could not reach the broker before the first event; its first acknowledgement may come later")
+            }
+            Err(_) => {}
+        }
     }
 
     /// Makes the wait on a full local queue give up once `stop` turns true (the pipeline's
