@@ -14,11 +14,10 @@ use sluice::config::Config;
 
 /// jemalloc instead of glibc's malloc, for the whole process: the pipeline allocates events on
 /// one thread and frees them on another, and librdkafka copies every message on a tokio worker
-/// and frees it on its own threads, which glibc's arenas handle poorly. jemalloc is built
-/// unprefixed, so librdkafka's C code uses it too (alternating Kafka catch-ups: 9–21% less CPU
-/// than with jemalloc for Rust's allocations alone). Measured in one run of alternating catch-ups of 1M rows into Kafka:
-/// a median of 28% less CPU per row, at a peak RSS still under the 150 MB target
-/// (docs/BENCHMARKS.md, "Allocator").
+/// and frees it on its own threads, which glibc's arenas handle poorly. Measured in alternating
+/// catch-ups of 1M rows into Kafka: a median of 28% less CPU per row, and 9–21% less again once
+/// jemalloc was built unprefixed so that librdkafka's C code uses it too, at a peak RSS under
+/// the 150 MB target (docs/BENCHMARKS.md, "The Kafka sink").
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -26,9 +25,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// jemalloc's options, read once at start-up (`MALLOC_CONF` in the environment still overrides
 /// them): freed pages go back to the system after 1 s instead of 10 s (while the
 /// allocator is in use; there is no background thread). `muzzy_decay_ms:0` is the default,
-/// stated so that the string says what the purge does. Measured in
-/// alternating catch-ups into Kafka: a peak RSS of 96–101 MiB instead of 122–124, for no
-/// measurable CPU (docs/BENCHMARKS.md, "Allocator").
+/// stated so that the string says what the purge does. Measured in alternating catch-ups into
+/// Kafka: a peak RSS of 96–101 MiB instead of 122–124, for no measurable CPU
+/// (docs/BENCHMARKS.md, "The Kafka sink").
 // The one way to give jemalloc built-in options is this C symbol, a pointer to a NUL-terminated
 // string (a `&[u8; N]` is a thin pointer); jemalloc only reads it.
 #[cfg(all(not(target_env = "msvc"), target_os = "linux"))]
