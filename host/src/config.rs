@@ -599,6 +599,19 @@ impl Source<'_> {
                 expected: "a `kafka.dead_letter_topic` with on_oversize = \"dead_letter\"",
             });
         }
+        // Sluice counts every message's delivery report to know a batch is durable; with
+        // reports for failures only, no batch would ever be acknowledged and the position would
+        // never move.
+        if let Some(v) = f.producer.get("delivery.report.only.error") {
+            if v.trim() != "false" {
+                return Err(ConfigError::Invalid {
+                    var: "kafka.producer.\"delivery.report.only.error\"",
+                    value: v.clone(),
+                    expected: "false or no setting: Sluice needs the delivery report of every \
+                               message to save its position",
+                });
+            }
+        }
         Ok(Some(KafkaConfig {
             brokers,
             topic,

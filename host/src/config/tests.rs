@@ -122,6 +122,18 @@ fn kafka_file_settings_and_secrets_are_redacted() {
     .unwrap();
     let err = Config::load(Some(&file), &|k| map.get(k).cloned()).unwrap_err();
     assert!(err.to_string().contains("dead_letter_topic"), "{err}");
+    // Delivery reports for failures only would leave every batch unacknowledged: refused.
+    std::fs::write(
+        &file,
+        "[kafka]\nbrokers = \"k:9092\"\ntopic = \"cdc\"\n[kafka.producer]\n\"delivery.report.only.error\" = \"true\"\n",
+    )
+    .unwrap();
+    let err = Config::load(Some(&file), &|k| map.get(k).cloned()).unwrap_err();
+    assert!(
+        err.to_string().contains("delivery.report.only.error")
+            && err.to_string().contains("position"),
+        "{err}"
+    );
     // Defaults.
     let c = load(&BASE).unwrap();
     assert_eq!(c.pipeline.max_inflight_bytes, DEFAULT_MAX_INFLIGHT_BYTES);

@@ -47,7 +47,7 @@ pub fn encode_value(event: &ChangeEvent, out: &mut Vec<u8>) {
 /// instead of once or twice per event. Its output is [`encode_value`]'s, byte for byte.
 #[derive(Default)]
 pub(crate) struct ValueEncoder {
-    /// At most [`ValueEncoder::TABLES`] entries, the most recently added last. Holding the
+    /// At most [`ValueEncoder::TABLES`] entries, the most recently used last. Holding the
     /// `Arc` keeps its address from being reused by another table's metadata.
     recent: Vec<(Arc<TableMeta>, Vec<u8>)>,
 }
@@ -62,7 +62,13 @@ impl ValueEncoder {
             .iter()
             .position(|(m, _)| Arc::ptr_eq(m, &event.meta))
         {
-            Some(i) => i,
+            // The most recently used last: with more tables than it keeps, the busy ones stay.
+            Some(i) if i + 1 == self.recent.len() => i,
+            Some(i) => {
+                let entry = self.recent.remove(i);
+                self.recent.push(entry);
+                self.recent.len() - 1
+            }
             None => {
                 if self.recent.len() == Self::TABLES {
                     self.recent.remove(0);
