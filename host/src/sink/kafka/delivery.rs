@@ -3,14 +3,13 @@
 //! Design note: librdkafka reports each message's delivery once, on the producer's polling
 //! thread (rdkafka's `ThreadedProducer`). Every message of a batch carries the same [`Tally`] as
 //! its delivery opaque (an `Arc` clone and a count: two atomic increments per message, no
-//! allocation). The polling
-//! thread counts the reports down, keeps the failed ones, and wakes the batch's waiter when the
-//! count reaches zero. The count starts at one, a seal that the publisher holds while it is still
+//! allocation). The polling thread counts the reports down, keeps the failed ones, and wakes the
+//! batch's waiter when the count reaches zero. The count starts at one, a seal that the publisher holds while it is still
 //! queueing the batch, so a batch whose early messages are acknowledged before its last one is
 //! queued cannot look complete.
 //!
 //! This replaced a `FutureProducer`, whose per-message oneshot channel, boxed future and `Vec`
-//! entry cost more than a third of the sink's time (docs/BENCHMARKS.md, "Kafka sink").
+//! entry cost more than a third of the sink's time (docs/BENCHMARKS.md, "The Kafka sink").
 //!
 //! When the last clone of the producer is dropped with messages in flight, rdkafka purges them
 //! and serves their reports as failures (within its 500 ms drop-time flush), so a waiter does
