@@ -1,8 +1,6 @@
 //! The contract's text forms of values that JSON has no type for: dates and times, and binary
 //! data (base64). The JSON encoder ([`crate::json`]) and anything that prints a value use these.
 
-use std::fmt::Write as _;
-
 use base64::Engine as _;
 
 use crate::Value;
@@ -20,10 +18,9 @@ pub fn temporal(value: &Value) -> String {
 /// about 5% of the whole pipeline.
 pub fn temporal_with<R>(value: &Value, f: impl FnOnce(&str) -> R) -> R {
     let mut out = Digits::default();
-    let done = match *value {
+    match *value {
         Value::Date { year, month, day } => {
             out.date(i64::from(year), u32::from(month), u32::from(day));
-            true
         }
         Value::DateTime {
             year,
@@ -38,25 +35,20 @@ pub fn temporal_with<R>(value: &Value, f: impl FnOnce(&str) -> R) -> R {
             out.date(i64::from(year), u32::from(month), u32::from(day));
             out.push(b'T');
             out.clock(u32::from(hour), u32::from(minute), u32::from(second));
-            out.fraction(micros, fsp)
+            out.fraction(micros, fsp);
         }
         Value::Timestamp { secs, micros, fsp } => {
-            let days = secs.div_euclid(86_400);
+            let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
             let rem = secs.rem_euclid(86_400);
-            let (year, month, day) = civil_from_days(days);
-            let ok = year >= 0 && out.fraction_fits(micros);
-            if ok {
-                out.date(year, month, day);
-                out.push(b'T');
-                out.clock(
-                    (rem / 3600) as u32,
-                    (rem / 60 % 60) as u32,
-                    (rem % 60) as u32,
-                );
-                out.fraction(micros, fsp);
-                out.push(b'Z');
-            }
-            ok
+            out.date(year, month, day);
+            out.push(b'T');
+            out.clock(
+                (rem / 3600) as u32,
+                (rem / 60 % 60) as u32,
+                (rem % 60) as u32,
+            );
+            out.fraction(micros, fsp);
+            out.push(b'Z');
         }
         Value::Time {
             negative,
@@ -70,19 +62,15 @@ pub fn temporal_with<R>(value: &Value, f: impl FnOnce(&str) -> R) -> R {
                 out.push(b'-');
             }
             out.clock(hours, u32::from(minutes), u32::from(seconds));
-            out.fraction(micros, fsp)
+            out.fraction(micros, fsp);
         }
-        _ => true,
-    };
-    if done {
-        f(out.as_str())
-    } else {
-        f(&temporal_slow(value))
+        _ => {}
     }
+    f(out.as_str())
 }
 
 /// ASCII digits and separators on the stack. 64 bytes hold the longest text any value can
-/// produce (a TIMESTAMP's year has at most 12 digits, about 35 bytes in all).
+/// produce (a TIMESTAMP's year has at most 12 digits and a sign, about 36 bytes in all).
 struct Digits {
     buf: [u8; 64],
     len: usize,
@@ -123,9 +111,15 @@ impl Digits {
         }
     }
 
-    /// `year` must not be negative (the caller checks).
+    /// `YYYY-MM-DD`; a negative year (only a TIMESTAMP far before the epoch) is signed and
+    /// four characters wide in all, as `{year:04}` prints it.
     fn date(&mut self, year: i64, month: u32, day: u32) {
-        self.num(year.unsigned_abs(), 4);
+        if year < 0 {
+            self.push(b'-');
+            self.num(year.unsigned_abs(), 3);
+        } else {
+            self.num(year.unsigned_abs(), 4);
+        }
         self.push(b'-');
         self.num(u64::from(month), 2);
         self.push(b'-');
@@ -140,103 +134,24 @@ impl Digits {
         self.num(u64::from(s), 2);
     }
 
-    fn fraction_fits(&self, micros: u32) -> bool {
-        micros <= 999_999
-    }
-
-    /// `fsp` digits (at most 6) of the microseconds after a dot, nothing when `fsp` is 0; false
-    /// (nothing written) for microseconds over 999999, which the slow path prints as it did.
-    fn fraction(&mut self, micros: u32, fsp: u8) -> bool {
-        if !self.fraction_fits(micros) {
-            return false;
-        }
+    /// `fsp` digits (at most 6) of the microseconds after a dot, nothing when `fsp` is 0: the
+    /// first digits of the microseconds zero-padded to six (more than six digits, for a value
+    /// over 999999, keep their leading ones).
+    fn fraction(&mut self, micros: u32, fsp: u8) {
         if fsp > 0 {
+            let mut d = Digits::default();
+            d.num(u64::from(micros), 6);
             self.push(b'.');
-            let mut d = [0u8; 6];
-            let mut v = micros;
-            for x in d.iter_mut().rev() {
-                *x = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
-            for &x in &d[..usize::from(fsp.min(6))] {
+            for &x in &d.buf[..usize::from(fsp.min(6))] {
                 self.push(x);
             }
         }
-        true
     }
 
     fn as_str(&self) -> &str {
         // Only ASCII digits and separators were pushed.
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }
-}
-
-/// [`temporal`] through `core::fmt`: the reference that [`temporal_with`]'s fast path must
-/// match, and the path for values outside its ranges (a negative year).
-fn temporal_slow(value: &Value) -> String {
-    let mut out = String::with_capacity(32);
-    match *value {
-        Value::Date { year, month, day } => {
-            let _ = write!(out, "{year:04}-{month:02}-{day:02}");
-        }
-        Value::DateTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-            fsp,
-        } => {
-            let _ = write!(
-                out,
-                "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}"
-            );
-            push_fraction(&mut out, micros, fsp);
-        }
-        Value::Timestamp { secs, micros, fsp } => {
-            let days = secs.div_euclid(86_400);
-            let rem = secs.rem_euclid(86_400);
-            let (year, month, day) = civil_from_days(days);
-            let _ = write!(
-                out,
-                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-                rem / 3600,
-                rem / 60 % 60,
-                rem % 60
-            );
-            push_fraction(&mut out, micros, fsp);
-            out.push('Z');
-        }
-        Value::Time {
-            negative,
-            hours,
-            minutes,
-            seconds,
-            micros,
-            fsp,
-        } => {
-            if negative {
-                out.push('-');
-            }
-            let _ = write!(out, "{hours:02}:{minutes:02}:{seconds:02}");
-            push_fraction(&mut out, micros, fsp);
-        }
-        _ => {}
-    }
-    out
-}
-
-/// `fsp` digits (at most 6) of the microseconds, after a dot; nothing when `fsp` is 0.
-fn push_fraction(out: &mut String, micros: u32, fsp: u8) {
-    if fsp == 0 {
-        return;
-    }
-    let fsp = fsp.min(6) as usize;
-    let digits = format!("{micros:06}");
-    out.push('.');
-    out.push_str(&digits[..fsp]);
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian `(year, month, day)` (Howard Hinnant's
@@ -274,6 +189,75 @@ pub fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
+
+    /// [`temporal`] through `core::fmt`, as it was written before [`temporal_with`]: the reference
+    /// the stack formatter must match byte for byte.
+    fn temporal_slow(value: &Value) -> String {
+        let mut out = String::with_capacity(32);
+        match *value {
+            Value::Date { year, month, day } => {
+                let _ = write!(out, "{year:04}-{month:02}-{day:02}");
+            }
+            Value::DateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micros,
+                fsp,
+            } => {
+                let _ = write!(
+                    out,
+                    "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}"
+                );
+                push_fraction(&mut out, micros, fsp);
+            }
+            Value::Timestamp { secs, micros, fsp } => {
+                let days = secs.div_euclid(86_400);
+                let rem = secs.rem_euclid(86_400);
+                let (year, month, day) = civil_from_days(days);
+                let _ = write!(
+                    out,
+                    "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+                    rem / 3600,
+                    rem / 60 % 60,
+                    rem % 60
+                );
+                push_fraction(&mut out, micros, fsp);
+                out.push('Z');
+            }
+            Value::Time {
+                negative,
+                hours,
+                minutes,
+                seconds,
+                micros,
+                fsp,
+            } => {
+                if negative {
+                    out.push('-');
+                }
+                let _ = write!(out, "{hours:02}:{minutes:02}:{seconds:02}");
+                push_fraction(&mut out, micros, fsp);
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// `fsp` digits (at most 6) of the microseconds, after a dot; nothing when `fsp` is 0.
+    fn push_fraction(out: &mut String, micros: u32, fsp: u8) {
+        if fsp == 0 {
+            return;
+        }
+        let fsp = fsp.min(6) as usize;
+        let digits = format!("{micros:06}");
+        out.push('.');
+        out.push_str(&digits[..fsp]);
+    }
 
     #[test]
     fn days_from_civil_inverts_civil_from_days() {
