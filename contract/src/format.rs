@@ -92,21 +92,13 @@ impl Digits {
     }
 
     /// `v` in decimal, zero-padded to `width` digits (as `{v:0width$}` prints it).
-    fn num(&mut self, mut v: u64, width: usize) {
-        let mut tmp = [0u8; 20];
-        let mut i = tmp.len();
-        loop {
-            i -= 1;
-            tmp[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        for _ in tmp.len() - i..width {
+    fn num(&mut self, v: u64, width: usize) {
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(v).as_bytes();
+        for _ in digits.len()..width {
             self.push(b'0');
         }
-        for &d in &tmp[i..] {
+        for &d in digits {
             self.push(d);
         }
     }

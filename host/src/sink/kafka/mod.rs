@@ -48,52 +48,14 @@ pub(crate) use topics::{ensure_topic, probe, produce_test_record, validate_topic
 
 use errors::refusal;
 
-/// Two numbers printed in decimal on the stack (the `sluice.pos` and `sluice.row` headers),
-/// without a heap allocation per message.
-struct NumPair {
-    buf: [u8; 40],
-    pos_len: usize,
-    row_len: usize,
-}
-
-impl NumPair {
-    fn strs(&mut self) -> (&[u8], &[u8]) {
-        let (a, b) = self.buf.split_at(20);
-        (&a[20 - self.pos_len..], &b[20 - self.row_len..])
-    }
-}
-
-/// Prints `pos` and `row` right-aligned into the two halves of a [`NumPair`].
-fn itoa_pair(pos: u64, row: u32) -> NumPair {
-    fn write(out: &mut [u8], mut v: u64) -> usize {
-        let mut n = 0;
-        loop {
-            n += 1;
-            out[out.len() - n] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                return n;
-            }
-        }
-    }
-    let mut buf = [0u8; 40];
-    let (a, b) = buf.split_at_mut(20);
-    let pos_len = write(a, pos);
-    let row_len = write(b, u64::from(row));
-    NumPair {
-        buf,
-        pos_len,
-        row_len,
-    }
-}
-
 /// The event's source position as headers (`sluice.file`, `sluice.pos`, `sluice.row`, and
 /// `sluice.gtid` where there is one), then a transform's own headers.
 fn position_headers(ev: &ChangeEvent) -> OwnedHeaders {
     let route_headers = ev.route.as_deref().map(|r| r.headers.as_slice());
     let n = 4 + route_headers.map_or(0, <[_]>::len);
-    let mut nums = itoa_pair(ev.position.pos, ev.position.row);
-    let (pos, row) = nums.strs();
+    // Printed on the stack, without a heap allocation per message.
+    let (mut pos, mut row) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (pos, row) = (pos.format(ev.position.pos), row.format(ev.position.row));
     let mut headers = OwnedHeaders::new_with_capacity(n)
         .insert(Header {
             key: "sluice.file",
@@ -101,11 +63,11 @@ fn position_headers(ev: &ChangeEvent) -> OwnedHeaders {
         })
         .insert(Header {
             key: "sluice.pos",
-            value: Some(pos),
+            value: Some(pos.as_bytes()),
         })
         .insert(Header {
             key: "sluice.row",
-            value: Some(row),
+            value: Some(row.as_bytes()),
         });
     if let Some(g) = &ev.position.gtid {
         headers = headers.insert(Header {
@@ -353,15 +315,26 @@ impl KafkaSink {
 
 #[cfg(test)]
 mod header_tests {
-    use super::itoa_pair;
+    use std::sync::Arc;
+
+    use rdkafka::message::Headers;
+
+    use super::position_headers;
+    use crate::event::{ChangeEvent, SourcePosition};
 
     #[test]
     fn positions_print_in_decimal() {
         for (pos, row) in [(0u64, 0u32), (4, 17), (u64::MAX, u32::MAX), (1_000_000, 10)] {
-            let mut n = itoa_pair(pos, row);
-            let (p, r) = n.strs();
-            assert_eq!(p, pos.to_string().as_bytes());
-            assert_eq!(r, row.to_string().as_bytes());
+            let position = SourcePosition {
+                file: Arc::from("mysql-bin.000001"),
+                pos,
+                row,
+                gtid: None,
+            };
+            let h = position_headers(&ChangeEvent::truncate("s", "t", position, 0));
+            let value = |k: &str| h.iter().find(|x| x.key == k).and_then(|x| x.value);
+            assert_eq!(value("sluice.pos"), Some(pos.to_string().as_bytes()));
+            assert_eq!(value("sluice.row"), Some(row.to_string().as_bytes()));
         }
     }
 }
