@@ -63,6 +63,7 @@ fn events(n: usize) -> Vec<ChangeEvent> {
                 pos: 4 + i as u64 * 100,
                 row: 0,
                 gtid: None,
+                snapshot: false,
             },
             timestamp: 0,
             route: None,

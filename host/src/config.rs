@@ -26,6 +26,8 @@ pub struct Config {
     pub mysql: MysqlConfig,
     pub snapshot: SnapshotConfig,
     pub state_dir: PathBuf,
+    /// Where a pipeline with no saved position resumes from (`STATE_RECOVER`, `state.recover`).
+    pub recover: Recover,
     /// `None`: the embedded default, events go to stdout.
     pub kafka: Option<KafkaConfig>,
     pub pipeline: PipelineConfig,
@@ -96,6 +98,24 @@ pub struct KafkaConfig {
     pub on_oversize: OversizePolicy,
     /// Where oversized events go under [`OversizePolicy::DeadLetter`] (`kafka.dead_letter_topic`).
     pub dead_letter_topic: Option<String>,
+    /// Read back what each partition holds at start and skip it, so that restarts repeat
+    /// nothing (`EXACTLY_ONCE`, `exactly_once`; on by default). See `docs/EXACTLY_ONCE.md`.
+    pub exactly_once: bool,
+    /// Topics that transforms route to, read back by a recovery from Kafka with an empty state
+    /// directory (`kafka.recover_topics`); the state directory records them otherwise.
+    pub recover_topics: Vec<String>,
+}
+
+/// Where a pipeline without a saved position starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Recover {
+    /// From the state directory only: without a position file, at the binlog's current head
+    /// (or with the initial snapshot).
+    #[default]
+    Local,
+    /// Without a position file, from the output topics: every message carries the position up
+    /// to which everything before it was acknowledged (exactly-once mode only).
+    Kafka,
 }
 
 /// What happens to an event that is over the producer's or the broker's message size limit.
@@ -141,6 +161,8 @@ impl fmt::Debug for KafkaConfig {
             .field("producer", &producer)
             .field("on_oversize", &self.on_oversize)
             .field("dead_letter_topic", &self.dead_letter_topic)
+            .field("exactly_once", &self.exactly_once)
+            .field("recover_topics", &self.recover_topics)
             .finish()
     }
 }
@@ -195,6 +217,7 @@ impl fmt::Debug for Config {
             .field("mysql", &self.mysql)
             .field("snapshot", &self.snapshot)
             .field("state_dir", &self.state_dir)
+            .field("recover", &self.recover)
             .field("kafka", &self.kafka)
             .field("pipeline", &self.pipeline)
             .field("transforms", &self.transforms)
@@ -246,6 +269,7 @@ struct FileConfig {
     transforms: Vec<FileTransform>,
     #[serde(default)]
     engine: FileEngine,
+    exactly_once: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -286,6 +310,7 @@ struct FileSnapshot {
 #[serde(deny_unknown_fields)]
 struct FileState {
     dir: Option<PathBuf>,
+    recover: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -298,6 +323,7 @@ struct FileKafka {
     producer: BTreeMap<String, String>,
     on_oversize: Option<OversizePolicy>,
     dead_letter_topic: Option<String>,
+    recover_topics: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -334,7 +360,8 @@ impl Config {
             .map(PathBuf::from)
             .or(fc.state.dir)
             .unwrap_or_else(|| PathBuf::from("state"));
-        let kafka = src.kafka(fc.kafka)?;
+        let kafka = src.kafka(fc.kafka, fc.exactly_once)?;
+        let recover = src.recover(fc.state.recover, kafka.as_ref())?;
         let pipeline = pipeline(fc.pipeline)?;
         let transforms = src.transforms(fc.transforms, kafka.is_some())?;
         let transform_cache_dir = fc
@@ -345,6 +372,7 @@ impl Config {
             mysql,
             snapshot,
             state_dir,
+            recover,
             kafka,
             pipeline,
             transforms,
@@ -566,8 +594,42 @@ impl Source<'_> {
         })
     }
 
+    /// `state.recover` (`STATE_RECOVER`): `local` or `kafka`, which needs Kafka and exactly-once.
+    fn recover(
+        &self,
+        file: Option<String>,
+        kafka: Option<&KafkaConfig>,
+    ) -> Result<Recover, ConfigError> {
+        let (value, from) = match self.var("STATE_RECOVER") {
+            Some(v) => (Some(v), "STATE_RECOVER"),
+            None => (file, "state.recover"),
+        };
+        let Some(v) = value else {
+            return Ok(Recover::Local);
+        };
+        match v.trim() {
+            "local" => Ok(Recover::Local),
+            "kafka" if kafka.is_some_and(|k| k.exactly_once) => Ok(Recover::Kafka),
+            "kafka" => Err(ConfigError::Invalid {
+                var: from,
+                value: v,
+                expected: "`local`: recovery from Kafka needs a broker (KAFKA_BROKERS) and \
+                           exactly-once mode (EXACTLY_ONCE=true, the default)",
+            }),
+            _ => Err(ConfigError::Invalid {
+                var: from,
+                value: v,
+                expected: "`local` or `kafka`",
+            }),
+        }
+    }
+
     /// `[kafka]`: `None` without brokers (events go to stdout).
-    fn kafka(&self, f: FileKafka) -> Result<Option<KafkaConfig>, ConfigError> {
+    fn kafka(
+        &self,
+        f: FileKafka,
+        exactly_once: Option<bool>,
+    ) -> Result<Option<KafkaConfig>, ConfigError> {
         let brokers = self
             .var("KAFKA_BROKERS")
             .or_else(|| self.var("Quix__Broker__Address"))
@@ -586,6 +648,11 @@ impl Source<'_> {
                 }
             },
             None => f.key.unwrap_or_default(),
+        };
+        // Checked even without brokers, like the key.
+        let exactly_once = match self.var("EXACTLY_ONCE") {
+            Some(_) => self.bool_or("EXACTLY_ONCE", None)?,
+            None => exactly_once.unwrap_or(true),
         };
         let Some(brokers) = brokers else {
             return Ok(None);
@@ -612,6 +679,41 @@ impl Source<'_> {
                 });
             }
         }
+        if exactly_once {
+            // Sluice places each record itself to know which partition holds what; it does so
+            // as librdkafka's default partitioner does, and must not disagree with another one.
+            if let Some(v) = f.producer.get("partitioner") {
+                if !matches!(v.trim(), "consistent_random" | "consistent") {
+                    return Err(ConfigError::Invalid {
+                        var: "kafka.producer.partitioner",
+                        value: v.clone(),
+                        expected: "no setting, `consistent_random` or `consistent` in \
+                                   exactly-once mode (Sluice places records by the CRC-32 of \
+                                   their key itself); or set exactly_once = false",
+                    });
+                }
+            }
+            for (k, need) in [
+                ("enable.idempotence", "true"),
+                ("enable.gapless.guarantee", "true"),
+            ] {
+                if let Some(v) = f.producer.get(k) {
+                    if v.trim() != need {
+                        return Err(ConfigError::Invalid {
+                            var: if k == "enable.idempotence" {
+                                "kafka.producer.\"enable.idempotence\""
+                            } else {
+                                "kafka.producer.\"enable.gapless.guarantee\""
+                            },
+                            value: v.clone(),
+                            expected: "true or no setting in exactly-once mode (a partition \
+                                       must hold a gapless prefix of what Sluice sent it); or \
+                                       set exactly_once = false",
+                        });
+                    }
+                }
+            }
+        }
         Ok(Some(KafkaConfig {
             brokers,
             topic,
@@ -619,6 +721,8 @@ impl Source<'_> {
             producer: f.producer,
             on_oversize,
             dead_letter_topic: f.dead_letter_topic,
+            exactly_once,
+            recover_topics: f.recover_topics.unwrap_or_default(),
         }))
     }
 

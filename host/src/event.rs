@@ -50,6 +50,9 @@ pub struct SourcePosition {
     pub row: u32,
     /// The transaction's GTID, where GTIDs are on.
     pub gtid: Option<Arc<str>>,
+    /// A row of the initial snapshot (read at the point `file`:`pos`): it orders before the
+    /// transaction that starts at that point.
+    pub snapshot: bool,
 }
 
 /// A row change, the unit every stage handles.

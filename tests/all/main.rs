@@ -4,6 +4,7 @@
 mod author;
 mod charsets;
 mod check;
+mod exactly_once;
 mod fixtures;
 mod kafka_limits;
 mod kafka_shutdown;

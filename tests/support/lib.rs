@@ -580,6 +580,7 @@ pub struct Record {
     pub value: serde_json::Value,
     pub headers: HashMap<String, String>,
     pub offset: i64,
+    pub partition: i32,
 }
 
 /// Reads every record of every partition of `topic` (in order within each partition) until `count` arrived (or `timeout` passed),
@@ -656,27 +657,76 @@ fn read_topic_while(
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            Some(Ok(m)) => {
-                let value: serde_json::Value =
-                    serde_json::from_slice(m.payload().unwrap_or(b"null"))
-                        .with_context(|| format!("record at offset {} is not JSON", m.offset()))?;
-                let mut headers = HashMap::new();
-                if let Some(h) = m.headers() {
-                    for i in 0..h.count() {
-                        let hd = h.get(i);
-                        headers.insert(
-                            hd.key.to_owned(),
-                            String::from_utf8_lossy(hd.value.unwrap_or(b"")).into_owned(),
-                        );
-                    }
-                }
-                out.push(Record {
-                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                    value,
-                    headers,
-                    offset: m.offset(),
-                });
+            Some(Ok(m)) => out.push(to_record(&m)?),
+        }
+    }
+    Ok(out)
+}
+
+/// A consumed message as a [`Record`] (its value must be JSON).
+fn to_record(m: &rdkafka::message::BorrowedMessage<'_>) -> Result<Record> {
+    let value: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or(b"null"))
+        .with_context(|| format!("record at offset {} is not JSON", m.offset()))?;
+    let mut headers = HashMap::new();
+    if let Some(h) = m.headers() {
+        for i in 0..h.count() {
+            let hd = h.get(i);
+            headers.insert(
+                hd.key.to_owned(),
+                String::from_utf8_lossy(hd.value.unwrap_or(b"")).into_owned(),
+            );
+        }
+    }
+    Ok(Record {
+        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        value,
+        headers,
+        offset: m.offset(),
+        partition: m.partition(),
+    })
+}
+
+/// Every record of every partition of `topic` as it stands now: reads each partition to the
+/// end the broker reports (its partition-EOF), so a large topic is read whole and no sooner.
+/// A topic that does not exist holds nothing.
+pub fn read_topic_to_end(topic: &str, timeout: Duration) -> Result<Vec<Record>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env()["SLUICE_TEST_KAFKA"])
+        .set("group.id", format!("sluice-test-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+    let partitions = md
+        .topics()
+        .first()
+        .filter(|t| t.error().is_none())
+        .map_or(0, |t| t.partitions().len() as i32);
+    if partitions == 0 {
+        return Ok(Vec::new());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + timeout;
+    let (mut out, mut ended) = (Vec::new(), std::collections::HashSet::new());
+    while (ended.len() as i32) < partitions {
+        if Instant::now() > deadline {
+            bail!(
+                "{topic}: not read to its end within {timeout:?} ({} records)",
+                out.len()
+            );
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                ended.insert(p);
             }
+            Some(Err(e)) => bail!("{topic}: {e}"),
+            Some(Ok(m)) => out.push(to_record(&m)?),
         }
     }
     Ok(out)

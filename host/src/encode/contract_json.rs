@@ -130,6 +130,7 @@ impl EventReader {
             pos: self.line,
             row: 0,
             gtid: None,
+            snapshot: false,
         };
         if p.kind == Kind::Truncate {
             return Ok(ChangeEvent::truncate(&p.schema, &p.table, position, 0));

@@ -49,7 +49,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::sink::SinkError;
 use crate::source::binlog::SourceError;
-use crate::state::{PositionStore, SnapshotStore, StateError, StateLock};
+use crate::state::{PositionStore, SnapshotStore, StateError, StateLock, TopicStore};
 use crate::transform::{EngineError, HaltError};
 
 use stages::Stores;
@@ -166,8 +166,13 @@ async fn stopped(sd: &mut watch::Receiver<bool>) {
 pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
     // One pipeline per state directory, for the life of this call (the process, in `sluice run`).
     let _lock = StateLock::acquire(&cfg.state_dir, &cfg.mysql.tables.join(","))?;
+    let position = PositionStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.mysql.tables);
     let stores = Stores {
-        position: PositionStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.mysql.tables),
+        topics: TopicStore::beside(
+            &cfg.state_dir,
+            &crate::state::position_file_name(&cfg.mysql.schema, &cfg.mysql.tables),
+        ),
+        position,
         snapshot: SnapshotStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.mysql.tables),
     };
     // A broken transform stops Sluice here, once, before any connection or position file.
@@ -241,10 +246,17 @@ async fn run_once(
     force: Force,
     transforms: &mut Transforms,
 ) -> Result<(), PipelineError> {
-    let Some(start) = start::resume(cfg, stores, &shutdown, force).await? else {
+    // Exactly-once: what each partition holds, read before anything is sent in this life.
+    let held = match start::read_back(cfg, stores, &shutdown).await? {
+        start::Held::Stopped => return Ok(()),
+        start::Held::Off => None,
+        start::Held::Read(r) => Some(r),
+    };
+    let recovered = held.as_ref().and_then(|h| h.checkpoint.clone());
+    let Some(start) = start::resume(cfg, stores, &shutdown, force, recovered).await? else {
         return Ok(());
     };
-    let Some(sink) = start::sink(cfg, &shutdown, first).await? else {
+    let Some(sink) = start::sink(cfg, stores, &shutdown, first, &start, held).await? else {
         return Ok(());
     };
     let chain = transforms.chain().await?;

@@ -12,8 +12,9 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use super::budget::Budget;
 use super::{stopped, PipelineError};
 use crate::event::{Batch, Checkpoint};
+use crate::sink::kafka::Watermark;
 use crate::sink::{Ack, Sink};
-use crate::state::{PositionStore, SnapshotStore, StateError};
+use crate::state::{PositionStore, SnapshotStatus, SnapshotStore, StateError, TopicStore};
 use crate::transform::reload::Reloaded;
 use crate::transform::Chain;
 
@@ -105,6 +106,8 @@ pub(super) async fn publish(
 pub(super) struct Stores {
     pub(super) position: PositionStore,
     pub(super) snapshot: SnapshotStore,
+    /// The topics transforms routed to (exactly-once recovery reads them back).
+    pub(super) topics: TopicStore,
 }
 
 impl Stores {
@@ -158,6 +161,20 @@ fn merge(
     Ok(())
 }
 
+/// Moves the exactly-once watermark to an acknowledged checkpoint: to a streamed position
+/// while streaming, and to the snapshot's point once the snapshot is complete. While a snapshot
+/// runs (the watermark is unset), a resumed snapshot's catch-up positions do not set it: a
+/// recovery from Kafka must not take a snapshot in progress for a finished one.
+fn advance(w: &Watermark, cp: &Checkpoint) {
+    match cp {
+        Checkpoint::Binlog(p) if w.is_set() => w.set(p),
+        Checkpoint::Snapshot { state, .. } if state.status == SnapshotStatus::Complete => {
+            w.set(&state.point.position())
+        }
+        _ => {}
+    }
+}
+
 /// Logs what a final save made durable.
 fn describe(cp: &Checkpoint) -> String {
     match cp {
@@ -176,6 +193,7 @@ pub(super) async fn checkpoint(
     mut rx: mpsc::Receiver<Acked>,
     interval: Duration,
     mut give_up: watch::Receiver<bool>,
+    watermark: Option<Watermark>,
 ) -> Result<(), PipelineError> {
     let mut pending: Option<Checkpoint> = None;
     let mut last_save = Instant::now();
@@ -222,6 +240,9 @@ pub(super) async fn checkpoint(
             return Err(e.into());
         }
         if let Some(cp) = checkpoint {
+            if let Some(w) = &watermark {
+                advance(w, &cp);
+            }
             merge(&stores, &mut pending, cp)?;
         }
         if last_save.elapsed() >= interval {

@@ -13,8 +13,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{unless_stopped, PipelineError};
-use crate::config::Config;
-use crate::sink::kafka::{self, CONNECT_TIMEOUT};
+use crate::config::{Config, Recover};
+use crate::sink::kafka::{self, ReadBack, Watermark, CONNECT_TIMEOUT};
 use crate::sink::{KafkaSink, Sink, SinkError, StdoutSink};
 use crate::source::binlog::{self, SourceError};
 use crate::source::snapshot::drive::Begin;
@@ -120,10 +120,27 @@ pub(super) async fn resume(
     stores: &Stores,
     shutdown: &watch::Receiver<bool>,
     force: Force,
+    recovered: Option<BinlogPosition>,
 ) -> Result<Option<Start>, PipelineError> {
     let store = &stores.position;
-    let saved = store.load()?;
+    let mut saved = store.load()?;
     let snapshot = stores.snapshot.load()?;
+    if let (None, None, Recover::Kafka, Some(p), Force::No) =
+        (&saved, &snapshot, cfg.recover, recovered, force)
+    {
+        // An empty state directory: every record carries the position up to which everything
+        // before it was acknowledged, and the highest one read back is where to resume. Such a
+        // position exists only once streaming began, so any snapshot had completed.
+        tracing::warn!(position = %p, file = %store.path().display(), "no saved position: resuming from the position read back from Kafka (state.recover = \"kafka\")");
+        store.save(&p)?;
+        return Ok(Some(Start::Stream(p)));
+    }
+    if saved.is_none() && cfg.recover == Recover::Kafka && force == Force::No {
+        tracing::info!(
+            "no saved position and no Sluice records in the output topics: starting afresh"
+        );
+    }
+    let saved = saved.take();
     let decision = plan::decide(plan::Inputs {
         initial: cfg.snapshot.initial,
         force: force != Force::No,
@@ -165,12 +182,62 @@ pub(super) async fn resume(
     Ok(Some(Start::Stream(head)))
 }
 
+/// What exactly-once recovery read back before a life of the stages.
+pub(super) enum Held {
+    /// Exactly-once mode is off (or the sink is stdout).
+    Off,
+    /// A stop came first.
+    Stopped,
+    Read(ReadBack),
+}
+
+/// Every topic exactly-once recovery reads back: Sluice's own, those transforms routed to
+/// (recorded in the state directory), and `kafka.recover_topics`.
+fn recovery_topics(cfg: &Config, stores: &Stores) -> Result<Vec<String>, PipelineError> {
+    let mut topics = own_topics(cfg);
+    if let Some(k) = &cfg.kafka {
+        topics.extend(k.recover_topics.iter().cloned());
+    }
+    topics.extend(stores.topics.load()?);
+    let mut seen = std::collections::HashSet::new();
+    topics.retain(|t| seen.insert(t.clone()));
+    Ok(topics)
+}
+
+/// Reads back the last record of every partition Sluice writes to, in exactly-once mode.
+/// Every producer of an earlier life of this process is gone by now (its life ended), so what
+/// is read is final.
+pub(super) async fn read_back(
+    cfg: &Config,
+    stores: &Stores,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Held, PipelineError> {
+    let Some(k) = cfg.kafka.as_ref().filter(|k| k.exactly_once) else {
+        return Ok(Held::Off);
+    };
+    let topics = recovery_topics(cfg, stores)?;
+    let started = std::time::Instant::now();
+    match unless_stopped(shutdown, kafka::read_back(k, topics, CONNECT_TIMEOUT)).await {
+        None => Ok(Held::Stopped),
+        Some(r) => {
+            let r = r?;
+            tracing::info!(partitions = r.partitions.values().sum::<i32>(), holding = r.marks.len(), checkpoint = ?r.checkpoint.as_ref().map(|p| p.to_string()), took = ?started.elapsed(), "exactly-once: read back the last record of each partition");
+            Ok(Held::Read(r))
+        }
+    }
+}
+
 /// The sink of a life of the stages. The start-up checks made the topics; a later life
-/// (`first` false) makes them again. `None`: a stop came first.
+/// (`first` false) makes them again. `held`: what the partitions held (exactly-once mode), and
+/// `start` where this life begins, which the exactly-once watermark starts from. `None`: a stop
+/// came first.
 pub(super) async fn sink(
     cfg: &Config,
+    stores: &Stores,
     shutdown: &watch::Receiver<bool>,
     first: bool,
+    start: &Start,
+    held: Option<ReadBack>,
 ) -> Result<Option<Sink>, PipelineError> {
     if !first {
         match unless_stopped(shutdown, ensure_topics(cfg, CONNECT_TIMEOUT)).await {
@@ -180,12 +247,19 @@ pub(super) async fn sink(
     }
     Ok(Some(match &cfg.kafka {
         Some(k) => {
-            let sink = KafkaSink::new(k)?;
+            let mut sink = KafkaSink::new(k)?;
+            if let Some(held) = held {
+                let from = match start {
+                    Start::Stream(p) => Some(p),
+                    Start::Snapshot(_) => None,
+                };
+                sink.exactly_once(held, Watermark::starting_at(from), stores.topics.clone());
+            }
             // Only a head start: a stop during it ends the start-up at once.
             if unless_stopped(shutdown, sink.connect()).await.is_none() {
                 return Ok(None);
             }
-            Sink::Kafka(sink)
+            Sink::Kafka(Box::new(sink))
         }
         None => Sink::Stdout(StdoutSink::default()),
     }))

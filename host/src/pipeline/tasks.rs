@@ -132,6 +132,7 @@ impl Stages {
         // Turns true when a stop signal has waited `shutdown_timeout_ms` for the stages to drain.
         let (give_up, give_up_rx) = watch::channel(false);
         sink.stop_waiting_on(give_up_rx.clone());
+        let watermark = sink.watermark();
 
         let limits = binlog::BatchLimits {
             rows: cfg.pipeline.max_batch_rows,
@@ -151,6 +152,7 @@ impl Stages {
             ack_rx,
             Duration::from_millis(cfg.pipeline.checkpoint_interval_ms),
             give_up_rx,
+            watermark,
         ));
         Stages {
             source,

@@ -70,6 +70,19 @@ pub enum SinkError {
     Flush(KafkaError),
     #[error("writing to stdout failed: {0}")]
     Stdout(std::io::Error),
+    #[error(
+        "exactly-once recovery cannot read back what topic {topic:?} holds (partition \
+         {partition}): {detail}"
+    )]
+    ReadBack {
+        topic: String,
+        /// -1 when the topic as a whole failed (its metadata).
+        partition: i32,
+        detail: String,
+        permanent: bool,
+    },
+    #[error("cannot record a routed topic in the state directory: {0}")]
+    State(String),
 }
 
 impl SinkError {
@@ -79,7 +92,9 @@ impl SinkError {
             SinkError::Create(_)
             | SinkError::Stdout(_)
             | SinkError::TooLarge { .. }
-            | SinkError::Rejected { .. } => true,
+            | SinkError::Rejected { .. }
+            | SinkError::State(_) => true,
+            SinkError::ReadBack { permanent, .. } => *permanent,
             // Unreachable is permanent at start-up only; the pipeline decides (see `preflight`).
             SinkError::Unreachable { .. } => false,
             SinkError::Topic { source: e, .. }
@@ -120,7 +135,8 @@ impl Ack {
 
 /// The configured sink.
 pub(crate) enum Sink {
-    Kafka(KafkaSink),
+    /// Boxed: far larger than the stdout sink, and made once per life of the stages.
+    Kafka(Box<KafkaSink>),
     Stdout(StdoutSink),
 }
 
@@ -138,6 +154,14 @@ impl Sink {
     pub(crate) fn stop_waiting_on(&mut self, stop: tokio::sync::watch::Receiver<bool>) {
         if let Sink::Kafka(k) = self {
             k.stop_waiting_on(stop);
+        }
+    }
+
+    /// The acknowledged position the checkpointer moves, when the sink is in exactly-once mode.
+    pub(crate) fn watermark(&self) -> Option<kafka::Watermark> {
+        match self {
+            Sink::Kafka(k) => k.watermark(),
+            Sink::Stdout(_) => None,
         }
     }
 

@@ -274,6 +274,7 @@ impl Processor {
                     pos,
                     row,
                     gtid: gtid.clone(),
+                    snapshot: false,
                 },
                 timestamp,
             );

@@ -143,8 +143,25 @@ impl Processor {
     ) -> Result<Step, ProcessError> {
         match self.pending_xa.iter().position(|p| p.xid == xid) {
             Some(i) => {
-                let p = self.pending_xa.remove(i);
+                let mut p = self.pending_xa.remove(i);
                 if commit {
+                    // The rows are published at the XA COMMIT, so they take its place in the
+                    // binlog: every event's position then follows the publishing order, which
+                    // exactly-once recovery relies on (the PREPARE group lies before
+                    // transactions that were published earlier).
+                    let (start, gtid) = self
+                        .txn
+                        .as_ref()
+                        .map_or((pos, None), |t| (t.start, t.gtid.clone()));
+                    for (row, ev) in p.events.iter_mut().enumerate() {
+                        ev.position = crate::event::SourcePosition {
+                            file: self.file.clone(),
+                            pos: start,
+                            row: u32::try_from(row).unwrap_or(u32::MAX),
+                            gtid: gtid.clone(),
+                            snapshot: false,
+                        };
+                    }
                     self.ready.events.splice(0..0, p.events);
                     self.ready.bytes += p.bytes;
                 }

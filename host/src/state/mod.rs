@@ -11,7 +11,9 @@ pub(crate) mod lock;
 pub(crate) mod position;
 pub(crate) mod skiplog;
 pub(crate) mod snapshot;
+pub(crate) mod topics;
 
 pub(crate) use lock::StateLock;
 pub use position::{position_file_name, BinlogPosition, PositionStore, StateError};
 pub use snapshot::{SnapshotState, SnapshotStatus, SnapshotStore, TableProgress, TableStatus};
+pub(crate) use topics::TopicStore;

@@ -63,6 +63,12 @@ pub enum StateError {
          FORCE_SNAPSHOT=true to take the snapshot again from the start"
     )]
     CorruptSnapshot { path: PathBuf, detail: String },
+    #[error(
+        "the topic list {path} is corrupt ({detail}). It names the topics transforms routed \
+         events to, which exactly-once recovery reads back: restore it from a backup, or write \
+         it by hand as {{\"topics\": [\"name\", ...], \"format_version\": 1}}"
+    )]
+    CorruptTopics { path: PathBuf, detail: String },
     #[error("cannot write the state file {path}: {source}. Check free space and permissions of the state directory")]
     Write {
         path: PathBuf,

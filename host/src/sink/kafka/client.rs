@@ -28,6 +28,8 @@ pub(crate) enum Role {
     Producer,
     /// Metadata requests and topic creation.
     Admin,
+    /// Exactly-once recovery's reader of each partition's last records (no consumer group).
+    Reader,
 }
 
 /// The producer settings Sluice relies on; `[kafka.producer]` entries override them. Public for
@@ -107,13 +109,27 @@ pub(crate) fn client_config(cfg: &KafkaConfig, role: Role) -> ClientConfig {
                 c.set(*k, *v);
             }
         }
+        if cfg.exactly_once {
+            // A failure that could leave a gap in a partition stops the producer instead, so a
+            // partition always holds a prefix of what Sluice sent it (see `exactly_once`).
+            c.set("enable.gapless.guarantee", "true");
+        }
     }
     for (k, v) in &cfg.producer {
         if role == Role::Producer || !PRODUCER_ONLY.contains(&k.as_str()) {
             c.set(k, v);
         }
     }
-    if role == Role::Admin {
+    if role == Role::Reader {
+        // librdkafka wants a group for an assignment, though nothing is ever committed to it.
+        c.set("group.id", "sluice-recovery")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            // At a partition's end, answer at once instead of waiting for new records.
+            .set("fetch.wait.max.ms", "10")
+            .set("isolation.level", "read_committed");
+    }
+    if role != Role::Producer {
         // A metadata request must not create the topic as a side effect (librdkafka's producer
         // default): Sluice creates it explicitly, with one partition, and `check` only looks.
         c.set("allow.auto.create.topics", "false");
@@ -161,8 +177,15 @@ impl rdkafka::producer::ProducerContext for Context {
     }
 }
 
+/// The read-back consumer (`Role::Reader`) uses assignments only, no group.
+impl rdkafka::consumer::ConsumerContext for Context {}
+
 impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_)) {
+            // The read-back's end of a partition: expected, and handled where it is polled.
+            return;
+        }
         tracing::warn!(error = %error, reason, "Kafka client error");
         if let Ok(mut g) = self.last_error.lock() {
             *g = Some((error.rdkafka_error_code(), reason.to_owned()));
@@ -191,6 +214,8 @@ mod tests {
                 .collect::<BTreeMap<_, _>>(),
             on_oversize: OversizePolicy::Halt,
             dead_letter_topic: None,
+            exactly_once: true,
+            recover_topics: Vec::new(),
         }
     }
 
@@ -235,6 +260,11 @@ mod tests {
         assert_eq!(p.get("acks"), Some("1"));
         assert_eq!(p.get("sasl.password"), Some("hunter2"));
         assert_eq!(p.get("enable.idempotence"), Some("true"));
+        assert_eq!(p.get("enable.gapless.guarantee"), Some("true"));
+        let reader = client_config(&c, Role::Reader);
+        assert_eq!(reader.get("sasl.password"), Some("hunter2"));
+        assert_eq!(reader.get("isolation.level"), Some("read_committed"));
+        assert_eq!(reader.get("linger.ms"), None);
         // A user's value under an alias replaces Sluice's default instead of racing it.
         let aliased = client_config(
             &cfg(&[

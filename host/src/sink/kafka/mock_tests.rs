@@ -35,6 +35,8 @@ fn cfg(brokers: String, dead_letters: bool) -> KafkaConfig {
             OversizePolicy::Halt
         },
         dead_letter_topic: dead_letters.then(|| "events.dlq".into()),
+        exactly_once: false,
+        recover_topics: Vec::new(),
     }
 }
 
@@ -56,6 +58,7 @@ fn events(pos: u64, n: u32) -> Vec<ChangeEvent> {
                 pos,
                 row,
                 gtid: Some("0-1-9".into()),
+                snapshot: false,
             },
             timestamp: 0,
             route: None,

@@ -20,11 +20,16 @@
 //!
 //! Every message carries its source position in headers (`sluice.file`, `sluice.pos`,
 //! `sluice.row`, and `sluice.gtid` where there is one), which is what exactly-once recovery reads.
+//! In exactly-once mode ([`exactly_once`]), `recover` reads back the last record of each
+//! partition at start and the sink skips what a partition already holds; messages then also
+//! carry `sluice.part`, `sluice.snapshot` (when set) and `sluice.checkpoint`.
 
 pub(crate) mod client;
 mod dead_letters;
 mod delivery;
 pub(crate) mod errors;
+pub(crate) mod exactly_once;
+pub(crate) mod recover;
 pub(crate) mod topics;
 
 use std::sync::Arc;
@@ -44,35 +49,61 @@ pub(crate) use client::{client_config, Role};
 use dead_letters::DeadLetters;
 use delivery::{enqueue, Producer, Record, Tally};
 pub(crate) use errors::{classify, is_permanent, Class};
+pub(crate) use exactly_once::Watermark;
+pub(crate) use recover::{read_back, ReadBack};
 pub(crate) use topics::{ensure_topic, probe, produce_test_record, validate_topic_creation};
 
 use errors::refusal;
 
 /// The event's source position as headers (`sluice.file`, `sluice.pos`, `sluice.row`, and
-/// `sluice.gtid` where there is one), then a transform's own headers.
-fn position_headers(ev: &ChangeEvent) -> OwnedHeaders {
+/// `sluice.gtid` where there is one; `sluice.part` when `part` is not 0, `sluice.snapshot` for
+/// a snapshot row, `sluice.checkpoint` when given), then a transform's own headers.
+fn position_headers(ev: &ChangeEvent, part: u32, checkpoint: Option<&[u8]>) -> OwnedHeaders {
+    use exactly_once::{CHECKPOINT, FILE, GTID, PART, POS, ROW, SNAPSHOT};
     let route_headers = ev.route.as_deref().map(|r| r.headers.as_slice());
-    let n = 4 + route_headers.map_or(0, <[_]>::len);
+    let n = 7 + route_headers.map_or(0, <[_]>::len);
     // Printed on the stack, without a heap allocation per message.
-    let (mut pos, mut row) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (mut pos, mut row, mut nth) = (
+        itoa::Buffer::new(),
+        itoa::Buffer::new(),
+        itoa::Buffer::new(),
+    );
     let (pos, row) = (pos.format(ev.position.pos), row.format(ev.position.row));
     let mut headers = OwnedHeaders::new_with_capacity(n)
         .insert(Header {
-            key: "sluice.file",
+            key: FILE,
             value: Some(ev.position.file.as_bytes()),
         })
         .insert(Header {
-            key: "sluice.pos",
+            key: POS,
             value: Some(pos.as_bytes()),
         })
         .insert(Header {
-            key: "sluice.row",
+            key: ROW,
             value: Some(row.as_bytes()),
         });
+    if part > 0 {
+        headers = headers.insert(Header {
+            key: PART,
+            value: Some(nth.format(part).as_bytes()),
+        });
+    }
+    if ev.position.snapshot {
+        headers = headers.insert(Header {
+            key: SNAPSHOT,
+            value: Some(b"1"),
+        });
+    }
     if let Some(g) = &ev.position.gtid {
         headers = headers.insert(Header {
-            key: "sluice.gtid",
+            key: GTID,
             value: Some(g.as_bytes()),
+        });
+    }
+    if let Some(c) = checkpoint {
+        headers = headers.insert(Header {
+            key: CHECKPOINT,
+            value: Some(c),
         });
     }
     for (k, v) in route_headers.unwrap_or_default() {
@@ -105,6 +136,23 @@ pub(crate) struct KafkaSink {
     encoder: ValueEncoder,
     dead_letters: Option<DeadLetters>,
     stop: Option<watch::Receiver<bool>>,
+    /// Exactly-once mode's state; `None` when it is off. Boxed: it is large and the stdout
+    /// sink shares the enum.
+    eo: Option<Box<ExactlyOnce>>,
+}
+
+/// What the sink keeps in exactly-once mode (see [`exactly_once`]).
+struct ExactlyOnce {
+    /// What each partition held at start, until the stream passes it.
+    catchup: exactly_once::Catchup,
+    /// Partition counts of the topics published to, for placing records.
+    partitions: std::collections::HashMap<String, i32>,
+    parts: exactly_once::Parts,
+    watermark: Watermark,
+    /// Where routed topics are recorded before their first record.
+    topics: crate::state::TopicStore,
+    /// Events skipped because their partition held them, for the log.
+    skipped: u64,
 }
 
 impl KafkaSink {
@@ -129,7 +177,33 @@ impl KafkaSink {
             encoder: ValueEncoder::default(),
             dead_letters,
             stop: None,
+            eo: None,
         })
+    }
+
+    /// Turns on exactly-once publishing: `held` is what the partitions held at start (read
+    /// back after every earlier producer of this process was gone), `watermark` the
+    /// acknowledged position the checkpointer moves, `topics` the record of routed topics.
+    pub(crate) fn exactly_once(
+        &mut self,
+        held: ReadBack,
+        watermark: Watermark,
+        topics: crate::state::TopicStore,
+    ) {
+        let catchup = exactly_once::Catchup::new(held.marks);
+        self.eo = Some(Box::new(ExactlyOnce {
+            catchup,
+            partitions: held.partitions,
+            parts: exactly_once::Parts::default(),
+            watermark,
+            topics,
+            skipped: 0,
+        }));
+    }
+
+    /// The acknowledged position the checkpointer moves, in exactly-once mode.
+    pub(crate) fn watermark(&self) -> Option<Watermark> {
+        self.eo.as_ref().map(|e| e.watermark.clone())
     }
 
     /// Connects the producer to the cluster before the first event: its metadata answer starts
@@ -171,6 +245,8 @@ impl KafkaSink {
 
     pub(crate) async fn publish(&mut self, events: &[ChangeEvent]) -> Result<Ack, SinkError> {
         let tally = Tally::new();
+        // The acknowledged position at this batch's start, written into each of its messages.
+        let checkpoint = self.eo.as_ref().and_then(|e| e.watermark.get());
         for ev in events {
             self.key_buf.clear();
             self.value_buf.clear();
@@ -179,33 +255,70 @@ impl KafkaSink {
                 Some(k) => self.key_buf.extend_from_slice(k),
                 None => encode_key(ev, self.key, &mut self.key_buf),
             }
-            match route.and_then(|r| r.payload.as_ref()) {
-                Some(p) => self.value_buf.extend_from_slice(p),
-                None => self.encoder.encode(ev, &mut self.value_buf),
-            }
             if let Some(t) = route.and_then(|r| r.topic.as_deref()) {
                 if !self.known_topics.contains(t) {
                     ensure_topic(&self.cfg, t, 1, CONNECT_TIMEOUT).await?;
+                    if let Some(eo) = &self.eo {
+                        // Durable before the topic's first record, so recovery reads it back.
+                        eo.topics
+                            .add(t)
+                            .map_err(|e| SinkError::State(e.to_string()))?;
+                    }
                     self.known_topics.insert(t.to_owned());
                 }
             }
             let topic = route
                 .and_then(|r| r.topic.as_deref())
                 .unwrap_or(&self.topic);
-            let headers = position_headers(ev);
             // A table-level `truncate` in primary_key mode goes to every partition: the table's
             // rows are spread over them by key, and each partition's consumer must see it in
-            // order with the rows it holds. Otherwise the partitioner places it by its key.
-            if ev.kind == Kind::Truncate
+            // order with the rows it holds. Otherwise the partitioner places it by its key (in
+            // exactly-once mode Sluice places it, the same way, to know where it goes).
+            let everywhere = ev.kind == Kind::Truncate
                 && self.key == KeyMode::PrimaryKey
-                && route.and_then(|r| r.key.as_ref()).is_none()
-            {
-                for partition in 0..self.partition_count(topic).await? {
-                    self.send(ev, topic, Some(partition), headers.clone(), &tally)
-                        .await?;
+                && route.and_then(|r| r.key.as_ref()).is_none();
+            let (part, partitions) = match &mut self.eo {
+                Some(eo) => {
+                    let n = match eo.partitions.get(topic) {
+                        Some(n) => *n,
+                        None => {
+                            let n = partition_count(&self.producer, topic).await?;
+                            eo.partitions.insert(topic.to_owned(), n);
+                            n
+                        }
+                    };
+                    (eo.parts.next(&ev.position), n)
                 }
+                None if everywhere => (0, partition_count(&self.producer, topic).await?),
+                None => (0, 1),
+            };
+            // The partitions to send to, and whether Sluice names them (else the partitioner).
+            let (first, last, named) = if everywhere {
+                (0, partitions - 1, true)
+            } else if self.eo.is_some() && partitions > 1 {
+                let p = exactly_once::partition_for(&self.key_buf, partitions);
+                (p, p, true)
             } else {
-                self.send(ev, topic, None, headers, &tally).await?;
+                (0, 0, false)
+            };
+            let mut encoded = false;
+            for p in first..=last {
+                if let Some(eo) = &mut self.eo {
+                    if eo.holds(ev, part, topic, p) {
+                        continue;
+                    }
+                }
+                if !encoded {
+                    // Encoded once, for the first partition that lacks it.
+                    match route.and_then(|r| r.payload.as_ref()) {
+                        Some(p) => self.value_buf.extend_from_slice(p),
+                        None => self.encoder.encode(ev, &mut self.value_buf),
+                    }
+                    encoded = true;
+                }
+                let headers = position_headers(ev, part, checkpoint.as_deref());
+                self.send(ev, topic, named.then_some(p), headers, &tally)
+                    .await?;
             }
         }
         tally.seal();
@@ -267,49 +380,70 @@ impl KafkaSink {
         ))
     }
 
-    /// The destination topic's partition count, from a fresh metadata request (off the async
-    /// threads; only table-level events need it, and they are rare). Every topic Sluice
-    /// publishes to was checked to exist first (`known_topics`), so a topic that is missing or
-    /// answers with an error here (a leader election, say) is a retryable error: falling back to
-    /// one partition would leave the other partitions' consumers with the rows.
-    async fn partition_count(&self, topic: &str) -> Result<i32, SinkError> {
-        let producer = self.producer.clone();
-        let name = topic.to_owned();
-        let md = tokio::task::spawn_blocking(move || {
-            producer
-                .client()
-                .fetch_metadata(Some(&name), CONNECT_TIMEOUT)
-        })
-        .await
-        .map_err(|_| SinkError::ProducerGone)?
-        .map_err(|source| SinkError::Topic {
-            topic: topic.to_owned(),
-            source,
-        })?;
-        let unavailable = |code| SinkError::Topic {
-            topic: topic.to_owned(),
-            source: KafkaError::MetadataFetch(code),
-        };
-        let t = md
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .ok_or_else(|| unavailable(RDKafkaErrorCode::UnknownTopicOrPartition))?;
-        if let Some(e) = t.error() {
-            return Err(unavailable(RDKafkaErrorCode::from(e)));
-        }
-        match t.partitions().len() {
-            0 => Err(unavailable(RDKafkaErrorCode::LeaderNotAvailable)),
-            n => Ok(n as i32),
-        }
-    }
-
     pub(crate) async fn flush(&mut self) -> Result<(), SinkError> {
         let producer = self.producer.clone();
         tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(30)))
             .await
             .map_err(|_| SinkError::ProducerGone)?
             .map_err(SinkError::Flush)
+    }
+}
+
+impl ExactlyOnce {
+    /// Whether partition `partition` of `topic` held output `part` of `ev` at start. Once the
+    /// stream passes every partition's mark, the catch-up ends and nothing more is checked.
+    /// Snapshot rows are never skipped: a resumed snapshot reads at a new point, so its rows
+    /// are new (see `docs/EXACTLY_ONCE.md`).
+    fn holds(&mut self, ev: &ChangeEvent, part: u32, topic: &str, partition: i32) -> bool {
+        if self.catchup.is_empty() || ev.position.snapshot {
+            return false;
+        }
+        let id = exactly_once::Mark::of(&ev.position, part);
+        if self.catchup.passed(&id) {
+            tracing::info!(skipped = self.skipped, at = %ev.position, "exactly-once catch-up done: the stream is past what every partition held at start");
+            self.catchup = exactly_once::Catchup::default();
+            return false;
+        }
+        let held = self.catchup.holds(topic, partition, &id);
+        self.skipped += u64::from(held);
+        held
+    }
+}
+
+/// The destination topic's partition count, from a fresh metadata request (off the async
+/// threads; only table-level events need it, and they are rare). Every topic Sluice
+/// publishes to was checked to exist first (`known_topics`), so a topic that is missing or
+/// answers with an error here (a leader election, say) is a retryable error: falling back to
+/// one partition would leave the other partitions' consumers with the rows.
+async fn partition_count(producer: &Producer, topic: &str) -> Result<i32, SinkError> {
+    let producer = producer.clone();
+    let name = topic.to_owned();
+    let md = tokio::task::spawn_blocking(move || {
+        producer
+            .client()
+            .fetch_metadata(Some(&name), CONNECT_TIMEOUT)
+    })
+    .await
+    .map_err(|_| SinkError::ProducerGone)?
+    .map_err(|source| SinkError::Topic {
+        topic: topic.to_owned(),
+        source,
+    })?;
+    let unavailable = |code| SinkError::Topic {
+        topic: topic.to_owned(),
+        source: KafkaError::MetadataFetch(code),
+    };
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .ok_or_else(|| unavailable(RDKafkaErrorCode::UnknownTopicOrPartition))?;
+    if let Some(e) = t.error() {
+        return Err(unavailable(RDKafkaErrorCode::from(e)));
+    }
+    match t.partitions().len() {
+        0 => Err(unavailable(RDKafkaErrorCode::LeaderNotAvailable)),
+        n => Ok(n as i32),
     }
 }
 
@@ -330,8 +464,9 @@ mod header_tests {
                 pos,
                 row,
                 gtid: None,
+                snapshot: false,
             };
-            let h = position_headers(&ChangeEvent::truncate("s", "t", position, 0));
+            let h = position_headers(&ChangeEvent::truncate("s", "t", position, 0), 0, None);
             let value = |k: &str| h.iter().find(|x| x.key == k).and_then(|x| x.value);
             assert_eq!(value("sluice.pos"), Some(pos.to_string().as_bytes()));
             assert_eq!(value("sluice.row"), Some(row.to_string().as_bytes()));

@@ -314,6 +314,7 @@ impl Processor {
                     pos: txn.start,
                     row: txn.rows,
                     gtid: txn.gtid.clone(),
+                    snapshot: false,
                 },
                 timestamp,
                 route: None,

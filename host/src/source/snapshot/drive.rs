@@ -373,6 +373,7 @@ impl Reader<'_, '_> {
                 pos: self.point.pos,
                 row: u32::try_from(row).unwrap_or(u32::MAX),
                 gtid: self.gtid.clone(),
+                snapshot: true,
             },
             timestamp: self.state.started_at as u32,
             route: None,
@@ -511,6 +512,7 @@ impl Reader<'_, '_> {
                 pos: self.point.pos,
                 row: 0,
                 gtid: self.gtid.clone(),
+                snapshot: true,
             };
             let ev = ChangeEvent::truncate(
                 &self.table.schema,

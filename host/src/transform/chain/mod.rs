@@ -383,6 +383,7 @@ fn test_event(text_bytes: usize) -> ChangeEvent {
             pos: 4,
             row: 0,
             gtid: None,
+            snapshot: false,
         },
         timestamp: 0,
         route: None,

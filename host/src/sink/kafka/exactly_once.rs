@@ -1,0 +1,365 @@
+//! Exactly-once publishing without broker transactions: what a partition already holds is
+//! read back at start, and the catch-up skips it.
+//!
+//! Design note (the argument, in full in `docs/EXACTLY_ONCE.md`):
+//! - **Identity.** Every message carries its source identity in headers: `sluice.file`,
+//!   `sluice.pos` (its transaction's start), `sluice.row` (its row in the transaction),
+//!   `sluice.part` (its place among the outputs a transform made of one row, when not the
+//!   first) and `sluice.snapshot` (a snapshot row, which orders before the transaction that
+//!   starts at its point). [`Mark`] orders them: binlog file by its numeric suffix, then
+//!   position, then snapshot rows first, then row, then part. Sluice publishes to every
+//!   partition in increasing identity order (transforms are deterministic: the sandbox has no
+//!   clock and no randomness, so a replay splits and routes the same way).
+//! - **No gaps.** The idempotent producer with `enable.gapless.guarantee` writes each
+//!   partition as a prefix of what Sluice sent it: a failure that could leave a gap stops the
+//!   producer instead. So the last record of a partition says that everything Sluice sent it
+//!   before that record is there, and nothing after it.
+//! - **Catch-up.** A life of the stages starts from a position at or before everything that
+//!   some partition may lack (the saved checkpoint). [`Catchup`] holds each partition's last
+//!   identity ([`Mark`]) and drops every event at or below the mark of the partition it goes
+//!   to; once the stream passes the highest mark, checking stops.
+//! - **Placement.** To know an event's partition before it is sent, Sluice places records
+//!   itself ([`partition_for`]: CRC-32 of the key modulo the partition count, which is what
+//!   librdkafka's default `consistent_random` partitioner does for a non-empty key).
+//! - **Stateless recovery.** Every message also carries `sluice.checkpoint`: the position up to
+//!   which every earlier event was acknowledged on every partition when it was sent
+//!   ([`Watermark`]). Any such value is a safe place to resume, so an empty state directory
+//!   resumes from the highest one found (`state.recover = "kafka"`).
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+
+use crate::event::SourcePosition;
+use crate::state::BinlogPosition;
+
+/// Header names of the identity.
+pub(crate) const FILE: &str = "sluice.file";
+pub(crate) const POS: &str = "sluice.pos";
+pub(crate) const ROW: &str = "sluice.row";
+pub(crate) const PART: &str = "sluice.part";
+pub(crate) const SNAPSHOT: &str = "sluice.snapshot";
+pub(crate) const GTID: &str = "sluice.gtid";
+pub(crate) const CHECKPOINT: &str = "sluice.checkpoint";
+
+/// The identity of one published message, totally ordered within one server's binlog history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mark {
+    pub(crate) file: Arc<str>,
+    pub(crate) pos: u64,
+    pub(crate) snapshot: bool,
+    pub(crate) row: u32,
+    pub(crate) part: u32,
+}
+
+impl Mark {
+    /// The identity of output `part` of the event at `p`.
+    pub(crate) fn of(p: &SourcePosition, part: u32) -> Mark {
+        Mark {
+            file: p.file.clone(),
+            pos: p.pos,
+            snapshot: p.snapshot,
+            row: p.row,
+            part,
+        }
+    }
+
+    /// Reads the identity headers of a record; `None` when it has none (not Sluice's).
+    pub(crate) fn from_headers(h: &impl Headers) -> Option<Mark> {
+        let (mut file, mut pos, mut row, mut part, mut snapshot) = (None, None, None, 0, false);
+        for i in 0..h.count() {
+            let hd = h.get(i);
+            let v = hd.value.and_then(|v| std::str::from_utf8(v).ok());
+            match hd.key {
+                FILE => file = v.map(Arc::<str>::from),
+                POS => pos = v.and_then(|v| v.parse().ok()),
+                ROW => row = v.and_then(|v| v.parse().ok()),
+                PART => part = v.and_then(|v| v.parse().ok()).unwrap_or(0),
+                SNAPSHOT => snapshot = v == Some("1"),
+                _ => {}
+            }
+        }
+        Some(Mark {
+            file: file?,
+            pos: pos?,
+            row: row?,
+            part,
+            snapshot,
+        })
+    }
+
+    /// The record's mark, if it has one.
+    pub(crate) fn of_message(m: &BorrowedMessage<'_>) -> Option<Mark> {
+        m.headers().and_then(Mark::from_headers)
+    }
+}
+
+/// A binlog file name's sequence number (`mysql-bin.000123` → 123), which orders files even
+/// past the six digits the server pads to.
+fn file_seq(name: &str) -> u64 {
+    name.rsplit_once('.')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Ord for Mark {
+    fn cmp(&self, other: &Self) -> Ordering {
+        file_seq(&self.file)
+            .cmp(&file_seq(&other.file))
+            .then_with(|| self.file.cmp(&other.file))
+            .then(self.pos.cmp(&other.pos))
+            // A snapshot row read at a point comes before the transaction at that point.
+            .then(other.snapshot.cmp(&self.snapshot))
+            .then(self.row.cmp(&other.row))
+            .then(self.part.cmp(&other.part))
+    }
+}
+
+impl PartialOrd for Mark {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The partition Sluice places a record with `key` in, among `n`: librdkafka's
+/// `consistent_random` (its default) for a non-empty key, CRC-32 modulo `n`.
+pub(crate) fn partition_for(key: &[u8], n: i32) -> i32 {
+    if n <= 1 {
+        return 0;
+    }
+    (crc32fast::hash(key) % n as u32) as i32
+}
+
+/// Numbers the outputs of one source row: a transform may split a row into several events,
+/// which share its position and follow each other in the batch.
+#[derive(Default)]
+pub(crate) struct Parts {
+    last: Option<(Arc<str>, u64, u32, bool)>,
+    part: u32,
+}
+
+impl Parts {
+    /// The part number of the next event, at `p`.
+    pub(crate) fn next(&mut self, p: &SourcePosition) -> u32 {
+        match &self.last {
+            Some((f, pos, row, snap))
+                if *pos == p.pos && *row == p.row && *snap == p.snapshot && **f == *p.file =>
+            {
+                self.part += 1;
+            }
+            _ => {
+                self.last = Some((p.file.clone(), p.pos, p.row, p.snapshot));
+                self.part = 0;
+            }
+        }
+        self.part
+    }
+}
+
+/// What the partitions held at start: each one's last [`Mark`]. The sink asks it, event by
+/// event, whether the destination already has the event, until the stream passes the highest
+/// mark.
+#[derive(Debug, Default)]
+pub(crate) struct Catchup {
+    marks: HashMap<(String, i32), Mark>,
+    ceiling: Option<Mark>,
+}
+
+impl Catchup {
+    pub(crate) fn new(marks: HashMap<(String, i32), Mark>) -> Catchup {
+        let ceiling = marks.values().max().cloned();
+        Catchup { marks, ceiling }
+    }
+
+    /// Whether nothing is left to skip from `id` on (the stream passed every mark).
+    pub(crate) fn passed(&self, id: &Mark) -> bool {
+        self.ceiling.as_ref().is_none_or(|c| id > c)
+    }
+
+    /// Whether partition `partition` of `topic` already holds the event `id`.
+    pub(crate) fn holds(&self, topic: &str, partition: i32, id: &Mark) -> bool {
+        // A lookup without allocating the key: the map is small (the topics' partitions).
+        self.marks
+            .iter()
+            .any(|((t, p), m)| *p == partition && t == topic && id <= m)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ceiling.is_none()
+    }
+}
+
+/// The position up to which every event sent was acknowledged on every partition, shared by
+/// the checkpointer (which moves it as acknowledgements arrive) and the sink (which writes it
+/// into every message as `sluice.checkpoint`). While a snapshot runs it is unset: a snapshot
+/// cannot be resumed from Kafka alone, so recovery must not mistake its catch-up for streaming.
+#[derive(Clone, Default)]
+pub(crate) struct Watermark(Arc<Mutex<Option<Arc<[u8]>>>>);
+
+impl Watermark {
+    /// Starting at `p` (a saved checkpoint), or unset (a snapshot is running).
+    pub(crate) fn starting_at(p: Option<&BinlogPosition>) -> Watermark {
+        let w = Watermark::default();
+        if let Some(p) = p {
+            w.set(p);
+        }
+        w
+    }
+
+    pub(crate) fn set(&self, p: &BinlogPosition) {
+        let value: Arc<[u8]> = Arc::from(render(p).into_bytes());
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+    }
+
+    /// Whether a position is set (streaming, not a snapshot).
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    pub(crate) fn get(&self) -> Option<Arc<[u8]>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// `sluice.checkpoint`'s value: `file:pos`, then ` gtid` where there is a GTID set.
+pub(crate) fn render(p: &BinlogPosition) -> String {
+    match &p.gtid {
+        Some(g) => format!("{}:{} {}", p.file, p.pos, g.replace(['\n', ' '], "")),
+        None => format!("{}:{}", p.file, p.pos),
+    }
+}
+
+/// Parses [`render`]'s form.
+pub(crate) fn parse(v: &str) -> Option<BinlogPosition> {
+    let (at, gtid) = match v.split_once(' ') {
+        Some((at, g)) => (at, Some(g.to_owned()).filter(|g| !g.is_empty())),
+        None => (v, None),
+    };
+    let (file, pos) = at.rsplit_once(':')?;
+    let pos: u64 = pos.parse().ok()?;
+    if file.is_empty() || pos < 4 {
+        return None;
+    }
+    Some(BinlogPosition {
+        file: file.to_owned(),
+        pos,
+        gtid,
+        timestamp: 0,
+    })
+}
+
+/// Orders two checkpoints of one server's history.
+pub(crate) fn later(a: &BinlogPosition, b: &BinlogPosition) -> bool {
+    (file_seq(&a.file), a.file.as_str(), a.pos) > (file_seq(&b.file), b.file.as_str(), b.pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(file: &str, pos: u64, snapshot: bool, row: u32, part: u32) -> Mark {
+        Mark {
+            file: file.into(),
+            pos,
+            snapshot,
+            row,
+            part,
+        }
+    }
+
+    #[test]
+    fn marks_follow_the_binlog() {
+        let order = [
+            mark("b.000009", 900, false, 5, 0),
+            mark("b.000010", 4, true, 0, 0),
+            mark("b.000010", 4, true, 7, 0),
+            mark("b.000010", 4, false, 0, 0),
+            mark("b.000010", 4, false, 0, 1),
+            mark("b.000010", 4, false, 1, 0),
+            mark("b.000010", 120, false, 0, 0),
+            mark("b.1000000", 4, false, 0, 0),
+        ];
+        for w in order.windows(2) {
+            assert!(w[0] < w[1], "{:?} < {:?}", w[0], w[1]);
+        }
+        assert_eq!(order[3].cmp(&order[3].clone()), Ordering::Equal);
+    }
+
+    #[test]
+    fn the_catchup_skips_what_each_partition_holds() {
+        let c = Catchup::new(HashMap::from([
+            (("t".to_owned(), 0), mark("b.000001", 500, false, 2, 0)),
+            (("t".to_owned(), 1), mark("b.000001", 300, false, 0, 0)),
+            (("dlq".to_owned(), 0), mark("b.000001", 100, false, 0, 0)),
+        ]));
+        let at = |pos, row| mark("b.000001", pos, false, row, 0);
+        assert!(c.holds("t", 0, &at(500, 2)));
+        assert!(!c.holds("t", 0, &at(500, 3)));
+        assert!(c.holds("t", 1, &at(300, 0)));
+        assert!(!c.holds("t", 1, &at(400, 0)), "partition 1 lacks it");
+        assert!(
+            !c.holds("other", 0, &at(100, 0)),
+            "a topic without a mark holds nothing"
+        );
+        assert!(!c.passed(&at(500, 2)));
+        assert!(c.passed(&at(500, 3)));
+        assert!(Catchup::default().passed(&at(4, 0)));
+    }
+
+    #[test]
+    fn parts_number_the_outputs_of_one_row() {
+        let p = |pos, row| SourcePosition {
+            file: "b.000001".into(),
+            pos,
+            row,
+            gtid: None,
+            snapshot: false,
+        };
+        let mut parts = Parts::default();
+        let got: Vec<u32> = [p(4, 0), p(4, 0), p(4, 0), p(4, 1), p(9, 0), p(9, 0)]
+            .iter()
+            .map(|x| parts.next(x))
+            .collect();
+        assert_eq!(got, [0, 1, 2, 0, 0, 1]);
+    }
+
+    #[test]
+    fn checkpoints_round_trip() {
+        for p in [
+            BinlogPosition {
+                file: "mysql-bin.000007".into(),
+                pos: 33035565,
+                gtid: Some("0-1-5,1-2-9".into()),
+                timestamp: 0,
+            },
+            BinlogPosition {
+                file: "binlog.000001".into(),
+                pos: 4,
+                gtid: None,
+                timestamp: 0,
+            },
+        ] {
+            assert_eq!(parse(&render(&p)), Some(p));
+        }
+        assert_eq!(parse("nonsense"), None);
+        assert_eq!(parse("f:2"), None);
+        let a = parse("b.000010:4").unwrap();
+        let b = parse("b.000009:9000").unwrap();
+        assert!(later(&a, &b) && !later(&b, &a));
+    }
+
+    #[test]
+    fn placement_is_librdkafkas_consistent_partitioner() {
+        // One partition needs no hash; otherwise CRC-32 (IEEE: "123456789" gives CBF43926).
+        assert_eq!(partition_for(b"shop.orders", 1), 0);
+        let p = partition_for(b"shop.orders", 12);
+        assert!((0..12).contains(&p));
+        assert_eq!(p, (crc32fast::hash(b"shop.orders") % 12) as i32);
+        assert_eq!(
+            partition_for(b"123456789", 1000),
+            (0xCBF4_3926u32 % 1000) as i32
+        );
+    }
+}

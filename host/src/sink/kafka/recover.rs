@@ -1,0 +1,186 @@
+//! Exactly-once recovery's read-back: the last Sluice record of every partition Sluice writes.
+//!
+//! Design note: for each topic, a metadata request gives the partitions and, for each, the
+//! watermarks give its last offset. A plain consumer (no group, `read_committed`) reads from
+//! just before the end: the last record normally carries the identity headers. When the end
+//! holds records without them (a transaction's markers, or another producer's records, which
+//! the guarantee's conditions rule out), it looks further back, 16 times further each time, up
+//! to [`LOOKBACK`] records; a partition whose last records are all foreign stops Sluice with
+//! the conditions to meet, rather than guess. One request per partition: the cost of a start
+//! grows with the partition count (measured in `docs/BENCHMARKS.md`).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::client::{self, client_config, Context, Role};
+use super::exactly_once::{self, Mark, CHECKPOINT};
+use crate::config::KafkaConfig;
+use crate::sink::SinkError;
+use crate::state::BinlogPosition;
+
+/// How many records from a partition's end recovery reads, at most, to find Sluice's last.
+const LOOKBACK: i64 = 4096;
+
+/// What the partitions held when read.
+#[derive(Debug, Default)]
+pub(crate) struct ReadBack {
+    /// The last identity in each (topic, partition) that holds a Sluice record.
+    pub(crate) marks: HashMap<(String, i32), Mark>,
+    /// Each existing topic's partition count.
+    pub(crate) partitions: HashMap<String, i32>,
+    /// The highest `sluice.checkpoint` among those last records: a position before which every
+    /// event was acknowledged everywhere.
+    pub(crate) checkpoint: Option<BinlogPosition>,
+}
+
+/// Reads back the last Sluice record of every partition of `topics` (off the async threads).
+pub(crate) async fn read_back(
+    cfg: &KafkaConfig,
+    topics: Vec<String>,
+    timeout: Duration,
+) -> Result<ReadBack, SinkError> {
+    let cfg = cfg.clone();
+    tokio::task::spawn_blocking(move || read_back_now(&cfg, &topics, timeout))
+        .await
+        .map_err(|_| SinkError::ProducerGone)?
+}
+
+fn read_back_now(
+    cfg: &KafkaConfig,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<ReadBack, SinkError> {
+    let (consumer, _ctx): (BaseConsumer<Context>, _) =
+        client::create(&client_config(cfg, Role::Reader))?;
+    let mut out = ReadBack::default();
+    for topic in topics {
+        let failed = |detail: String, partition: i32| SinkError::ReadBack {
+            topic: topic.clone(),
+            partition,
+            detail,
+            permanent: false,
+        };
+        let md = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|e| failed(format!("metadata: {e}"), -1))?;
+        let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+            continue;
+        };
+        match t.error().map(RDKafkaErrorCode::from) {
+            None => {}
+            // Not created yet: it holds nothing.
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition) => continue,
+            Some(code) => return Err(failed(format!("metadata: {code}"), -1)),
+        }
+        let n = t.partitions().len() as i32;
+        out.partitions.insert(topic.clone(), n);
+        // (partition, low, high, window) of each partition that holds records.
+        let mut pending = Vec::new();
+        for p in 0..n {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p, timeout)
+                .map_err(|e| failed(format!("offsets: {e}"), p))?;
+            if high > low {
+                pending.push((p, low, high, 1i64));
+            }
+        }
+        // Every partition of the topic at once; a partition whose end holds no Sluice record
+        // is read again further back.
+        while !pending.is_empty() {
+            let starts: Vec<(i32, i64)> = pending
+                .iter()
+                .map(|&(p, low, high, window)| (p, (high - window).max(low)))
+                .collect();
+            let found =
+                last_marks(&consumer, topic, &starts, timeout).map_err(|e| failed(e, -1))?;
+            let mut again = Vec::new();
+            for (p, low, high, window) in pending {
+                if let Some((mark, checkpoint)) = found.get(&p).cloned() {
+                    if let Some(c) = checkpoint {
+                        if out
+                            .checkpoint
+                            .as_ref()
+                            .is_none_or(|best| exactly_once::later(&c, best))
+                        {
+                            out.checkpoint = Some(c);
+                        }
+                    }
+                    out.marks.insert((topic.clone(), p), mark);
+                } else if high - window > low {
+                    if window >= LOOKBACK {
+                        return Err(SinkError::ReadBack {
+                            topic: topic.clone(),
+                            partition: p,
+                            detail: format!(
+                                "none of its last {LOOKBACK} records carries Sluice's position \
+                                 headers: another producer writes to it. Exactly-once needs \
+                                 topics that only this Sluice pipeline writes; give it its own \
+                                 topic, or set EXACTLY_ONCE=false (at-least-once)"
+                            ),
+                            permanent: true,
+                        });
+                    }
+                    again.push((p, low, high, window * 16));
+                }
+            }
+            pending = again;
+        }
+    }
+    Ok(out)
+}
+
+/// The last record with a mark in each partition of `topic`, reading from each `(partition,
+/// offset)` of `starts` to the partition's end, with the record's checkpoint header.
+fn last_marks(
+    consumer: &BaseConsumer<Context>,
+    topic: &str,
+    starts: &[(i32, i64)],
+    timeout: Duration,
+) -> Result<HashMap<i32, (Mark, Option<BinlogPosition>)>, String> {
+    let mut tpl = TopicPartitionList::new();
+    for &(p, from) in starts {
+        tpl.add_partition_offset(topic, p, Offset::Offset(from))
+            .map_err(|e| e.to_string())?;
+    }
+    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + timeout;
+    let mut last = HashMap::new();
+    // The end is what each partition's EOF event says, not the high watermark asked before: a
+    // broker may report a high watermark behind its last batch (tansu reports the last batch's
+    // base offset), and stopping there would miss records.
+    let mut at_end = std::collections::HashSet::new();
+    while at_end.len() < starts.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "reading the last records of {} partitions took longer than {timeout:?}",
+                starts.len()
+            ));
+        }
+        match consumer.poll(left.min(Duration::from_millis(500))) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => return Err(e.to_string()),
+            Some(Ok(m)) => {
+                if let Some(mark) = Mark::of_message(&m) {
+                    let checkpoint = m.headers().and_then(|h| {
+                        h.iter()
+                            .find(|x| x.key == CHECKPOINT)
+                            .and_then(|x| x.value)
+                            .and_then(|v| std::str::from_utf8(v).ok())
+                            .and_then(exactly_once::parse)
+                    });
+                    last.insert(m.partition(), (mark, checkpoint));
+                }
+            }
+        }
+    }
+    Ok(last)
+}

@@ -1,0 +1,580 @@
+//! Exactly-once into Kafka, proven by fault injection: a random workload (inserts, updates,
+//! deletes, multi-row and rolled-back transactions, transactions larger than a batch, one
+//! ALTER), `kill -9` at random instants, and a consumer that reads the whole output and checks
+//! it against the changes the workload committed: the same multiset, in commit order per row,
+//! and every partition's records in strictly increasing source order (so no record twice).
+//!
+//! A seed is printed; `SLUICE_EO_SEED=…` replays a run's choices.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
+use sluice_tests::*;
+
+/// xorshift64*: small, seedable, good enough to pick operations.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded(name: &str) -> Rng {
+        let seed = std::env::var("SLUICE_EO_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("{name}: SLUICE_EO_SEED={seed}");
+        Rng(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One row change as a consumer must see it: its kind, the row's id, and its `v` (after the
+/// change; before it, for a delete).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Change {
+    kind: String,
+    id: i64,
+    v: i64,
+}
+
+fn change(kind: &str, id: i64, v: i64) -> Change {
+    Change {
+        kind: kind.to_owned(),
+        id,
+        v,
+    }
+}
+
+/// The random workload, and every change it committed, in commit order.
+struct Workload {
+    rng: Rng,
+    table: String,
+    next_id: i64,
+    seq: i64,
+    live: BTreeMap<i64, i64>,
+    committed: Vec<Change>,
+    steps: u64,
+    altered: bool,
+    /// Rows of the large transactions: more than a batch (`pipeline.max_batch_rows`).
+    big: usize,
+    /// Region column values, for the routing test.
+    regions: bool,
+}
+
+impl Workload {
+    fn new(rng: Rng, table: &str, big: usize, regions: bool) -> Workload {
+        Workload {
+            rng,
+            table: table.to_owned(),
+            next_id: 1,
+            seq: 0,
+            live: BTreeMap::new(),
+            committed: Vec::new(),
+            steps: 0,
+            altered: false,
+            big,
+            regions,
+        }
+    }
+
+    fn seq(&mut self) -> i64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// An INSERT statement for a new row, and its change.
+    fn insert(&mut self) -> (String, Change) {
+        let (id, v) = (self.next_id, self.seq());
+        self.next_id += 1;
+        self.live.insert(id, v);
+        let t = &self.table;
+        let sql = if self.regions {
+            let r = ["eu", "us", "ap"][(id % 3) as usize];
+            format!("INSERT INTO {t} (id, v, r) VALUES ({id}, {v}, '{r}')")
+        } else {
+            format!("INSERT INTO {t} (id, v) VALUES ({id}, {v})")
+        };
+        (sql, change("insert", id, v))
+    }
+
+    /// An UPDATE or DELETE of a random live row, when there is one.
+    fn touch(&mut self) -> Option<(String, Change)> {
+        if self.live.is_empty() {
+            return None;
+        }
+        let k = self.rng.below(self.live.len() as u64) as usize;
+        let id = *self.live.keys().nth(k)?;
+        let t = self.table.clone();
+        if self.rng.below(3) == 0 {
+            let v = self.live.remove(&id)?;
+            Some((
+                format!("DELETE FROM {t} WHERE id = {id}"),
+                change("delete", id, v),
+            ))
+        } else {
+            let v = self.seq();
+            self.live.insert(id, v);
+            Some((
+                format!("UPDATE {t} SET v = {v} WHERE id = {id}"),
+                change("update", id, v),
+            ))
+        }
+    }
+
+    /// One step: a transaction of some shape, committed (or rolled back).
+    async fn step(&mut self, db: &mut mysql_async::Conn) -> anyhow::Result<()> {
+        self.steps += 1;
+        if !self.altered && self.steps == 400 {
+            // One schema change mid-stream: later events carry the new column.
+            db.query_drop(format!(
+                "ALTER TABLE {} ADD COLUMN note VARCHAR(16) DEFAULT 'n'",
+                self.table
+            ))
+            .await?;
+            self.altered = true;
+            return Ok(());
+        }
+        let shape = self.rng.below(100);
+        let mut stmts = Vec::new();
+        let mut changes = Vec::new();
+        let mut push = |s: Option<(String, Change)>| {
+            if let Some((sql, c)) = s {
+                stmts.push(sql);
+                changes.push(c);
+            }
+        };
+        match shape {
+            0..=39 => push(Some(self.insert())),
+            40..=69 => {
+                for _ in 0..2 + self.rng.below(7) {
+                    let s = if self.rng.below(2) == 0 {
+                        Some(self.insert())
+                    } else {
+                        self.touch()
+                    };
+                    push(s);
+                }
+            }
+            70..=84 => push(self.touch()),
+            85..=91 => {
+                // A multi-row UPDATE: the server writes its rows in key order.
+                let mut ids: Vec<i64> = self.live.keys().rev().take(5).copied().collect();
+                ids.sort_unstable();
+                if let (Some(lo), Some(hi)) = (ids.first(), ids.last()) {
+                    let (lo, hi) = (*lo, *hi);
+                    stmts.push(format!(
+                        "UPDATE {} SET v = v + 1000000000 WHERE id BETWEEN {lo} AND {hi}",
+                        self.table
+                    ));
+                    for id in ids {
+                        let v = self.live[&id] + 1_000_000_000;
+                        self.live.insert(id, v);
+                        changes.push(change("update", id, v));
+                    }
+                }
+            }
+            92..=95 => {
+                // Rolled back: nothing of it may appear. The live set is not touched.
+                let (id, t) = (self.next_id + 1_000_000, &self.table);
+                db.query_drop("BEGIN").await?;
+                db.query_drop(format!("INSERT INTO {t} (id, v) VALUES ({id}, -1)"))
+                    .await?;
+                db.query_drop("ROLLBACK").await?;
+                return Ok(());
+            }
+            _ => {
+                // Larger than a batch: published in pieces.
+                for _ in 0..self.big {
+                    push(Some(self.insert()));
+                }
+            }
+        }
+        if stmts.is_empty() {
+            return Ok(());
+        }
+        db.query_drop("BEGIN").await?;
+        for s in &stmts {
+            db.query_drop(s).await?;
+        }
+        db.query_drop("COMMIT").await?;
+        self.committed.extend(changes);
+        Ok(())
+    }
+}
+
+/// The change a record stands for.
+fn record_change(r: &Record) -> Change {
+    let v = &r.value;
+    let kind = v["kind"].as_str().expect("kind").to_owned();
+    let (names, values) = if kind == "delete" {
+        (&v["oldkeys"]["keynames"], &v["oldkeys"]["keyvalues"])
+    } else {
+        (&v["columnnames"], &v["columnvalues"])
+    };
+    let col = |c: &str| -> i64 {
+        let i = names
+            .as_array()
+            .expect("names")
+            .iter()
+            .position(|n| n == c)
+            .expect(c);
+        values[i].as_i64().expect("integer")
+    };
+    Change {
+        kind,
+        id: col("id"),
+        v: col("v"),
+    }
+}
+
+/// A record's source identity, ordered as Sluice orders them: binlog file by number, position,
+/// snapshot rows first, row, part.
+fn identity(r: &Record) -> (u64, u64, bool, u64, u64) {
+    let h = |k: &str| r.headers.get(k).map(String::as_str);
+    let num = |k: &str| h(k).map_or(0, |v| v.parse::<u64>().expect(k));
+    let file = h("sluice.file").expect("sluice.file");
+    let seq = file
+        .rsplit_once('.')
+        .expect("numbered file")
+        .1
+        .parse()
+        .unwrap();
+    (
+        seq,
+        num("sluice.pos"),
+        h("sluice.snapshot") != Some("1"),
+        num("sluice.row"),
+        num("sluice.part"),
+    )
+}
+
+/// Every record of `topics`, grouped by (topic, partition) in offset order.
+fn read_all(topics: &[String]) -> anyhow::Result<HashMap<(String, i32), Vec<Record>>> {
+    let mut out: HashMap<(String, i32), Vec<Record>> = HashMap::new();
+    for t in topics {
+        for r in read_topic_to_end(t, Duration::from_secs(120))? {
+            out.entry((t.clone(), r.partition)).or_default().push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks the whole output against the committed changes: returns (events, lost, duplicated)
+/// after asserting both are zero and that each partition is in strictly increasing source
+/// order.
+fn check_exactly_once(
+    out: &HashMap<(String, i32), Vec<Record>>,
+    committed: &[Change],
+) -> (usize, usize, usize) {
+    for ((topic, p), recs) in out {
+        for w in recs.windows(2) {
+            assert!(
+                identity(&w[0]) < identity(&w[1]),
+                "{topic}[{p}]: offset {} {:?} then offset {} {:?}: a repeat or a reordering",
+                w[0].offset,
+                w[0].headers,
+                w[1].offset,
+                w[1].headers
+            );
+        }
+    }
+    let mut want: HashMap<Change, i64> = HashMap::new();
+    for c in committed {
+        *want.entry(c.clone()).or_default() += 1;
+    }
+    let mut got = want.clone();
+    for c in got.values_mut() {
+        *c = 0;
+    }
+    let mut unknown = Vec::new();
+    let mut per_id: BTreeMap<i64, Vec<Change>> = BTreeMap::new();
+    let mut all: Vec<&Record> = out.values().flatten().collect();
+    all.sort_by_key(|r| identity(r));
+    for r in all {
+        let c = record_change(r);
+        per_id.entry(c.id).or_default().push(c.clone());
+        match got.get_mut(&c) {
+            Some(n) => *n += 1,
+            None => unknown.push(c),
+        }
+    }
+    let lost: i64 = want.iter().map(|(c, n)| (n - got[c]).max(0)).sum::<i64>();
+    let duplicated: i64 = want.iter().map(|(c, n)| (got[c] - n).max(0)).sum::<i64>();
+    assert!(
+        unknown.is_empty(),
+        "events nobody committed: {:?}",
+        &unknown[..unknown.len().min(5)]
+    );
+    let mut lost_ones: Vec<&Change> = want
+        .iter()
+        .filter(|(c, n)| got[*c] < **n)
+        .map(|(c, _)| c)
+        .collect();
+    lost_ones.sort();
+    assert_eq!(
+        (lost, duplicated),
+        (0, 0),
+        "lost and duplicated events out of {}; lost, for example: {:?}",
+        committed.len(),
+        &lost_ones[..lost_ones.len().min(12)]
+    );
+    // Commit order per row.
+    let mut want_per_id: BTreeMap<i64, Vec<Change>> = BTreeMap::new();
+    for c in committed {
+        want_per_id.entry(c.id).or_default().push(c.clone());
+    }
+    assert_eq!(per_id, want_per_id, "each row's changes in commit order");
+    (committed.len(), lost as usize, duplicated as usize)
+}
+
+/// Creates `topic` with `partitions` partitions on the test broker.
+async fn create_topic(topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &env()["SLUICE_TEST_KAFKA"])
+        .create()?;
+    let r = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await?;
+    for x in r {
+        x.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The `skipped=` counts of the "catch-up done" lines in a run's log.
+fn skipped_in(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("exactly-once catch-up done"))
+        .filter_map(|l| {
+            l.split("skipped=")
+                .nth(1)
+                .or_else(|| l.split("\"skipped\":").nth(1))
+        })
+        .filter_map(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .filter_map(|s| s.parse::<u64>().ok())
+        .sum()
+}
+
+/// Runs the workload while Sluice is killed `kills` times at random instants, then lets it
+/// catch up; returns the committed changes and the events the restarts skipped.
+async fn kill_under_load(
+    p: &Pipeline,
+    rng_name: &str,
+    kills: usize,
+    big: usize,
+    regions: bool,
+) -> anyhow::Result<(Vec<Change>, u64)> {
+    let mut rng = Rng::seeded(rng_name);
+    let workload = Workload::new(Rng(rng.next() | 1), &p.table, big, regions);
+    // The first start records the binlog head: the workload begins after it.
+    let mut sluice = Some(p.start()?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut w = workload;
+            let mut db = admin().await?;
+            while !stop.load(Ordering::SeqCst) {
+                w.step(&mut db).await?;
+                // About 1,000 events a second: enough load for every kill to land mid-stream,
+                // little enough for the catch-up and the check to stay quick.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            anyhow::Ok(w)
+        })
+    };
+    let mut skipped = 0;
+    for _ in 0..kills {
+        let sluice = match sluice.take() {
+            Some(s) => s,
+            None => p.start()?,
+        };
+        tokio::time::sleep(Duration::from_millis(100 + rng.below(900))).await;
+        skipped += skipped_in(&sluice.stderr_text());
+        sluice.kill9()?;
+        tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let w = writer.await??;
+    let sluice = p.start()?;
+    // Let it publish the rest (each event once: the count reaches the total exactly), then
+    // stop it gracefully.
+    let total = w.committed.len();
+    let head = {
+        let mut db = admin().await?;
+        binlog_head(&mut db).await?
+    };
+    let seq = |f: &str| {
+        f.rsplit_once('.')
+            .map_or(0, |(_, n)| n.parse::<u64>().unwrap_or(0))
+    };
+    let caught_up = wait_until(Duration::from_secs(90), || {
+        p.cfg
+            .saved_position()
+            .is_ok_and(|(f, pos)| (seq(&f), pos) >= (seq(&head.0), head.1))
+    });
+    skipped += skipped_in(&sluice.stderr_text());
+    assert!(
+        caught_up,
+        "the output never reached {total} events: {}",
+        sluice.stderr_text()
+    );
+    let log = sluice.stderr_text();
+    assert_eq!(sluice.stop()?, 0, "{log}");
+    eprintln!(
+        "{rng_name}: {kills} kills, {} steps, {total} events committed",
+        w.steps
+    );
+    Ok((w.committed, skipped))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_instants_loses_and_repeats_nothing() -> anyhow::Result<()> {
+    let p = TestPipeline::new("eo_kill")
+        .kafka()
+        .env("KAFKA_KEY", "primary_key")
+        .setup("CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT)")
+        // Batches of 50 rows, so the large transactions come in pieces; positions saved once a
+        // second, so each kill leaves acknowledged events past the saved position.
+        .config("[pipeline]\nmax_batch_rows = 50\ncheckpoint_interval_ms = 1000\n")
+        .build()
+        .await?;
+    // Three partitions: Sluice places each row by its key and checks each partition.
+    create_topic(&p.topic, 3).await?;
+    let topics = [p.topic.clone()];
+    let (committed, skipped) = kill_under_load(&p, "eo_kill", 20, 120, false).await?;
+    let out = read_all(&topics)?;
+    assert!(
+        out.keys().filter(|(_, part)| *part > 0).count() > 0,
+        "records spread over the partitions"
+    );
+    let (events, lost, dup) = check_exactly_once(&out, &committed);
+    eprintln!(
+        "eo_kill: 20 kills, {events} events, {lost} lost, {dup} duplicated; the restarts skipped {skipped} events Kafka already held"
+    );
+    assert!(
+        skipped > 0,
+        "no restart found acknowledged events past its saved position: the test did not exercise the catch-up"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_with_routed_topics_lose_and_repeat_nothing() -> anyhow::Result<()> {
+    let p = TestPipeline::new("eo_route")
+        .kafka()
+        .setup("CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT, r VARCHAR(4))")
+        .config(format!(
+            "[pipeline]\nmax_batch_rows = 40\ncheckpoint_interval_ms = 1000\n\n\
+             [[transforms]]\npath = \"{}\"\nconfig = {{ topic = \"{{t}}_topic.{{r}}\" }}\n",
+            wasm("route").display()
+        ))
+        .build()
+        .await?;
+    let topics: Vec<String> = ["eu", "us", "ap"]
+        .iter()
+        .map(|r| format!("{}.{r}", p.topic))
+        .chain([p.topic.clone()])
+        .collect();
+    let (committed, skipped) = kill_under_load(&p, "eo_route", 8, 90, true).await?;
+    let out = read_all(&topics)?;
+    let (events, lost, dup) = check_exactly_once(&out, &committed);
+    eprintln!(
+        "eo_route: 8 kills, {events} events over {} topics, {lost} lost, {dup} duplicated; skipped {skipped}",
+        out.len()
+    );
+    let recorded = std::fs::read_dir(p.state_dir())?
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with("kafka_topics_"));
+    assert!(
+        recorded,
+        "the routed topics are recorded in the state directory"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_state_directory_resumes_from_kafka() -> anyhow::Result<()> {
+    let mut p = TestPipeline::new("eo_stateless")
+        .kafka()
+        .env("STATE_RECOVER", "kafka")
+        .env("INITIAL_SNAPSHOT", "true")
+        .setup("CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT)")
+        .setup("INSERT INTO {t} VALUES (1, 1), (2, 2)")
+        .config("[pipeline]\ncheckpoint_interval_ms = 60000\n")
+        .build()
+        .await?;
+    let sluice = p.start()?;
+    for i in 3..=300 {
+        p.sql(format!("INSERT INTO {{t}} VALUES ({i}, {i})"))
+            .await?;
+    }
+    assert!(wait_until(Duration::from_secs(30), || read_topic(
+        &p.topic,
+        300,
+        Duration::from_secs(1)
+    )
+    .is_ok_and(|r| r.len() >= 300)));
+    // Killed with nothing saved since the snapshot (positions are saved once a minute), then the
+    // state directory is lost: a new machine.
+    sluice.kill9()?;
+    for e in std::fs::read_dir(p.state_dir())? {
+        let e = e?;
+        if !e.file_name().to_string_lossy().ends_with(".toml") {
+            if e.file_type()?.is_dir() {
+                std::fs::remove_dir_all(e.path())?;
+            } else {
+                std::fs::remove_file(e.path())?;
+            }
+        }
+    }
+    for i in 301..=400 {
+        p.sql(format!("INSERT INTO {{t}} VALUES ({i}, {i})"))
+            .await?;
+    }
+    let sluice = p.start()?;
+    assert!(
+        sluice.log_contains("resuming from the position read back from Kafka"),
+        "{}",
+        sluice.stderr_text()
+    );
+    let recs = p.consume_settled(400, Duration::from_secs(3))?;
+    let ids: Vec<i64> = recs
+        .iter()
+        .map(|r| r.value["columnvalues"][0].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (1..=400).collect::<Vec<_>>(),
+        "every row once, in order, and the snapshot not taken again: {}",
+        sluice.stderr_text()
+    );
+    assert_eq!(recs[0].value["kind"], "snapshot_insert");
+    assert_eq!(recs[2].value["kind"], "insert");
+    assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}
