@@ -14,7 +14,8 @@
 #   - measures, each --runs times (default 2; latency once): decode (Sluice's reader alone), python
 #     (python-mysql-replication), stdout / filter-mask / chain3 (sluice run → /dev/null), broker
 #     (a plain rdkafka producer, the same messages), kafka / filter-mask-kafka / chain3-kafka
-#     (sluice run → Kafka) and latency (1k and 10k rows/s); --only picks some;
+#     (sluice run → Kafka), kafka-alo (the same with EXACTLY_ONCE=false), latency (1k and 10k
+#     rows/s) and recovery (exactly-once read-back at start, 1/10/100 partitions); --only picks some;
 #   - prints one markdown table and writes target/bench/results.md, results.json and
 #     throughput.png; each run's logs stay under target/bench/runs/. With --publish it also copies
 #     results.md and throughput.png into docs/bench/.

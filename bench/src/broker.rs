@@ -67,11 +67,16 @@ pub async fn check_broker(brokers: &str) -> Result<()> {
 
 /// Creates `topic` with one partition, as Sluice creates its topic.
 pub async fn create_topic(brokers: &str, topic: &str) -> Result<()> {
+    create_topic_with(brokers, topic, 1).await
+}
+
+/// Creates `topic` with `partitions` partitions (an existing one is fine).
+pub async fn create_topic_with(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = client(brokers).create()?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let res = admin
         .create_topics(
-            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
             &opts,
         )
         .await

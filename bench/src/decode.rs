@@ -27,6 +27,7 @@ pub fn config(env: &Env, name: &str) -> Result<Config> {
             topic: None,
             transforms: &[],
             checkpoint_interval_ms: None,
+            exactly_once: true,
         },
     );
     std::fs::write(&path, text)?;

@@ -213,6 +213,7 @@ pub async fn run(env: &Env, args: &Args, n: u32) -> Result<Vec<LoadResult>> {
                 topic: Some(&topic),
                 transforms: &[],
                 checkpoint_interval_ms: None,
+                exactly_once: true,
             },
         ),
     )?;

@@ -16,6 +16,7 @@ mod decode;
 mod latency;
 mod pipeline;
 mod python;
+mod recovery;
 mod report;
 mod sys;
 
@@ -53,11 +54,19 @@ pub const MEASUREMENTS: &[(&str, &str)] = &[
         "2. broker limit: rdkafka producer, the same messages",
     ),
     ("kafka", "3. pipeline, no transform → Kafka"),
+    (
+        "kafka-alo",
+        "3. pipeline, no transform → Kafka, at-least-once (EXACTLY_ONCE=false)",
+    ),
     ("filter-mask-kafka", "4. pipeline, filter+mask → Kafka"),
     ("chain3-kafka", "4. pipeline, filter+mask+reshape → Kafka"),
     (
         "latency",
         "6. latency: commit → readable in Kafka, 1k and 10k rows/s",
+    ),
+    (
+        "recovery",
+        "7. exactly-once read-back at start: 1, 10 and 100 partitions",
     ),
 ];
 
@@ -77,7 +86,8 @@ pub struct Args {
     #[arg(long, default_value_t = 2)]
     pub runs: u32,
     /// Comma-separated measurements to run (default: all): decode, python, stdout,
-    /// filter-mask, chain3, broker, kafka, filter-mask-kafka, chain3-kafka, latency.
+    /// filter-mask, chain3, broker, kafka, kafka-alo, filter-mask-kafka, chain3-kafka, latency,
+    /// recovery.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Generate the dataset again even when the one recorded for --rows is still in the binlog.
@@ -313,7 +323,7 @@ async fn run(args: Args) -> Result<()> {
     // on the machine spoils one run of several measurements rather than every run of one.
     let mut results: Vec<Measurement> = ids
         .iter()
-        .filter(|id| **id != "latency")
+        .filter(|id| !matches!(**id, "latency" | "recovery"))
         .map(|id| Measurement {
             id: (*id).to_owned(),
             label: label(id),
@@ -321,10 +331,18 @@ async fn run(args: Args) -> Result<()> {
         })
         .collect();
     let mut latency: Vec<latency::LoadResult> = Vec::new();
+    let mut recovered: Vec<recovery::Row> = Vec::new();
     let mut messages: Option<broker::Messages> = None;
     let mut python_version = None;
     for n in 1..=args.runs {
         for id in &ids {
+            if *id == "recovery" {
+                if n == args.runs {
+                    log(label(id));
+                    recovered = recovery::run(&env).await?;
+                }
+                continue;
+            }
             if *id == "latency" {
                 // Once, after the last round: its percentiles are over 10,000 and 100,000 rows.
                 if n == args.runs {
@@ -389,7 +407,10 @@ async fn run(args: Args) -> Result<()> {
         python_version,
     )
     .await;
-    let md = report::markdown(&meta, &ds, &results, &latency);
+    let mut md = report::markdown(&meta, &ds, &results, &latency);
+    if !recovered.is_empty() {
+        md.push_str(&recovery::markdown(&recovered));
+    }
     println!("{md}");
     report::write(&env, &meta, &ds, &results, &latency, &md)?;
     chart::throughput(&env.out.join("throughput.png"), &results, &meta)?;
@@ -434,7 +455,7 @@ async fn preflight(env: &Env, ids: &[&str]) -> Result<sys::Services> {
     }
     let needs_kafka = ids
         .iter()
-        .any(|i| i.contains("kafka") || *i == "broker" || *i == "latency");
+        .any(|i| i.contains("kafka") || matches!(*i, "broker" | "latency" | "recovery"));
     if needs_kafka {
         broker::check_broker(&env.kafka).await?;
     }

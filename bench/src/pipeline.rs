@@ -54,6 +54,8 @@ pub struct Spec {
     pub id: &'static str,
     pub kafka: bool,
     pub transforms: Vec<Transform>,
+    /// Sluice's exactly-once mode (its default); off for the at-least-once comparison.
+    pub exactly_once: bool,
 }
 
 /// The pipeline measurement called `id`.
@@ -61,6 +63,7 @@ pub fn spec(id: &str) -> Option<Spec> {
     let (id, kafka, transforms) = match id {
         "stdout" => ("stdout", false, vec![]),
         "kafka" => ("kafka", true, vec![]),
+        "kafka-alo" => ("kafka-alo", true, vec![]),
         "filter-mask" => ("filter-mask", false, vec![FILTER, MASK]),
         "filter-mask-kafka" => ("filter-mask-kafka", true, vec![FILTER, MASK]),
         "chain3" => ("chain3", false, vec![FILTER, MASK, RESHAPE]),
@@ -71,6 +74,7 @@ pub fn spec(id: &str) -> Option<Spec> {
         id,
         kafka,
         transforms,
+        exactly_once: id != "kafka-alo",
     })
 }
 
@@ -92,11 +96,17 @@ pub struct Settings<'a> {
     pub topic: Option<&'a str>,
     pub transforms: &'a [Transform],
     pub checkpoint_interval_ms: Option<u64>,
+    /// `exactly_once = false` when false (Sluice's default is true).
+    pub exactly_once: bool,
 }
 
 /// The TOML configuration of a measured `sluice run`.
 pub fn toml(env: &Env, s: &Settings<'_>) -> String {
     let mut t = String::new();
+    if !s.exactly_once {
+        // A top-level key: before the first section.
+        let _ = writeln!(t, "exactly_once = false\n");
+    }
     let _ = writeln!(
         t,
         "[mysql]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"sluice\"\npassword = \"sluice-pw\"\n\
@@ -279,6 +289,7 @@ pub async fn run(env: &Env, ds: &Dataset, spec: &Spec, n: u32) -> Result<Run> {
                 topic: topic.as_deref(),
                 transforms: &spec.transforms,
                 checkpoint_interval_ms: Some(20),
+                exactly_once: spec.exactly_once,
             },
         ),
     )?;

@@ -175,6 +175,10 @@ fn compared(results: &[Measurement], id: &str) -> String {
         "python" => return "the stack Sluice replaces".into(),
         "stdout" => &[("decode", "decode limit"), ("python", "Python stack")],
         "kafka" => &[("broker", "broker limit"), ("stdout", "stdout pipeline")],
+        "kafka-alo" => &[
+            ("kafka", "exactly-once (default)"),
+            ("broker", "broker limit"),
+        ],
         "filter-mask" => &[("stdout", "no transform")],
         "chain3" => &[("stdout", "no transform"), ("filter-mask", "filter+mask")],
         "filter-mask-kafka" => &[("kafka", "no transform"), ("broker", "broker limit")],

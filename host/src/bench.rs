@@ -11,7 +11,8 @@
 //!   (the sink adds the `sluice.*` headers from [`ChangeEvent::position`]);
 //! - [`save_position`]: the contract's position file, written as the checkpointer writes it, so
 //!   that a measured `sluice run` starts where the harness says;
-//! - [`PRODUCER_DEFAULTS`]: the Kafka sink's producer settings, for the reference producer.
+//! - [`PRODUCER_DEFAULTS`]: the Kafka sink's producer settings, for the reference producer;
+//! - [`read_back`]: exactly-once recovery's read-back of a topic, as a start does it.
 
 use std::path::Path;
 
@@ -89,4 +90,26 @@ pub fn save_position(
     pos: &BinlogPosition,
 ) -> Result<(), StateError> {
     PositionStore::for_tables(state_dir, schema, tables).save(pos)
+}
+
+/// Exactly-once recovery's read-back of every partition of `topic` on `brokers`, as a start
+/// does it. Returns (partitions, partitions holding a Sluice record).
+pub async fn read_back(brokers: &str, topic: &str) -> Result<(i32, usize), BenchError> {
+    let cfg = crate::config::KafkaConfig {
+        brokers: brokers.to_owned(),
+        topic: topic.to_owned(),
+        key: KeyMode::Table,
+        producer: Default::default(),
+        on_oversize: Default::default(),
+        dead_letter_topic: None,
+        exactly_once: true,
+        recover_topics: Vec::new(),
+    };
+    let r = crate::sink::kafka::read_back(
+        &cfg,
+        vec![topic.to_owned()],
+        crate::sink::kafka::CONNECT_TIMEOUT,
+    )
+    .await?;
+    Ok((r.partitions.values().sum(), r.marks.len()))
 }

@@ -271,9 +271,17 @@ fn identity(r: &Record) -> (u64, u64, bool, u64, u64) {
 
 /// Every record of `topics`, grouped by (topic, partition) in offset order.
 fn read_all(topics: &[String]) -> anyhow::Result<HashMap<(String, i32), Vec<Record>>> {
+    read_all_from(&env()["SLUICE_TEST_KAFKA"], topics)
+}
+
+/// [`read_all`] against another broker.
+fn read_all_from(
+    brokers: &str,
+    topics: &[String],
+) -> anyhow::Result<HashMap<(String, i32), Vec<Record>>> {
     let mut out: HashMap<(String, i32), Vec<Record>> = HashMap::new();
     for t in topics {
-        for r in read_topic_to_end(t, Duration::from_secs(120))? {
+        for r in read_topic_to_end_from(brokers, t, Duration::from_secs(120))? {
             out.entry((t.clone(), r.partition)).or_default().push(r);
         }
     }
@@ -379,53 +387,42 @@ fn skipped_in(log: &str) -> u64 {
         .sum()
 }
 
-/// Runs the workload while Sluice is killed `kills` times at random instants, then lets it
-/// catch up; returns the committed changes and the events the restarts skipped.
-async fn kill_under_load(
-    p: &Pipeline,
-    rng_name: &str,
-    kills: usize,
-    big: usize,
-    regions: bool,
-) -> anyhow::Result<(Vec<Change>, u64)> {
-    let mut rng = Rng::seeded(rng_name);
-    let workload = Workload::new(Rng(rng.next() | 1), &p.table, big, regions);
-    // The first start records the binlog head: the workload begins after it.
-    let mut sluice = Some(p.start()?);
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut w = workload;
-            let mut db = admin().await?;
-            while !stop.load(Ordering::SeqCst) {
+/// The workload running on its own task until [`Writer::finish`].
+struct Writer {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<anyhow::Result<Workload>>,
+}
+
+impl Writer {
+    /// Runs `w` against the server at `url`, about 1,000 events a second: enough load for every
+    /// fault to land mid-stream, little enough for the catch-up and the check to stay quick.
+    fn spawn(w: Workload, url: &str) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, url) = (stop.clone(), url.to_owned());
+        let task = tokio::spawn(async move {
+            let mut w = w;
+            let mut db = connect(&url).await?;
+            while !flag.load(Ordering::SeqCst) {
                 w.step(&mut db).await?;
-                // About 1,000 events a second: enough load for every kill to land mid-stream,
-                // little enough for the catch-up and the check to stay quick.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
+            let _ = db.disconnect().await;
             anyhow::Ok(w)
-        })
-    };
-    let mut skipped = 0;
-    for _ in 0..kills {
-        let sluice = match sluice.take() {
-            Some(s) => s,
-            None => p.start()?,
-        };
-        tokio::time::sleep(Duration::from_millis(100 + rng.below(900))).await;
-        skipped += skipped_in(&sluice.stderr_text());
-        sluice.kill9()?;
-        tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
+        });
+        Writer { stop, task }
     }
-    stop.store(true, Ordering::SeqCst);
-    let w = writer.await??;
-    let sluice = p.start()?;
-    // Let it publish the rest (each event once: the count reaches the total exactly), then
-    // stop it gracefully.
-    let total = w.committed.len();
+
+    async fn finish(self) -> anyhow::Result<Workload> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await?
+    }
+}
+
+/// Waits until Sluice saved a position at or past the binlog head of the server at `url` (so
+/// every committed change was acknowledged), then stops it gracefully; returns its log.
+async fn settle(p: &Pipeline, url: &str, sluice: Sluice) -> anyhow::Result<String> {
     let head = {
-        let mut db = admin().await?;
+        let mut db = connect(url).await?;
         binlog_head(&mut db).await?
     };
     let seq = |f: &str| {
@@ -437,17 +434,50 @@ async fn kill_under_load(
             .saved_position()
             .is_ok_and(|(f, pos)| (seq(&f), pos) >= (seq(&head.0), head.1))
     });
-    skipped += skipped_in(&sluice.stderr_text());
+    let log = sluice.stderr_text();
     assert!(
         caught_up,
-        "the output never reached {total} events: {}",
-        sluice.stderr_text()
+        "Sluice never reached the binlog head {head:?}: {log}"
     );
-    let log = sluice.stderr_text();
     assert_eq!(sluice.stop()?, 0, "{log}");
+    Ok(log)
+}
+
+/// Runs the workload while Sluice is killed `kills` times at random instants, then lets it
+/// catch up; returns the committed changes and the events the restarts skipped.
+async fn kill_under_load(
+    p: &Pipeline,
+    rng_name: &str,
+    kills: usize,
+    big: usize,
+    regions: bool,
+) -> anyhow::Result<(Vec<Change>, u64)> {
+    let url = env()["SLUICE_TEST_MYSQL_ADMIN_URL"].clone();
+    let mut rng = Rng::seeded(rng_name);
+    // The first start records the binlog head: the workload begins after it.
+    let mut sluice = Some(p.start()?);
+    let writer = Writer::spawn(
+        Workload::new(Rng(rng.next() | 1), &p.table, big, regions),
+        &url,
+    );
+    let mut skipped = 0;
+    for _ in 0..kills {
+        let sluice = match sluice.take() {
+            Some(s) => s,
+            None => p.start()?,
+        };
+        tokio::time::sleep(Duration::from_millis(100 + rng.below(900))).await;
+        skipped += skipped_in(&sluice.stderr_text());
+        sluice.kill9()?;
+        tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
+    }
+    let w = writer.finish().await?;
+    let log = settle(p, &url, p.start()?).await?;
+    skipped += skipped_in(&log);
     eprintln!(
-        "{rng_name}: {kills} kills, {} steps, {total} events committed",
-        w.steps
+        "{rng_name}: {kills} kills, {} steps, {} events committed",
+        w.steps,
+        w.committed.len()
     );
     Ok((w.committed, skipped))
 }
@@ -576,5 +606,111 @@ async fn an_empty_state_directory_resumes_from_kafka() -> anyhow::Result<()> {
     assert_eq!(recs[0].value["kind"], "snapshot_insert");
     assert_eq!(recs[2].value["kind"], "insert");
     assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_paused_for_25_s_under_load_loses_and_repeats_nothing() -> anyhow::Result<()> {
+    let broker = PrivateBroker::start()?;
+    let p = TestPipeline::new("eo_pause")
+        .kafka()
+        .env("KAFKA_BROKERS", broker.address())
+        .setup("CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT)")
+        .build()
+        .await?;
+    let url = env()["SLUICE_TEST_MYSQL_ADMIN_URL"].clone();
+    let sluice = p.start()?;
+    let writer = Writer::spawn(
+        Workload::new(Rng::seeded("eo_pause"), &p.table, 80, false),
+        &url,
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    broker.pause();
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    broker.resume();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let w = writer.finish().await?;
+    let log = settle(&p, &url, sluice).await?;
+    let out = read_all_from(&broker.address(), std::slice::from_ref(&p.topic))?;
+    let (events, lost, dup) = check_exactly_once(&out, &w.committed);
+    eprintln!(
+        "eo_pause: broker stopped 25 s under load; {events} events, {lost} lost, {dup} duplicated; pipeline restarts: {}",
+        log.matches("pipeline failed; resuming").count()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_replication_connections_under_load_lose_and_repeat_nothing() -> anyhow::Result<()> {
+    let mut p = TestPipeline::new("eo_conn")
+        .kafka()
+        .own_user()
+        .setup("CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT)")
+        .config("[pipeline]\nmax_batch_rows = 50\n")
+        .build()
+        .await?;
+    let url = env()["SLUICE_TEST_MYSQL_ADMIN_URL"].clone();
+    let sluice = p.start()?;
+    let writer = Writer::spawn(
+        Workload::new(Rng::seeded("eo_conn"), &p.table, 120, false),
+        &url,
+    );
+    let mut kills = 0;
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // The binlog dump thread serving this replica (its user is its own).
+        let conns: Vec<(u64, String)> =
+            p.db.exec(
+                "SELECT ID, COMMAND FROM information_schema.PROCESSLIST WHERE USER = ?",
+                (&p.user,),
+            )
+            .await?;
+        for (id, _) in conns.iter().filter(|(_, c)| c.contains("Binlog Dump")) {
+            p.sql(format!("KILL {id}")).await?;
+            kills += 1;
+        }
+    }
+    let w = writer.finish().await?;
+    let log = settle(&p, &url, sluice).await?;
+    assert!(kills >= 3, "killed {kills} replication connections");
+    let out = read_all(std::slice::from_ref(&p.topic))?;
+    let (events, lost, dup) = check_exactly_once(&out, &w.committed);
+    eprintln!(
+        "eo_conn: {kills} replication connections killed; {events} events, {lost} lost, {dup} duplicated; reconnects: {}",
+        log.matches("pipeline failed; resuming").count()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scratch_server_restart_under_load_loses_and_repeats_nothing() -> anyhow::Result<()> {
+    let p = TestPipeline::new("eo_srv")
+        .kafka()
+        .scratch()
+        .setup("CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT)")
+        .build()
+        .await?;
+    let url = env()["SLUICE_TEST_MYSQL_SCRATCH_URL"].clone();
+    let sluice = p.start()?;
+    let mut rng = Rng::seeded("eo_srv");
+    let writer = Writer::spawn(
+        Workload::new(Rng(rng.next() | 1), &p.table, 80, false),
+        &url,
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The writer pauses while the server is down (a commit cut by the shutdown has no known
+    // outcome); Sluice is streaming when the server goes away, and must come back by itself.
+    let w = writer.finish().await?;
+    services("restart-scratch")?;
+    let writer = Writer::spawn(w, &url);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let w = writer.finish().await?;
+    let log = settle(&p, &url, sluice).await?;
+    let out = read_all(std::slice::from_ref(&p.topic))?;
+    let (events, lost, dup) = check_exactly_once(&out, &w.committed);
+    eprintln!(
+        "eo_srv: MariaDB restarted under load; {events} events, {lost} lost, {dup} duplicated; reconnects: {}",
+        log.matches("pipeline failed; resuming").count()
+    );
     Ok(())
 }

@@ -135,7 +135,15 @@ async fn kill_9_under_load_loses_nothing() -> anyhow::Result<()> {
         &missing[..missing.len().min(10)]
     );
     assert_eq!(seen.len() as i64, total, "no rows beyond those written");
-    // Duplicates are allowed (at-least-once) but must keep each transaction whole and ordered.
+    // Exactly-once mode (the default) repeats nothing; the whole-and-ordered check below is
+    // what at-least-once mode (EXACTLY_ONCE=false) still promises (tests/all/exactly_once.rs
+    // covers the fault injection in full).
+    assert_eq!(
+        records.len() as i64,
+        total,
+        "kill -9 repeated rows in exactly-once mode: {}",
+        sluice.stderr_text()
+    );
     assert_whole_and_ordered(&records);
     eprintln!(
         "kill -9: {total} rows, {} records ({} duplicates)",

@@ -690,8 +690,17 @@ fn to_record(m: &rdkafka::message::BorrowedMessage<'_>) -> Result<Record> {
 /// end the broker reports (its partition-EOF), so a large topic is read whole and no sooner.
 /// A topic that does not exist holds nothing.
 pub fn read_topic_to_end(topic: &str, timeout: Duration) -> Result<Vec<Record>> {
+    read_topic_to_end_from(&env()["SLUICE_TEST_KAFKA"], topic, timeout)
+}
+
+/// [`read_topic_to_end`] against another broker.
+pub fn read_topic_to_end_from(
+    brokers: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<Record>> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &env()["SLUICE_TEST_KAFKA"])
+        .set("bootstrap.servers", brokers)
         .set("group.id", format!("sluice-test-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
@@ -771,6 +780,25 @@ impl PrivateBroker {
 
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGSTOP: the broker hangs, with its connections open (a long GC pause, a frozen VM).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`PrivateBroker::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(c.id().to_string())
+                .status();
+        }
     }
 
     /// Kills the broker: everything it held is gone (memory storage).

@@ -304,3 +304,110 @@ fn env_overrides_file_and_blank_env_is_unset() {
         "KAFKA_KEY=\"row\" is not valid: expected `table` or `primary_key`"
     );
 }
+
+#[test]
+fn exactly_once_is_on_by_default_and_either_value_is_accepted() {
+    let mut vars = BASE.to_vec();
+    vars.extend([("KAFKA_BROKERS", "k:9092"), ("output", "cdc")]);
+    let c = load(&vars).unwrap();
+    assert!(c.kafka.as_ref().unwrap().exactly_once);
+    assert_eq!(c.recover, Recover::Local);
+    for (v, want) in [("false", false), ("true", true), ("0", false)] {
+        let mut with = vars.clone();
+        with.push(("EXACTLY_ONCE", v));
+        assert_eq!(
+            load(&with).unwrap().kafka.unwrap().exactly_once,
+            want,
+            "{v}"
+        );
+    }
+    let mut bad = vars.clone();
+    bad.push(("EXACTLY_ONCE", "maybe"));
+    assert!(load(&bad).unwrap_err().to_string().contains("EXACTLY_ONCE"));
+    // Checked without a broker too, like the other settings.
+    let mut stdout = BASE.to_vec();
+    stdout.push(("EXACTLY_ONCE", "maybe"));
+    assert!(load(&stdout).is_err());
+    // The file's top-level key.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(
+        &file,
+        "exactly_once = false\n[kafka]\nbrokers = \"k:9092\"\ntopic = \"cdc\"\n",
+    )
+    .unwrap();
+    let map: HashMap<String, String> = BASE
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let c = Config::load(Some(&file), &move |k| map.get(k).cloned()).unwrap();
+    assert!(!c.kafka.unwrap().exactly_once);
+}
+
+#[test]
+fn recovery_from_kafka_needs_exactly_once_and_a_broker() {
+    let mut vars = BASE.to_vec();
+    vars.push(("STATE_RECOVER", "kafka"));
+    let err = load(&vars).unwrap_err().to_string();
+    assert!(
+        err.contains("STATE_RECOVER") && err.contains("KAFKA_BROKERS"),
+        "{err}"
+    );
+    vars.extend([("KAFKA_BROKERS", "k:9092"), ("output", "cdc")]);
+    assert_eq!(load(&vars).unwrap().recover, Recover::Kafka);
+    let mut off = vars.clone();
+    off.push(("EXACTLY_ONCE", "false"));
+    assert!(load(&off).is_err());
+    let mut typo = BASE.to_vec();
+    typo.push(("STATE_RECOVER", "kafak"));
+    assert!(load(&typo)
+        .unwrap_err()
+        .to_string()
+        .contains("`local` or `kafka`"));
+}
+
+#[test]
+fn exactly_once_refuses_settings_that_would_break_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let map: HashMap<String, String> = BASE
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (producer, ok) in [
+        ("partitioner = \"murmur2_random\"", false),
+        ("partitioner = \"consistent_random\"", true),
+        ("\"enable.gapless.guarantee\" = \"false\"", false),
+        ("\"enable.idempotence\" = \"false\"", false),
+    ] {
+        let file = dir.path().join("s.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[kafka]\nbrokers = \"k:9092\"\ntopic = \"cdc\"\n[kafka.producer]\n{producer}\n"
+            ),
+        )
+        .unwrap();
+        let m = map.clone();
+        let r = Config::load(Some(&file), &move |k| m.get(k).cloned());
+        assert_eq!(
+            r.is_ok(),
+            ok,
+            "{producer}: {:?}",
+            r.err().map(|e| e.to_string())
+        );
+        if let Err(e) = r {
+            assert!(e.to_string().contains("exactly_once = false"), "{e}");
+        }
+        // At-least-once mode takes them.
+        std::fs::write(
+            &file,
+            format!("exactly_once = false\n[kafka]\nbrokers = \"k:9092\"\ntopic = \"cdc\"\n[kafka.producer]\n{producer}\n"),
+        )
+        .unwrap();
+        let m = map.clone();
+        assert!(
+            Config::load(Some(&file), &move |k| m.get(k).cloned()).is_ok(),
+            "{producer}"
+        );
+    }
+}
