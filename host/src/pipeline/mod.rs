@@ -23,8 +23,10 @@
 //! before it leaves the source and gives back once Kafka acknowledged it; `budget`).
 //!
 //! The supervisor ([`run`]) restarts the stages from the last saved position after a retryable
-//! failure (MySQL disconnect, fatal producer error) with exponential backoff. That is
-//! at-least-once: a restart can republish events that were delivered but not yet checkpointed.
+//! failure (MySQL disconnect, fatal producer error) with exponential backoff. A restart reads
+//! again what was delivered but not yet checkpointed; in exactly-once mode each life first
+//! reads back what the output partitions hold (`start::read_back`) and the sink skips it
+//! (`docs/EXACTLY_ONCE.md`), otherwise it is published again (at-least-once).
 //! SIGINT/SIGTERM stop the source at a transaction boundary, drain the stages, save, and exit 0.
 //! If the destination cannot take the rest within `pipeline.shutdown_timeout_ms` (Kafka is
 //! down), the stages are abandoned: the position saved is the last acknowledged one, and a
