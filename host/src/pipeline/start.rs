@@ -164,7 +164,13 @@ pub(super) async fn resume(
     }
     if let Some(p) = saved {
         tracing::info!(position = %p, file = %store.path().display(), "resuming from the saved position");
-        return Ok(Some(Start::Stream(p)));
+        // A failover (MYSQL_HOST now names a promoted replica): resume by the GTID state.
+        let Some(p) =
+            unless_stopped(shutdown, crate::source::failover::relocate(&cfg.mysql, p)).await
+        else {
+            return Ok(None);
+        };
+        return Ok(Some(Start::Stream(p?)));
     }
     let head = unless_stopped(shutdown, async {
         let mut conn = binlog::connect(&cfg.mysql).await?;

@@ -9,6 +9,7 @@ pub mod charset;
 mod compressed;
 pub(crate) mod decode;
 pub(crate) mod event_types;
+pub(crate) mod failover;
 pub mod file;
 pub mod foreign_keys;
 pub(crate) mod gtid;

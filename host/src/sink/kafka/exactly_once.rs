@@ -44,7 +44,8 @@ pub(crate) const SNAPSHOT: &str = "sluice.snapshot";
 pub(crate) const GTID: &str = "sluice.gtid";
 pub(crate) const CHECKPOINT: &str = "sluice.checkpoint";
 
-/// The identity of one published message, totally ordered within one server's binlog history.
+/// The identity of one published message, totally ordered within one server's binlog history,
+/// and across servers (a failover to a replica) by its MariaDB GTID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Mark {
     pub(crate) file: Arc<str>,
@@ -52,6 +53,19 @@ pub(crate) struct Mark {
     pub(crate) snapshot: bool,
     pub(crate) row: u32,
     pub(crate) part: u32,
+    /// The transaction's MariaDB GTID (domain, sequence number), when it has one. The same
+    /// transaction has other file positions on a replica, but the same GTID.
+    pub(crate) gtid: Option<(u32, u64)>,
+}
+
+/// `domain-server-seq` (one MariaDB GTID) as (domain, seq); `None` for anything else (a MySQL
+/// GTID, or a GTID set such as a snapshot point's).
+fn maria_gtid(g: &str) -> Option<(u32, u64)> {
+    let mut it = g.splitn(3, '-');
+    let domain = it.next()?.parse().ok()?;
+    let _server: u32 = it.next()?.parse().ok()?;
+    let seq = it.next()?.parse().ok()?;
+    Some((domain, seq))
 }
 
 impl Mark {
@@ -63,12 +77,14 @@ impl Mark {
             snapshot: p.snapshot,
             row: p.row,
             part,
+            gtid: p.gtid.as_deref().and_then(maria_gtid),
         }
     }
 
     /// Reads the identity headers of a record; `None` when it has none (not Sluice's).
     pub(crate) fn from_headers(h: &impl Headers) -> Option<Mark> {
         let (mut file, mut pos, mut row, mut part, mut snapshot) = (None, None, None, 0, false);
+        let mut gtid = None;
         for i in 0..h.count() {
             let hd = h.get(i);
             let v = hd.value.and_then(|v| std::str::from_utf8(v).ok());
@@ -78,6 +94,7 @@ impl Mark {
                 ROW => row = v.and_then(|v| v.parse().ok()),
                 PART => part = v.and_then(|v| v.parse().ok()).unwrap_or(0),
                 SNAPSHOT => snapshot = v == Some("1"),
+                GTID => gtid = v.and_then(maria_gtid),
                 _ => {}
             }
         }
@@ -87,6 +104,7 @@ impl Mark {
             row: row?,
             part,
             snapshot,
+            gtid,
         })
     }
 
@@ -105,7 +123,21 @@ fn file_seq(name: &str) -> u64 {
 }
 
 impl Ord for Mark {
+    /// Two events of MariaDB transactions in one GTID domain compare by sequence number (a
+    /// domain's numbers grow in binlog order under `gtid_strict_mode`, on the primary and on
+    /// its replicas alike); any other pair by binlog file number and position. Then snapshot
+    /// rows before the transaction at their point, row, part.
     fn cmp(&self, other: &Self) -> Ordering {
+        if let (Some((d1, s1)), Some((d2, s2)), false, false) =
+            (self.gtid, other.gtid, self.snapshot, other.snapshot)
+        {
+            if d1 == d2 {
+                return s1
+                    .cmp(&s2)
+                    .then(self.row.cmp(&other.row))
+                    .then(self.part.cmp(&other.part));
+            }
+        }
         file_seq(&self.file)
             .cmp(&file_seq(&other.file))
             .then_with(|| self.file.cmp(&other.file))
@@ -266,7 +298,28 @@ mod tests {
             snapshot,
             row,
             part,
+            gtid: None,
         }
+    }
+
+    #[test]
+    fn one_domains_gtids_order_events_across_servers() {
+        let on = |file: &str, pos, gtid: &str, row| Mark {
+            gtid: maria_gtid(gtid),
+            ..mark(file, pos, false, row, 0)
+        };
+        // The primary's file positions and a replica's differ; the GTIDs agree.
+        let primary = on("mysql-bin.000009", 9000, "0-1-41", 3);
+        let replica_next = on("mysql-bin.000002", 400, "0-1-42", 0);
+        let replica_same = on("mysql-bin.000002", 120, "0-1-41", 3);
+        assert!(primary < replica_next);
+        assert_eq!(primary.cmp(&replica_same), Ordering::Equal);
+        // Another domain, or no GTID: file order.
+        let other = on("mysql-bin.000001", 4, "1-1-900", 0);
+        assert!(other < primary);
+        assert_eq!(maria_gtid("3a5c-uuid:17"), None);
+        assert_eq!(maria_gtid("0-1-5,1-1-3"), None);
+        assert_eq!(maria_gtid("0-1-5"), Some((0, 5)));
     }
 
     #[test]

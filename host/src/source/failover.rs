@@ -1,0 +1,68 @@
+//! Resuming on another server of the same GTID history: a promoted replica after a failover.
+//!
+//! Design note: a saved position is a file and an offset in one server's binlog, plus the GTID
+//! state there (MariaDB). On another server the same name and offset mean something else, or
+//! nothing. So before streaming, Sluice asks the server where it connects for
+//! `BINLOG_GTID_POS(file, pos)`: when that equals the saved state (per domain), the position is
+//! in this server's history and is used as it is. Otherwise (another server, or a file this one
+//! does not have), the saved GTID state is located in this server's binlog the way a replica
+//! connects (`source::snapshot::replica::locate_on_primary`: a GTID dump from
+//! `@slave_connect_state`), and streaming resumes at the first transaction after it. A state
+//! the server cannot find (it diverged, or purged what follows the state) is left to the
+//! stream, which reports the position as purged with its remedies. MySQL (its GTID dump) is not
+//! covered yet: there the position is used as it is.
+
+use mysql_async::prelude::Queryable;
+
+use crate::config::MysqlConfig;
+use crate::source::binlog::{self, SourceError};
+use crate::source::gtid::MariaGtidState;
+use crate::source::snapshot::replica;
+use crate::state::BinlogPosition;
+
+/// `p`, or where its GTID state lies in the binlog of the server `cfg` names when `p` is not
+/// in that server's history.
+pub(crate) async fn relocate(
+    cfg: &MysqlConfig,
+    p: BinlogPosition,
+) -> Result<BinlogPosition, SourceError> {
+    let Some(saved) = p.gtid.as_deref().and_then(MariaGtidState::parse) else {
+        return Ok(p);
+    };
+    if saved.is_empty() {
+        return Ok(p);
+    }
+    let mut conn = binlog::connect(cfg).await?;
+    if !binlog::is_mariadb(&mut conn).await? {
+        let _ = conn.disconnect().await;
+        return Ok(p);
+    }
+    let here: Option<Option<String>> = conn
+        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&p.file, p.pos))
+        .await
+        .unwrap_or(None);
+    let _ = conn.disconnect().await;
+    let here = here.flatten().and_then(|g| MariaGtidState::parse(&g));
+    if here.as_ref() == Some(&saved) {
+        return Ok(p);
+    }
+    match replica::locate_on_primary(cfg, &saved.to_string(), cfg.server_id).await {
+        Ok(found) => {
+            tracing::warn!(
+                saved = %p,
+                server = %format!("{}:{}", cfg.host, cfg.port),
+                resumed = %found,
+                "the saved position is not in this server's binlog (a failover to a replica, or another server): resuming by its GTID state"
+            );
+            Ok(BinlogPosition {
+                gtid: Some(saved.to_string()),
+                timestamp: p.timestamp,
+                ..found
+            })
+        }
+        Err(e) => {
+            tracing::warn!(saved = %p, error = %e, "the saved position's GTID state is not found on this server either; trying the position as it is");
+            Ok(p)
+        }
+    }
+}
