@@ -255,10 +255,12 @@ async fn run_once(
         start::Held::Read(r) => Some(r),
     };
     let recovered = held.as_ref().and_then(|h| h.checkpoint.clone());
-    let Some(start) = start::resume(cfg, stores, &shutdown, force, recovered).await? else {
+    let Some((start, resumed)) = start::resume(cfg, stores, &shutdown, force, recovered).await?
+    else {
         return Ok(());
     };
-    let Some(sink) = start::sink(cfg, stores, &shutdown, first, &start, held).await? else {
+    let Some(sink) = start::sink(cfg, stores, &shutdown, first, &start, resumed, held).await?
+    else {
         return Ok(());
     };
     let chain = transforms.chain().await?;

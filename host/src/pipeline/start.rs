@@ -19,7 +19,7 @@ use crate::sink::{KafkaSink, Sink, SinkError, StdoutSink};
 use crate::source::binlog::{self, SourceError};
 use crate::source::snapshot::drive::Begin;
 use crate::source::snapshot::plan::{self, Decision};
-use crate::state::BinlogPosition;
+use crate::state::{BinlogPosition, SnapshotState, SnapshotStatus, TableProgress, TableStatus};
 
 use super::stages::Stores;
 
@@ -114,33 +114,43 @@ pub(super) enum Start {
 
 /// What a life of the stages starts with: a snapshot when the settings and the state files
 /// call for one (`source::snapshot::plan`), else the saved position, or (none saved yet) the
-/// binlog's current head, saved at once. `force`: see [`Force`]. `None`: a stop came first.
+/// binlog's current head, saved at once. `force`: see [`Force`]. `recovered`: the position the
+/// output topics carry (exactly-once mode), used under `state.recover = "kafka"` when no
+/// position is saved. With the start, whether it continues published history (a saved or
+/// recovered position, a resumed snapshot): only then may exactly-once skip what the
+/// partitions hold. `None`: a stop came first.
 pub(super) async fn resume(
     cfg: &Config,
     stores: &Stores,
     shutdown: &watch::Receiver<bool>,
     force: Force,
     recovered: Option<BinlogPosition>,
-) -> Result<Option<Start>, PipelineError> {
+) -> Result<Option<(Start, bool)>, PipelineError> {
     let store = &stores.position;
-    let mut saved = store.load()?;
+    let saved = store.load()?;
     let snapshot = stores.snapshot.load()?;
-    if let (None, None, Recover::Kafka, Some(p), Force::No) =
-        (&saved, &snapshot, cfg.recover, recovered, force)
-    {
-        // An empty state directory: every record carries the position up to which everything
-        // before it was acknowledged, and the highest one read back is where to resume. Such a
-        // position exists only once streaming began, so any snapshot had completed.
-        tracing::warn!(position = %p, file = %store.path().display(), "no saved position: resuming from the position read back from Kafka (state.recover = \"kafka\")");
-        store.save(&p)?;
-        return Ok(Some(Start::Stream(p)));
+    let finished = snapshot
+        .as_ref()
+        .is_none_or(|s| s.status == SnapshotStatus::Complete);
+    if saved.is_none() && cfg.recover == Recover::Kafka && force == Force::No && finished {
+        match recovered {
+            Some(p) => {
+                // No position file: every record carries the position up to which everything
+                // before it was acknowledged, and the highest one read back is where to resume.
+                // Such a position exists only once streaming began, so any snapshot had
+                // completed: that is recorded too, so that no later start takes it again.
+                tracing::warn!(position = %p, file = %store.path().display(), "no saved position: resuming from the position read back from Kafka (state.recover = \"kafka\")");
+                if snapshot.is_none() && cfg.snapshot.initial {
+                    stores.snapshot.save(&recovered_snapshot(cfg, &p))?;
+                }
+                store.save(&p)?;
+                return Ok(Some((Start::Stream(p), true)));
+            }
+            None => tracing::info!(
+                "no saved position, and no position in the output topics (nothing published in exactly-once mode yet): starting afresh"
+            ),
+        }
     }
-    if saved.is_none() && cfg.recover == Recover::Kafka && force == Force::No {
-        tracing::info!(
-            "no saved position and no Sluice records in the output topics: starting afresh"
-        );
-    }
-    let saved = saved.take();
     let decision = plan::decide(plan::Inputs {
         initial: cfg.snapshot.initial,
         force: force != Force::No,
@@ -156,10 +166,10 @@ pub(super) async fn resume(
             if let Some(p) = supersedes {
                 tracing::warn!(position = %p, file = %store.path().display(), "taking a new snapshot; it supersedes the saved position (streaming continues from the snapshot's own point)");
             }
-            return Ok(Some(Start::Snapshot(Begin::Fresh)));
+            return Ok(Some((Start::Snapshot(Begin::Fresh), false)));
         }
         Decision::Resume { state, from } => {
-            return Ok(Some(Start::Snapshot(Begin::Resume { state, from })));
+            return Ok(Some((Start::Snapshot(Begin::Resume { state, from }), true)));
         }
     }
     if let Some(p) = saved {
@@ -170,7 +180,7 @@ pub(super) async fn resume(
         else {
             return Ok(None);
         };
-        return Ok(Some(Start::Stream(p?)));
+        return Ok(Some((Start::Stream(p?), true)));
     }
     let head = unless_stopped(shutdown, async {
         let mut conn = binlog::connect(&cfg.mysql).await?;
@@ -185,7 +195,33 @@ pub(super) async fn resume(
     // Record it at once, so that a restart before the first commit resumes here rather than at
     // a later head (which would skip what happened in between).
     store.save(&head)?;
-    Ok(Some(Start::Stream(head)))
+    Ok(Some((Start::Stream(head), false)))
+}
+
+/// The record of a completed snapshot that a recovery from Kafka writes: the output already
+/// holds the snapshot (a checkpoint header exists only once streaming began), so no later
+/// start may take it again.
+fn recovered_snapshot(cfg: &Config, at: &BinlogPosition) -> SnapshotState {
+    let tables = cfg
+        .captured_tables()
+        .into_iter()
+        .map(|(schema, table)| TableProgress {
+            schema,
+            table,
+            key: Vec::new(),
+            key_source: "recovered from Kafka".into(),
+            key_sig: None,
+            state: TableStatus::Done,
+            after: None,
+            rows: 0,
+            chunks: 0,
+            reread: false,
+        })
+        .collect();
+    let mut s = SnapshotState::new(at, "recovered from Kafka".into(), tables);
+    s.status = SnapshotStatus::Complete;
+    s.completed_at = Some(s.started_at);
+    s
 }
 
 /// What exactly-once recovery read back before a life of the stages.
@@ -243,6 +279,7 @@ pub(super) async fn sink(
     shutdown: &watch::Receiver<bool>,
     first: bool,
     start: &Start,
+    resumed: bool,
     held: Option<ReadBack>,
 ) -> Result<Option<Sink>, PipelineError> {
     if !first {
@@ -254,7 +291,13 @@ pub(super) async fn sink(
     Ok(Some(match &cfg.kafka {
         Some(k) => {
             let mut sink = KafkaSink::new(k)?;
-            if let Some(held) = held {
+            if let Some(mut held) = held {
+                if !resumed {
+                    // A start from the binlog head or a fresh snapshot continues no published
+                    // history: what the partitions hold (perhaps another history of the
+                    // server, before a RESET MASTER) must not make it skip anything.
+                    held.marks.clear();
+                }
                 let from = match start {
                     Start::Stream(p) => Some(p),
                     Start::Snapshot(_) => None,

@@ -4,8 +4,10 @@
 //! state there (MariaDB). On another server the same name and offset mean something else, or
 //! nothing. So before streaming, Sluice asks the server where it connects for
 //! `BINLOG_GTID_POS(file, pos)`: when that equals the saved state (per domain), the position is
-//! in this server's history and is used as it is. Otherwise (another server, or a file this one
-//! does not have), the saved GTID state is located in this server's binlog the way a replica
+//! in this server's history and is used as it is. When the file is not there and the server
+//! itself wrote the saved transactions (its `@@server_id` is in the saved GTIDs), the file was
+//! purged: the stream reports that, with its remedies. Otherwise (another server's history),
+//! the saved GTID state is located in this server's binlog the way a replica
 //! connects (`source::snapshot::replica::locate_on_primary`: a GTID dump from
 //! `@slave_connect_state`), and streaming resumes at the first transaction after it. A state
 //! the server cannot find (it diverged, or purged what follows the state) is left to the
@@ -41,10 +43,18 @@ pub(crate) async fn relocate(
         .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&p.file, p.pos))
         .await
         .unwrap_or(None);
+    let server_id: Option<u32> = conn.query_first("SELECT @@server_id").await.unwrap_or(None);
     let _ = conn.disconnect().await;
-    let here = here.flatten().and_then(|g| MariaGtidState::parse(&g));
-    if here.as_ref() == Some(&saved) {
-        return Ok(p);
+    match here.flatten().and_then(|g| MariaGtidState::parse(&g)) {
+        // In this server's history.
+        Some(here) if here == saved => return Ok(p),
+        // The file is another history's.
+        Some(_) => {}
+        // No such file here. On the server that wrote the saved transactions it was purged:
+        // the stream reports that with its remedies (a re-snapshot). Elsewhere (a replica has
+        // its own file numbers) the state is looked for.
+        None if server_id.is_some_and(|id| saved.servers().any(|s| s == id)) => return Ok(p),
+        None => {}
     }
     match replica::locate_on_primary(cfg, &saved.to_string(), cfg.server_id).await {
         Ok(found) => {

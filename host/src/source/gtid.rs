@@ -119,6 +119,11 @@ impl MariaGtidState {
     pub(crate) fn is_empty(&self) -> bool {
         self.domains.is_empty()
     }
+
+    /// The servers that wrote the last GTID of each domain.
+    pub(crate) fn servers(&self) -> impl Iterator<Item = u32> + '_ {
+        self.domains.values().map(|g| g.server)
+    }
 }
 
 impl fmt::Display for MariaGtidState {

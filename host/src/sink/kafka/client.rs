@@ -109,22 +109,31 @@ pub(crate) fn client_config(cfg: &KafkaConfig, role: Role) -> ClientConfig {
                 c.set(*k, *v);
             }
         }
-        if cfg.exactly_once {
-            // A failure that could leave a gap in a partition stops the producer instead, so a
-            // partition always holds a prefix of what Sluice sent it (see `exactly_once`).
-            c.set("enable.gapless.guarantee", "true");
-        }
     }
     for (k, v) in &cfg.producer {
         if role == Role::Producer || !PRODUCER_ONLY.contains(&k.as_str()) {
             c.set(k, v);
         }
     }
+    if role == Role::Producer && cfg.exactly_once {
+        // A failure that could leave a gap in a partition stops the producer instead, so a
+        // partition always holds a prefix of what Sluice sent it (see `exactly_once`). The
+        // guarantee does not cover message timeouts, after which librdkafka sends the
+        // partition's later messages: so librdkafka never times a message out here, and the
+        // sink enforces the delivery deadline itself (`delivery_deadline`), failing the batch
+        // and dropping the producer, which sends nothing more.
+        c.set("enable.gapless.guarantee", "true")
+            .remove("delivery.timeout.ms")
+            .set("message.timeout.ms", "0");
+    }
     if role == Role::Reader {
         // librdkafka wants a group for an assignment, though nothing is ever committed to it.
         c.set("group.id", "sluice-recovery")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
+            // An offset that retention removed meanwhile reads from the oldest one left, not
+            // from the end (which would find nothing and skip nothing).
+            .set("auto.offset.reset", "earliest")
             // At a partition's end, answer at once instead of waiting for new records.
             .set("fetch.wait.max.ms", "10")
             .set("isolation.level", "read_committed");
@@ -135,6 +144,19 @@ pub(crate) fn client_config(cfg: &KafkaConfig, role: Role) -> ClientConfig {
         c.set("allow.auto.create.topics", "false");
     }
     c
+}
+
+/// How long a batch may wait for its delivery reports: `message.timeout.ms` (or its alias
+/// `delivery.timeout.ms`) from `[kafka.producer]`, else Sluice's default. In exactly-once mode
+/// the sink enforces it (librdkafka is given no timeout; see [`client_config`]).
+pub(crate) fn delivery_deadline(cfg: &KafkaConfig) -> std::time::Duration {
+    let ms = ["message.timeout.ms", "delivery.timeout.ms"]
+        .iter()
+        .find_map(|k| cfg.producer.get(*k))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(60_000);
+    // 0 is librdkafka's "no timeout".
+    std::time::Duration::from_millis(if ms == 0 { 1 << 40 } else { ms })
 }
 
 /// Creates a client from `config`, with a fresh [`Context`] (returned too, for its last error).
@@ -261,6 +283,21 @@ mod tests {
         assert_eq!(p.get("sasl.password"), Some("hunter2"));
         assert_eq!(p.get("enable.idempotence"), Some("true"));
         assert_eq!(p.get("enable.gapless.guarantee"), Some("true"));
+        // Exactly-once: librdkafka never times a message out; the sink keeps the deadline.
+        assert_eq!(p.get("message.timeout.ms"), Some("0"));
+        assert_eq!(delivery_deadline(&c), std::time::Duration::from_secs(60));
+        let own = cfg(&[("delivery.timeout.ms", "5000")]);
+        assert_eq!(
+            client_config(&own, Role::Producer).get("delivery.timeout.ms"),
+            None
+        );
+        assert_eq!(delivery_deadline(&own), std::time::Duration::from_secs(5));
+        let mut alo = cfg(&[("message.timeout.ms", "5000")]);
+        alo.exactly_once = false;
+        assert_eq!(
+            client_config(&alo, Role::Producer).get("message.timeout.ms"),
+            Some("5000")
+        );
         let reader = client_config(&c, Role::Reader);
         assert_eq!(reader.get("sasl.password"), Some("hunter2"));
         assert_eq!(reader.get("isolation.level"), Some("read_committed"));

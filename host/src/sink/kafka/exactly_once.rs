@@ -166,6 +166,8 @@ pub(crate) fn partition_for(key: &[u8], n: i32) -> i32 {
 
 /// Numbers the outputs of one source row: a transform may split a row into several events,
 /// which share its position and follow each other in the batch.
+/// The outputs of one row are copies of its event, so they share its file's `Arc`: the
+/// pointer comparison usually decides without comparing the names.
 #[derive(Default)]
 pub(crate) struct Parts {
     last: Option<(Arc<str>, u64, u32, bool)>,
@@ -177,7 +179,10 @@ impl Parts {
     pub(crate) fn next(&mut self, p: &SourcePosition) -> u32 {
         match &self.last {
             Some((f, pos, row, snap))
-                if *pos == p.pos && *row == p.row && *snap == p.snapshot && **f == *p.file =>
+                if *pos == p.pos
+                    && *row == p.row
+                    && *snap == p.snapshot
+                    && (Arc::ptr_eq(f, &p.file) || **f == *p.file) =>
             {
                 self.part += 1;
             }
@@ -363,8 +368,9 @@ mod tests {
 
     #[test]
     fn parts_number_the_outputs_of_one_row() {
+        let file: Arc<str> = "b.000001".into();
         let p = |pos, row| SourcePosition {
-            file: "b.000001".into(),
+            file: file.clone(),
             pos,
             row,
             gtid: None,

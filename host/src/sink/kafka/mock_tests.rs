@@ -57,7 +57,8 @@ fn events(pos: u64, n: u32) -> Vec<ChangeEvent> {
                 file: "mysql-bin.000007".into(),
                 pos,
                 row,
-                gtid: Some("0-1-9".into()),
+                // One GTID per transaction, as on a server.
+                gtid: Some(format!("0-1-{pos}").into()),
                 snapshot: false,
             },
             timestamp: 0,
@@ -146,7 +147,7 @@ async fn batches_are_acknowledged_with_their_position_headers() {
             "sluice.file=mysql-bin.000007",
             "sluice.pos=900",
             "sluice.row=1",
-            "sluice.gtid=0-1-9"
+            "sluice.gtid=0-1-900"
         ]
     );
     assert!(got[0].0.contains(r#""columnvalues":[0]"#), "{}", got[0].0);
@@ -292,4 +293,30 @@ async fn a_restarted_sink_skips_what_each_partition_holds() {
         (15, 15),
         "each of the 15 rows once: {got:?}"
     );
+}
+
+/// In exactly-once mode (gapless), a batch the broker refuses as too large still stops Sluice
+/// with the setting to change, instead of a fatal producer error retried forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_delivery_in_exactly_once_mode_names_the_setting() {
+    use super::exactly_once::Watermark;
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("events", 1, 1).expect("topic");
+    let mut c = cfg(mock.bootstrap_servers(), false);
+    c.exactly_once = true;
+    let state = tempfile::tempdir().expect("state dir");
+    let mut sink = KafkaSink::new(&c).expect("sink");
+    sink.exactly_once(
+        super::ReadBack::default(),
+        Watermark::default(),
+        crate::state::TopicStore::beside(state.path(), "binlog_position_s_t.json"),
+    );
+    refuse_the_next_produce_as_too_large(&mut sink, &mock).await;
+    let ack = sink.publish(&events(77, 2)).await.expect("queued");
+    let err = tokio::time::timeout(Duration::from_secs(20), ack.wait())
+        .await
+        .expect("in time")
+        .expect_err("the broker refused it");
+    assert!(err.is_permanent(), "{err:?}");
+    assert!(err.to_string().contains("message.max.bytes"), "{err}");
 }

@@ -246,7 +246,12 @@ impl KafkaSink {
     pub(crate) async fn publish(&mut self, events: &[ChangeEvent]) -> Result<Ack, SinkError> {
         let tally = Tally::new();
         // The acknowledged position at this batch's start, written into each of its messages.
-        let checkpoint = self.eo.as_ref().and_then(|e| e.watermark.get());
+        // `-` while a snapshot runs: every exactly-once record carries the header, which tells
+        // the read-back it follows this version's order.
+        let checkpoint: Option<Arc<[u8]>> = self
+            .eo
+            .as_ref()
+            .map(|e| e.watermark.get().unwrap_or_else(|| Arc::from(&b"-"[..])));
         for ev in events {
             self.key_buf.clear();
             self.value_buf.clear();
@@ -295,7 +300,9 @@ impl KafkaSink {
             // The partitions to send to, and whether Sluice names them (else the partitioner).
             let (first, last, named) = if everywhere {
                 (0, partitions - 1, true)
-            } else if self.eo.is_some() && partitions > 1 {
+            } else if self.eo.is_some() {
+                // Named even with one partition: a partition added meanwhile must not receive
+                // records where the catch-up does not look.
                 let p = exactly_once::partition_for(&self.key_buf, partitions);
                 (p, p, true)
             } else {
@@ -322,10 +329,22 @@ impl KafkaSink {
             }
         }
         tally.seal();
-        Ok(Ack::when(dead_letters::delivered(
-            tally,
-            self.dead_letters.clone(),
-        )))
+        let delivered = dead_letters::delivered(tally, self.dead_letters.clone());
+        if self.eo.is_none() {
+            return Ok(Ack::when(delivered));
+        }
+        // Exactly-once: librdkafka has no message timeout (see `client::client_config`); the
+        // batch's deadline is enforced here. Its failure ends the life of the stages and drops
+        // the producer, which then sends nothing more, so no partition gets a gap.
+        let deadline = tokio::time::Instant::now() + client::delivery_deadline(&self.cfg);
+        Ok(Ack::when(async move {
+            match tokio::time::timeout_at(deadline, delivered).await {
+                Ok(r) => r,
+                Err(_) => Err(SinkError::Delivery(KafkaError::MessageProduction(
+                    RDKafkaErrorCode::MessageTimedOut,
+                ))),
+            }
+        }))
     }
 
     /// Queues the encoded event (`key_buf`, `value_buf`) to `topic`, counted by `tally`. An

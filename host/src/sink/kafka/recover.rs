@@ -59,15 +59,10 @@ fn read_back_now(
         client::create(&client_config(cfg, Role::Reader))?;
     let mut out = ReadBack::default();
     for topic in topics {
-        let failed = |detail: String, partition: i32| SinkError::ReadBack {
-            topic: topic.clone(),
-            partition,
-            detail,
-            permanent: false,
-        };
+        let failed = |what: &str, e: KafkaError, p: i32| read_error(topic, p, what, &e);
         let md = consumer
             .fetch_metadata(Some(topic), timeout)
-            .map_err(|e| failed(format!("metadata: {e}"), -1))?;
+            .map_err(|e| failed("metadata", e, -1))?;
         let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
             continue;
         };
@@ -75,7 +70,7 @@ fn read_back_now(
             None => {}
             // Not created yet: it holds nothing.
             Some(RDKafkaErrorCode::UnknownTopicOrPartition) => continue,
-            Some(code) => return Err(failed(format!("metadata: {code}"), -1)),
+            Some(code) => return Err(failed("metadata", KafkaError::MetadataFetch(code), -1)),
         }
         let n = t.partitions().len() as i32;
         out.partitions.insert(topic.clone(), n);
@@ -84,7 +79,7 @@ fn read_back_now(
         for p in 0..n {
             let (low, high) = consumer
                 .fetch_watermarks(topic, p, timeout)
-                .map_err(|e| failed(format!("offsets: {e}"), p))?;
+                .map_err(|e| failed("offsets", e, p))?;
             if high > low {
                 pending.push((p, low, high, 1i64));
             }
@@ -96,36 +91,48 @@ fn read_back_now(
                 .iter()
                 .map(|&(p, low, high, window)| (p, (high - window).max(low)))
                 .collect();
-            let found =
-                last_marks(&consumer, topic, &starts, timeout).map_err(|e| failed(e, -1))?;
+            // A little longer for many partitions: each is one more fetch.
+            let budget = timeout + Duration::from_millis(50) * starts.len() as u32;
+            let found = last_marks(&consumer, topic, &starts, budget)
+                .map_err(|e| failed("reading the last records", e, -1))?;
             let mut again = Vec::new();
             for (p, low, high, window) in pending {
-                if let Some((mark, checkpoint)) = found.get(&p).cloned() {
-                    if let Some(c) = checkpoint {
-                        if out
-                            .checkpoint
-                            .as_ref()
-                            .is_none_or(|best| exactly_once::later(&c, best))
-                        {
-                            out.checkpoint = Some(c);
+                match found.get(&p).cloned() {
+                    Some(Last::Found(mark, checkpoint)) => {
+                        if let Some(c) = checkpoint {
+                            if out
+                                .checkpoint
+                                .as_ref()
+                                .is_none_or(|best| exactly_once::later(&c, best))
+                            {
+                                out.checkpoint = Some(c);
+                            }
                         }
+                        out.marks.insert((topic.clone(), p), mark);
                     }
-                    out.marks.insert((topic.clone(), p), mark);
-                } else if high - window > low {
-                    if window >= LOOKBACK {
+                    // A record of a Sluice without exactly-once mode (an earlier version, or
+                    // EXACTLY_ONCE=false): its identity need not follow this version's order,
+                    // so nothing is skipped in this partition on this start.
+                    Some(Last::Legacy) => {
+                        tracing::warn!(topic = %topic, partition = p, "the partition's last Sluice record was written without exactly-once mode: nothing is skipped there on this start, so events published after the saved position can come twice");
+                    }
+                    None if window < LOOKBACK && high - window > low => {
+                        again.push((p, low, high, window * 16));
+                    }
+                    None => {
                         return Err(SinkError::ReadBack {
                             topic: topic.clone(),
                             partition: p,
                             detail: format!(
-                                "none of its last {LOOKBACK} records carries Sluice's position \
-                                 headers: another producer writes to it. Exactly-once needs \
-                                 topics that only this Sluice pipeline writes; give it its own \
-                                 topic, or set EXACTLY_ONCE=false (at-least-once)"
+                                "none of its last {} records carries Sluice's position headers: \
+                                 another producer writes to it. Exactly-once needs topics that \
+                                 only this Sluice pipeline writes; give it its own topic, or set \
+                                 EXACTLY_ONCE=false (at-least-once)",
+                                window.min(high - low)
                             ),
                             permanent: true,
                         });
                     }
-                    again.push((p, low, high, window * 16));
                 }
             }
             pending = again;
@@ -134,20 +141,54 @@ fn read_back_now(
     Ok(out)
 }
 
-/// The last record with a mark in each partition of `topic`, reading from each `(partition,
-/// offset)` of `starts` to the partition's end, with the record's checkpoint header.
+/// A read-back failure, permanent when a retry cannot fix it (a missing READ ACL, …).
+fn read_error(topic: &str, partition: i32, what: &str, e: &KafkaError) -> SinkError {
+    use super::errors::{classify, Class};
+    let code = e.rdkafka_error_code();
+    let hint = match code {
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed) => Some(
+            "Grant the Sluice principal READ and DESCRIBE on the topic (exactly-once mode reads \
+             back each partition's last record at start), or set EXACTLY_ONCE=false",
+        ),
+        Some(c) => match classify(c) {
+            Class::Permanent(hint) => Some(hint),
+            _ => None,
+        },
+        None => None,
+    };
+    SinkError::ReadBack {
+        topic: topic.to_owned(),
+        partition,
+        detail: match hint {
+            Some(h) => format!("{what}: {e}. {h}"),
+            None => format!("{what}: {e}"),
+        },
+        permanent: hint.is_some(),
+    }
+}
+
+/// What the end of one partition holds.
+#[derive(Clone)]
+enum Last {
+    /// The last exactly-once record: its identity and checkpoint (`None` while a snapshot ran).
+    Found(Mark, Option<BinlogPosition>),
+    /// The last Sluice record carries no `sluice.checkpoint`: written without exactly-once.
+    Legacy,
+}
+
+/// The last Sluice record in each partition of `topic`, reading from each `(partition,
+/// offset)` of `starts` to the partition's end; a partition with none is left out.
 fn last_marks(
     consumer: &BaseConsumer<Context>,
     topic: &str,
     starts: &[(i32, i64)],
     timeout: Duration,
-) -> Result<HashMap<i32, (Mark, Option<BinlogPosition>)>, String> {
+) -> Result<HashMap<i32, Last>, KafkaError> {
     let mut tpl = TopicPartitionList::new();
     for &(p, from) in starts {
-        tpl.add_partition_offset(topic, p, Offset::Offset(from))
-            .map_err(|e| e.to_string())?;
+        tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
     }
-    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    consumer.assign(&tpl)?;
     let deadline = Instant::now() + timeout;
     let mut last = HashMap::new();
     // The end is what each partition's EOF event says, not the high watermark asked before: a
@@ -157,9 +198,9 @@ fn last_marks(
     while at_end.len() < starts.len() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!(
-                "reading the last records of {} partitions took longer than {timeout:?}",
-                starts.len()
+            // Retryable: the broker may be slow, or moving leaders.
+            return Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::OperationTimedOut,
             ));
         }
         match consumer.poll(left.min(Duration::from_millis(500))) {
@@ -167,17 +208,21 @@ fn last_marks(
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 at_end.insert(p);
             }
-            Some(Err(e)) => return Err(e.to_string()),
+            Some(Err(e)) => return Err(e),
+            // Only this topic is assigned; a record of another is a leftover of the last one.
+            Some(Ok(m)) if m.topic() != topic => {}
             Some(Ok(m)) => {
                 if let Some(mark) = Mark::of_message(&m) {
                     let checkpoint = m.headers().and_then(|h| {
                         h.iter()
                             .find(|x| x.key == CHECKPOINT)
-                            .and_then(|x| x.value)
-                            .and_then(|v| std::str::from_utf8(v).ok())
-                            .and_then(exactly_once::parse)
+                            .map(|x| x.value.and_then(|v| std::str::from_utf8(v).ok()))
                     });
-                    last.insert(m.partition(), (mark, checkpoint));
+                    let found = match checkpoint {
+                        None => Last::Legacy,
+                        Some(v) => Last::Found(mark, v.and_then(exactly_once::parse)),
+                    };
+                    last.insert(m.partition(), found);
                 }
             }
         }
