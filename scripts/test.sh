@@ -13,6 +13,14 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# A full build and the suite's services take about 10 GiB; a full disk shows up much later as a
+# confusing "failed to write" from rustc, so say it first.
+free_kib=$(df -Pk "$ROOT" | awk 'NR==2 {print $4}')
+if [ -n "$free_kib" ] && [ "$free_kib" -lt $((6 * 1024 * 1024)) ]; then
+  echo "[test] FAILED: only $((free_kib / 1024)) MiB free on the disk holding $ROOT; the build and the services need about 10 GiB. Free some space (cargo clean, old clones) and run again." >&2
+  exit 1
+fi
+
 start=$(date +%s)
 bash scripts/services.sh up
 # Extra MariaDB instances some tests need (binlog off; MINIMAL row metadata and purgeable binlogs;
@@ -42,7 +50,7 @@ fi
 # The crates' docs build without broken links, and public docs link to no private item.
 if ! RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p sluice -p sluice-guest -p sluice-contract \
   || ! RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items -p sluice -p sluice-guest -p sluice-contract; then
-  echo "[test] FAILED: cargo doc reports warnings (above): a link to a missing or private item." >&2
+  echo "[test] FAILED: cargo doc failed (above): a warning (a link to a missing or private item) or an error (a full disk shows as 'failed to write')." >&2
   exit 1
 fi
 log "fmt, clippy and doc clean in $(( $(date +%s) - start ))s"
