@@ -787,3 +787,57 @@ async fn failover_to_the_gtid_replica_resumes_by_gtid() -> anyhow::Result<()> {
     assert_eq!(sluice.stop()?, 0);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_xa_prepared_across_a_kill_is_published_once_at_its_commit() -> anyhow::Result<()> {
+    let mut p = TestPipeline::new("eo_xa")
+        .kafka()
+        .setup("CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT)")
+        .build()
+        .await?;
+    let sluice = p.start()?;
+    // Prepared on a connection of its own, which then goes away: the XA stays prepared.
+    let xid = format!("{}x", p.table);
+    let mut xa = admin().await?;
+    for s in [
+        format!("XA START '{xid}'"),
+        format!("INSERT INTO {} VALUES (1000, 0)", p.table),
+        format!("XA END '{xid}'"),
+        format!("XA PREPARE '{xid}'"),
+    ] {
+        xa.query_drop(s).await?;
+    }
+    xa.disconnect().await?;
+    // Later transactions are published while it is pending; the saved position stays at its
+    // XA PREPARE, so a restart reads them again.
+    for i in 1..=50 {
+        p.sql(format!("INSERT INTO {{t}} VALUES ({i}, {i})")).await?;
+    }
+    assert!(wait_until(Duration::from_secs(30), || read_topic(
+        &p.topic,
+        50,
+        Duration::from_secs(1)
+    )
+    .is_ok_and(|r| r.len() >= 50)));
+    sluice.kill9()?;
+    let sluice = p.start()?;
+    for i in 51..=60 {
+        p.sql(format!("INSERT INTO {{t}} VALUES ({i}, {i})")).await?;
+    }
+    p.sql(format!("XA COMMIT '{xid}'")).await?;
+    p.sql("INSERT INTO {t} VALUES (61, 61)").await?;
+    let recs = p.consume_settled(62, Duration::from_secs(3))?;
+    let ids: Vec<i64> = recs
+        .iter()
+        .map(|r| r.value["columnvalues"][0].as_i64().unwrap())
+        .collect();
+    let want: Vec<i64> = (1..=60).chain([1000, 61]).collect();
+    assert_eq!(
+        ids,
+        want,
+        "the XA row once, at its commit; nothing repeated: {}",
+        sluice.stderr_text()
+    );
+    assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}
