@@ -811,7 +811,8 @@ async fn an_xa_prepared_across_a_kill_is_published_once_at_its_commit() -> anyho
     // Later transactions are published while it is pending; the saved position stays at its
     // XA PREPARE, so a restart reads them again.
     for i in 1..=50 {
-        p.sql(format!("INSERT INTO {{t}} VALUES ({i}, {i})")).await?;
+        p.sql(format!("INSERT INTO {{t}} VALUES ({i}, {i})"))
+            .await?;
     }
     assert!(wait_until(Duration::from_secs(30), || read_topic(
         &p.topic,
@@ -822,7 +823,8 @@ async fn an_xa_prepared_across_a_kill_is_published_once_at_its_commit() -> anyho
     sluice.kill9()?;
     let sluice = p.start()?;
     for i in 51..=60 {
-        p.sql(format!("INSERT INTO {{t}} VALUES ({i}, {i})")).await?;
+        p.sql(format!("INSERT INTO {{t}} VALUES ({i}, {i})"))
+            .await?;
     }
     p.sql(format!("XA COMMIT '{xid}'")).await?;
     p.sql("INSERT INTO {t} VALUES (61, 61)").await?;
@@ -839,5 +841,34 @@ async fn an_xa_prepared_across_a_kill_is_published_once_at_its_commit() -> anyho
         sluice.stderr_text()
     );
     assert_eq!(sluice.stop()?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_with_a_transform_that_splits_every_row_lose_and_repeat_nothing() -> anyhow::Result<()>
+{
+    // `probe` in `amplify` mode makes three outputs of every row: they share its position and
+    // are told apart by `sluice.part`.
+    let p = TestPipeline::new("eo_split")
+        .kafka()
+        .setup("CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT)")
+        .config(format!(
+            "[pipeline]\nmax_batch_rows = 40\ncheckpoint_interval_ms = 1000\n\n\
+             [[transforms]]\npath = \"{}\"\nconfig = {{ mode = \"amplify\", n = \"3\" }}\n",
+            wasm("probe").display()
+        ))
+        .build()
+        .await?;
+    let (committed, skipped) = kill_under_load(&p, "eo_split", 6, 60, false).await?;
+    let tripled: Vec<Change> = committed
+        .iter()
+        .flat_map(|c| [c.clone(), c.clone(), c.clone()])
+        .collect();
+    let out = read_all(std::slice::from_ref(&p.topic))?;
+    let (events, lost, dup) = check_exactly_once(&out, &tripled);
+    eprintln!(
+        "eo_split: 6 kills, {events} outputs of {} rows, {lost} lost, {dup} duplicated; skipped {skipped}",
+        committed.len()
+    );
     Ok(())
 }
