@@ -64,6 +64,7 @@ fn events(n: usize) -> Vec<ChangeEvent> {
                 row: 0,
                 gtid: None,
                 snapshot: false,
+                cursor: None,
             },
             timestamp: 0,
             route: None,

@@ -53,6 +53,11 @@ pub struct SourcePosition {
     /// A row of the initial snapshot (read at the point `file`:`pos`): it orders before the
     /// transaction that starts at that point.
     pub snapshot: bool,
+    /// For a snapshot row of a keyed table, in exactly-once mode: where the snapshot stands
+    /// once this row is published (`{snapshot id}/{table index}/{row ordinal}/{key cursor}`),
+    /// carried in the `sluice.snapshot.after` header so that a resumed snapshot continues
+    /// after the last row Kafka holds (see `docs/EXACTLY_ONCE.md`).
+    pub cursor: Option<Arc<str>>,
 }
 
 /// A row change, the unit every stage handles.

@@ -131,6 +131,7 @@ impl EventReader {
             row: 0,
             gtid: None,
             snapshot: false,
+            cursor: None,
         };
         if p.kind == Kind::Truncate {
             return Ok(ChangeEvent::truncate(&p.schema, &p.table, position, 0));

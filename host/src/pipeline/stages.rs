@@ -243,7 +243,23 @@ pub(super) async fn checkpoint(
             if let Some(w) = &watermark {
                 advance(w, &cp);
             }
+            // A snapshot epoch's start is saved at once: once its rows reach Kafka, a restart
+            // must find the snapshot they belong to (exactly-once resumes it after the last row
+            // Kafka holds, even before any acknowledgement was saved).
+            let epoch_start = matches!(
+                &cp,
+                Checkpoint::Snapshot {
+                    position: Some(_),
+                    ..
+                }
+            );
             merge(&stores, &mut pending, cp)?;
+            if epoch_start {
+                if let Some(p) = pending.take() {
+                    stores.save(&p)?;
+                    last_save = Instant::now();
+                }
+            }
         }
         if last_save.elapsed() >= interval {
             if let Some(p) = pending.take() {

@@ -125,6 +125,7 @@ pub(super) async fn resume(
     shutdown: &watch::Receiver<bool>,
     force: Force,
     recovered: Option<BinlogPosition>,
+    kafka_holds: Option<&str>,
 ) -> Result<Option<(Start, bool)>, PipelineError> {
     let store = &stores.position;
     let saved = store.load()?;
@@ -159,6 +160,7 @@ pub(super) async fn resume(
         snapshot,
         position: saved.clone(),
         snapshot_file: &stores.snapshot.path().display().to_string(),
+        kafka_holds,
     })?;
     match decision {
         Decision::Stream => {}
@@ -222,6 +224,60 @@ fn recovered_snapshot(cfg: &Config, at: &BinlogPosition) -> SnapshotState {
     s.status = SnapshotStatus::Complete;
     s.completed_at = Some(s.started_at);
     s
+}
+
+/// Exactly-once: a resumed snapshot continues after the last row Kafka holds, not after the
+/// last one acknowledged and saved, when the output is one partition of the configured topic
+/// (its last record then says how far the whole snapshot got; see `docs/EXACTLY_ONCE.md`).
+/// Rows between the two would otherwise be published twice.
+pub(super) fn continue_snapshot_after_kafka(cfg: &Config, start: &mut Start, held: &ReadBack) {
+    use crate::sink::kafka::exactly_once::SnapshotAfter;
+    let Start::Snapshot(Begin::Resume { state, .. }) = start else {
+        return;
+    };
+    let Some(k) = &cfg.kafka else { return };
+    if held.partitions.get(&k.topic) != Some(&1) {
+        return;
+    }
+    let Some(a) = held
+        .snapshot_after
+        .get(&(k.topic.clone(), 0))
+        .and_then(|v| SnapshotAfter::parse(v))
+    else {
+        return;
+    };
+    if a.id != state.id || a.table >= state.tables.len() {
+        return;
+    }
+    // Where the saved progress stands: the first table not done, and its rows.
+    let saved = state
+        .tables
+        .iter()
+        .position(|t| t.state != TableStatus::Done)
+        .unwrap_or(state.tables.len());
+    let ahead = a.table > saved || (a.table == saved && a.ordinal + 1 > state.tables[saved].rows);
+    if !ahead {
+        return;
+    }
+    for t in &mut state.tables[saved..a.table] {
+        t.state = TableStatus::Done;
+    }
+    let t = &mut state.tables[a.table];
+    tracing::info!(table = %format!("{}.{}", t.schema, t.table), saved_rows = t.rows, kafka_rows = a.ordinal + 1, "exactly-once: the snapshot continues after the last row Kafka holds");
+    t.after = Some(a.cursor);
+    t.rows = a.ordinal + 1;
+    t.state = TableStatus::Reading;
+}
+
+/// The id of the snapshot whose rows the configured topic's one partition holds last, if any.
+pub(super) fn snapshot_in_kafka(cfg: &Config, held: &ReadBack) -> Option<String> {
+    use crate::sink::kafka::exactly_once::SnapshotAfter;
+    let k = cfg.kafka.as_ref()?;
+    if held.partitions.get(&k.topic) != Some(&1) {
+        return None;
+    }
+    let v = held.snapshot_after.get(&(k.topic.clone(), 0))?;
+    SnapshotAfter::parse(v).map(|a| a.id)
 }
 
 /// What exactly-once recovery read back before a life of the stages.

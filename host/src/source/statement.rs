@@ -275,6 +275,7 @@ impl Processor {
                     row,
                     gtid: gtid.clone(),
                     snapshot: false,
+                    cursor: None,
                 },
                 timestamp,
             );

@@ -160,6 +160,7 @@ impl Processor {
                             row: u32::try_from(row).unwrap_or(u32::MAX),
                             gtid: gtid.clone(),
                             snapshot: false,
+                            cursor: None,
                         };
                     }
                     self.ready.events.splice(0..0, p.events);

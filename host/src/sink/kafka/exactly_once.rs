@@ -43,6 +43,7 @@ pub(crate) const PART: &str = "sluice.part";
 pub(crate) const SNAPSHOT: &str = "sluice.snapshot";
 pub(crate) const GTID: &str = "sluice.gtid";
 pub(crate) const CHECKPOINT: &str = "sluice.checkpoint";
+pub(crate) const SNAPSHOT_AFTER: &str = "sluice.snapshot.after";
 
 /// The identity of one published message, totally ordered within one server's binlog history,
 /// and across servers (a failover to a replica) by its MariaDB GTID.
@@ -287,6 +288,63 @@ pub(crate) fn parse(v: &str) -> Option<BinlogPosition> {
     })
 }
 
+/// Where a snapshot stood once a partition's last record was published, from its
+/// `sluice.snapshot.after` header: `{snapshot id}/{table index}/{row ordinal}/{key cursor}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SnapshotAfter {
+    pub(crate) id: String,
+    pub(crate) table: usize,
+    /// The row's ordinal within its table: rows 0..=ordinal of the table are published.
+    pub(crate) ordinal: u64,
+    /// The key cursor, in the snapshot file's JSON form.
+    pub(crate) cursor: serde_json::Value,
+}
+
+impl SnapshotAfter {
+    pub(crate) fn parse(v: &str) -> Option<SnapshotAfter> {
+        let mut it = v.splitn(4, '/');
+        Some(SnapshotAfter {
+            id: it.next()?.to_owned(),
+            table: it.next()?.parse().ok()?,
+            ordinal: it.next()?.parse().ok()?,
+            cursor: serde_json::from_str(it.next()?).ok()?,
+        })
+    }
+}
+
+/// The latest `sluice.snapshot.after` sent to each partition, carried on every record of the
+/// partition while the snapshot runs, so that the partition's last record always says how far
+/// the snapshot got there (also when the last record is a streamed change of a resumed
+/// snapshot's catch-up).
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotCursors(HashMap<String, Vec<Option<Arc<str>>>>);
+
+impl SnapshotCursors {
+    pub(crate) fn seeded(found: &HashMap<(String, i32), Arc<str>>) -> SnapshotCursors {
+        let mut c = SnapshotCursors::default();
+        for ((t, p), v) in found {
+            c.set(t, *p, v.clone());
+        }
+        c
+    }
+
+    pub(crate) fn set(&mut self, topic: &str, partition: i32, v: Arc<str>) {
+        let slots = match self.0.get_mut(topic) {
+            Some(s) => s,
+            None => self.0.entry(topic.to_owned()).or_default(),
+        };
+        let i = partition.max(0) as usize;
+        if slots.len() <= i {
+            slots.resize(i + 1, None);
+        }
+        slots[i] = Some(v);
+    }
+
+    pub(crate) fn get(&self, topic: &str, partition: i32) -> Option<&Arc<str>> {
+        self.0.get(topic)?.get(partition.max(0) as usize)?.as_ref()
+    }
+}
+
 /// Orders two checkpoints of one server's history.
 pub(crate) fn later(a: &BinlogPosition, b: &BinlogPosition) -> bool {
     (file_seq(&a.file), a.file.as_str(), a.pos) > (file_seq(&b.file), b.file.as_str(), b.pos)
@@ -375,6 +433,7 @@ mod tests {
             row,
             gtid: None,
             snapshot: false,
+            cursor: None,
         };
         let mut parts = Parts::default();
         let got: Vec<u32> = [p(4, 0), p(4, 0), p(4, 0), p(4, 1), p(9, 0), p(9, 0)]
@@ -382,6 +441,22 @@ mod tests {
             .map(|x| parts.next(x))
             .collect();
         assert_eq!(got, [0, 1, 2, 0, 0, 1]);
+    }
+
+    #[test]
+    fn snapshot_cursors_parse_and_carry() {
+        let a = SnapshotAfter::parse(r#"20261206T160000Z-1a2b/1/41/[{"b64":"YS9i"}]"#).unwrap();
+        assert_eq!(
+            (a.id.as_str(), a.table, a.ordinal),
+            ("20261206T160000Z-1a2b", 1, 41)
+        );
+        assert_eq!(a.cursor, serde_json::json!([{"b64": "YS9i"}]));
+        assert_eq!(SnapshotAfter::parse("x/1"), None);
+        let mut c = SnapshotCursors::default();
+        c.set("t", 2, Arc::from("v"));
+        assert_eq!(c.get("t", 2).map(|v| &**v), Some("v"));
+        assert_eq!(c.get("t", 0), None);
+        assert_eq!(c.get("u", 2), None);
     }
 
     #[test]

@@ -60,6 +60,7 @@ fn events(pos: u64, n: u32) -> Vec<ChangeEvent> {
                 // One GTID per transaction, as on a server.
                 gtid: Some(format!("0-1-{pos}").into()),
                 snapshot: false,
+                cursor: None,
             },
             timestamp: 0,
             route: None,

@@ -58,8 +58,13 @@ use errors::refusal;
 /// The event's source position as headers (`sluice.file`, `sluice.pos`, `sluice.row`, and
 /// `sluice.gtid` where there is one; `sluice.part` when `part` is not 0, `sluice.snapshot` for
 /// a snapshot row, `sluice.checkpoint` when given), then a transform's own headers.
-fn position_headers(ev: &ChangeEvent, part: u32, checkpoint: Option<&[u8]>) -> OwnedHeaders {
-    use exactly_once::{CHECKPOINT, FILE, GTID, PART, POS, ROW, SNAPSHOT};
+fn position_headers(
+    ev: &ChangeEvent,
+    part: u32,
+    checkpoint: Option<&[u8]>,
+    snapshot_after: Option<&[u8]>,
+) -> OwnedHeaders {
+    use exactly_once::{CHECKPOINT, FILE, GTID, PART, POS, ROW, SNAPSHOT, SNAPSHOT_AFTER};
     let route_headers = ev.route.as_deref().map(|r| r.headers.as_slice());
     let n = 7 + route_headers.map_or(0, <[_]>::len);
     // Printed on the stack, without a heap allocation per message.
@@ -104,6 +109,12 @@ fn position_headers(ev: &ChangeEvent, part: u32, checkpoint: Option<&[u8]>) -> O
         headers = headers.insert(Header {
             key: CHECKPOINT,
             value: Some(c),
+        });
+    }
+    if let Some(a) = snapshot_after {
+        headers = headers.insert(Header {
+            key: SNAPSHOT_AFTER,
+            value: Some(a),
         });
     }
     for (k, v) in route_headers.unwrap_or_default() {
@@ -153,6 +164,9 @@ struct ExactlyOnce {
     topics: crate::state::TopicStore,
     /// Events skipped because their partition held them, for the log.
     skipped: u64,
+    /// How far the snapshot got in each partition (`sluice.snapshot.after`), carried on every
+    /// record while it runs.
+    snapshot_after: exactly_once::SnapshotCursors,
 }
 
 impl KafkaSink {
@@ -191,6 +205,7 @@ impl KafkaSink {
         topics: crate::state::TopicStore,
     ) {
         let catchup = exactly_once::Catchup::new(held.marks);
+        let snapshot_after = exactly_once::SnapshotCursors::seeded(&held.snapshot_after);
         self.eo = Some(Box::new(ExactlyOnce {
             catchup,
             partitions: held.partitions,
@@ -198,6 +213,7 @@ impl KafkaSink {
             watermark,
             topics,
             skipped: 0,
+            snapshot_after,
         }));
     }
 
@@ -323,7 +339,27 @@ impl KafkaSink {
                     }
                     encoded = true;
                 }
-                let headers = position_headers(ev, part, checkpoint.as_deref());
+                // While a snapshot runs (no checkpoint yet), every record of a partition says
+                // how far the snapshot got there.
+                let after = match &mut self.eo {
+                    Some(eo) => match &ev.position.cursor {
+                        Some(c) => {
+                            eo.snapshot_after.set(topic, p, c.clone());
+                            Some(c.clone())
+                        }
+                        None if checkpoint.as_deref() == Some(&b"-"[..]) => {
+                            eo.snapshot_after.get(topic, p).cloned()
+                        }
+                        None => None,
+                    },
+                    None => None,
+                };
+                let headers = position_headers(
+                    ev,
+                    part,
+                    checkpoint.as_deref(),
+                    after.as_deref().map(str::as_bytes),
+                );
                 self.send(ev, topic, named.then_some(p), headers, &tally)
                     .await?;
             }
@@ -484,8 +520,9 @@ mod header_tests {
                 row,
                 gtid: None,
                 snapshot: false,
+                cursor: None,
             };
-            let h = position_headers(&ChangeEvent::truncate("s", "t", position, 0), 0, None);
+            let h = position_headers(&ChangeEvent::truncate("s", "t", position, 0), 0, None, None);
             let value = |k: &str| h.iter().find(|x| x.key == k).and_then(|x| x.value);
             assert_eq!(value("sluice.pos"), Some(pos.to_string().as_bytes()));
             assert_eq!(value("sluice.row"), Some(row.to_string().as_bytes()));

@@ -36,6 +36,8 @@ pub(crate) struct ReadBack {
     /// The highest `sluice.checkpoint` among those last records: a position before which every
     /// event was acknowledged everywhere.
     pub(crate) checkpoint: Option<BinlogPosition>,
+    /// The `sluice.snapshot.after` of each partition's last record, where it has one.
+    pub(crate) snapshot_after: HashMap<(String, i32), std::sync::Arc<str>>,
 }
 
 /// Reads back the last Sluice record of every partition of `topics` (off the async threads).
@@ -98,7 +100,10 @@ fn read_back_now(
             let mut again = Vec::new();
             for (p, low, high, window) in pending {
                 match found.get(&p).cloned() {
-                    Some(Last::Found(mark, checkpoint)) => {
+                    Some(Last::Found(mark, checkpoint, after)) => {
+                        if let Some(a) = after {
+                            out.snapshot_after.insert((topic.clone(), p), a);
+                        }
                         if let Some(c) = checkpoint {
                             if out
                                 .checkpoint
@@ -170,8 +175,9 @@ fn read_error(topic: &str, partition: i32, what: &str, e: &KafkaError) -> SinkEr
 /// What the end of one partition holds.
 #[derive(Clone)]
 enum Last {
-    /// The last exactly-once record: its identity and checkpoint (`None` while a snapshot ran).
-    Found(Mark, Option<BinlogPosition>),
+    /// The last exactly-once record: its identity, checkpoint (`None` while a snapshot ran)
+    /// and `sluice.snapshot.after`.
+    Found(Mark, Option<BinlogPosition>, Option<std::sync::Arc<str>>),
     /// The last Sluice record carries no `sluice.checkpoint`: written without exactly-once.
     Legacy,
 }
@@ -218,9 +224,16 @@ fn last_marks(
                             .find(|x| x.key == CHECKPOINT)
                             .map(|x| x.value.and_then(|v| std::str::from_utf8(v).ok()))
                     });
+                    let after = m.headers().and_then(|h| {
+                        h.iter()
+                            .find(|x| x.key == exactly_once::SNAPSHOT_AFTER)
+                            .and_then(|x| x.value)
+                            .and_then(|v| std::str::from_utf8(v).ok())
+                            .map(std::sync::Arc::<str>::from)
+                    });
                     let found = match checkpoint {
                         None => Last::Legacy,
-                        Some(v) => Last::Found(mark, v.and_then(exactly_once::parse)),
+                        Some(v) => Last::Found(mark, v.and_then(exactly_once::parse), after),
                     };
                     last.insert(m.partition(), found);
                 }

@@ -315,6 +315,7 @@ impl Processor {
                     row: txn.rows,
                     gtid: txn.gtid.clone(),
                     snapshot: false,
+                    cursor: None,
                 },
                 timestamp,
                 route: None,

@@ -128,6 +128,7 @@ pub(crate) async fn run(
             file: Arc::from(epoch.point.file.as_str()),
             gtid: epoch.point.gtid.as_deref().map(Arc::from),
             progress: &mut progress,
+            carry_cursor: ctx.cfg.kafka.as_ref().is_some_and(|k| k.exactly_once),
         };
         let finished = if table.has_key() {
             reader.keyed(&mut epoch.conn).await?
@@ -346,6 +347,8 @@ struct Reader<'a, 'c> {
     file: Arc<str>,
     gtid: Option<Arc<str>>,
     progress: &'a mut Progress,
+    /// Exactly-once into Kafka: each row carries where the snapshot stands once it is published.
+    carry_cursor: bool,
 }
 
 /// Rows read but not sent yet.
@@ -361,6 +364,15 @@ impl Reader<'_, '_> {
         &mut self.state.tables[self.index]
     }
 
+    /// `sluice.snapshot.after` of a row: `{snapshot id}/{table index}/{row ordinal}/{cursor}`.
+    fn cursor_header(&self, ordinal: u64, cursor: Option<&Cursor>) -> Option<Arc<str>> {
+        let json = serde_json::to_string(cursor?).ok()?;
+        Some(Arc::from(format!(
+            "{}/{}/{ordinal}/{json}",
+            self.state.id, self.index
+        )))
+    }
+
     /// The event of one row.
     fn event(&self, after: Vec<crate::event::Value>, row: u64) -> ChangeEvent {
         ChangeEvent {
@@ -374,6 +386,7 @@ impl Reader<'_, '_> {
                 row: u32::try_from(row).unwrap_or(u32::MAX),
                 gtid: self.gtid.clone(),
                 snapshot: true,
+                cursor: None,
             },
             timestamp: self.state.started_at as u32,
             route: None,
@@ -472,7 +485,11 @@ impl Reader<'_, '_> {
                 read += 1;
                 // Every row's key (a small copy): any row may end a batch, by count or size.
                 pending.cursor = Some(table.cursor_of(&row)?);
-                let ev = self.event(table.values(row)?, base + read as u64 - 1);
+                let ordinal = base + read as u64 - 1;
+                let mut ev = self.event(table.values(row)?, ordinal);
+                if self.carry_cursor {
+                    ev.position.cursor = self.cursor_header(ordinal, pending.cursor.as_ref());
+                }
                 pending.bytes += ev.approx_bytes();
                 pending.events.push(ev);
                 if pending.bytes >= self.ctx.limits.bytes && read < batch {
@@ -513,6 +530,7 @@ impl Reader<'_, '_> {
                 row: 0,
                 gtid: self.gtid.clone(),
                 snapshot: true,
+                cursor: None,
             };
             let ev = ChangeEvent::truncate(
                 &self.table.schema,

@@ -41,6 +41,9 @@ pub(crate) struct Inputs<'a> {
     pub(crate) position: Option<BinlogPosition>,
     /// The snapshot file's path, for messages.
     pub(crate) snapshot_file: &'a str,
+    /// Exactly-once: the output holds rows of the snapshot with this id (its last record's
+    /// `sluice.snapshot.after`), delivered even if no acknowledgement was saved yet.
+    pub(crate) kafka_holds: Option<&'a str>,
 }
 
 /// Decides (see the module note and the table in `docs/SNAPSHOT.md` §5).
@@ -75,9 +78,12 @@ pub(crate) fn decide(i: Inputs<'_>) -> Result<Decision, SnapshotError> {
                 .collect::<Vec<_>>()
                 .join(", "),
         }),
-        Some(s) if !s.delivered_any() => Ok(Decision::Fresh {
-            supersedes: i.position,
-        }),
+        // Nothing saved as delivered, and nothing of it in Kafka either: start afresh.
+        Some(s) if !s.delivered_any() && i.kafka_holds != Some(s.id.as_str()) => {
+            Ok(Decision::Fresh {
+                supersedes: i.position,
+            })
+        }
         Some(s) => {
             // The position file is written before any row is delivered (the epoch's point),
             // so it must be there; without it, the rows already published cannot be caught
@@ -142,6 +148,7 @@ mod tests {
             snapshot,
             position,
             snapshot_file: "/state/snapshot_shop_orders.json",
+            kafka_holds: None,
         })
     }
 
@@ -216,9 +223,34 @@ mod tests {
             snapshot: running(TableStatus::Reading),
             position: Some(pos(150)),
             snapshot_file: "f",
+            kafka_holds: None,
         })
         .unwrap();
         assert!(matches!(d, Decision::Resume { .. }), "{d:?}");
+    }
+
+    #[test]
+    fn rows_in_kafka_resume_a_snapshot_that_saved_none() {
+        let none_saved = state(SnapshotStatus::Running, TableStatus::Pending);
+        let with = |kafka_holds| {
+            decide(Inputs {
+                initial: true,
+                force: false,
+                resume: true,
+                restart: false,
+                snapshot: Some(none_saved.clone()),
+                position: Some(pos(100)),
+                snapshot_file: "f",
+                kafka_holds,
+            })
+            .unwrap()
+        };
+        assert!(matches!(
+            with(Some(&none_saved.id)),
+            Decision::Resume { .. }
+        ));
+        assert!(matches!(with(Some("another")), Decision::Fresh { .. }));
+        assert!(matches!(with(None), Decision::Fresh { .. }));
     }
 
     #[test]
@@ -236,6 +268,7 @@ mod tests {
                 snapshot,
                 position: Some(pos(150)),
                 snapshot_file: "f",
+                kafka_holds: None,
             })
             .unwrap();
             assert_eq!(

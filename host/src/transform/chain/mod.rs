@@ -384,6 +384,7 @@ fn test_event(text_bytes: usize) -> ChangeEvent {
             row: 0,
             gtid: None,
             snapshot: false,
+            cursor: None,
         },
         timestamp: 0,
         route: None,
