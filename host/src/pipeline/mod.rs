@@ -252,7 +252,7 @@ async fn run_once(
     let held = match start::read_back(cfg, stores, &shutdown).await? {
         start::Held::Stopped => return Ok(()),
         start::Held::Off => None,
-        start::Held::Read(r) => Some(r),
+        start::Held::Read(r) => Some(*r),
     };
     let recovered = held.as_ref().and_then(|h| h.checkpoint.clone());
     let kafka_holds = held.as_ref().and_then(|h| start::snapshot_in_kafka(cfg, h));

@@ -286,7 +286,8 @@ pub(super) enum Held {
     Off,
     /// A stop came first.
     Stopped,
-    Read(ReadBack),
+    /// Boxed: large, and made once per life.
+    Read(Box<ReadBack>),
 }
 
 /// Every topic exactly-once recovery reads back: Sluice's own, those transforms routed to
@@ -320,7 +321,7 @@ pub(super) async fn read_back(
         Some(r) => {
             let r = r?;
             tracing::info!(partitions = r.partitions.values().sum::<i32>(), holding = r.marks.len(), checkpoint = ?r.checkpoint.as_ref().map(|p| p.to_string()), took = ?started.elapsed(), "exactly-once: read back the last record of each partition");
-            Ok(Held::Read(r))
+            Ok(Held::Read(Box::new(r)))
         }
     }
 }
