@@ -45,7 +45,12 @@ pub(crate) async fn relocate(
         .unwrap_or(None);
     let server_id: Option<u32> = conn.query_first("SELECT @@server_id").await.unwrap_or(None);
     let _ = conn.disconnect().await;
-    match here.flatten().and_then(|g| MariaGtidState::parse(&g)) {
+    // The server answers '' (or NULL) for a file it does not have.
+    match here
+        .flatten()
+        .and_then(|g| MariaGtidState::parse(&g))
+        .filter(|g| !g.is_empty())
+    {
         // In this server's history.
         Some(here) if here == saved => return Ok(p),
         // The file is another history's.
