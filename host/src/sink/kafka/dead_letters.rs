@@ -21,12 +21,37 @@ use crate::sink::SinkError;
 pub(super) struct DeadLetters {
     producer: Producer,
     topic: String,
+    /// Exactly-once mode: the dead-letter topic's partitions as read back at start, so that a
+    /// replay does not divert an event again.
+    held: Option<Arc<Held>>,
+}
+
+/// The dead-letter topic at start, in exactly-once mode.
+pub(super) struct Held {
+    /// Its partition count (Sluice names the partition of every dead letter).
+    pub(super) partitions: i32,
+    /// Each partition's last identity.
+    pub(super) marks: std::collections::HashMap<i32, super::exactly_once::Mark>,
 }
 
 impl DeadLetters {
     /// Dead letters to `topic`, through the sink's `producer`.
     pub(super) fn new(producer: Producer, topic: String) -> Self {
-        DeadLetters { producer, topic }
+        DeadLetters {
+            producer,
+            topic,
+            held: None,
+        }
+    }
+
+    /// The dead-letter topic's name.
+    pub(super) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Exactly-once mode: what the dead-letter topic's partitions held at start.
+    pub(super) fn holding(&mut self, held: Held) {
+        self.held = Some(Arc::new(held));
     }
 
     /// Publishes a small record in place of an oversized event: its key, its headers plus
@@ -63,11 +88,27 @@ impl DeadLetters {
                 key: "sluice.original.bytes",
                 value: Some(size.as_bytes()),
             });
+        // Exactly-once: placed by Sluice, and not sent again when its partition holds it.
+        let mut partition = None;
+        if let Some(held) = &self.held {
+            let p = super::exactly_once::partition_for(key.unwrap_or_default(), held.partitions);
+            let id = headers.and_then(super::exactly_once::Mark::from_headers);
+            if let (Some(id), Some(mark)) = (&id, held.marks.get(&p)) {
+                if id <= mark {
+                    tracing::debug!(topic, "the dead-letter topic holds this event already");
+                    return Ok(());
+                }
+            }
+            partition = Some(p);
+        }
         let tally = Tally::new();
         let mut record: Record<'_> =
             Record::with_opaque_to(&self.topic, tally.expect_one()).headers(h);
         if let Some(k) = key {
             record = record.key(k);
+        }
+        if let Some(p) = partition {
+            record = record.partition(p);
         }
         // Like the main path, wait while librdkafka's queue is full (the broker is slow or down)
         // instead of failing, which would republish everything since the last save. A stop that
@@ -116,7 +157,28 @@ pub(super) async fn delivered(
             .rdkafka_error_code()
             .is_some_and(|c| classify(c) == Class::TooLarge);
         match &dead_letters {
-            Some(dl) if too_large => dl.divert_message(&msg, &e).await?,
+            Some(dl) if too_large => match dl.divert_message(&msg, &e).await {
+                Ok(()) => {}
+                // In exactly-once mode (gapless), a refusal by the broker stops the producer,
+                // so the dead letter cannot be sent: a retry would meet the same refusal.
+                Err(SinkError::Enqueue(f) | SinkError::Delivery(f))
+                    if f.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::Fatal) =>
+                {
+                    return Err(SinkError::Rejected {
+                        topic: msg.topic().to_owned(),
+                        code: e
+                            .rdkafka_error_code()
+                            .unwrap_or(rdkafka::error::RDKafkaErrorCode::MessageSizeTooLarge),
+                        hint: "The broker refused an event as too large, which in exactly-once \
+                               mode stops the producer before the event can be dead-lettered. \
+                               Set message.max.bytes in [kafka.producer] to the topic's \
+                               max.message.bytes, so that Sluice catches oversized events \
+                               before sending them and dead-letters them; or raise the topic's \
+                               limit, or set exactly_once = false",
+                    });
+                }
+                Err(other) => return Err(other),
+            },
             _ => return Err(delivery_error(e, &msg)),
         }
     }

@@ -321,3 +321,65 @@ async fn a_refused_delivery_in_exactly_once_mode_names_the_setting() {
     assert!(err.is_permanent(), "{err:?}");
     assert!(err.to_string().contains("message.max.bytes"), "{err}");
 }
+
+/// Exactly-once with dead letters: an event over the producer's `message.max.bytes`, diverted
+/// before a restart, is not diverted again by the replay. One the broker refuses stops Sluice
+/// with the setting to change (gapless mode stops the producer, so it cannot be diverted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_oversized_event_is_not_dead_lettered_twice() {
+    use super::exactly_once::Watermark;
+    use crate::state::{BinlogPosition, TopicStore};
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("events", 1, 1).expect("topic");
+    mock.create_topic("events.dlq", 1, 1).expect("topic");
+    let brokers = mock.bootstrap_servers();
+    let mut c = cfg(brokers.clone(), true);
+    c.exactly_once = true;
+    c.producer.insert("message.max.bytes".into(), "2000".into());
+    let state = tempfile::tempdir().expect("state dir");
+    let topics = TopicStore::beside(state.path(), "binlog_position_shop_orders.json");
+    let at = BinlogPosition {
+        file: "mysql-bin.000007".into(),
+        pos: 4,
+        gtid: None,
+        timestamp: 0,
+    };
+    let mut big = events(77, 1);
+    big[0].route_mut().payload = Some(vec![b'x'; 5000]);
+    let all = vec!["events".to_owned(), "events.dlq".to_owned()];
+    for life in 0..2 {
+        let held = super::read_back(&c, all.clone(), Duration::from_secs(10))
+            .await
+            .expect("read back");
+        let mut sink = KafkaSink::new(&c).expect("sink");
+        sink.exactly_once(held, Watermark::starting_at(Some(&at)), topics.clone());
+        let ack = sink.publish(&big).await.expect("diverted");
+        tokio::time::timeout(Duration::from_secs(20), ack.wait())
+            .await
+            .expect("in time")
+            .unwrap_or_else(|e| panic!("life {life}: {e}"));
+        sink.flush().await.expect("flush");
+    }
+    let reader = brokers.clone();
+    let dlq = tokio::task::spawn_blocking(move || read_all(&reader, "events.dlq", 2))
+        .await
+        .expect("reader");
+    assert_eq!(dlq.len(), 1, "one dead letter for the event: {dlq:?}");
+
+    // Refused by the broker instead: a clear, permanent error.
+    c.producer.remove("message.max.bytes");
+    let mut sink = KafkaSink::new(&c).expect("sink");
+    sink.exactly_once(
+        super::ReadBack::default(),
+        Watermark::starting_at(Some(&at)),
+        TopicStore::beside(state.path(), "binlog_position_other.json"),
+    );
+    refuse_the_next_produce_as_too_large(&mut sink, &mock).await;
+    let ack = sink.publish(&events(99, 1)).await.expect("queued");
+    let err = tokio::time::timeout(Duration::from_secs(20), ack.wait())
+        .await
+        .expect("in time")
+        .expect_err("refused by the broker");
+    assert!(err.is_permanent(), "{err:?}");
+    assert!(err.to_string().contains("max.message.bytes"), "{err}");
+}

@@ -204,6 +204,18 @@ impl KafkaSink {
         watermark: Watermark,
         topics: crate::state::TopicStore,
     ) {
+        if let Some(dl) = &mut self.dead_letters {
+            let dlq = dl.topic().to_owned();
+            dl.holding(dead_letters::Held {
+                partitions: held.partitions.get(&dlq).copied().unwrap_or(1),
+                marks: held
+                    .marks
+                    .iter()
+                    .filter(|((t, _), _)| *t == dlq)
+                    .map(|((_, p), m)| (*p, m.clone()))
+                    .collect(),
+            });
+        }
         let catchup = exactly_once::Catchup::new(held.marks);
         let snapshot_after = exactly_once::SnapshotCursors::seeded(&held.snapshot_after);
         self.eo = Some(Box::new(ExactlyOnce {
