@@ -365,6 +365,12 @@ pub(super) async fn sink(
             if unless_stopped(shutdown, sink.connect()).await.is_none() {
                 return Ok(None);
             }
+            if sink.is_transactional() {
+                match unless_stopped(shutdown, sink.init_transactions()).await {
+                    None => return Ok(None),
+                    Some(r) => r?,
+                }
+            }
             Sink::Kafka(Box::new(sink))
         }
         None => Sink::Stdout(StdoutSink::default()),

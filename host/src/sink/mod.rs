@@ -83,6 +83,15 @@ pub enum SinkError {
     },
     #[error("cannot record a routed topic in the state directory: {0}")]
     State(String),
+    #[error(
+        "the Kafka transaction could not {step}: {source}. Transactions (transactional.id in \
+         [kafka.producer]) need a broker that supports them and, on a secured cluster, WRITE on \
+         the transactional id; remove transactional.id to publish without them"
+    )]
+    Transaction {
+        step: &'static str,
+        source: KafkaError,
+    },
 }
 
 impl SinkError {
@@ -100,7 +109,8 @@ impl SinkError {
             SinkError::Topic { source: e, .. }
             | SinkError::Enqueue(e)
             | SinkError::Delivery(e)
-            | SinkError::Flush(e) => kafka::is_permanent(e),
+            | SinkError::Flush(e)
+            | SinkError::Transaction { source: e, .. } => kafka::is_permanent(e),
             SinkError::ProducerGone => false,
         }
     }

@@ -115,7 +115,9 @@ pub(crate) fn client_config(cfg: &KafkaConfig, role: Role) -> ClientConfig {
             c.set(k, v);
         }
     }
-    if role == Role::Producer && cfg.exactly_once {
+    // Transactions (`transactional.id`) have their own fencing and deadline
+    // (`transaction.timeout.ms`), and librdkafka refuses an infinite message timeout with them.
+    if role == Role::Producer && cfg.exactly_once && !is_transactional(cfg) {
         // A failure that could leave a gap in a partition stops the producer instead, so a
         // partition always holds a prefix of what Sluice sent it (see `exactly_once`). The
         // guarantee does not cover message timeouts, after which librdkafka sends the
@@ -144,6 +146,14 @@ pub(crate) fn client_config(cfg: &KafkaConfig, role: Role) -> ClientConfig {
         c.set("allow.auto.create.topics", "false");
     }
     c
+}
+
+/// Whether `[kafka.producer]` names a `transactional.id`: each batch is then published in a
+/// Kafka transaction (see `KafkaSink::publish`).
+pub(crate) fn is_transactional(cfg: &KafkaConfig) -> bool {
+    cfg.producer
+        .get("transactional.id")
+        .is_some_and(|v| !v.trim().is_empty())
 }
 
 /// How long a batch may wait for its delivery reports: `message.timeout.ms` (or its alias

@@ -383,3 +383,28 @@ async fn a_replayed_oversized_event_is_not_dead_lettered_twice() {
     assert!(err.is_permanent(), "{err:?}");
     assert!(err.to_string().contains("max.message.bytes"), "{err}");
 }
+
+/// `transactional.id`: each batch is committed as one transaction before `publish` returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_sink_commits_each_batch() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("events", 1, 1).expect("topic");
+    let brokers = mock.bootstrap_servers();
+    let mut c = cfg(brokers.clone(), false);
+    c.producer
+        .insert("transactional.id".into(), "sluice-test".into());
+    let mut sink = KafkaSink::new(&c).expect("sink");
+    assert!(sink.is_transactional());
+    sink.init_transactions().await.expect("init");
+    for (pos, n) in [(4, 3), (900, 2)] {
+        let ack = sink.publish(&events(pos, n)).await.expect("committed");
+        tokio::time::timeout(Duration::from_secs(20), ack.wait())
+            .await
+            .expect("in time")
+            .expect("delivered");
+    }
+    let got = tokio::task::spawn_blocking(move || read_all(&brokers, "events", 5))
+        .await
+        .expect("reader");
+    assert_eq!(got.len(), 5, "{got:?}");
+}

@@ -150,6 +150,9 @@ pub(crate) struct KafkaSink {
     /// Exactly-once mode's state; `None` when it is off. Boxed: it is large and the stdout
     /// sink shares the enum.
     eo: Option<Box<ExactlyOnce>>,
+    /// `transactional.id` is set: each batch is one Kafka transaction, committed before the
+    /// next one begins.
+    transactional: bool,
 }
 
 /// What the sink keeps in exactly-once mode (see [`exactly_once`]).
@@ -192,6 +195,44 @@ impl KafkaSink {
             dead_letters,
             stop: None,
             eo: None,
+            transactional: client::is_transactional(cfg),
+        })
+    }
+
+    /// Whether each batch is published in a Kafka transaction.
+    pub(crate) fn is_transactional(&self) -> bool {
+        self.transactional
+    }
+
+    /// Registers the transactional id with the cluster (fencing any earlier producer that used
+    /// it: a zombie's open transaction is aborted). Once per producer, before the first batch.
+    pub(crate) async fn init_transactions(&self) -> Result<(), SinkError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.init_transactions(CONNECT_TIMEOUT))
+            .await
+            .map_err(|_| SinkError::ProducerGone)?
+            .map_err(|source| SinkError::Transaction {
+                step: "start (init_transactions)",
+                source,
+            })
+    }
+
+    /// Commits the open transaction (librdkafka first delivers what it holds), or aborts it.
+    async fn commit(&self) -> Result<(), SinkError> {
+        let producer = self.producer.clone();
+        let deadline = client::delivery_deadline(&self.cfg);
+        let r = tokio::task::spawn_blocking(move || {
+            let r = producer.commit_transaction(deadline);
+            if r.is_err() {
+                let _ = producer.abort_transaction(deadline);
+            }
+            r
+        })
+        .await
+        .map_err(|_| SinkError::ProducerGone)?;
+        r.map_err(|source| SinkError::Transaction {
+            step: "commit",
+            source,
         })
     }
 
@@ -273,6 +314,14 @@ impl KafkaSink {
 
     pub(crate) async fn publish(&mut self, events: &[ChangeEvent]) -> Result<Ack, SinkError> {
         let tally = Tally::new();
+        if self.transactional {
+            self.producer
+                .begin_transaction()
+                .map_err(|source| SinkError::Transaction {
+                    step: "begin",
+                    source,
+                })?;
+        }
         // The acknowledged position at this batch's start, written into each of its messages.
         // `-` while a snapshot runs: every exactly-once record carries the header, which tells
         // the read-back it follows this version's order.
@@ -377,6 +426,12 @@ impl KafkaSink {
             }
         }
         tally.seal();
+        if self.transactional {
+            // Batches are serialized: the next transaction begins after this one committed, so
+            // its records (and their position headers) are visible to read_committed consumers
+            // all at once or not at all.
+            self.commit().await?;
+        }
         let delivered = dead_letters::delivered(tally, self.dead_letters.clone());
         if self.eo.is_none() {
             return Ok(Ack::when(delivered));
