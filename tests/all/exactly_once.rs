@@ -916,6 +916,15 @@ async fn kills_during_the_snapshot_publish_every_row_once() -> anyhow::Result<()
     stop.store(true, Ordering::SeqCst);
     let last_new = writer.await??;
     let sluice = p.start()?;
+    // `start` returns once a binlog stream runs, which a resumed snapshot's catch-up does too:
+    // wait for the snapshot itself (its epoch start is saved at once, so the saved position can
+    // reach the head before the rows are read).
+    assert!(
+        wait_until(Duration::from_secs(120), || sluice
+            .log_contains("snapshot complete")),
+        "{}",
+        sluice.stderr_text()
+    );
     let log = settle(&p, &env()["SLUICE_TEST_MYSQL_ADMIN_URL"].clone(), sluice).await?;
     let out = read_all(std::slice::from_ref(&p.topic))?;
     let recs = &out[&(p.topic.clone(), 0)];

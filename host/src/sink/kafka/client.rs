@@ -292,9 +292,15 @@ mod tests {
         assert_eq!(p.get("acks"), Some("1"));
         assert_eq!(p.get("sasl.password"), Some("hunter2"));
         assert_eq!(p.get("enable.idempotence"), Some("true"));
-        assert_eq!(p.get("enable.gapless.guarantee"), Some("true"));
-        // Exactly-once: librdkafka never times a message out; the sink keeps the deadline.
-        assert_eq!(p.get("message.timeout.ms"), Some("0"));
+        // This config names a transactional.id: transactions bring their own fencing and
+        // deadline, so neither gapless mode nor the sink's own deadline applies.
+        assert_eq!(p.get("enable.gapless.guarantee"), None);
+        assert_eq!(p.get("message.timeout.ms"), Some("60000"));
+        // Exactly-once without transactions: librdkafka never times a message out; the sink
+        // keeps the deadline.
+        let plain = client_config(&cfg(&[]), Role::Producer);
+        assert_eq!(plain.get("enable.gapless.guarantee"), Some("true"));
+        assert_eq!(plain.get("message.timeout.ms"), Some("0"));
         assert_eq!(delivery_deadline(&c), std::time::Duration::from_secs(60));
         let own = cfg(&[("delivery.timeout.ms", "5000")]);
         assert_eq!(
