@@ -35,6 +35,11 @@ fn own_topics(cfg: &Config) -> Vec<String> {
             .iter()
             .filter_map(|t| t.dead_letter_topic.clone()),
     );
+    unique(topics)
+}
+
+/// `topics` without repeats, in first-seen order.
+fn unique(mut topics: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     topics.retain(|t| seen.insert(t.clone()));
     topics
@@ -298,9 +303,7 @@ fn recovery_topics(cfg: &Config, stores: &Stores) -> Result<Vec<String>, Pipelin
         topics.extend(k.recover_topics.iter().cloned());
     }
     topics.extend(stores.topics.load()?);
-    let mut seen = std::collections::HashSet::new();
-    topics.retain(|t| seen.insert(t.clone()));
-    Ok(topics)
+    Ok(unique(topics))
 }
 
 /// Reads back the last record of every partition Sluice writes to, in exactly-once mode.

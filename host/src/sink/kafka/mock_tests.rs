@@ -120,6 +120,40 @@ async fn refuse_the_next_produce_as_too_large(
     );
 }
 
+/// A batch's acknowledgement, which must come within 20 s.
+async fn settled(ack: crate::sink::Ack) -> Result<(), SinkError> {
+    tokio::time::timeout(Duration::from_secs(20), ack.wait())
+        .await
+        .expect("the acknowledgement came in time")
+}
+
+/// A position in the events' binlog file.
+fn saved_at(pos: u64) -> crate::state::BinlogPosition {
+    crate::state::BinlogPosition {
+        file: "mysql-bin.000007".into(),
+        pos,
+        gtid: None,
+        timestamp: 0,
+    }
+}
+
+/// A sink in exactly-once mode: `held` is what the read-back found, `at` the saved position it
+/// resumes from, and routed topics are recorded under `state`.
+fn eo_sink(
+    c: &KafkaConfig,
+    held: super::ReadBack,
+    at: Option<u64>,
+    state: &std::path::Path,
+) -> KafkaSink {
+    let mut sink = KafkaSink::new(c).expect("sink");
+    sink.exactly_once(
+        held,
+        super::exactly_once::Watermark::starting_at(at.map(saved_at).as_ref()),
+        crate::state::TopicStore::beside(state, "binlog_position_shop_orders.json"),
+    );
+    sink
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_acknowledged_with_their_position_headers() {
     let mock = MockCluster::new(1).expect("mock cluster");
@@ -129,14 +163,8 @@ async fn batches_are_acknowledged_with_their_position_headers() {
     let a = sink.publish(&events(4, 3)).await.expect("queued");
     let b = sink.publish(&events(900, 2)).await.expect("queued");
     // Acks complete in order, each once its own batch is delivered.
-    tokio::time::timeout(Duration::from_secs(20), a.wait())
-        .await
-        .expect("in time")
-        .expect("delivered");
-    tokio::time::timeout(Duration::from_secs(20), b.wait())
-        .await
-        .expect("in time")
-        .expect("delivered");
+    settled(a).await.expect("delivered");
+    settled(b).await.expect("delivered");
     sink.flush().await.expect("flush");
     let got = tokio::task::spawn_blocking(move || read_all(&brokers, "events", 5))
         .await
@@ -161,10 +189,7 @@ async fn a_refused_delivery_fails_the_batch_ack_naming_the_setting_and_position(
     let mut sink = KafkaSink::new(&cfg(mock.bootstrap_servers(), false)).expect("sink");
     refuse_the_next_produce_as_too_large(&mut sink, &mock).await;
     let ack = sink.publish(&events(77, 2)).await.expect("queued");
-    let err = tokio::time::timeout(Duration::from_secs(20), ack.wait())
-        .await
-        .expect("in time")
-        .expect_err("the broker refused it");
+    let err = settled(ack).await.expect_err("the broker refused it");
     assert!(matches!(err, SinkError::TooLarge { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
@@ -183,10 +208,7 @@ async fn a_delivery_refused_as_too_large_goes_to_the_dead_letters() {
     let mut sink = KafkaSink::new(&cfg(brokers.clone(), true)).expect("sink");
     refuse_the_next_produce_as_too_large(&mut sink, &mock).await;
     let ack = sink.publish(&events(77, 1)).await.expect("queued");
-    tokio::time::timeout(Duration::from_secs(20), ack.wait())
-        .await
-        .expect("in time")
-        .expect("diverted, so the batch is done");
+    settled(ack).await.expect("diverted, so the batch is done");
     let dlq = tokio::task::spawn_blocking(move || read_all(&brokers, "events.dlq", 1))
         .await
         .expect("reader");
@@ -224,8 +246,6 @@ async fn dropping_the_producer_fails_pending_acks_instead_of_hanging() {
 /// header the read-back then finds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_sink_skips_what_each_partition_holds() {
-    use super::exactly_once::Watermark;
-    use crate::state::{BinlogPosition, TopicStore};
     let mock = MockCluster::new(1).expect("mock cluster");
     mock.create_topic("events", 3, 1).expect("topic");
     let brokers = mock.bootstrap_servers();
@@ -233,13 +253,6 @@ async fn a_restarted_sink_skips_what_each_partition_holds() {
     cfg.exactly_once = true;
     cfg.key = KeyMode::PrimaryKey;
     let state = tempfile::tempdir().expect("state dir");
-    let topics = TopicStore::beside(state.path(), "binlog_position_shop_orders.json");
-    let at = |pos| BinlogPosition {
-        file: "mysql-bin.000007".into(),
-        pos,
-        gtid: None,
-        timestamp: 0,
-    };
     let read = || {
         let cfg = cfg.clone();
         async move {
@@ -252,8 +265,7 @@ async fn a_restarted_sink_skips_what_each_partition_holds() {
     let held = read().await;
     assert!(held.marks.is_empty() && held.checkpoint.is_none());
     assert_eq!(held.partitions.get("events"), Some(&3));
-    let mut first = KafkaSink::new(&cfg).expect("sink");
-    first.exactly_once(held, Watermark::starting_at(Some(&at(4))), topics.clone());
+    let mut first = eo_sink(&cfg, held, Some(4), state.path());
     for (pos, n) in [(4, 8), (900, 4)] {
         let ack = first.publish(&events(pos, n)).await.expect("queued");
         ack.wait().await.expect("delivered");
@@ -264,12 +276,11 @@ async fn a_restarted_sink_skips_what_each_partition_holds() {
     let held = read().await;
     assert_eq!(
         held.checkpoint,
-        Some(at(4)),
+        Some(saved_at(4)),
         "the header the first life wrote"
     );
     assert!(!held.marks.is_empty(), "{held:?}");
-    let mut second = KafkaSink::new(&cfg).expect("sink");
-    second.exactly_once(held, Watermark::starting_at(Some(&at(4))), topics);
+    let mut second = eo_sink(&cfg, held, Some(4), state.path());
     for (pos, n) in [(4, 8), (900, 4), (2000, 3)] {
         let ack = second.publish(&events(pos, n)).await.expect("queued");
         ack.wait().await.expect("delivered");
@@ -300,24 +311,15 @@ async fn a_restarted_sink_skips_what_each_partition_holds() {
 /// with the setting to change, instead of a fatal producer error retried forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_delivery_in_exactly_once_mode_names_the_setting() {
-    use super::exactly_once::Watermark;
     let mock = MockCluster::new(1).expect("mock cluster");
     mock.create_topic("events", 1, 1).expect("topic");
     let mut c = cfg(mock.bootstrap_servers(), false);
     c.exactly_once = true;
     let state = tempfile::tempdir().expect("state dir");
-    let mut sink = KafkaSink::new(&c).expect("sink");
-    sink.exactly_once(
-        super::ReadBack::default(),
-        Watermark::default(),
-        crate::state::TopicStore::beside(state.path(), "binlog_position_s_t.json"),
-    );
+    let mut sink = eo_sink(&c, super::ReadBack::default(), None, state.path());
     refuse_the_next_produce_as_too_large(&mut sink, &mock).await;
     let ack = sink.publish(&events(77, 2)).await.expect("queued");
-    let err = tokio::time::timeout(Duration::from_secs(20), ack.wait())
-        .await
-        .expect("in time")
-        .expect_err("the broker refused it");
+    let err = settled(ack).await.expect_err("the broker refused it");
     assert!(err.is_permanent(), "{err:?}");
     assert!(err.to_string().contains("message.max.bytes"), "{err}");
 }
@@ -327,8 +329,6 @@ async fn a_refused_delivery_in_exactly_once_mode_names_the_setting() {
 /// with the setting to change (gapless mode stops the producer, so it cannot be diverted).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_oversized_event_is_not_dead_lettered_twice() {
-    use super::exactly_once::Watermark;
-    use crate::state::{BinlogPosition, TopicStore};
     let mock = MockCluster::new(1).expect("mock cluster");
     mock.create_topic("events", 1, 1).expect("topic");
     mock.create_topic("events.dlq", 1, 1).expect("topic");
@@ -337,13 +337,6 @@ async fn a_replayed_oversized_event_is_not_dead_lettered_twice() {
     c.exactly_once = true;
     c.producer.insert("message.max.bytes".into(), "2000".into());
     let state = tempfile::tempdir().expect("state dir");
-    let topics = TopicStore::beside(state.path(), "binlog_position_shop_orders.json");
-    let at = BinlogPosition {
-        file: "mysql-bin.000007".into(),
-        pos: 4,
-        gtid: None,
-        timestamp: 0,
-    };
     let mut big = events(77, 1);
     big[0].route_mut().payload = Some(vec![b'x'; 5000]);
     let all = vec!["events".to_owned(), "events.dlq".to_owned()];
@@ -351,12 +344,10 @@ async fn a_replayed_oversized_event_is_not_dead_lettered_twice() {
         let held = super::read_back(&c, all.clone(), Duration::from_secs(10))
             .await
             .expect("read back");
-        let mut sink = KafkaSink::new(&c).expect("sink");
-        sink.exactly_once(held, Watermark::starting_at(Some(&at)), topics.clone());
+        let mut sink = eo_sink(&c, held, Some(4), state.path());
         let ack = sink.publish(&big).await.expect("diverted");
-        tokio::time::timeout(Duration::from_secs(20), ack.wait())
+        settled(ack)
             .await
-            .expect("in time")
             .unwrap_or_else(|e| panic!("life {life}: {e}"));
         sink.flush().await.expect("flush");
     }
@@ -368,18 +359,11 @@ async fn a_replayed_oversized_event_is_not_dead_lettered_twice() {
 
     // Refused by the broker instead: a clear, permanent error.
     c.producer.remove("message.max.bytes");
-    let mut sink = KafkaSink::new(&c).expect("sink");
-    sink.exactly_once(
-        super::ReadBack::default(),
-        Watermark::starting_at(Some(&at)),
-        TopicStore::beside(state.path(), "binlog_position_other.json"),
-    );
+    let other = tempfile::tempdir().expect("state dir");
+    let mut sink = eo_sink(&c, super::ReadBack::default(), Some(4), other.path());
     refuse_the_next_produce_as_too_large(&mut sink, &mock).await;
     let ack = sink.publish(&events(99, 1)).await.expect("queued");
-    let err = tokio::time::timeout(Duration::from_secs(20), ack.wait())
-        .await
-        .expect("in time")
-        .expect_err("refused by the broker");
+    let err = settled(ack).await.expect_err("refused by the broker");
     assert!(err.is_permanent(), "{err:?}");
     assert!(err.to_string().contains("max.message.bytes"), "{err}");
 }
@@ -398,10 +382,7 @@ async fn a_transactional_sink_commits_each_batch() {
     sink.init_transactions().await.expect("init");
     for (pos, n) in [(4, 3), (900, 2)] {
         let ack = sink.publish(&events(pos, n)).await.expect("committed");
-        tokio::time::timeout(Duration::from_secs(20), ack.wait())
-            .await
-            .expect("in time")
-            .expect("delivered");
+        settled(ack).await.expect("delivered");
     }
     let got = tokio::task::spawn_blocking(move || read_all(&brokers, "events", 5))
         .await

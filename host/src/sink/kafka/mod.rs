@@ -153,6 +153,8 @@ pub(crate) struct KafkaSink {
     /// `transactional.id` is set: each batch is one Kafka transaction, committed before the
     /// next one begins.
     transactional: bool,
+    /// How long a batch may wait for delivery (`client::delivery_deadline`), read once.
+    deadline: Duration,
 }
 
 /// What the sink keeps in exactly-once mode (see [`exactly_once`]).
@@ -196,6 +198,7 @@ impl KafkaSink {
             stop: None,
             eo: None,
             transactional: client::is_transactional(cfg),
+            deadline: client::delivery_deadline(cfg),
         })
     }
 
@@ -220,7 +223,7 @@ impl KafkaSink {
     /// Commits the open transaction (librdkafka first delivers what it holds), or aborts it.
     async fn commit(&self) -> Result<(), SinkError> {
         let producer = self.producer.clone();
-        let deadline = client::delivery_deadline(&self.cfg);
+        let deadline = self.deadline;
         let r = tokio::task::spawn_blocking(move || {
             let r = producer.commit_transaction(deadline);
             if r.is_err() {
@@ -439,7 +442,7 @@ impl KafkaSink {
         // Exactly-once: librdkafka has no message timeout (see `client::client_config`); the
         // batch's deadline is enforced here. Its failure ends the life of the stages and drops
         // the producer, which then sends nothing more, so no partition gets a gap.
-        let deadline = tokio::time::Instant::now() + client::delivery_deadline(&self.cfg);
+        let deadline = tokio::time::Instant::now() + self.deadline;
         Ok(Ack::when(async move {
             match tokio::time::timeout_at(deadline, delivered).await {
                 Ok(r) => r,
