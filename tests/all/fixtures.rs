@@ -404,3 +404,92 @@ fn enum_and_set_labels_come_from_row_metadata() {
         assert!(strings.contains(&label), "{label} in {strings:?}");
     }
 }
+
+/// The GTID set executed up to each event end of a file, walked with `mysql_common` alone: the
+/// PREVIOUS_GTIDS set plus every GTID event before it, as (uuid, tag) -> gnos.
+fn executed_sets(name: &str) -> Vec<(u64, GtidOracle)> {
+    use mysql_common::binlog::events::{GtidEvent, PreviousGtidsEvent};
+    use mysql_common::binlog::{consts::BinlogVersion, BinlogFile};
+    let f = std::fs::File::open(fixture(name)).unwrap();
+    let file = BinlogFile::new(BinlogVersion::Version4, std::io::BufReader::new(f)).unwrap();
+    let hex = |u: [u8; 16]| u.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut set = GtidOracle::new();
+    let mut out = Vec::new();
+    for ev in file {
+        let ev = ev.unwrap();
+        match ev.header().event_type_raw() {
+            35 => {
+                let p: PreviousGtidsEvent = ev.read_event().unwrap();
+                for sid in p.sids() {
+                    let key = (hex(sid.uuid()), sid.tag().map(|t| t.to_string()));
+                    for i in sid.intervals() {
+                        set.entry(key.clone())
+                            .or_default()
+                            .extend(i.start()..i.end());
+                    }
+                }
+            }
+            33 | 42 => {
+                let g: GtidEvent = ev.read_event().unwrap();
+                set.entry((hex(g.sid()), g.tag().map(|t| t.to_string())))
+                    .or_default()
+                    .insert(g.gno());
+            }
+            _ => {}
+        }
+        out.push((u64::from(ev.header().log_pos()), set.clone()));
+    }
+    out
+}
+
+type GtidOracle =
+    std::collections::BTreeMap<(String, Option<String>), std::collections::BTreeSet<u64>>;
+
+/// MySQL's text form of a GTID set (`uuid:1-3:5:tag:1-2,…`) read into the oracle's shape.
+fn parse_gtid_text(text: &str) -> GtidOracle {
+    let mut out = GtidOracle::new();
+    for part in text.split(',') {
+        let mut it = part.split(':');
+        let uuid = it.next().unwrap().replace('-', "");
+        let mut tag = None;
+        for el in it {
+            if el.starts_with(|c: char| c.is_ascii_digit()) {
+                let (a, b) = el.split_once('-').unwrap_or((el, el));
+                let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+                out.entry((uuid.clone(), tag.clone()))
+                    .or_default()
+                    .extend(a..=b);
+            } else {
+                tag = Some(el.to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn mysql_positions_record_the_executed_gtid_set() {
+    // A MySQL position records the whole executed GTID set (what a resume by GTID sends): the
+    // file's PREVIOUS_GTIDS plus each transaction's GTID, tagged ones (8.3+) included.
+    for name in [
+        "binlog_transaction_with_GTID_TAG.000001",
+        "transaction_compression.000001",
+    ] {
+        let oracle = executed_sets(name);
+        let batches = read_binlog_file(&fixture(name), TableFilter::all()).unwrap();
+        let cps: Vec<_> = batches
+            .iter()
+            .filter_map(|b| b.checkpoint.as_ref().and_then(|c| c.binlog()))
+            .collect();
+        assert!(!cps.is_empty(), "{name}");
+        for cp in cps {
+            let text = cp
+                .gtid
+                .as_deref()
+                .unwrap_or_else(|| panic!("{name}: {cp} has no GTID set"));
+            let expected = &oracle.iter().find(|(end, _)| *end == cp.pos).unwrap().1;
+            assert_eq!(&parse_gtid_text(text), expected, "{name} at {cp}: {text}");
+        }
+        eprintln!("{name}: {:?}", batches.last().unwrap().checkpoint);
+    }
+}

@@ -187,7 +187,20 @@ pub(super) async fn resume(
         else {
             return Ok(None);
         };
-        return Ok(Some((Start::Stream(p?), true)));
+        let p = p?;
+        // MySQL streams by GTID set from any server; exactly-once's catch-up also needs the
+        // published records' positions to be this server's.
+        if cfg.kafka.as_ref().is_some_and(|k| k.exactly_once) {
+            let same = crate::source::failover::mysql_same_history(&cfg.mysql, &p);
+            let Some(same) = unless_stopped(shutdown, same).await else {
+                return Ok(None);
+            };
+            if same? == Some(false) {
+                tracing::warn!(position = %p, "the saved position is not in this MySQL server's binlog (a failover to a replica): streaming resumes by its GTID set, but records already published carry the other server's positions, so this start skips none of them and the events between the last acknowledged position and the failover may be published twice");
+                return Ok(Some((Start::Stream(p), false)));
+            }
+        }
+        return Ok(Some((Start::Stream(p), true)));
     }
     let head = unless_stopped(shutdown, async {
         let mut conn = binlog::connect(&cfg.mysql).await?;

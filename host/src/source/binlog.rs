@@ -24,6 +24,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, Opts, OptsBuilder};
 use tokio::sync::{mpsc, watch};
 
+use super::gtid::MysqlGtidSet;
 use super::processor::{ProcessError, Processor, Step, TableFilter};
 use super::schema::{parse_enum_labels, InfoSchemaColumn, InfoSchemaTable};
 use crate::config::MysqlConfig;
@@ -253,7 +254,12 @@ pub(crate) async fn read_head(conn: &mut Conn) -> Result<BinlogPosition, SourceE
             .await?
             .filter(|g| !g.is_empty())
     } else {
-        None
+        // MySQL's fifth column, Executed_Gtid_Set (empty with GTIDs off).
+        row.get::<Option<String>, _>(4)
+            .flatten()
+            .and_then(|g| MysqlGtidSet::parse(&g))
+            .filter(|g| !g.is_empty())
+            .map(|g| g.to_string())
     };
     Ok(BinlogPosition {
         file,
@@ -367,13 +373,34 @@ async fn definition_time(
     Ok(defined.flatten())
 }
 
+/// How a stream asks for its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// At the position's file and offset.
+    AtPosition,
+    /// On MySQL with `gtid_mode=ON`, when the position records a GTID set: by that set, as a
+    /// MySQL replica with auto-position asks (`COM_BINLOG_DUMP_GTID` with no file name). The
+    /// server sends every transaction outside the set, from the first binlog file that holds
+    /// one, which is the same stream on the server that wrote the position and the right one
+    /// on a promoted replica. Elsewhere, at the position.
+    ByGtid,
+}
+
+/// An open replica stream.
+pub(crate) struct ReplicaStream {
+    pub stream: mysql_async::BinlogStream,
+    pub mariadb: bool,
+    /// The server chose the start (a GTID dump): its opening ROTATE names the file.
+    pub by_gtid: bool,
+}
+
 /// Connects as a replica and asks for the binlog from `at`. MariaDB is asked for its GTID
-/// events (`@mariadb_slave_capability=4`); both servers send a heartbeat every second. Returns
-/// the stream and whether the server is MariaDB.
+/// events (`@mariadb_slave_capability=4`); both servers send a heartbeat every second.
 pub(crate) async fn open_replica_stream(
     cfg: &MysqlConfig,
     at: &BinlogPosition,
-) -> Result<(mysql_async::BinlogStream, bool), SourceError> {
+    how: Request,
+) -> Result<ReplicaStream, SourceError> {
     let mut conn = connect(cfg).await?;
     let mariadb = is_mariadb(&mut conn).await?;
     let mut setup = vec![
@@ -391,14 +418,49 @@ pub(crate) async fn open_replica_stream(
                 source,
             })?;
     }
-    let request = BinlogStreamRequest::new(cfg.server_id)
-        .with_filename(at.file.as_bytes())
-        .with_pos(at.pos);
+    let gtids = match how {
+        Request::ByGtid if !mariadb => mysql_gtid_start(&mut conn, at).await?,
+        _ => None,
+    };
+    let by_gtid = gtids.is_some();
+    let request = match &gtids {
+        Some(set) => {
+            tracing::info!(gtid_set = %set, "asking MySQL for the binlog by GTID set (auto-position)");
+            BinlogStreamRequest::new(cfg.server_id)
+                .with_gtid()
+                .with_gtid_set(set.to_sids())
+        }
+        None => BinlogStreamRequest::new(cfg.server_id)
+            .with_filename(at.file.as_bytes())
+            .with_pos(at.pos),
+    };
     let stream = conn
         .get_binlog_stream(request)
         .await
         .map_err(SourceError::Stream)?;
-    Ok((stream, mariadb))
+    Ok(ReplicaStream {
+        stream,
+        mariadb,
+        by_gtid,
+    })
+}
+
+/// The GTID set to resume a MySQL stream from: the position's, when it records one and the
+/// server has `gtid_mode=ON`.
+async fn mysql_gtid_start(
+    conn: &mut Conn,
+    at: &BinlogPosition,
+) -> Result<Option<MysqlGtidSet>, SourceError> {
+    let Some(set) = at
+        .gtid
+        .as_deref()
+        .and_then(MysqlGtidSet::parse)
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(None);
+    };
+    let mode: Option<String> = query_value(conn, "SELECT @@GLOBAL.gtid_mode").await?;
+    Ok(mode.is_some_and(|m| m.eq_ignore_ascii_case("ON")).then_some(set))
 }
 
 /// How large a batch may grow before a large transaction is cut into pieces
@@ -564,10 +626,17 @@ pub(crate) async fn stream(
     if stop_at.is_some_and(|t| reached(&start.file, start.pos, t)) {
         return Ok(Some(start));
     }
-    let (mut binlog, mariadb) = open_replica_stream(cfg, &start).await?;
-    tracing::info!(position = %start, mariadb, "streaming the binlog");
+    let ReplicaStream {
+        stream: mut binlog,
+        mariadb,
+        by_gtid,
+    } = open_replica_stream(cfg, &start, Request::ByGtid).await?;
+    tracing::info!(position = %start, mariadb, by_gtid, "streaming the binlog");
 
     let mut driver = Driver::new(cfg, filter, &start, limits).await?;
+    if by_gtid {
+        driver.processor = driver.processor.with_file_from_stream();
+    }
     let mut stopping = *stop.borrow();
     let mut first = true;
     // Where the last event read ended, for an error the server sends mid-stream.

@@ -16,6 +16,7 @@ pub(crate) mod gtid;
 pub mod objects;
 pub(crate) mod processor;
 pub(crate) mod resets;
+pub(crate) mod rotate;
 pub(crate) mod schema;
 pub mod skip;
 pub(crate) mod snapshot;

@@ -34,7 +34,7 @@ use mysql_common::binlog::events::{Event, QueryEvent, TableMapEvent};
 
 use super::binlog::{self, SourceError};
 use super::event_types as et;
-use super::gtid::{self, MariaGtidState};
+use super::gtid::{self, MariaGtidState, MysqlGtidSet};
 use super::processor::{ProcessError, TableFilter};
 use crate::state::BinlogPosition;
 
@@ -176,8 +176,7 @@ impl GroupScanner {
             et::GTID | et::GTID_TAGGED => {
                 let g: mysql_common::binlog::events::GtidEvent =
                     event.read_event().map_err(|e| malformed("GTID", e))?;
-                let sid: String = g.sid().iter().map(|b| format!("{b:02x}")).collect();
-                self.summary.gtid = Some(format!("{sid}:{}", g.gno()));
+                self.summary.gtid = Some(gtid::format_gtid(&g));
             }
             et::QUERY | et::MARIADB_QUERY_COMPRESSED => {
                 let text = if type_code == et::QUERY {
@@ -255,15 +254,30 @@ impl GroupScanner {
     }
 }
 
-/// The position after a skipped group: its end, with the MariaDB GTID state advanced past it.
-/// (MySQL GTIDs are not part of a saved position; they pass through unchanged.)
+/// The position after a skipped group: its end, with the GTID state advanced past it (the
+/// MariaDB state per domain, or the group's GTID added to the MySQL set).
 pub(crate) fn position_after(at: &BinlogPosition, group: &GroupSummary) -> BinlogPosition {
-    let merged = |g: &str| match &at.gtid {
-        Some(state) => MariaGtidState::parse(&format!("{state},{g}")),
-        None => MariaGtidState::parse(g),
+    let joined = |g: &str| match &at.gtid {
+        Some(state) => format!("{state},{g}"),
+        None => g.to_owned(),
+    };
+    // A MySQL set grows only from a whole one: the GTIDs of skipped groups alone are not the
+    // executed set, and a resume by such a set would replay everything outside it.
+    let mysql_set = at.gtid.as_deref().and_then(MysqlGtidSet::parse);
+    let merged = |g: &str| {
+        let text = joined(g);
+        MariaGtidState::parse(&text)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_string())
+            .or_else(|| {
+                mysql_set
+                    .as_ref()
+                    .and_then(|_| MysqlGtidSet::parse(&text))
+                    .map(|s| s.to_string())
+            })
     };
     let gtid = match group.gtid.as_deref().and_then(merged) {
-        Some(state) if !state.is_empty() => Some(state.to_string()),
+        Some(state) if !state.is_empty() => Some(state),
         _ => at.gtid.clone(),
     };
     BinlogPosition {
@@ -283,7 +297,9 @@ pub(crate) async fn verify_one_group(
     cfg: &crate::config::Config,
     at: &BinlogPosition,
 ) -> Result<(GroupSummary, ProcessError), SkipError> {
-    let (mut stream, _mariadb) = binlog::open_replica_stream(&cfg.mysql, at).await?;
+    let mut stream = binlog::open_replica_stream(&cfg.mysql, at, binlog::Request::AtPosition)
+        .await?
+        .stream;
     let limits = binlog::BatchLimits {
         rows: cfg.pipeline.max_batch_rows,
         bytes: cfg.pipeline.max_batch_bytes,
@@ -485,7 +501,7 @@ mod tests {
                 )
             })
             .collect();
-        let sid = "006c2cf2b1ea11e490578c705a3d3e78";
+        let sid = "006c2cf2-b1ea-11e4-9057-8c705a3d3e78";
         assert_eq!(
             summary,
             vec![
@@ -591,6 +607,28 @@ mod tests {
             scanner.summary().statements,
             vec!["XA START 'x'".to_owned()]
         );
+    }
+
+    #[test]
+    fn advances_a_whole_mysql_gtid_set_only() {
+        let u = "006c2cf2-b1ea-11e4-9057-8c705a3d3e78";
+        let g = GroupSummary {
+            file: "b.000001".into(),
+            start: 100,
+            end: 400,
+            gtid: Some(format!("{u}:6")),
+            ..Default::default()
+        };
+        let mut at = BinlogPosition {
+            file: "b.000001".into(),
+            pos: 100,
+            gtid: Some(format!("{u}:1-5")),
+            timestamp: 0,
+        };
+        assert_eq!(position_after(&at, &g).gtid, Some(format!("{u}:1-6")));
+        // Without a saved set, the group's GTID alone is not the executed set.
+        at.gtid = None;
+        assert_eq!(position_after(&at, &g).gtid, None);
     }
 
     #[test]

@@ -33,7 +33,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mysql_common::binlog::events::{Event, GtidEvent, QueryEvent, RotateEvent};
+use mysql_common::binlog::events::{
+    Event, GtidEvent, PreviousGtidsEvent, QueryEvent, RotateEvent,
+};
 
 mod cascade;
 mod error;
@@ -48,7 +50,8 @@ mod xa;
 
 use super::compressed;
 use super::event_types as et;
-use super::gtid::{self, MariaGtidState};
+use super::gtid::{self, MariaGtidState, MysqlGtidSet};
+use super::rotate;
 use super::objects::TableKinds;
 pub(crate) use super::resets::ResetPolicy;
 use super::schema::InfoSchemaTable;
@@ -59,7 +62,7 @@ pub(crate) use error::ProcessError;
 pub use filter::TableFilter;
 use payload::Payload;
 use rows::TableEntry;
-use txn::{mysql_gtid, Txn};
+use txn::Txn;
 use xa::PendingXa;
 
 /// Default byte size at which a large transaction's batch is cut into a piece.
@@ -92,6 +95,10 @@ pub(crate) struct Processor {
     /// The last decompressed payload, for a driver that feeds its inner events itself.
     payload_bytes: Option<Vec<u8>>,
     maria_gtids: MariaGtidState,
+    /// MySQL's executed-GTID set: the start's, grown by PREVIOUS_GTIDS and each GTID event.
+    /// Unknown (`None`) until the start position or a file's PREVIOUS_GTIDS gives all of it: a
+    /// set of only the GTIDs read would make a resume by GTID replay everything outside it.
+    mysql_gtids: Option<MysqlGtidSet>,
     max_batch_rows: usize,
     max_batch_bytes: usize,
     /// Build schemas from TABLE_MAP alone (positional names) instead of asking for a catalog.
@@ -108,6 +115,9 @@ pub(crate) struct Processor {
     /// Reading one binlog file on disk: a fake ROTATE in it (a relay log copies its source's)
     /// does not switch files.
     one_file: bool,
+    /// The server chose where the stream starts (a GTID dump): the opening fake ROTATE names
+    /// the file, instead of the requested position.
+    file_from_stream: bool,
     ready: Batch,
     scratch: Vec<Value>,
     /// Set by a snapshot's window check: which XA transactions began in this stream, and the
@@ -131,6 +141,7 @@ impl Processor {
             .as_deref()
             .and_then(MariaGtidState::parse)
             .unwrap_or_default();
+        let mysql_gtids = start.gtid.as_deref().and_then(MysqlGtidSet::parse);
         Processor {
             filter,
             file: Arc::from(start.file.as_str()),
@@ -142,6 +153,7 @@ impl Processor {
             payload: None,
             payload_bytes: None,
             maria_gtids,
+            mysql_gtids,
             max_batch_rows: max_batch_rows.max(1),
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             no_catalog: false,
@@ -151,6 +163,7 @@ impl Processor {
             stmt: StatementMaps::default(),
             format_seen: false,
             one_file: false,
+            file_from_stream: false,
             ready: Batch::default(),
             scratch: Vec::new(),
             xa_watch: None,
@@ -181,6 +194,13 @@ impl Processor {
     /// source's) does not rename the file the events are read from.
     pub(crate) fn reading_one_file(mut self) -> Self {
         self.one_file = true;
+        self
+    }
+
+    /// The server chooses where the stream starts (a MySQL GTID dump): the file is the one the
+    /// stream's opening ROTATE names, not the start position's.
+    pub(crate) fn with_file_from_stream(mut self) -> Self {
+        self.file_from_stream = true;
         self
     }
 
@@ -349,6 +369,8 @@ impl Processor {
                 if header.log_pos() != 0 || (self.format_seen && !self.one_file) {
                     self.file = Arc::from(rotate.name().as_ref());
                     self.tables.clear();
+                } else if self.file_from_stream && !self.format_seen {
+                    self.file = Arc::from(rotate::rotate_file(event).as_str());
                 }
                 Ok(Step::Continue)
             }
@@ -393,13 +415,17 @@ impl Processor {
             }),
             // MySQL GTID / ANONYMOUS_GTID / GTID_TAGGED
             et::GTID | et::ANONYMOUS_GTID | et::GTID_TAGGED => {
-                let gtid = if type_code == et::ANONYMOUS_GTID {
-                    None
+                if type_code == et::ANONYMOUS_GTID {
+                    self.open_txn(start, None, false, timestamp);
                 } else {
                     let g: GtidEvent = event.read_event().map_err(|e| malformed("GTID", e))?;
-                    Some(Arc::from(mysql_gtid(&g).as_str()))
-                };
-                self.open_txn(start, gtid, false, timestamp);
+                    // The group's resume point carries the GTID set before it.
+                    let text = gtid::format_gtid(&g);
+                    self.open_txn(start, Some(Arc::from(text.as_str())), false, timestamp);
+                    if let Some(set) = &mut self.mysql_gtids {
+                        set.observe(&g);
+                    }
+                }
                 Ok(Step::Continue)
             }
             et::MARIADB_GTID => {
@@ -434,6 +460,18 @@ impl Processor {
                 }
                 Ok(Step::Continue)
             }
+            // MySQL: every GTID before this binlog file.
+            et::PREVIOUS_GTIDS => {
+                let ev: PreviousGtidsEvent<'_> = event
+                    .read_event()
+                    .map_err(|e| malformed("PREVIOUS_GTIDS", e))?;
+                let prev = MysqlGtidSet::from_previous(&ev);
+                match &mut self.mysql_gtids {
+                    Some(set) => set.union(&prev),
+                    None => self.mysql_gtids = Some(prev),
+                }
+                Ok(Step::Continue)
+            }
             // MySQL compressed transactions: the inner events follow.
             et::TRANSACTION_PAYLOAD => self.payload(event, start, end, timestamp),
             // The server says changes may be missing here.
@@ -449,7 +487,7 @@ impl Processor {
             }
             // The allow-list: types that never change rows.
             // START_V3 (and FORMAT_DESCRIPTION, above): file headers. STOP: the server stopped;
-            // the next file follows. HEARTBEAT(_V2): keep-alives. PREVIOUS_GTIDS and
+            // the next file follows. HEARTBEAT(_V2): keep-alives.
             // BINLOG_CHECKPOINT: bookkeeping. ROWS_QUERY and ANNOTATE_ROWS: the text of the
             // statement whose row events follow. INTVAR, RAND, USER_VAR: context of a
             // statement-format query, which is judged itself. BEGIN_LOAD_QUERY: a LOAD DATA
@@ -464,7 +502,6 @@ impl Processor {
             | et::BEGIN_LOAD_QUERY
             | et::HEARTBEAT
             | et::ROWS_QUERY
-            | et::PREVIOUS_GTIDS
             | et::TRANSACTION_CONTEXT
             | et::VIEW_CHANGE
             | et::HEARTBEAT_V2

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use mysql_common::binlog::events::GtidEvent;
-
 use super::{ProcessError, Processor, Step};
 use crate::state::BinlogPosition;
 
@@ -64,8 +62,16 @@ impl Processor {
         }
     }
 
+    /// The GTID state a position records: MariaDB's per-domain state, or MySQL's executed set.
     pub(super) fn gtid_state(&self) -> Option<String> {
-        (!self.maria_gtids.is_empty()).then(|| self.maria_gtids.to_string())
+        if !self.maria_gtids.is_empty() {
+            Some(self.maria_gtids.to_string())
+        } else {
+            self.mysql_gtids
+                .as_ref()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.to_string())
+        }
     }
 
     pub(super) fn commit(&mut self, end: u64, timestamp: u32) -> Result<Step, ProcessError> {
@@ -90,20 +96,79 @@ impl Processor {
     }
 }
 
-/// A MySQL GTID event's GTID as the server prints it: `uuid:gno`, or `uuid:tag:gno`.
-pub(super) fn mysql_gtid(g: &GtidEvent) -> String {
-    let sid = g.sid();
-    let hex: String = sid.iter().map(|b| format!("{b:02x}")).collect();
-    let uuid = format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    );
-    match g.tag() {
-        Some(tag) => format!("{uuid}:{}:{}", tag.as_str(), g.gno()),
-        None => format!("{uuid}:{}", g.gno()),
+#[cfg(test)]
+mod tests {
+    use mysql_common::binlog::{consts::BinlogVersion, events::Event, BinlogFile};
+
+    use crate::source::processor::{Processor, Step, TableFilter};
+    use crate::state::BinlogPosition;
+
+    /// The events of a MySQL fixture with GTIDs, and the PREVIOUS_GTIDS set it opens with.
+    fn tagged_fixture() -> Vec<Event> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/mysql-binlogs/binlog_transaction_with_GTID_TAG.000001");
+        let f = std::fs::File::open(path).unwrap();
+        BinlogFile::new(BinlogVersion::Version4, std::io::BufReader::new(f))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// The GTID sets of the checkpoints a processor started at `gtid` gives, fed every event
+    /// but PREVIOUS_GTIDS (as a stream resumed inside the file is).
+    fn checkpoints(gtid: Option<&str>) -> Vec<Option<String>> {
+        let start = BinlogPosition {
+            file: "binlog.000001".into(),
+            pos: 4,
+            gtid: gtid.map(str::to_owned),
+            timestamp: 0,
+        };
+        let mut p = Processor::new(TableFilter::all(), &start, 100).without_catalog();
+        let mut out = Vec::new();
+        for ev in tagged_fixture() {
+            if ev.header().event_type_raw() == crate::source::event_types::PREVIOUS_GTIDS {
+                continue;
+            }
+            if let Step::Emit = p.handle(&ev).unwrap() {
+                if let Some(cp) = p.take_batch().checkpoint {
+                    out.push(cp.binlog().unwrap().gtid.clone());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_mysql_set_is_recorded_only_when_known_whole() {
+        use crate::source::gtid::MysqlGtidSet;
+        use mysql_common::binlog::events::PreviousGtidsEvent;
+
+        let prev = tagged_fixture()
+            .iter()
+            .find(|e| e.header().event_type_raw() == crate::source::event_types::PREVIOUS_GTIDS)
+            .map(|e| MysqlGtidSet::from_previous(&e.read_event::<PreviousGtidsEvent>().unwrap()))
+            .unwrap();
+        assert!(!prev.is_empty());
+        // Started with the set before the file, the checkpoints carry it grown by each
+        // transaction read: the same as a read of the whole file from its PREVIOUS_GTIDS.
+        let whole = checkpoints(Some(&prev.to_string()));
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/mysql-binlogs/binlog_transaction_with_GTID_TAG.000001");
+        let read: Vec<Option<String>> =
+            crate::source::file::read_binlog_file(&path, TableFilter::all())
+                .unwrap()
+                .iter()
+                .filter_map(|b| b.checkpoint.as_ref())
+                .map(|c| c.binlog().unwrap().gtid.clone())
+                .collect();
+        assert!(!whole.is_empty());
+        assert_eq!(whole, read);
+        let last = MysqlGtidSet::parse(whole.last().unwrap().as_deref().unwrap()).unwrap();
+        assert_ne!(last, prev, "the transactions read are added");
+        // Started without one, the GTIDs read are not the executed set: none is recorded (a
+        // resume by such a set would replay every transaction outside it).
+        let partial = checkpoints(None);
+        assert_eq!(partial.len(), whole.len());
+        assert!(partial.iter().all(Option::is_none), "{partial:?}");
     }
 }

@@ -32,7 +32,9 @@ pub(crate) async fn xa_finished_in_window(
     if binlog::reached(&from.file, from.pos, to) {
         return Ok(None);
     }
-    let (mut stream, _) = binlog::open_replica_stream(cfg, from).await?;
+    let mut stream = binlog::open_replica_stream(cfg, from, binlog::Request::AtPosition)
+        .await?
+        .stream;
     let limits = BatchLimits {
         rows: 1024,
         bytes: 8 << 20,

@@ -3,10 +3,15 @@
 //! Design note: `mysql_common` does not parse MariaDB's GTID (162), GTID_LIST (163) and
 //! BINLOG_CHECKPOINT (161) events (`read_data()` returns `None`), so their small fixed layouts
 //! are read here. MariaDB GTIDs look like `domain-server-seq` and the executed state is the
-//! last GTID per domain; MySQL GTIDs look like `uuid:gno` and are recorded per transaction.
+//! last GTID per domain. MySQL GTIDs look like `uuid:gno` (`uuid:tag:gno` since 8.3) and the
+//! executed state is a set of intervals ([`MysqlGtidSet`], in `mysql`).
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+mod mysql;
+
+pub(crate) use mysql::{format_gtid, MysqlGtidSet};
 
 /// One MariaDB GTID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
