@@ -65,6 +65,7 @@ fn events(n: usize) -> Vec<ChangeEvent> {
                 gtid: None,
                 snapshot: false,
                 cursor: None,
+                held: None,
             },
             timestamp: 0,
             route: None,

@@ -58,6 +58,27 @@ pub struct SourcePosition {
     /// carried in the `sluice.snapshot.after` header so that a resumed snapshot continues
     /// after the last row Kafka holds (see `docs/EXACTLY_ONCE.md`).
     pub cursor: Option<Arc<str>>,
+    /// For a snapshot row re-read after a crash, in exactly-once mode with several
+    /// partitions: where, in this read, the rows end that some partition may already hold
+    /// (see [`HeldBounds`]). Shared by the rows of one table.
+    pub held: Option<Arc<HeldBounds>>,
+}
+
+/// A snapshot that resumes after a crash reads again from its last saved key, and some of
+/// those rows were published before the crash, to some partitions and not others. Each
+/// partition's last snapshot row names its key cursor (`sluice.snapshot.after`); the server
+/// (never Sluice: it compares keys as the index does) counts the rows of the new read up to
+/// each such key. A row is held in a partition when its ordinal is at or before the bound of
+/// that partition's key (the sink decides, since only it knows a row's partition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldBounds {
+    /// The snapshot these rows belong to.
+    pub snapshot: String,
+    /// The table's index in the snapshot.
+    pub table: usize,
+    /// Per key cursor (its JSON, as `sluice.snapshot.after` carries it): the ordinal of the
+    /// last row of this read at or before that key, `None` when no row is.
+    pub bounds: Vec<(String, Option<u64>)>,
 }
 
 /// A row change, the unit every stage handles.

@@ -249,8 +249,9 @@ fn record_change(r: &Record) -> Change {
 }
 
 /// A record's source identity, ordered as Sluice orders them: binlog file by number, position,
-/// snapshot rows first, row, part.
-fn identity(r: &Record) -> (u64, u64, bool, u64, u64) {
+/// snapshot rows first (by table, then row: a snapshot numbers each table's rows from 0), row,
+/// part.
+fn identity(r: &Record) -> (u64, u64, bool, u64, u64, u64) {
     let h = |k: &str| r.headers.get(k).map(String::as_str);
     let num = |k: &str| h(k).map_or(0, |v| v.parse::<u64>().expect(k));
     let file = h("sluice.file").expect("sluice.file");
@@ -260,10 +261,17 @@ fn identity(r: &Record) -> (u64, u64, bool, u64, u64) {
         .1
         .parse()
         .unwrap();
+    let table = match h("sluice.snapshot") {
+        Some("1") => h("sluice.snapshot.after")
+            .and_then(|a| a.split('/').nth(1))
+            .map_or(0, |t| t.parse().expect("a table index")),
+        _ => 0,
+    };
     (
         seq,
         num("sluice.pos"),
         h("sluice.snapshot") != Some("1"),
+        table,
         num("sluice.row"),
         num("sluice.part"),
     )
@@ -863,21 +871,50 @@ async fn kills_with_a_transform_that_splits_every_row_lose_and_repeat_nothing() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kills_during_the_snapshot_publish_every_row_once() -> anyhow::Result<()> {
-    const ROWS: i64 = 100_000;
-    let p = TestPipeline::new("eo_snap")
+    snapshot_kills("eo_snap", 1, &[100_000]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_during_a_snapshot_onto_three_partitions_publish_every_row_once() -> anyhow::Result<()>
+{
+    // Rows spread over partitions by key: after a kill each partition holds rows up to a
+    // different key, and a partition may hold rows of the second table already.
+    snapshot_kills("eo_snap3", 3, &[60_000, 40_000]).await
+}
+
+/// `kill -9` at up to 6 random instants during a snapshot of tables of `rows` rows each
+/// (`{t}`, `{t}_1`, …) onto a topic of `partitions` partitions, while rows are inserted and
+/// updated: every existing row's `snapshot_insert` exactly once, every new row seen, and each
+/// partition in strictly increasing source order.
+async fn snapshot_kills(name: &str, partitions: i32, rows: &[i64]) -> anyhow::Result<()> {
+    let tables: Vec<String> = (0..rows.len())
+        .map(|i| match i {
+            0 => "{t}".to_owned(),
+            i => format!("{{t}}_{i}"),
+        })
+        .collect();
+    let mut b = TestPipeline::new(name)
         .kafka()
         .env("INITIAL_SNAPSHOT", "true")
         .env("SNAPSHOT_BATCH_SIZE", "100")
-        .setup("CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT)")
-        .setup(format!(
-            "INSERT INTO {{t}} SELECT seq, seq FROM seq_1_to_{ROWS}"
-        ))
+        .env("KAFKA_KEY", "primary_key")
+        .tables(&tables.join(","))
         // Progress saved seldom, so each kill leaves rows published past the saved cursor.
-        .config("[pipeline]\ncheckpoint_interval_ms = 5000\n")
-        .build()
-        .await?;
-    let mut rng = Rng::seeded("eo_snap");
-    // Changes during the snapshot: new rows, and updates of rows it reads.
+        .config("[pipeline]\ncheckpoint_interval_ms = 5000\n");
+    for (t, n) in tables.iter().zip(rows) {
+        b = b
+            .setup(format!(
+                "CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT)"
+            ))
+            .setup(format!("INSERT INTO {t} SELECT seq, seq FROM seq_1_to_{n}"));
+    }
+    let p = b.build().await?;
+    if partitions > 1 {
+        create_topic(&p.topic, partitions).await?;
+    }
+    let mut rng = Rng::seeded(name);
+    // Changes during the snapshot: new rows, and updates of rows it reads (first table).
+    let first_rows = rows[0];
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (stop, table) = (stop.clone(), p.table.clone());
@@ -890,7 +927,7 @@ async fn kills_during_the_snapshot_publish_every_row_once() -> anyhow::Result<()
                     .await?;
                 db.query_drop(format!(
                     "UPDATE {table} SET v = v + 1 WHERE id = {}",
-                    id % ROWS + 1
+                    id % first_rows + 1
                 ))
                 .await?;
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -898,15 +935,16 @@ async fn kills_during_the_snapshot_publish_every_row_once() -> anyhow::Result<()
             anyhow::Ok(id)
         })
     };
-    let (mut kills, mut continued) = (0, 0);
+    let (mut kills, mut continued, mut skipped) = (0, 0, 0);
     for _ in 0..6 {
         let sluice = p.spawn()?;
         tokio::time::sleep(Duration::from_millis(400 + rng.below(600))).await;
         let done = sluice.log_contains("snapshot complete");
-        continued += sluice
-            .stderr_text()
+        let log = sluice.stderr_text();
+        continued += log
             .matches("continues after the last row Kafka holds")
             .count();
+        skipped += log.matches("the resumed snapshot skips").count();
         sluice.kill9()?;
         kills += 1;
         if done {
@@ -918,35 +956,52 @@ async fn kills_during_the_snapshot_publish_every_row_once() -> anyhow::Result<()
     let sluice = p.start()?;
     // `start` returns once a binlog stream runs, which a resumed snapshot's catch-up does too:
     // wait for the snapshot itself (its epoch start is saved at once, so the saved position can
-    // reach the head before the rows are read).
+    // reach the head before the rows are read), unless it completed just before the last kill
+    // (then this start streams from the saved position).
     assert!(
         wait_until(Duration::from_secs(120), || sluice
-            .log_contains("snapshot complete")),
+            .log_contains("snapshot complete")
+            || sluice.log_contains("resuming from the saved position")),
         "{}",
         sluice.stderr_text()
     );
     let log = settle(&p, &env()["SLUICE_TEST_MYSQL_ADMIN_URL"].clone(), sluice).await?;
+    continued += log
+        .matches("continues after the last row Kafka holds")
+        .count();
+    skipped += log.matches("the resumed snapshot skips").count();
     let out = read_all(std::slice::from_ref(&p.topic))?;
-    let recs = &out[&(p.topic.clone(), 0)];
-    for w in recs.windows(2) {
-        assert!(
-            identity(&w[0]) < identity(&w[1]),
-            "offset {} {:?} then {} {:?}: a repeat",
-            w[0].offset,
-            w[0].headers,
-            w[1].offset,
-            w[1].headers
-        );
-    }
-    let mut snapshot_rows: HashMap<i64, usize> = HashMap::new();
+    assert_eq!(
+        out.len(),
+        partitions as usize,
+        "records in every partition: {:?}",
+        out.keys().collect::<Vec<_>>()
+    );
+    let mut snapshot_rows: HashMap<(String, i64), usize> = HashMap::new();
     let mut seen_new = std::collections::HashSet::new();
-    for r in recs {
-        let c = record_change(r);
-        if c.kind == "snapshot_insert" && c.id <= ROWS {
-            *snapshot_rows.entry(c.id).or_default() += 1;
+    let mut records = 0;
+    for recs in out.values() {
+        records += recs.len();
+        for w in recs.windows(2) {
+            assert!(
+                identity(&w[0]) < identity(&w[1]),
+                "partition {} offset {} {:?} then {} {:?}: a repeat",
+                w[0].partition,
+                w[0].offset,
+                w[0].headers,
+                w[1].offset,
+                w[1].headers
+            );
         }
-        if c.id > ROWS {
-            seen_new.insert(c.id);
+        for r in recs {
+            let c = record_change(r);
+            let table = r.value["table"].as_str().unwrap_or_default().to_owned();
+            if c.kind == "snapshot_insert" && c.id < 1_000_000 {
+                *snapshot_rows.entry((table, c.id)).or_default() += 1;
+            }
+            if c.id > 1_000_000 {
+                seen_new.insert(c.id);
+            }
         }
     }
     let twice: Vec<_> = snapshot_rows.iter().filter(|(_, n)| **n > 1).collect();
@@ -955,12 +1010,39 @@ async fn kills_during_the_snapshot_publish_every_row_once() -> anyhow::Result<()
         "snapshot rows published twice: {:?}",
         &twice[..twice.len().min(5)]
     );
-    assert_eq!(snapshot_rows.len() as i64, ROWS, "every existing row once");
+    // A consumer that applies each partition in order ends with the table's contents: no
+    // update was lost where a row read again was skipped.
+    let mut last: HashMap<i64, i64> = HashMap::new();
+    for recs in out.values() {
+        for r in recs.iter().filter(|r| r.value["table"] == p.table.as_str()) {
+            let c = record_change(r);
+            last.insert(c.id, c.v);
+        }
+    }
+    let rows_now: Vec<(i64, i64)> = admin()
+        .await?
+        .query(format!("SELECT id, v FROM {}", p.table))
+        .await?;
+    let now: HashMap<i64, i64> = rows_now.into_iter().collect();
+    assert_eq!(last.len(), now.len(), "one final value per row");
+    let wrong: Vec<_> = now
+        .iter()
+        .filter(|(id, v)| last.get(id) != Some(v))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "final values differ: {:?}",
+        &wrong[..wrong.len().min(5)]
+    );
+    assert_eq!(
+        snapshot_rows.len() as i64,
+        rows.iter().sum::<i64>(),
+        "every existing row once"
+    );
     assert_eq!(seen_new.len() as i64, last_new - 1_000_000, "every new row");
     eprintln!(
-        "eo_snap: {kills} kills during a snapshot of {ROWS} rows under writes: {} records, every row's snapshot_insert once; continued after Kafka's cursor {} times",
-        recs.len(),
-        continued + log.matches("continues after the last row Kafka holds").count()
+        "{name}: {kills} kills during a snapshot of {} rows onto {partitions} partition(s) under writes: {records} records, every row's snapshot_insert once; continued after Kafka's cursor {continued} times, skipped held rows by key in {skipped} reads",
+        rows.iter().sum::<i64>()
     );
     Ok(())
 }

@@ -132,6 +132,7 @@ impl EventReader {
             gtid: None,
             snapshot: false,
             cursor: None,
+            held: None,
         };
         if p.kind == Kind::Truncate {
             return Ok(ChangeEvent::truncate(&p.schema, &p.table, position, 0));

@@ -255,21 +255,18 @@ async fn run_once(
         start::Held::Read(r) => Some(*r),
     };
     let recovered = held.as_ref().and_then(|h| h.checkpoint.clone());
-    let kafka_holds = held.as_ref().and_then(|h| start::snapshot_in_kafka(cfg, h));
-    let Some((mut start, resumed)) = start::resume(
-        cfg,
-        stores,
-        &shutdown,
-        force,
-        recovered,
-        kafka_holds.as_deref(),
-    )
-    .await?
+    let kafka_holds = held
+        .as_ref()
+        .map(start::snapshot_in_kafka)
+        .unwrap_or_default();
+    let Some((mut start, resumed)) =
+        start::resume(cfg, stores, &shutdown, force, recovered, &kafka_holds).await?
     else {
         return Ok(());
     };
     if let Some(h) = &held {
         start::continue_snapshot_after_kafka(cfg, &mut start, h);
+        start::held_snapshot_cursors(&mut start, h);
     }
     let Some(sink) = start::sink(cfg, stores, &shutdown, first, &start, resumed, held).await?
     else {

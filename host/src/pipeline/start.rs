@@ -130,7 +130,7 @@ pub(super) async fn resume(
     shutdown: &watch::Receiver<bool>,
     force: Force,
     recovered: Option<BinlogPosition>,
-    kafka_holds: Option<&str>,
+    kafka_holds: &[String],
 ) -> Result<Option<(Start, bool)>, PipelineError> {
     let store = &stores.position;
     let saved = store.load()?;
@@ -176,7 +176,14 @@ pub(super) async fn resume(
             return Ok(Some((Start::Snapshot(Begin::Fresh), false)));
         }
         Decision::Resume { state, from } => {
-            return Ok(Some((Start::Snapshot(Begin::Resume { state, from }), true)));
+            return Ok(Some((
+                Start::Snapshot(Begin::Resume {
+                    state,
+                    from,
+                    held: Vec::new(),
+                }),
+                true,
+            )));
         }
     }
     if let Some(p) = saved {
@@ -287,15 +294,46 @@ pub(super) fn continue_snapshot_after_kafka(cfg: &Config, start: &mut Start, hel
     t.state = TableStatus::Reading;
 }
 
-/// The id of the snapshot whose rows the configured topic's one partition holds last, if any.
-pub(super) fn snapshot_in_kafka(cfg: &Config, held: &ReadBack) -> Option<String> {
+/// Exactly-once: a resumed snapshot learns where each output partition's last row of it is
+/// (from `sluice.snapshot.after`), so that it can skip, partition by partition, the rows it
+/// reads again that a partition already holds (see `source::snapshot::drive::HeldCursor`).
+pub(super) fn held_snapshot_cursors(start: &mut Start, held: &ReadBack) {
     use crate::sink::kafka::exactly_once::SnapshotAfter;
-    let k = cfg.kafka.as_ref()?;
-    if held.partitions.get(&k.topic) != Some(&1) {
-        return None;
-    }
-    let v = held.snapshot_after.get(&(k.topic.clone(), 0))?;
-    SnapshotAfter::parse(v).map(|a| a.id)
+    use crate::source::snapshot::drive::HeldCursor;
+    let Start::Snapshot(Begin::Resume {
+        state, held: out, ..
+    }) = start
+    else {
+        return;
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut cursors: Vec<HeldCursor> = held
+        .snapshot_after
+        .values()
+        .filter_map(|v| SnapshotAfter::parse(v))
+        .filter(|a| a.id == state.id && a.table < state.tables.len())
+        .filter(|a| seen.insert((a.table, a.cursor_text.clone())))
+        .map(|a| HeldCursor {
+            table: a.table,
+            text: a.cursor_text,
+            cursor: a.cursor,
+        })
+        .collect();
+    cursors.sort_by(|a, b| (a.table, &a.text).cmp(&(b.table, &b.text)));
+    *out = cursors;
+}
+
+/// The ids of the snapshots whose rows the partitions read back hold last.
+pub(super) fn snapshot_in_kafka(held: &ReadBack) -> Vec<String> {
+    use crate::sink::kafka::exactly_once::SnapshotAfter;
+    let mut ids: Vec<String> = held
+        .snapshot_after
+        .values()
+        .filter_map(|v| SnapshotAfter::parse(v).map(|a| a.id))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// What exactly-once recovery read back before a life of the stages.

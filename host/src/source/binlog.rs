@@ -460,7 +460,9 @@ async fn mysql_gtid_start(
         return Ok(None);
     };
     let mode: Option<String> = query_value(conn, "SELECT @@GLOBAL.gtid_mode").await?;
-    Ok(mode.is_some_and(|m| m.eq_ignore_ascii_case("ON")).then_some(set))
+    Ok(mode
+        .is_some_and(|m| m.eq_ignore_ascii_case("ON"))
+        .then_some(set))
 }
 
 /// How large a batch may grow before a large transaction is cut into pieces

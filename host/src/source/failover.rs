@@ -120,14 +120,13 @@ pub(crate) async fn mysql_same_history(
         gtid: None,
         ..p.clone()
     };
-    let mut stream = match binlog::open_replica_stream(cfg, &from, binlog::Request::AtPosition)
-        .await
-    {
-        Ok(s) => s.stream,
-        // No such file here.
-        Err(SourceError::Stream(_)) => return Ok(Some(false)),
-        Err(e) => return Err(e),
-    };
+    let mut stream =
+        match binlog::open_replica_stream(cfg, &from, binlog::Request::AtPosition).await {
+            Ok(s) => s.stream,
+            // No such file here.
+            Err(SourceError::Stream(_)) => return Ok(Some(false)),
+            Err(e) => return Err(e),
+        };
     let mut walk = HistoryWalk::new(p.pos);
     while let Some(ev) = stream.next().await {
         match ev {
@@ -208,7 +207,8 @@ mod tests {
             .join("../tests/fixtures/mysql-binlogs/binlog_transaction_with_GTID_TAG.000001");
         let walk = |until: u64| {
             let f = std::fs::File::open(&path).unwrap();
-            let file = BinlogFile::new(BinlogVersion::Version4, std::io::BufReader::new(f)).unwrap();
+            let file =
+                BinlogFile::new(BinlogVersion::Version4, std::io::BufReader::new(f)).unwrap();
             let mut w = HistoryWalk::new(until);
             file.into_iter()
                 .find_map(|ev| w.feed(&ev.unwrap()))
@@ -235,7 +235,10 @@ mod tests {
             assert_ne!(walk(cp.pos - 1), saved, "{cp}");
             assert!(last_start < cp.pos);
             let before = walk(last_start);
-            assert!(!before.is_empty() && before != saved, "{before} at {last_start}");
+            assert!(
+                !before.is_empty() && before != saved,
+                "{before} at {last_start}"
+            );
         }
     }
 }

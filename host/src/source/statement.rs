@@ -276,6 +276,7 @@ impl Processor {
                     gtid: gtid.clone(),
                     snapshot: false,
                     cursor: None,
+                    held: None,
                 },
                 timestamp,
             );

@@ -161,6 +161,7 @@ impl Processor {
                             gtid: gtid.clone(),
                             snapshot: false,
                             cursor: None,
+                            held: None,
                         };
                     }
                     self.ready.events.splice(0..0, p.events);

@@ -298,17 +298,109 @@ pub(crate) struct SnapshotAfter {
     pub(crate) ordinal: u64,
     /// The key cursor, in the snapshot file's JSON form.
     pub(crate) cursor: serde_json::Value,
+    /// The same, as the header spells it.
+    pub(crate) cursor_text: String,
 }
 
 impl SnapshotAfter {
     pub(crate) fn parse(v: &str) -> Option<SnapshotAfter> {
         let mut it = v.splitn(4, '/');
+        let (id, table, ordinal, text) = (it.next()?, it.next()?, it.next()?, it.next()?);
         Some(SnapshotAfter {
-            id: it.next()?.to_owned(),
-            table: it.next()?.parse().ok()?,
-            ordinal: it.next()?.parse().ok()?,
-            cursor: serde_json::from_str(it.next()?).ok()?,
+            id: id.to_owned(),
+            table: table.parse().ok()?,
+            ordinal: ordinal.parse().ok()?,
+            cursor: serde_json::from_str(text).ok()?,
+            cursor_text: text.to_owned(),
         })
+    }
+}
+
+/// Where each partition's last row of a snapshot was, read back at start: a resumed snapshot
+/// reads rows again from its saved key, and a partition skips those it holds (see
+/// [`crate::event::HeldBounds`]).
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotSeeds(HashMap<(String, i32), Seed>);
+
+#[derive(Debug)]
+struct Seed {
+    after: SnapshotAfter,
+    /// The last output part of that row the partition holds: all of them (`u32::MAX`) when a
+    /// later record followed it.
+    part: u32,
+}
+
+impl SnapshotSeeds {
+    pub(crate) fn new(
+        found: &HashMap<(String, i32), Arc<str>>,
+        marks: &HashMap<(String, i32), Mark>,
+    ) -> SnapshotSeeds {
+        let seeds = found
+            .iter()
+            .filter_map(|(k, v)| {
+                let after = SnapshotAfter::parse(v)?;
+                let part = match marks.get(k) {
+                    Some(m) if m.snapshot && u64::from(m.row) == after.ordinal => m.part,
+                    _ => u32::MAX,
+                };
+                Some((k.clone(), Seed { after, part }))
+            })
+            .collect();
+        SnapshotSeeds(seeds)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether partition `partition` of `topic` holds output `part` of the snapshot row at
+    /// `p` (which carries its own `sluice.snapshot.after` in `cursor`): the row is of the
+    /// snapshot the partition's last row is of, and of an earlier table, or of the same table
+    /// at or before that row's key (by the bounds the read counted).
+    pub(crate) fn holds(&self, topic: &str, partition: i32, p: &SourcePosition, part: u32) -> bool {
+        let Some(seed) = self
+            .0
+            .iter()
+            .find(|((t, q), _)| *q == partition && t == topic)
+            .map(|(_, s)| s)
+        else {
+            return false;
+        };
+        let Some(row) = p.cursor.as_deref() else {
+            return false;
+        };
+        let mut it = row.splitn(4, '/');
+        let (Some(id), Some(table), Some(ordinal), Some(text)) =
+            (it.next(), it.next(), it.next(), it.next())
+        else {
+            return false;
+        };
+        let (Ok(table), Ok(ordinal)) = (table.parse::<usize>(), ordinal.parse::<u64>()) else {
+            return false;
+        };
+        if id != seed.after.id {
+            return false;
+        }
+        match table.cmp(&seed.after.table) {
+            Ordering::Less => true,
+            Ordering::Greater => false,
+            Ordering::Equal => {
+                let bound = p.held.as_ref().and_then(|h| {
+                    h.bounds
+                        .iter()
+                        .find(|(c, _)| *c == seed.after.cursor_text)
+                        .and_then(|(_, o)| *o)
+                });
+                match bound {
+                    None => false,
+                    Some(b) if ordinal < b => true,
+                    // The last row at or before the partition's key: that very row (its
+                    // outputs up to the one the partition holds), or one before it.
+                    Some(b) if ordinal == b => text != seed.after.cursor_text || part <= seed.part,
+                    Some(_) => false,
+                }
+            }
+        }
     }
 }
 
@@ -434,6 +526,7 @@ mod tests {
             gtid: None,
             snapshot: false,
             cursor: None,
+            held: None,
         };
         let mut parts = Parts::default();
         let got: Vec<u32> = [p(4, 0), p(4, 0), p(4, 0), p(4, 1), p(9, 0), p(9, 0)]
@@ -457,6 +550,62 @@ mod tests {
         assert_eq!(c.get("t", 2).map(|v| &**v), Some("v"));
         assert_eq!(c.get("t", 0), None);
         assert_eq!(c.get("u", 2), None);
+    }
+
+    #[test]
+    fn resumed_snapshot_rows_are_skipped_where_their_partition_holds_them() {
+        use crate::event::HeldBounds;
+        let id = "20261206T160000Z-1a2b";
+        // Partition 0's last row: table 1, key 50, its first output (part 0); partition 1's:
+        // table 2, key 7, followed by a streamed change; partition 2 holds no snapshot row.
+        let found: HashMap<(String, i32), Arc<str>> = [
+            (0, format!(r#"{id}/1/49/[{{"i":50}}]"#)),
+            (1, format!(r#"{id}/2/6/[{{"i":7}}]"#)),
+        ]
+        .into_iter()
+        .map(|(p, v)| (("t".to_owned(), p), Arc::from(v.as_str())))
+        .collect();
+        let mut marks = HashMap::new();
+        marks.insert(("t".to_owned(), 0), mark("b.000001", 100, true, 49, 0));
+        marks.insert(("t".to_owned(), 1), mark("b.000001", 900, false, 0, 0));
+        let seeds = SnapshotSeeds::new(&found, &marks);
+        // The resumed read of table 1 counted its rows up to key 50: the last is ordinal 45.
+        let bounds = Arc::new(HeldBounds {
+            snapshot: id.to_owned(),
+            table: 1,
+            bounds: vec![(r#"[{"i":50}]"#.to_owned(), Some(45))],
+        });
+        let row = |table: usize, ordinal: u64, key: i64, held: bool| SourcePosition {
+            file: Arc::from("b.000002"),
+            pos: 4,
+            row: ordinal as u32,
+            gtid: None,
+            snapshot: true,
+            cursor: Some(Arc::from(
+                format!(r#"{id}/{table}/{ordinal}/[{{"i":{key}}}]"#).as_str(),
+            )),
+            held: held.then(|| bounds.clone()),
+        };
+        let holds = |p: i32, pos: &SourcePosition, part: u32| seeds.holds("t", p, pos, part);
+        // Table 1 in partition 0: up to the bound, and the bound row's outputs up to part 0.
+        assert!(holds(0, &row(1, 44, 48, true), 3));
+        assert!(holds(0, &row(1, 45, 50, true), 0));
+        assert!(!holds(0, &row(1, 45, 50, true), 1));
+        // A row at the bound whose key is not the partition's (that row was deleted): held.
+        assert!(holds(0, &row(1, 45, 49, true), 1));
+        assert!(!holds(0, &row(1, 46, 51, true), 0));
+        // Without bounds (a read that started after the key): nothing held.
+        assert!(!holds(0, &row(1, 44, 48, false), 0));
+        // Table 0 comes before partition 0's table: held; table 2 after it: not.
+        assert!(holds(0, &row(0, 7, 7, false), 0));
+        assert!(!holds(0, &row(2, 0, 1, false), 0));
+        // Partition 1 holds all of tables 0 and 1; partition 2 nothing.
+        assert!(holds(1, &row(1, 46, 51, true), 5));
+        assert!(!holds(2, &row(0, 0, 1, false), 0));
+        // Another snapshot's rows: never.
+        let mut other = row(0, 0, 1, false);
+        other.cursor = Some(Arc::from(r#"other/0/0/[{"i":1}]"#));
+        assert!(!holds(1, &other, 0));
     }
 
     #[test]

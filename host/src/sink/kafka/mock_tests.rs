@@ -61,6 +61,7 @@ fn events(pos: u64, n: u32) -> Vec<ChangeEvent> {
                 gtid: Some(format!("0-1-{pos}").into()),
                 snapshot: false,
                 cursor: None,
+                held: None,
             },
             timestamp: 0,
             route: None,

@@ -172,6 +172,11 @@ struct ExactlyOnce {
     /// How far the snapshot got in each partition (`sluice.snapshot.after`), carried on every
     /// record while it runs.
     snapshot_after: exactly_once::SnapshotCursors,
+    /// Where each partition's last snapshot row was at start: a resumed snapshot's rows that a
+    /// partition holds are skipped there.
+    snapshot_seeds: exactly_once::SnapshotSeeds,
+    /// Snapshot rows skipped so, for the log.
+    snapshot_skipped: u64,
 }
 
 impl KafkaSink {
@@ -260,6 +265,7 @@ impl KafkaSink {
                     .collect(),
             });
         }
+        let snapshot_seeds = exactly_once::SnapshotSeeds::new(&held.snapshot_after, &held.marks);
         let catchup = exactly_once::Catchup::new(held.marks);
         let snapshot_after = exactly_once::SnapshotCursors::seeded(&held.snapshot_after);
         self.eo = Some(Box::new(ExactlyOnce {
@@ -270,6 +276,8 @@ impl KafkaSink {
             topics,
             skipped: 0,
             snapshot_after,
+            snapshot_seeds,
+            snapshot_skipped: 0,
         }));
     }
 
@@ -517,10 +525,26 @@ impl KafkaSink {
 impl ExactlyOnce {
     /// Whether partition `partition` of `topic` held output `part` of `ev` at start. Once the
     /// stream passes every partition's mark, the catch-up ends and nothing more is checked.
-    /// Snapshot rows are never skipped: a resumed snapshot reads at a new point, so its rows
-    /// are new (see `docs/EXACTLY_ONCE.md`).
+    /// Snapshot rows compare by key instead: a resumed snapshot reads again, at a new point,
+    /// from its saved key, and skips in each partition the rows it holds up to its last row's
+    /// key ([`exactly_once::SnapshotSeeds`]; see `docs/EXACTLY_ONCE.md`).
     fn holds(&mut self, ev: &ChangeEvent, part: u32, topic: &str, partition: i32) -> bool {
-        if self.catchup.is_empty() || ev.position.snapshot {
+        if ev.position.snapshot {
+            if self.snapshot_seeds.is_empty() {
+                return false;
+            }
+            let held = self
+                .snapshot_seeds
+                .holds(topic, partition, &ev.position, part);
+            if held {
+                self.snapshot_skipped += 1;
+                if self.snapshot_skipped.is_power_of_two() {
+                    tracing::info!(skipped = self.snapshot_skipped, at = %ev.position, "exactly-once: snapshot rows read again that their partition already holds are skipped");
+                }
+            }
+            return held;
+        }
+        if self.catchup.is_empty() {
             return false;
         }
         let id = exactly_once::Mark::of(&ev.position, part);
@@ -591,6 +615,7 @@ mod header_tests {
                 gtid: None,
                 snapshot: false,
                 cursor: None,
+                held: None,
             };
             let h = position_headers(&ChangeEvent::truncate("s", "t", position, 0), 0, None, None);
             let value = |k: &str| h.iter().find(|x| x.key == k).and_then(|x| x.value);

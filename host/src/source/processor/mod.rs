@@ -33,9 +33,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mysql_common::binlog::events::{
-    Event, GtidEvent, PreviousGtidsEvent, QueryEvent, RotateEvent,
-};
+use mysql_common::binlog::events::{Event, GtidEvent, PreviousGtidsEvent, QueryEvent, RotateEvent};
 
 mod cascade;
 mod error;
@@ -51,9 +49,9 @@ mod xa;
 use super::compressed;
 use super::event_types as et;
 use super::gtid::{self, MariaGtidState, MysqlGtidSet};
-use super::rotate;
 use super::objects::TableKinds;
 pub(crate) use super::resets::ResetPolicy;
+use super::rotate;
 use super::schema::InfoSchemaTable;
 use crate::event::{Batch, Value};
 use crate::state::BinlogPosition;

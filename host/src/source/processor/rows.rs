@@ -316,6 +316,7 @@ impl Processor {
                     gtid: txn.gtid.clone(),
                     snapshot: false,
                     cursor: None,
+                    held: None,
                 },
                 timestamp,
                 route: None,

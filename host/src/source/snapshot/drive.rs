@@ -23,7 +23,7 @@ use super::progress::Progress;
 use super::table::{KeySource, SnapshotTable};
 use super::SnapshotError;
 use crate::config::Config;
-use crate::event::{Batch, ChangeEvent, Checkpoint, Kind, SourcePosition};
+use crate::event::{Batch, ChangeEvent, Checkpoint, HeldBounds, Kind, SourcePosition};
 use crate::source::binlog::{self, BatchLimits};
 use crate::source::objects::{self, TableKinds};
 use crate::source::TableFilter;
@@ -34,11 +34,27 @@ use crate::state::{BinlogPosition, SnapshotState, SnapshotStatus, TableProgress,
 #[derive(Debug)]
 pub(crate) enum Begin {
     Fresh,
-    /// Continue `state`, catching up from `from` first.
+    /// Continue `state`, catching up from `from` first. `held`: in exactly-once mode, the key
+    /// cursors of the last snapshot rows the output partitions hold (see [`HeldCursor`]).
     Resume {
         state: Box<SnapshotState>,
         from: BinlogPosition,
+        held: Vec<HeldCursor>,
     },
+}
+
+/// Where some output partition's last row of this snapshot is: a table's index and a key
+/// cursor (`sluice.snapshot.after`). A resumed snapshot reads again from its saved cursor;
+/// the rows up to this one may be in that partition already, so the read counts its rows up
+/// to each such cursor ([`crate::event::HeldBounds`]) and the sink skips what a partition
+/// holds. Tables before the last one a partition holds rows of are published by the catch-up
+/// too, since that partition holds their rows as of an earlier point.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HeldCursor {
+    pub(crate) table: usize,
+    /// The cursor as the header carries it (the sink compares this text).
+    pub(crate) text: String,
+    pub(crate) cursor: serde_json::Value,
 }
 
 /// What the snapshot reads from and writes to.
@@ -81,6 +97,7 @@ pub(crate) async fn run(
 ) -> Result<Option<BinlogPosition>, SnapshotError> {
     let cfg = ctx.cfg;
     let (tables, kinds) = captured(cfg).await?;
+    let mut held_cursors = Vec::new();
     let (mut state, mut epoch) = match begin {
         Begin::Fresh => {
             let epoch = epoch::open(&cfg.mysql, &tables, &kinds).await?;
@@ -98,13 +115,18 @@ pub(crate) async fn run(
             }
             (state, epoch)
         }
-        Begin::Resume { state, from } => match resume(ctx, *state, from, &tables, &kinds)
-            .await
-            .map_err(SnapshotError::while_resuming)?
-        {
-            Some(r) => r,
-            None => return Ok(None),
-        },
+        Begin::Resume { state, from, held } => {
+            let r = resume(ctx, *state, from, &held, &tables, &kinds)
+                .await
+                .map_err(SnapshotError::while_resuming)?;
+            match r {
+                Some((state, epoch)) => {
+                    held_cursors = held;
+                    (state, epoch)
+                }
+                None => return Ok(None),
+            }
+        }
     };
     let started = Instant::now();
     let mut progress = Progress::new(cfg.snapshot.progress_interval_ms);
@@ -129,6 +151,7 @@ pub(crate) async fn run(
             gtid: epoch.point.gtid.as_deref().map(Arc::from),
             progress: &mut progress,
             carry_cursor: ctx.cfg.kafka.as_ref().is_some_and(|k| k.exactly_once),
+            held: &held_cursors,
         };
         let finished = if table.has_key() {
             reader.keyed(&mut epoch.conn).await?
@@ -206,6 +229,7 @@ async fn resume(
     ctx: &Context<'_>,
     mut state: SnapshotState,
     from: BinlogPosition,
+    held: &[HeldCursor],
     tables: &[(String, String)],
     kinds: &TableKinds,
 ) -> Result<Option<(SnapshotState, Epoch)>, SnapshotError> {
@@ -229,14 +253,25 @@ async fn resume(
     let _ = conn.disconnect().await;
     // A: to the head, and on past it while an XA transaction of captured tables is prepared
     // (its rows come with its outcome).
-    let Some(reached) = catch_up(ctx, &state, from, &head).await? else {
+    // Tables some partition holds rows of (read before the crash, though not saved as read):
+    // their changes are published as for a table in progress.
+    let published: Vec<usize> = held.iter().map(|h| h.table).collect();
+    let held_to = published.iter().max().copied();
+    let started: Vec<(String, String)> = state
+        .tables
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| held_to.is_some_and(|m| *i <= m))
+        .map(|(_, t)| (t.schema.clone(), t.table.clone()))
+        .collect();
+    let Some(reached) = catch_up(ctx, &state, &started, from, &head).await? else {
         return Ok(None);
     };
     let Some(epoch) = open_not_before(ctx, tables, kinds, &reached).await? else {
         return Ok(None);
     };
     // B: from where A stopped to the new point.
-    if catch_up(ctx, &state, reached, &epoch.point)
+    if catch_up(ctx, &state, &started, reached, &epoch.point)
         .await?
         .is_none()
     {
@@ -307,13 +342,14 @@ fn restart(t: &mut TableProgress) {
     t.chunks = 0;
 }
 
-/// Streams `from` → `to`, publishing the events of the tables read so far (whole or in part)
-/// and dropping those of tables not started: their full read later contains them. Returns
-/// where it stopped (`to`, or later while an XA transaction was held), `None` when a stop came
-/// first.
+/// Streams `from` → `to`, publishing the events of the tables read so far (whole or in part,
+/// or `started`: rows of them are published) and dropping those of tables not started: their
+/// full read later contains them. Returns where it stopped (`to`, or later while an XA
+/// transaction was held), `None` when a stop came first.
 async fn catch_up(
     ctx: &Context<'_>,
     state: &SnapshotState,
+    started: &[(String, String)],
     from: BinlogPosition,
     to: &BinlogPosition,
 ) -> Result<Option<BinlogPosition>, SnapshotError> {
@@ -321,7 +357,8 @@ async fn catch_up(
         .tables
         .iter()
         .filter(|t| t.state == TableStatus::Pending)
-        .map(|t| (t.schema.clone(), t.table.clone()));
+        .map(|t| (t.schema.clone(), t.table.clone()))
+        .filter(|t| !started.contains(t));
     let filter = TableFilter::new(ctx.cfg.captured_tables()).excluding(pending);
     tracing::info!(from = %from, to = %to, "snapshot catch-up");
     Ok(binlog::stream(
@@ -349,6 +386,8 @@ struct Reader<'a, 'c> {
     progress: &'a mut Progress,
     /// Exactly-once into Kafka: each row carries where the snapshot stands once it is published.
     carry_cursor: bool,
+    /// Where output partitions' last rows of this snapshot are (a resumed snapshot).
+    held: &'a [HeldCursor],
 }
 
 /// Rows read but not sent yet.
@@ -387,6 +426,7 @@ impl Reader<'_, '_> {
                 gtid: self.gtid.clone(),
                 snapshot: true,
                 cursor: None,
+                held: None,
             },
             timestamp: self.state.started_at as u32,
             route: None,
@@ -460,6 +500,10 @@ impl Reader<'_, '_> {
             .prep(table.next_chunk_sql(batch))
             .await
             .map_err(q("preparing the snapshot's chunk query"))?;
+        let bounds = self.held_bounds(conn, cursor.as_ref()).await?;
+        let last_bound = bounds
+            .as_ref()
+            .and_then(|b| b.bounds.iter().filter_map(|(_, o)| *o).max());
         self.progress
             .table_started(&name, table.estimated_rows, self.progress_rows());
         loop {
@@ -490,6 +534,9 @@ impl Reader<'_, '_> {
                 if self.carry_cursor {
                     ev.position.cursor = self.cursor_header(ordinal, pending.cursor.as_ref());
                 }
+                if last_bound.is_some_and(|b| ordinal <= b) {
+                    ev.position.held = bounds.clone();
+                }
                 pending.bytes += ev.approx_bytes();
                 pending.events.push(ev);
                 if pending.bytes >= self.ctx.limits.bytes && read < batch {
@@ -517,6 +564,53 @@ impl Reader<'_, '_> {
         }
     }
 
+    /// Exactly-once, a resumed snapshot: for each key cursor of an output partition's last
+    /// row in this table, the ordinal in this read of the last row at or before it, counted by
+    /// the server in this read view after the read's own start `from`.
+    async fn held_bounds(
+        &self,
+        conn: &mut Conn,
+        from: Option<&Cursor>,
+    ) -> Result<Option<Arc<HeldBounds>>, SnapshotError> {
+        let mine: Vec<&HeldCursor> = self.held.iter().filter(|h| h.table == self.index).collect();
+        if mine.is_empty() || !self.carry_cursor {
+            return Ok(None);
+        }
+        let table = self.table;
+        let name = format!("{}.{}", table.schema, table.table);
+        let sql = table.count_through_sql(from.is_some());
+        let base = self.progress_rows();
+        let mut bounds = Vec::with_capacity(mine.len());
+        for h in mine {
+            let upto: Cursor =
+                serde_json::from_value(h.cursor.clone()).map_err(|e| SnapshotError::Cursor {
+                    table: name.clone(),
+                    detail: e.to_string(),
+                })?;
+            if !table.cursor_fits(&upto) {
+                // Another key than this read's: nothing to compare with.
+                continue;
+            }
+            let mut params = from.map(|c| table.cursor_params(c)).unwrap_or_default();
+            params.extend(table.cursor_params(&upto));
+            let n: Option<u64> =
+                conn.exec_first(&sql, params)
+                    .await
+                    .map_err(|source| SnapshotError::Query {
+                        context: "counting the rows output partitions hold".to_owned(),
+                        source,
+                    })?;
+            let n = n.unwrap_or(0);
+            bounds.push((h.text.clone(), n.checked_sub(1).map(|k| base + k)));
+        }
+        tracing::info!(table = %name, bounds = ?bounds, "exactly-once: the resumed snapshot skips, in each partition, the rows it holds up to these ordinals");
+        Ok(Some(Arc::new(HeldBounds {
+            snapshot: self.state.id.clone(),
+            table: self.index,
+            bounds,
+        })))
+    }
+
     /// What a read begins with: a `truncate` event when the table is read again after rows of
     /// it were published and `ON_TABLE_RESET=event` lets Sluice say so (see
     /// [`TableProgress::reread`]).
@@ -531,6 +625,7 @@ impl Reader<'_, '_> {
                 gtid: self.gtid.clone(),
                 snapshot: true,
                 cursor: None,
+                held: None,
             };
             let ev = ChangeEvent::truncate(
                 &self.table.schema,

@@ -77,6 +77,32 @@ impl SnapshotTable {
     /// The chunks after a cursor: the same, with the EXPANDED keyset predicate
     /// `WHERE (k1 > ?) OR (k1 = ? AND k2 > ?) OR (k1 = ? AND k2 = ? AND k3 > ?)` (`<` for DESC index columns).
     pub(crate) fn next_chunk_sql(&self, limit: usize) -> String {
+        self.chunk_sql(Some(&self.after_predicate()), limit)
+    }
+
+    /// How many rows lie after one cursor (`from`, when given) and at or before another, in
+    /// the index's order: `SELECT COUNT(*) … WHERE (<after from>) AND NOT (<after upto>)`.
+    /// Parameters: `cursor_params(from)` (when given), then `cursor_params(upto)`. The server
+    /// compares, as it does for the chunks.
+    pub(crate) fn count_through_sql(&self, from: bool) -> String {
+        let after = self.after_predicate();
+        let mut sql = format!("SELECT COUNT(*) FROM {}", self.from);
+        match &self.key_source {
+            KeySource::Primary => sql.push_str(" FORCE INDEX (PRIMARY)"),
+            KeySource::Unique(name) => sql.push_str(&format!(" FORCE INDEX ({})", quote(name))),
+            KeySource::None => {}
+        }
+        if from {
+            sql.push_str(&format!(" WHERE ({after}) AND NOT ({after})"));
+        } else {
+            sql.push_str(&format!(" WHERE NOT ({after})"));
+        }
+        sql
+    }
+
+    /// The EXPANDED keyset predicate "after the cursor":
+    /// `(k1 > ?) OR (k1 = ? AND k2 > ?) OR …` (`<` for DESC index columns).
+    fn after_predicate(&self) -> String {
         let name = |i: usize| quote(&self.columns[self.key[i].column].name);
         let terms: Vec<String> = (0..self.key.len())
             .map(|j| {
@@ -88,7 +114,7 @@ impl SnapshotTable {
                 format!("({})", t.join(" AND "))
             })
             .collect();
-        self.chunk_sql(Some(&terms.join(" OR ")), limit)
+        terms.join(" OR ")
     }
 
     /// Positional parameters for `next_chunk_sql`, in placeholder order. The cursor must come
@@ -424,6 +450,18 @@ mod tests {
             t.next_chunk_sql(7),
             "SELECT `a`, `b`, `x` FROM `db`.`t` FORCE INDEX (PRIMARY) \
              WHERE (`a` > ?) OR (`a` = ? AND `b` < ?) ORDER BY `a`, `b` DESC LIMIT 7"
+        );
+        // The count of rows between two cursors uses the same predicate, negated for the end.
+        let after = "(`a` > ?) OR (`a` = ? AND `b` < ?)";
+        assert_eq!(
+            t.count_through_sql(true),
+            format!(
+                "SELECT COUNT(*) FROM `db`.`t` FORCE INDEX (PRIMARY) WHERE ({after}) AND NOT ({after})"
+            )
+        );
+        assert_eq!(
+            t.count_through_sql(false),
+            format!("SELECT COUNT(*) FROM `db`.`t` FORCE INDEX (PRIMARY) WHERE NOT ({after})")
         );
         let c = Cursor(vec![CursorValue::UInt(u64::MAX), CursorValue::Int(-2)]);
         assert_eq!(

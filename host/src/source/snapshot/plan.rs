@@ -41,9 +41,9 @@ pub(crate) struct Inputs<'a> {
     pub(crate) position: Option<BinlogPosition>,
     /// The snapshot file's path, for messages.
     pub(crate) snapshot_file: &'a str,
-    /// Exactly-once: the output holds rows of the snapshot with this id (its last record's
+    /// Exactly-once: the output holds rows of the snapshots with these ids (the last records'
     /// `sluice.snapshot.after`), delivered even if no acknowledgement was saved yet.
-    pub(crate) kafka_holds: Option<&'a str>,
+    pub(crate) kafka_holds: &'a [String],
 }
 
 /// Decides (see the module note and the table in `docs/SNAPSHOT.md` §5).
@@ -79,11 +79,9 @@ pub(crate) fn decide(i: Inputs<'_>) -> Result<Decision, SnapshotError> {
                 .join(", "),
         }),
         // Nothing saved as delivered, and nothing of it in Kafka either: start afresh.
-        Some(s) if !s.delivered_any() && i.kafka_holds != Some(s.id.as_str()) => {
-            Ok(Decision::Fresh {
-                supersedes: i.position,
-            })
-        }
+        Some(s) if !s.delivered_any() && !i.kafka_holds.contains(&s.id) => Ok(Decision::Fresh {
+            supersedes: i.position,
+        }),
         Some(s) => {
             // The position file is written before any row is delivered (the epoch's point),
             // so it must be there; without it, the rows already published cannot be caught
@@ -148,7 +146,7 @@ mod tests {
             snapshot,
             position,
             snapshot_file: "/state/snapshot_shop_orders.json",
-            kafka_holds: None,
+            kafka_holds: &[],
         })
     }
 
@@ -223,7 +221,7 @@ mod tests {
             snapshot: running(TableStatus::Reading),
             position: Some(pos(150)),
             snapshot_file: "f",
-            kafka_holds: None,
+            kafka_holds: &[],
         })
         .unwrap();
         assert!(matches!(d, Decision::Resume { .. }), "{d:?}");
@@ -245,12 +243,13 @@ mod tests {
             })
             .unwrap()
         };
-        assert!(matches!(
-            with(Some(&none_saved.id)),
-            Decision::Resume { .. }
-        ));
-        assert!(matches!(with(Some("another")), Decision::Fresh { .. }));
-        assert!(matches!(with(None), Decision::Fresh { .. }));
+        let (both, other) = (
+            ["another".to_owned(), none_saved.id.clone()],
+            ["another".to_owned()],
+        );
+        assert!(matches!(with(&both), Decision::Resume { .. }));
+        assert!(matches!(with(&other), Decision::Fresh { .. }));
+        assert!(matches!(with(&[]), Decision::Fresh { .. }));
     }
 
     #[test]
@@ -268,7 +267,7 @@ mod tests {
                 snapshot,
                 position: Some(pos(150)),
                 snapshot_file: "f",
-                kafka_holds: None,
+                kafka_holds: &[],
             })
             .unwrap();
             assert_eq!(

@@ -385,6 +385,7 @@ fn test_event(text_bytes: usize) -> ChangeEvent {
             gtid: None,
             snapshot: false,
             cursor: None,
+            held: None,
         },
         timestamp: 0,
         route: None,
