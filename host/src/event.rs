@@ -79,6 +79,10 @@ pub struct HeldBounds {
     /// Per key cursor (its JSON, as `sluice.snapshot.after` carries it): the ordinal of the
     /// last row of this read at or before that key, `None` when no row is.
     pub bounds: Vec<(String, Option<u64>)>,
+    /// Some partition's last row is in a later table, so it holds every row of this one. Only
+    /// rows that carry these bounds may be skipped: a table read again from its start (its
+    /// key changed) carries none, and is published whole again.
+    pub later_elsewhere: bool,
 }
 
 /// A row change, the unit every stage handles.

@@ -581,6 +581,21 @@ async fn kills_with_routed_topics_lose_and_repeat_nothing() -> anyhow::Result<()
     Ok(())
 }
 
+/// Deletes everything in the state directory but the config: a new machine.
+fn lose_state(p: &Pipeline) -> anyhow::Result<()> {
+    for e in std::fs::read_dir(p.state_dir())? {
+        let e = e?;
+        if !e.file_name().to_string_lossy().ends_with(".toml") {
+            if e.file_type()?.is_dir() {
+                std::fs::remove_dir_all(e.path())?;
+            } else {
+                std::fs::remove_file(e.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_state_directory_resumes_from_kafka() -> anyhow::Result<()> {
     let mut p = TestPipeline::new("eo_stateless")
@@ -598,16 +613,7 @@ async fn an_empty_state_directory_resumes_from_kafka() -> anyhow::Result<()> {
     // Killed with nothing saved since the snapshot (positions are saved once a minute), then the
     // state directory is lost: a new machine.
     sluice.kill9()?;
-    for e in std::fs::read_dir(p.state_dir())? {
-        let e = e?;
-        if !e.file_name().to_string_lossy().ends_with(".toml") {
-            if e.file_type()?.is_dir() {
-                std::fs::remove_dir_all(e.path())?;
-            } else {
-                std::fs::remove_file(e.path())?;
-            }
-        }
-    }
+    lose_state(&p)?;
     insert_ids(&mut p, 301..=400).await?;
     let sluice = p.start()?;
     assert!(
@@ -871,7 +877,14 @@ async fn kills_with_a_transform_that_splits_every_row_lose_and_repeat_nothing() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kills_during_the_snapshot_publish_every_row_once() -> anyhow::Result<()> {
-    snapshot_kills("eo_snap", 1, &[100_000]).await
+    snapshot_kills("eo_snap", 1, &[100_000], false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_whose_state_directory_is_lost_at_each_kill_publishes_every_row_once(
+) -> anyhow::Result<()> {
+    // `state.recover = "kafka"`: the output's headers name the snapshot and its point.
+    snapshot_kills("eo_snaplost", 3, &[60_000], true).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -879,14 +892,20 @@ async fn kills_during_a_snapshot_onto_three_partitions_publish_every_row_once() 
 {
     // Rows spread over partitions by key: after a kill each partition holds rows up to a
     // different key, and a partition may hold rows of the second table already.
-    snapshot_kills("eo_snap3", 3, &[60_000, 40_000]).await
+    snapshot_kills("eo_snap3", 3, &[60_000, 40_000], false).await
 }
 
 /// `kill -9` at up to 6 random instants during a snapshot of tables of `rows` rows each
 /// (`{t}`, `{t}_1`, …) onto a topic of `partitions` partitions, while rows are inserted and
-/// updated: every existing row's `snapshot_insert` exactly once, every new row seen, and each
-/// partition in strictly increasing source order.
-async fn snapshot_kills(name: &str, partitions: i32, rows: &[i64]) -> anyhow::Result<()> {
+/// updated: every existing row's `snapshot_insert` exactly once, every new row seen, each
+/// partition in strictly increasing source order, and the final values those of the table.
+/// `state_lost`: the state directory is emptied after each kill (`STATE_RECOVER=kafka`).
+async fn snapshot_kills(
+    name: &str,
+    partitions: i32,
+    rows: &[i64],
+    state_lost: bool,
+) -> anyhow::Result<()> {
     let tables: Vec<String> = (0..rows.len())
         .map(|i| match i {
             0 => "{t}".to_owned(),
@@ -898,6 +917,7 @@ async fn snapshot_kills(name: &str, partitions: i32, rows: &[i64]) -> anyhow::Re
         .env("INITIAL_SNAPSHOT", "true")
         .env("SNAPSHOT_BATCH_SIZE", "100")
         .env("KAFKA_KEY", "primary_key")
+        .env("STATE_RECOVER", if state_lost { "kafka" } else { "local" })
         .tables(&tables.join(","))
         // Progress saved seldom, so each kill leaves rows published past the saved cursor.
         .config("[pipeline]\ncheckpoint_interval_ms = 5000\n");
@@ -935,18 +955,19 @@ async fn snapshot_kills(name: &str, partitions: i32, rows: &[i64]) -> anyhow::Re
             anyhow::Ok(id)
         })
     };
-    let (mut kills, mut continued, mut skipped) = (0, 0, 0);
+    let (mut kills, mut skipped, mut recovered) = (0, 0, 0);
     for _ in 0..6 {
         let sluice = p.spawn()?;
         tokio::time::sleep(Duration::from_millis(400 + rng.below(600))).await;
         let done = sluice.log_contains("snapshot complete");
         let log = sluice.stderr_text();
-        continued += log
-            .matches("continues after the last row Kafka holds")
-            .count();
         skipped += log.matches("the resumed snapshot skips").count();
+        recovered += log.matches("resuming it from its point").count();
         sluice.kill9()?;
         kills += 1;
+        if state_lost {
+            lose_state(&p)?;
+        }
         if done {
             break;
         }
@@ -966,9 +987,6 @@ async fn snapshot_kills(name: &str, partitions: i32, rows: &[i64]) -> anyhow::Re
         sluice.stderr_text()
     );
     let log = settle(&p, &env()["SLUICE_TEST_MYSQL_ADMIN_URL"].clone(), sluice).await?;
-    continued += log
-        .matches("continues after the last row Kafka holds")
-        .count();
     skipped += log.matches("the resumed snapshot skips").count();
     let out = read_all(std::slice::from_ref(&p.topic))?;
     assert_eq!(
@@ -1041,9 +1059,12 @@ async fn snapshot_kills(name: &str, partitions: i32, rows: &[i64]) -> anyhow::Re
     );
     assert_eq!(seen_new.len() as i64, last_new - 1_000_000, "every new row");
     eprintln!(
-        "{name}: {kills} kills during a snapshot of {} rows onto {partitions} partition(s) under writes: {records} records, every row's snapshot_insert once; continued after Kafka's cursor {continued} times, skipped held rows by key in {skipped} reads",
+        "{name}: {kills} kills during a snapshot of {} rows onto {partitions} partition(s) under writes: {records} records, every row's snapshot_insert once; skipped held rows by key in {skipped} reads, resumed without state files {recovered} times",
         rows.iter().sum::<i64>()
     );
+    if state_lost {
+        assert!(recovered > 0, "no start resumed the snapshot from Kafka");
+    }
     Ok(())
 }
 

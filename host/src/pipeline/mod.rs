@@ -259,13 +259,21 @@ async fn run_once(
         .as_ref()
         .map(start::snapshot_in_kafka)
         .unwrap_or_default();
-    let Some((mut start, resumed)) =
-        start::resume(cfg, stores, &shutdown, force, recovered, &kafka_holds).await?
+    let in_kafka = held.as_ref().and_then(start::snapshot_point_in_kafka);
+    let Some((mut start, resumed)) = start::resume(
+        cfg,
+        stores,
+        &shutdown,
+        force,
+        recovered,
+        &kafka_holds,
+        in_kafka,
+    )
+    .await?
     else {
         return Ok(());
     };
     if let Some(h) = &held {
-        start::continue_snapshot_after_kafka(cfg, &mut start, h);
         start::held_snapshot_cursors(&mut start, h);
     }
     let Some(sink) = start::sink(cfg, stores, &shutdown, first, &start, resumed, held).await?

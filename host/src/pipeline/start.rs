@@ -8,6 +8,7 @@
 //! [builds its sink](sink), making the topics again after a restart, since a broker that lost
 //! its state (memory storage) has forgotten them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -131,6 +132,7 @@ pub(super) async fn resume(
     force: Force,
     recovered: Option<BinlogPosition>,
     kafka_holds: &[String],
+    snapshot_in_kafka: Option<(String, BinlogPosition)>,
 ) -> Result<Option<(Start, bool)>, PipelineError> {
     let store = &stores.position;
     let saved = store.load()?;
@@ -151,6 +153,19 @@ pub(super) async fn resume(
                 }
                 store.save(&p)?;
                 return Ok(Some((Start::Stream(p), true)));
+            }
+            // No state files, and the output holds rows of an unfinished snapshot (a finished
+            // one leaves a checkpoint header): it is resumed from its point, not taken again.
+            None if snapshot.is_none() && cfg.snapshot.initial && snapshot_in_kafka.is_some() => {
+                let (id, point) = snapshot_in_kafka.expect("checked above");
+                return Ok(Some((
+                    Start::Snapshot(Begin::Recover {
+                        id,
+                        point,
+                        held: Vec::new(),
+                    }),
+                    true,
+                )));
             }
             None => tracing::info!(
                 "no saved position, and no position in the output topics (nothing published in exactly-once mode yet): starting afresh"
@@ -194,20 +209,7 @@ pub(super) async fn resume(
         else {
             return Ok(None);
         };
-        let p = p?;
-        // MySQL streams by GTID set from any server; exactly-once's catch-up also needs the
-        // published records' positions to be this server's.
-        if cfg.kafka.as_ref().is_some_and(|k| k.exactly_once) {
-            let same = crate::source::failover::mysql_same_history(&cfg.mysql, &p);
-            let Some(same) = unless_stopped(shutdown, same).await else {
-                return Ok(None);
-            };
-            if same? == Some(false) {
-                tracing::warn!(position = %p, "the saved position is not in this MySQL server's binlog (a failover to a replica): streaming resumes by its GTID set, but records already published carry the other server's positions, so this start skips none of them and the events between the last acknowledged position and the failover may be published twice");
-                return Ok(Some((Start::Stream(p), false)));
-            }
-        }
-        return Ok(Some((Start::Stream(p), true)));
+        return Ok(Some((Start::Stream(p?), true)));
     }
     let head = unless_stopped(shutdown, async {
         let mut conn = binlog::connect(&cfg.mysql).await?;
@@ -251,67 +253,23 @@ fn recovered_snapshot(cfg: &Config, at: &BinlogPosition) -> SnapshotState {
     s
 }
 
-/// Exactly-once: a resumed snapshot continues after the last row Kafka holds, not after the
-/// last one acknowledged and saved, when the output is one partition of the configured topic
-/// (its last record then says how far the whole snapshot got; see `docs/EXACTLY_ONCE.md`).
-/// Rows between the two would otherwise be published twice.
-pub(super) fn continue_snapshot_after_kafka(cfg: &Config, start: &mut Start, held: &ReadBack) {
-    use crate::sink::kafka::exactly_once::SnapshotAfter;
-    let Start::Snapshot(Begin::Resume { state, .. }) = start else {
-        return;
-    };
-    let Some(k) = &cfg.kafka else { return };
-    if held.partitions.get(&k.topic) != Some(&1) {
-        return;
-    }
-    let Some(a) = held
-        .snapshot_after
-        .get(&(k.topic.clone(), 0))
-        .and_then(|v| SnapshotAfter::parse(v))
-    else {
-        return;
-    };
-    if a.id != state.id || a.table >= state.tables.len() {
-        return;
-    }
-    // Where the saved progress stands: the first table not done, and its rows.
-    let saved = state
-        .tables
-        .iter()
-        .position(|t| t.state != TableStatus::Done)
-        .unwrap_or(state.tables.len());
-    let ahead = a.table > saved || (a.table == saved && a.ordinal + 1 > state.tables[saved].rows);
-    if !ahead {
-        return;
-    }
-    for t in &mut state.tables[saved..a.table] {
-        t.state = TableStatus::Done;
-    }
-    let t = &mut state.tables[a.table];
-    tracing::info!(table = %format!("{}.{}", t.schema, t.table), saved_rows = t.rows, kafka_rows = a.ordinal + 1, "exactly-once: the snapshot continues after the last row Kafka holds");
-    t.after = Some(a.cursor);
-    t.rows = a.ordinal + 1;
-    t.state = TableStatus::Reading;
-}
-
 /// Exactly-once: a resumed snapshot learns where each output partition's last row of it is
 /// (from `sluice.snapshot.after`), so that it can skip, partition by partition, the rows it
 /// reads again that a partition already holds (see `source::snapshot::drive::HeldCursor`).
 pub(super) fn held_snapshot_cursors(start: &mut Start, held: &ReadBack) {
     use crate::sink::kafka::exactly_once::SnapshotAfter;
     use crate::source::snapshot::drive::HeldCursor;
-    let Start::Snapshot(Begin::Resume {
-        state, held: out, ..
-    }) = start
-    else {
-        return;
+    let (id, out) = match start {
+        Start::Snapshot(Begin::Resume { state, held, .. }) => (state.id.clone(), held),
+        Start::Snapshot(Begin::Recover { id, held, .. }) => (id.clone(), held),
+        _ => return,
     };
     let mut seen = std::collections::HashSet::new();
     let mut cursors: Vec<HeldCursor> = held
         .snapshot_after
         .values()
         .filter_map(|v| SnapshotAfter::parse(v))
-        .filter(|a| a.id == state.id && a.table < state.tables.len())
+        .filter(|a| a.id == id)
         .filter(|a| seen.insert((a.table, a.cursor_text.clone())))
         .map(|a| HeldCursor {
             table: a.table,
@@ -321,6 +279,48 @@ pub(super) fn held_snapshot_cursors(start: &mut Start, held: &ReadBack) {
         .collect();
     cursors.sort_by(|a, b| (a.table, &a.text).cmp(&(b.table, &b.text)));
     *out = cursors;
+}
+
+/// The snapshot whose rows the partitions read back hold last, when exactly one snapshot's
+/// are there, and where to catch up from to resume it: the earliest last record of those
+/// partitions. A snapshot row's `sluice.file`/`sluice.pos` are the point it was read at, and
+/// a streamed change of a resumed snapshot's catch-up (carrying the snapshot's header) is
+/// where that catch-up had got in its partition.
+pub(super) fn snapshot_point_in_kafka(held: &ReadBack) -> Option<(String, BinlogPosition)> {
+    use crate::sink::kafka::exactly_once::{later, SnapshotAfter};
+    let ids = snapshot_in_kafka(held);
+    let [id] = ids.as_slice() else { return None };
+    held.marks
+        .iter()
+        .filter(|(k, _)| {
+            held.snapshot_after
+                .get(*k)
+                .and_then(|v| SnapshotAfter::parse(v))
+                .is_some_and(|a| a.id == *id)
+        })
+        .map(|(_, m)| BinlogPosition {
+            file: m.file.to_string(),
+            pos: m.pos,
+            gtid: None,
+            timestamp: 0,
+        })
+        .reduce(|a, b| if later(&a, &b) { b } else { a })
+        .map(|p| (id.clone(), p))
+}
+
+/// Forgets the last records written from another MySQL server's binlog (a failover to a
+/// promoted replica): their file offsets say nothing about this server's, so their partitions
+/// skip nothing on this start (the events after the last acknowledged position may come
+/// twice there; none is lost).
+pub(super) fn forget_other_servers(held: &mut ReadBack, server: Option<&str>) {
+    let Some(here) = server else { return };
+    let before = held.marks.len();
+    held.marks
+        .retain(|_, m| m.server.as_deref().is_none_or(|s| s == here));
+    let dropped = before - held.marks.len();
+    if dropped > 0 {
+        tracing::warn!(partitions = dropped, server = %here, "exactly-once: the last records of these partitions come from another MySQL server's binlog (a failover): this start skips nothing there, so events after the last acknowledged position may be published twice");
+    }
 }
 
 /// The ids of the snapshots whose rows the partitions read back hold last.
@@ -403,6 +403,12 @@ pub(super) async fn sink(
         Some(k) => {
             let mut sink = KafkaSink::new(k)?;
             if let Some(mut held) = held {
+                let uuid = binlog::mysql_server_uuid(&cfg.mysql);
+                let Some(server) = unless_stopped(shutdown, uuid).await else {
+                    return Ok(None);
+                };
+                let server = server?.map(Arc::<str>::from);
+                forget_other_servers(&mut held, server.as_deref());
                 if !resumed {
                     // A start from the binlog head or a fresh snapshot continues no published
                     // history: what the partitions hold (perhaps another history of the
@@ -413,7 +419,12 @@ pub(super) async fn sink(
                     Start::Stream(p) => Some(p),
                     Start::Snapshot(_) => None,
                 };
-                sink.exactly_once(held, Watermark::starting_at(from), stores.topics.clone());
+                sink.exactly_once(
+                    held,
+                    Watermark::starting_at(from),
+                    stores.topics.clone(),
+                    server,
+                );
             }
             // Only a head start: a stop during it ends the start-up at once.
             if unless_stopped(shutdown, sink.connect()).await.is_none() {
@@ -429,4 +440,43 @@ pub(super) async fn sink(
         }
         None => Sink::Stdout(StdoutSink::default()),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::kafka::exactly_once::Mark;
+
+    fn mark(server: Option<&str>) -> Mark {
+        Mark {
+            file: Arc::from("binlog.000050"),
+            pos: 1000,
+            snapshot: false,
+            row: 0,
+            part: 0,
+            gtid: None,
+            server: server.map(Arc::from),
+        }
+    }
+
+    #[test]
+    fn marks_of_another_mysql_server_are_forgotten() {
+        let mut held = ReadBack::default();
+        held.marks
+            .insert(("t".into(), 0), mark(Some("old-primary")));
+        held.marks.insert(("t".into(), 1), mark(Some("replica")));
+        held.marks.insert(("t".into(), 2), mark(None));
+        // MariaDB (no identity): every mark stays.
+        let mut maria = ReadBack {
+            marks: held.marks.clone(),
+            ..Default::default()
+        };
+        forget_other_servers(&mut maria, None);
+        assert_eq!(maria.marks.len(), 3);
+        // On the promoted replica: the old primary's offsets say nothing here.
+        forget_other_servers(&mut held, Some("replica"));
+        let mut left: Vec<i32> = held.marks.keys().map(|(_, p)| *p).collect();
+        left.sort();
+        assert_eq!(left, [1, 2]);
+    }
 }

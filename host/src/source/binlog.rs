@@ -233,6 +233,18 @@ pub(crate) async fn is_mariadb(conn: &mut Conn) -> Result<bool, SourceError> {
         .contains("mariadb"))
 }
 
+/// MySQL's `@@server_uuid`, which names the server whose binlog positions are (exactly-once
+/// records carry it); `None` on MariaDB, whose GTIDs order records across servers.
+pub(crate) async fn mysql_server_uuid(cfg: &MysqlConfig) -> Result<Option<String>, SourceError> {
+    let mut conn = connect(cfg).await?;
+    let uuid = match is_mariadb(&mut conn).await? {
+        true => None,
+        false => query_value::<String>(&mut conn, "SELECT @@server_uuid").await?,
+    };
+    let _ = conn.disconnect().await;
+    Ok(uuid)
+}
+
 /// The server's binlog head (`SHOW MASTER STATUS`), with its GTID state on MariaDB.
 pub(crate) async fn read_head(conn: &mut Conn) -> Result<BinlogPosition, SourceError> {
     let row: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {

@@ -44,6 +44,9 @@ pub(crate) const SNAPSHOT: &str = "sluice.snapshot";
 pub(crate) const GTID: &str = "sluice.gtid";
 pub(crate) const CHECKPOINT: &str = "sluice.checkpoint";
 pub(crate) const SNAPSHOT_AFTER: &str = "sluice.snapshot.after";
+/// MySQL, in exactly-once mode: the `@@server_uuid` whose binlog `sluice.file`/`sluice.pos`
+/// are offsets of (a promoted replica has other files and offsets for the same transactions).
+pub(crate) const SERVER: &str = "sluice.server";
 
 /// The identity of one published message, totally ordered within one server's binlog history,
 /// and across servers (a failover to a replica) by its MariaDB GTID.
@@ -57,6 +60,9 @@ pub(crate) struct Mark {
     /// The transaction's MariaDB GTID (domain, sequence number), when it has one. The same
     /// transaction has other file positions on a replica, but the same GTID.
     pub(crate) gtid: Option<(u32, u64)>,
+    /// Read back only: the MySQL server whose binlog the file and offset are of
+    /// (`sluice.server`), where the record names one. Not part of the order.
+    pub(crate) server: Option<Arc<str>>,
 }
 
 /// `domain-server-seq` (one MariaDB GTID) as (domain, seq); `None` for anything else (a MySQL
@@ -79,13 +85,14 @@ impl Mark {
             row: p.row,
             part,
             gtid: p.gtid.as_deref().and_then(maria_gtid),
+            server: None,
         }
     }
 
     /// Reads the identity headers of a record; `None` when it has none (not Sluice's).
     pub(crate) fn from_headers(h: &impl Headers) -> Option<Mark> {
         let (mut file, mut pos, mut row, mut part, mut snapshot) = (None, None, None, 0, false);
-        let mut gtid = None;
+        let (mut gtid, mut server) = (None, None);
         for i in 0..h.count() {
             let hd = h.get(i);
             let v = hd.value.and_then(|v| std::str::from_utf8(v).ok());
@@ -96,6 +103,7 @@ impl Mark {
                 PART => part = v.and_then(|v| v.parse().ok()).unwrap_or(0),
                 SNAPSHOT => snapshot = v == Some("1"),
                 GTID => gtid = v.and_then(maria_gtid),
+                SERVER => server = v.map(Arc::<str>::from),
                 _ => {}
             }
         }
@@ -106,6 +114,7 @@ impl Mark {
             part,
             snapshot,
             gtid,
+            server,
         })
     }
 
@@ -300,19 +309,36 @@ pub(crate) struct SnapshotAfter {
     pub(crate) cursor: serde_json::Value,
     /// The same, as the header spells it.
     pub(crate) cursor_text: String,
+    /// On a record that is not that row (it carries the partition's latest), when the
+    /// partition holds only the row's outputs up to this one (`{ordinal}.{part}`): a life that
+    /// found the row partly published carries that on.
+    pub(crate) part: Option<u32>,
 }
 
 impl SnapshotAfter {
     pub(crate) fn parse(v: &str) -> Option<SnapshotAfter> {
         let mut it = v.splitn(4, '/');
         let (id, table, ordinal, text) = (it.next()?, it.next()?, it.next()?, it.next()?);
+        let (ordinal, part) = match ordinal.split_once('.') {
+            Some((o, p)) => (o, Some(p.parse().ok()?)),
+            None => (ordinal, None),
+        };
         Some(SnapshotAfter {
             id: id.to_owned(),
             table: table.parse().ok()?,
             ordinal: ordinal.parse().ok()?,
             cursor: serde_json::from_str(text).ok()?,
             cursor_text: text.to_owned(),
+            part,
         })
+    }
+
+    /// The header value that carries this row with the outputs held up to `part`.
+    fn with_part(&self, part: u32) -> String {
+        format!(
+            "{}/{}/{}.{part}/{}",
+            self.id, self.table, self.ordinal, self.cursor_text
+        )
     }
 }
 
@@ -341,7 +367,7 @@ impl SnapshotSeeds {
                 let after = SnapshotAfter::parse(v)?;
                 let part = match marks.get(k) {
                     Some(m) if m.snapshot && u64::from(m.row) == after.ordinal => m.part,
-                    _ => u32::MAX,
+                    _ => after.part.unwrap_or(u32::MAX),
                 };
                 Some((k.clone(), Seed { after, part }))
             })
@@ -351,6 +377,25 @@ impl SnapshotSeeds {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The `sluice.snapshot.after` each partition carries on at start: the value read back,
+    /// with the held part where the partition holds its row only in part (so that a later
+    /// crash still knows).
+    pub(crate) fn carried(
+        &self,
+        found: &HashMap<(String, i32), Arc<str>>,
+    ) -> HashMap<(String, i32), Arc<str>> {
+        let mut out = found.clone();
+        for (k, seed) in &self.0 {
+            if seed.part != u32::MAX {
+                out.insert(
+                    k.clone(),
+                    Arc::from(seed.after.with_part(seed.part).as_str()),
+                );
+            }
+        }
+        out
     }
 
     /// Whether partition `partition` of `topic` holds output `part` of the snapshot row at
@@ -381,16 +426,24 @@ impl SnapshotSeeds {
         if id != seed.after.id {
             return false;
         }
+        // The snapshot reader says which rows may be held (never those of a table it reads
+        // again from the start).
+        let Some(held) = p
+            .held
+            .as_ref()
+            .filter(|h| h.snapshot == id && h.table == table)
+        else {
+            return false;
+        };
         match table.cmp(&seed.after.table) {
             Ordering::Less => true,
             Ordering::Greater => false,
             Ordering::Equal => {
-                let bound = p.held.as_ref().and_then(|h| {
-                    h.bounds
-                        .iter()
-                        .find(|(c, _)| *c == seed.after.cursor_text)
-                        .and_then(|(_, o)| *o)
-                });
+                let bound = held
+                    .bounds
+                    .iter()
+                    .find(|(c, _)| *c == seed.after.cursor_text)
+                    .and_then(|(_, o)| *o);
                 match bound {
                     None => false,
                     Some(b) if ordinal < b => true,
@@ -454,6 +507,7 @@ mod tests {
             row,
             part,
             gtid: None,
+            server: None,
         }
     }
 
@@ -570,11 +624,17 @@ mod tests {
         marks.insert(("t".to_owned(), 1), mark("b.000001", 900, false, 0, 0));
         let seeds = SnapshotSeeds::new(&found, &marks);
         // The resumed read of table 1 counted its rows up to key 50: the last is ordinal 45.
-        let bounds = Arc::new(HeldBounds {
-            snapshot: id.to_owned(),
-            table: 1,
-            bounds: vec![(r#"[{"i":50}]"#.to_owned(), Some(45))],
-        });
+        let bounds = |table: usize| {
+            Arc::new(HeldBounds {
+                snapshot: id.to_owned(),
+                table,
+                bounds: match table {
+                    1 => vec![(r#"[{"i":50}]"#.to_owned(), Some(45))],
+                    _ => Vec::new(),
+                },
+                later_elsewhere: table < 2,
+            })
+        };
         let row = |table: usize, ordinal: u64, key: i64, held: bool| SourcePosition {
             file: Arc::from("b.000002"),
             pos: 4,
@@ -584,7 +644,7 @@ mod tests {
             cursor: Some(Arc::from(
                 format!(r#"{id}/{table}/{ordinal}/[{{"i":{key}}}]"#).as_str(),
             )),
-            held: held.then(|| bounds.clone()),
+            held: held.then(|| bounds(table)),
         };
         let holds = |p: i32, pos: &SourcePosition, part: u32| seeds.holds("t", p, pos, part);
         // Table 1 in partition 0: up to the bound, and the bound row's outputs up to part 0.
@@ -594,18 +654,46 @@ mod tests {
         // A row at the bound whose key is not the partition's (that row was deleted): held.
         assert!(holds(0, &row(1, 45, 49, true), 1));
         assert!(!holds(0, &row(1, 46, 51, true), 0));
-        // Without bounds (a read that started after the key): nothing held.
+        // Without bounds (a table read again from its start, say): nothing held.
         assert!(!holds(0, &row(1, 44, 48, false), 0));
+        assert!(!holds(1, &row(0, 7, 7, false), 0));
         // Table 0 comes before partition 0's table: held; table 2 after it: not.
-        assert!(holds(0, &row(0, 7, 7, false), 0));
-        assert!(!holds(0, &row(2, 0, 1, false), 0));
+        assert!(holds(0, &row(0, 7, 7, true), 0));
+        assert!(!holds(0, &row(2, 0, 1, true), 0));
         // Partition 1 holds all of tables 0 and 1; partition 2 nothing.
         assert!(holds(1, &row(1, 46, 51, true), 5));
-        assert!(!holds(2, &row(0, 0, 1, false), 0));
+        assert!(!holds(2, &row(0, 0, 1, true), 0));
         // Another snapshot's rows: never.
-        let mut other = row(0, 0, 1, false);
+        let mut other = row(0, 0, 1, true);
         other.cursor = Some(Arc::from(r#"other/0/0/[{"i":1}]"#));
         assert!(!holds(1, &other, 0));
+    }
+
+    #[test]
+    fn a_row_held_in_part_stays_so_across_another_crash() {
+        let id = "20261206T160000Z-1a2b";
+        let row = format!(r#"{id}/0/9/[{{"i":10}}]"#);
+        let key = ("t".to_owned(), 0);
+        // The partition's last record is output 0 of row 9 (of 3): it holds only that one.
+        let found = HashMap::from([(key.clone(), Arc::<str>::from(row.as_str()))]);
+        let marks = HashMap::from([(key.clone(), mark("b.000001", 100, true, 9, 0))]);
+        let seeds = SnapshotSeeds::new(&found, &marks);
+        let carried = seeds.carried(&found);
+        let v = &carried[&key];
+        assert_eq!(&**v, format!(r#"{id}/0/9.0/[{{"i":10}}]"#));
+        // The next life sends a streamed record there, carrying that, and crashes: the part
+        // is still known.
+        let found = HashMap::from([(key.clone(), v.clone())]);
+        let marks = HashMap::from([(key.clone(), mark("b.000001", 900, false, 0, 0))]);
+        let again = SnapshotSeeds::new(&found, &marks);
+        assert_eq!(again.0[&key].part, 0);
+        assert_eq!(again.0[&key].after.ordinal, 9);
+        // A row held whole carries its value unchanged.
+        let marks = HashMap::from([(key.clone(), mark("b.000001", 900, false, 0, 0))]);
+        let found = HashMap::from([(key.clone(), Arc::<str>::from(row.as_str()))]);
+        let whole = SnapshotSeeds::new(&found, &marks);
+        assert_eq!(whole.0[&key].part, u32::MAX);
+        assert_eq!(&*whole.carried(&found)[&key], row);
     }
 
     #[test]

@@ -151,6 +151,7 @@ fn eo_sink(
         held,
         super::exactly_once::Watermark::starting_at(at.map(saved_at).as_ref()),
         crate::state::TopicStore::beside(state, "binlog_position_shop_orders.json"),
+        None,
     );
     sink
 }

@@ -63,10 +63,11 @@ fn position_headers(
     part: u32,
     checkpoint: Option<&[u8]>,
     snapshot_after: Option<&[u8]>,
+    server: Option<&[u8]>,
 ) -> OwnedHeaders {
-    use exactly_once::{CHECKPOINT, FILE, GTID, PART, POS, ROW, SNAPSHOT, SNAPSHOT_AFTER};
+    use exactly_once::{CHECKPOINT, FILE, GTID, PART, POS, ROW, SERVER, SNAPSHOT, SNAPSHOT_AFTER};
     let route_headers = ev.route.as_deref().map(|r| r.headers.as_slice());
-    let n = 7 + route_headers.map_or(0, <[_]>::len);
+    let n = 8 + route_headers.map_or(0, <[_]>::len);
     // Printed on the stack, without a heap allocation per message.
     let (mut pos, mut row, mut nth) = (
         itoa::Buffer::new(),
@@ -115,6 +116,12 @@ fn position_headers(
         headers = headers.insert(Header {
             key: SNAPSHOT_AFTER,
             value: Some(a),
+        });
+    }
+    if let Some(v) = server {
+        headers = headers.insert(Header {
+            key: SERVER,
+            value: Some(v),
         });
     }
     for (k, v) in route_headers.unwrap_or_default() {
@@ -177,6 +184,9 @@ struct ExactlyOnce {
     snapshot_seeds: exactly_once::SnapshotSeeds,
     /// Snapshot rows skipped so, for the log.
     snapshot_skipped: u64,
+    /// MySQL: this server's `@@server_uuid`, written as `sluice.server` (see
+    /// [`exactly_once::SERVER`]).
+    server: Option<Arc<str>>,
 }
 
 impl KafkaSink {
@@ -246,12 +256,14 @@ impl KafkaSink {
 
     /// Turns on exactly-once publishing: `held` is what the partitions held at start (read
     /// back after every earlier producer of this process was gone), `watermark` the
-    /// acknowledged position the checkpointer moves, `topics` the record of routed topics.
+    /// acknowledged position the checkpointer moves, `topics` the record of routed topics,
+    /// `server` the MySQL server identity every record names.
     pub(crate) fn exactly_once(
         &mut self,
         held: ReadBack,
         watermark: Watermark,
         topics: crate::state::TopicStore,
+        server: Option<Arc<str>>,
     ) {
         if let Some(dl) = &mut self.dead_letters {
             let dlq = dl.topic().to_owned();
@@ -267,7 +279,8 @@ impl KafkaSink {
         }
         let snapshot_seeds = exactly_once::SnapshotSeeds::new(&held.snapshot_after, &held.marks);
         let catchup = exactly_once::Catchup::new(held.marks);
-        let snapshot_after = exactly_once::SnapshotCursors::seeded(&held.snapshot_after);
+        let snapshot_after =
+            exactly_once::SnapshotCursors::seeded(&snapshot_seeds.carried(&held.snapshot_after));
         self.eo = Some(Box::new(ExactlyOnce {
             catchup,
             partitions: held.partitions,
@@ -278,6 +291,7 @@ impl KafkaSink {
             snapshot_after,
             snapshot_seeds,
             snapshot_skipped: 0,
+            server,
         }));
     }
 
@@ -426,11 +440,13 @@ impl KafkaSink {
                     },
                     None => None,
                 };
+                let server = self.eo.as_ref().and_then(|e| e.server.clone());
                 let headers = position_headers(
                     ev,
                     part,
                     checkpoint.as_deref(),
                     after.as_deref().map(str::as_bytes),
+                    server.as_deref().map(str::as_bytes),
                 );
                 self.send(ev, topic, named.then_some(p), headers, &tally)
                     .await?;
@@ -617,11 +633,48 @@ mod header_tests {
                 cursor: None,
                 held: None,
             };
-            let h = position_headers(&ChangeEvent::truncate("s", "t", position, 0), 0, None, None);
+            let h = position_headers(
+                &ChangeEvent::truncate("s", "t", position, 0),
+                0,
+                None,
+                None,
+                None,
+            );
             let value = |k: &str| h.iter().find(|x| x.key == k).and_then(|x| x.value);
             assert_eq!(value("sluice.pos"), Some(pos.to_string().as_bytes()));
             assert_eq!(value("sluice.row"), Some(row.to_string().as_bytes()));
         }
+    }
+
+    #[test]
+    fn a_mysql_servers_records_name_it_and_read_back_with_it() {
+        let position = SourcePosition {
+            file: Arc::from("binlog.000003"),
+            pos: 900,
+            row: 2,
+            gtid: Some(Arc::from("3e11fa47-71ca-11e1-9e33-c80aa9429562:17")),
+            snapshot: false,
+            cursor: None,
+            held: None,
+        };
+        let uuid = "4a9be6b2-1a2b-11ef-8f3c-0242ac120002";
+        let ev = ChangeEvent::truncate("s", "t", position, 0);
+        let h = position_headers(
+            &ev,
+            0,
+            Some(b"binlog.000003:900"),
+            None,
+            Some(uuid.as_bytes()),
+        );
+        let mark = super::exactly_once::Mark::from_headers(&h).expect("a mark");
+        assert_eq!(mark.server.as_deref(), Some(uuid));
+        assert_eq!((&*mark.file, mark.pos, mark.row), ("binlog.000003", 900, 2));
+        // Without one (MariaDB), none is read back.
+        let h = position_headers(&ev, 0, None, None, None);
+        assert_eq!(
+            super::exactly_once::Mark::from_headers(&h).unwrap().server,
+            None
+        );
     }
 }
 

@@ -38,27 +38,30 @@ impl MysqlGtidSet {
             let mut it = part.split(':');
             let uuid = parse_uuid(it.next()?)?;
             let mut tag: Option<String> = None;
-            let mut any = false;
+            // Whether the last element was an interval (a tag must be followed by one).
+            let mut interval = false;
             for el in it {
                 if el.starts_with(|c: char| c.is_ascii_digit()) {
-                    let (a, b) = match el.split_once('-') {
+                    let (a, b): (u64, u64) = match el.split_once('-') {
                         Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
                         None => {
                             let n = el.parse().ok()?;
                             (n, n)
                         }
                     };
-                    if a == 0 || b < a {
+                    // GTID numbers run from 1 to 2^63 - 1.
+                    if a == 0 || b < a || b > i64::MAX as u64 {
                         return None;
                     }
                     set.add((uuid, tag.clone()), a, b);
-                    any = true;
+                    interval = true;
                 } else {
                     Tag::new(el).ok()?;
                     tag = Some(el.to_owned());
+                    interval = false;
                 }
             }
-            if !any {
+            if !interval {
                 return None;
             }
         }
@@ -131,6 +134,13 @@ impl MysqlGtidSet {
 
     fn add(&mut self, source: Source, a: u64, b: u64) {
         let v = self.sets.entry(source).or_default();
+        // The usual case: the next GTID of a source, right after its last interval.
+        if let Some(last) = v.last_mut() {
+            if a >= last.0 && a <= last.1.saturating_add(1) {
+                last.1 = last.1.max(b);
+                return;
+            }
+        }
         v.push((a, b));
         v.sort_unstable();
         let mut merged: Vec<(u64, u64)> = Vec::with_capacity(v.len());
@@ -167,8 +177,12 @@ pub(crate) fn format_uuid(u: &[u8; 16]) -> String {
 }
 
 fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let dashes = s.char_indices().filter(|&(_, c)| c == '-').map(|(i, _)| i);
+    if s.len() != 36 || !dashes.eq([8, 13, 18, 23]) {
+        return None;
+    }
     let hex: String = s.chars().filter(|&c| c != '-').collect();
-    if hex.len() != 32 || s.len() != 36 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+    if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; 16];
@@ -250,6 +264,9 @@ mod tests {
             &format!("{U1}:0"),
             &format!("{U1}:5-3"),
             &format!("{U1}:Bad:1"),
+            &format!("{U1}:1-5:tag"),
+            &format!("{U1}:1-9223372036854775808"),
+            "3e11fa4-771ca-11e1-9e33-c80aa9429562:1",
             "nonsense:1",
         ] {
             assert!(MysqlGtidSet::parse(bad).is_none(), "{bad}");

@@ -41,6 +41,15 @@ pub(crate) enum Begin {
         from: BinlogPosition,
         held: Vec<HeldCursor>,
     },
+    /// Exactly-once with `state.recover = "kafka"` and no state files: the output holds rows
+    /// of snapshot `id` read at `point` (their headers say so). It is resumed as a snapshot
+    /// that saved no progress: caught up from `point`, read again at a new point, and each
+    /// partition skips the rows it holds (`held`).
+    Recover {
+        id: String,
+        point: BinlogPosition,
+        held: Vec<HeldCursor>,
+    },
 }
 
 /// Where some output partition's last row of this snapshot is: a table's index and a key
@@ -115,8 +124,21 @@ pub(crate) async fn run(
             }
             (state, epoch)
         }
-        Begin::Resume { state, from, held } => {
-            let r = resume(ctx, *state, from, &held, &tables, &kinds)
+        begin @ (Begin::Resume { .. } | Begin::Recover { .. }) => {
+            let (state, from, held) = match begin {
+                Begin::Resume { state, from, held } => (*state, from, held),
+                Begin::Recover { id, point, held } => {
+                    let state = recovered(id, &point, &tables);
+                    // Saved before the catch-up saves any position: a start that found a
+                    // position but no snapshot would take the snapshot again.
+                    if !ctx.save(&state, Some(point.clone())).await {
+                        return Ok(None);
+                    }
+                    (state, point, held)
+                }
+                Begin::Fresh => unreachable!("matched above"),
+            };
+            let r = resume(ctx, state, from, &held, &tables, &kinds)
                 .await
                 .map_err(SnapshotError::while_resuming)?;
             match r {
@@ -183,6 +205,30 @@ pub(crate) async fn run(
         "snapshot complete; streaming the binlog from its point"
     );
     Ok(Some(epoch.point))
+}
+
+/// The progress of snapshot `id` rebuilt from nothing but its point (its state files were
+/// lost): every table unread. The keys are filled in from the epoch the resume opens.
+fn recovered(id: String, point: &BinlogPosition, tables: &[(String, String)]) -> SnapshotState {
+    let progress = tables
+        .iter()
+        .map(|(schema, table)| TableProgress {
+            schema: schema.clone(),
+            table: table.clone(),
+            key: Vec::new(),
+            key_source: String::new(),
+            key_sig: None,
+            state: TableStatus::Pending,
+            after: None,
+            rows: 0,
+            chunks: 0,
+            reread: false,
+        })
+        .collect();
+    let mut state = SnapshotState::new(point, "recovered from Kafka".into(), progress);
+    tracing::warn!(id = %id, point = %point, "no snapshot state file, and the output holds rows of an unfinished snapshot: resuming it from its point (state.recover = \"kafka\"); each partition skips the rows it holds");
+    state.id = id;
+    state
 }
 
 /// The captured tables the snapshot reads (sequences are never published), and their kinds.
@@ -255,8 +301,7 @@ async fn resume(
     // (its rows come with its outcome).
     // Tables some partition holds rows of (read before the crash, though not saved as read):
     // their changes are published as for a table in progress.
-    let published: Vec<usize> = held.iter().map(|h| h.table).collect();
-    let held_to = published.iter().max().copied();
+    let held_to = held.iter().map(|h| h.table).max();
     let started: Vec<(String, String)> = state
         .tables
         .iter()
@@ -278,6 +323,18 @@ async fn resume(
         return Ok(None);
     }
     for t in &mut state.tables {
+        if t.state == TableStatus::Pending {
+            // Not read yet: its key is the one this epoch reads by.
+            if let Some(d) = epoch
+                .tables
+                .iter()
+                .find(|d| d.schema == t.schema && d.table == t.table)
+            {
+                let now = progress_of(d);
+                (t.key, t.key_source, t.key_sig) = (now.key, now.key_source, now.key_sig);
+            }
+            continue;
+        }
         if t.state != TableStatus::Reading {
             continue;
         }
@@ -500,10 +557,17 @@ impl Reader<'_, '_> {
             .prep(table.next_chunk_sql(batch))
             .await
             .map_err(q("preparing the snapshot's chunk query"))?;
-        let bounds = self.held_bounds(conn, cursor.as_ref()).await?;
-        let last_bound = bounds
-            .as_ref()
-            .and_then(|b| b.bounds.iter().filter_map(|(_, o)| *o).max());
+        // A table read again from its start (its key changed, or it has none) is published
+        // whole again, after its `truncate` event where there is one: nothing of it is skipped.
+        let bounds = if self.table_progress().reread {
+            None
+        } else {
+            self.held_bounds(conn, cursor.as_ref()).await?
+        };
+        let last_bound = bounds.as_ref().and_then(|b| match b.later_elsewhere {
+            true => Some(u64::MAX),
+            false => b.bounds.iter().filter_map(|(_, o)| *o).max(),
+        });
         self.progress
             .table_started(&name, table.estimated_rows, self.progress_rows());
         loop {
@@ -573,7 +637,8 @@ impl Reader<'_, '_> {
         from: Option<&Cursor>,
     ) -> Result<Option<Arc<HeldBounds>>, SnapshotError> {
         let mine: Vec<&HeldCursor> = self.held.iter().filter(|h| h.table == self.index).collect();
-        if mine.is_empty() || !self.carry_cursor {
+        let later_elsewhere = self.held.iter().any(|h| h.table > self.index);
+        if (mine.is_empty() && !later_elsewhere) || !self.carry_cursor {
             return Ok(None);
         }
         let table = self.table;
@@ -603,11 +668,12 @@ impl Reader<'_, '_> {
             let n = n.unwrap_or(0);
             bounds.push((h.text.clone(), n.checked_sub(1).map(|k| base + k)));
         }
-        tracing::info!(table = %name, bounds = ?bounds, "exactly-once: the resumed snapshot skips, in each partition, the rows it holds up to these ordinals");
+        tracing::info!(table = %name, bounds = ?bounds, later_elsewhere, "exactly-once: the resumed snapshot skips, in each partition, the rows it holds up to these ordinals (all of them where a partition holds rows of a later table)");
         Ok(Some(Arc::new(HeldBounds {
             snapshot: self.state.id.clone(),
             table: self.index,
             bounds,
+            later_elsewhere,
         })))
     }
 
