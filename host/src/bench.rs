@@ -22,7 +22,6 @@ use crate::config::{Config, ConfigError};
 use crate::encode::{contract_json, KeyMode};
 use crate::event::{Batch, ChangeEvent};
 use crate::source::binlog::{self, BatchLimits};
-use crate::source::TableFilter;
 use crate::state::{BinlogPosition, PositionStore, StateError};
 
 pub use crate::sink::kafka::client::PRODUCER_DEFAULTS;
@@ -50,7 +49,7 @@ pub async fn read_binlog<F: FnMut(Batch)>(
         rows: cfg.pipeline.max_batch_rows,
         bytes: cfg.pipeline.max_batch_bytes,
     };
-    let filter = TableFilter::new(cfg.captured_tables());
+    let filter = cfg.table_filter();
     let (tx, mut rx) = mpsc::channel::<Batch>(cfg.pipeline.channel_capacity);
     let (_stop_tx, stop) = watch::channel(false);
     let mysql = cfg.mysql.clone();

@@ -449,7 +449,63 @@ async fn check_privileges(conn: &mut Conn, cfg: &Config) -> CheckResult {
 
 async fn check_tables(conn: &mut Conn, cfg: &Config) -> Vec<CheckResult> {
     let mut out = Vec::new();
-    for (schema, table) in cfg.captured_tables() {
+    let tables = match crate::source::objects::captured_tables(conn, cfg).await {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(fail(
+                "table",
+                format!("cannot list the tables the patterns match: {e}"),
+                "check the user's SELECT privilege on information_schema",
+            ));
+            return out;
+        }
+    };
+    if cfg.has_patterns() {
+        let first: Vec<String> = tables
+            .iter()
+            .take(5)
+            .map(|(s, t)| format!("{s}.{t}"))
+            .collect();
+        let more = tables.len().saturating_sub(first.len());
+        out.push(if tables.is_empty() {
+            warn(
+                "table",
+                "the patterns match no table now (tables created later that match are captured)",
+                "check MYSQL_TABLE, MYSQL_INCLUDE, MYSQL_EXCLUDE and MYSQL_SCHEMA",
+            )
+        } else {
+            info(
+                "table",
+                format!(
+                    "the patterns match {} table(s) now: {}{}",
+                    tables.len(),
+                    first.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                ),
+            )
+        });
+    }
+    for (schema, table) in tables {
+        if cfg.has_patterns() {
+            let keyed: Result<Option<u64>, _> = conn
+                .exec_first(
+                    "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? \
+                     AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY'",
+                    (&schema, &table),
+                )
+                .await;
+            if let Ok(Some(0)) = keyed {
+                out.push(warn(
+                    "table",
+                    format!("{schema}.{table} has no primary key: its events have no key, and a snapshot interrupted mid-table reads it again"),
+                    format!("add a primary key to `{schema}`.`{table}`, or leave it out with MYSQL_EXCLUDE"),
+                ));
+            }
+        }
         let engine: Result<Option<Option<String>>, _> = conn
             .exec_first(
                 "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
@@ -478,7 +534,9 @@ async fn check_tables(conn: &mut Conn, cfg: &Config) -> Vec<CheckResult> {
 /// Sequences and children of cascading foreign keys, which the binlog cannot follow.
 async fn check_capturable(conn: &mut Conn, cfg: &Config) -> Vec<CheckResult> {
     use crate::source::foreign_keys::{cascading_children, CascadingKey};
-    let tables = cfg.captured_tables();
+    let tables = crate::source::objects::captured_tables(conn, cfg)
+        .await
+        .unwrap_or_else(|_| cfg.captured_tables());
     let mut out = Vec::new();
     match crate::source::objects::sequences_among(conn, &tables).await {
         Ok(seqs) => {
@@ -534,7 +592,7 @@ async fn check_capturable(conn: &mut Conn, cfg: &Config) -> Vec<CheckResult> {
 }
 
 async fn check_position(conn: &mut Conn, cfg: &Config) -> CheckResult {
-    let store = PositionStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.mysql.tables);
+    let store = PositionStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.state_tables());
     let saved = match store.load() {
         Ok(Some(p)) => p,
         Ok(None) => {

@@ -49,7 +49,14 @@ pub struct MysqlConfig {
     pub database: String,
     /// Database of the captured tables (`MYSQL_SCHEMA`, default `MYSQL_DATABASE`).
     pub schema: String,
+    /// `MYSQL_TABLE` (`mysql.tables`) as given: names, `db.table` names, and patterns.
     pub tables: Vec<String>,
+    /// `db.table` glob patterns of captured tables: `MYSQL_TABLE`'s patterns and
+    /// `MYSQL_INCLUDE` (`mysql.include`), each qualified with `schema` where it names no
+    /// database.
+    pub include: Vec<crate::source::TablePattern>,
+    /// `MYSQL_EXCLUDE` (`mysql.exclude`): tables never captured, named or matched.
+    pub exclude: Vec<crate::source::TablePattern>,
     pub snapshot_host: String,
     pub server_id: u32,
     /// What to do with a statement that removes or replaces a captured table's rows without row
@@ -203,6 +210,8 @@ impl fmt::Debug for MysqlConfig {
             .field("database", &self.database)
             .field("schema", &self.schema)
             .field("tables", &self.tables)
+            .field("include", &self.include)
+            .field("exclude", &self.exclude)
             .field("snapshot_host", &self.snapshot_host)
             .field("server_id", &self.server_id)
             .field("on_table_reset", &self.on_table_reset)
@@ -289,6 +298,8 @@ struct FileMysql {
     database: Option<String>,
     schema: Option<String>,
     tables: Option<Vec<String>>,
+    include: Option<Vec<String>>,
+    exclude: Option<Vec<String>>,
     snapshot_host: Option<String>,
     server_id: Option<u32>,
     on_table_reset: Option<String>,
@@ -381,12 +392,14 @@ impl Config {
         })
     }
 
-    /// The `(schema, table)` pairs captured. A table may be written `db.table` to capture it
-    /// from another database than `MYSQL_SCHEMA`.
+    /// The `(schema, table)` pairs named (not matched by a pattern). A table may be written
+    /// `db.table` to capture it from another database than `MYSQL_SCHEMA`. With patterns, the
+    /// tables they match now come from the server: `source::objects::captured_tables`.
     pub fn captured_tables(&self) -> Vec<(String, String)> {
         self.mysql
             .tables
             .iter()
+            .filter(|t| !crate::source::TablePattern::is_glob(t))
             .map(|t| match t.split_once('.') {
                 Some((db, table)) => (db.to_owned(), table.to_owned()),
                 None => (self.mysql.schema.clone(), t.clone()),
@@ -394,10 +407,34 @@ impl Config {
             .collect()
     }
 
+    /// Which tables the stream captures: the named ones, and those the patterns match as it
+    /// goes (a table created mid-stream from its first row).
+    pub fn table_filter(&self) -> crate::source::TableFilter {
+        crate::source::TableFilter::new(self.captured_tables())
+            .with_patterns(self.mysql.include.clone(), self.mysql.exclude.clone())
+    }
+
+    /// What names the pipeline's state files (`state::position_file_name`): `MYSQL_TABLE` as
+    /// given, plus `include:`/`exclude:` entries for the patterns. Without patterns, just the
+    /// tables, so the single-table name is the contract's.
+    pub fn state_tables(&self) -> Vec<String> {
+        let mut key = self.mysql.tables.clone();
+        if self.has_patterns() {
+            key.extend(self.mysql.include.iter().map(|p| format!("include:{p}")));
+            key.extend(self.mysql.exclude.iter().map(|p| format!("exclude:{p}")));
+        }
+        key
+    }
+
+    /// Whether patterns choose the captured tables.
+    pub fn has_patterns(&self) -> bool {
+        !self.mysql.include.is_empty() || !self.mysql.exclude.is_empty()
+    }
+
     /// The position file's name (see the README): one file for the whole pipeline.
     #[cfg(test)]
     pub(crate) fn position_file_name(&self) -> String {
-        crate::state::position_file_name(&self.mysql.schema, &self.mysql.tables)
+        crate::state::position_file_name(&self.mysql.schema, &self.state_tables())
     }
 }
 
@@ -519,11 +556,35 @@ impl Source<'_> {
             .or(f.schema)
             .unwrap_or_else(|| database.clone());
         let tables = self.list("MYSQL_TABLE", f.tables);
-        if tables.is_empty() {
+        use crate::source::TablePattern;
+        let patterns = |list: Vec<String>| -> Vec<TablePattern> {
+            list.iter()
+                .map(|t| TablePattern::parse(t, &schema))
+                .collect()
+        };
+        let mut include = patterns(
+            tables
+                .iter()
+                .filter(|t| TablePattern::is_glob(t))
+                .cloned()
+                .collect(),
+        );
+        include.extend(patterns(self.list("MYSQL_INCLUDE", f.include)));
+        let exclude = patterns(self.list("MYSQL_EXCLUDE", f.exclude));
+        if tables.is_empty() && include.is_empty() {
             return Err(ConfigError::Missing {
                 var: "MYSQL_TABLE",
                 toml: "mysql.tables",
             });
+        }
+        for p in include.iter().chain(&exclude) {
+            if p.schema.is_empty() || p.table.is_empty() || p.table.contains('.') {
+                return Err(ConfigError::Invalid {
+                    var: "MYSQL_INCLUDE/MYSQL_EXCLUDE",
+                    value: p.to_string(),
+                    expected: "`table` or `db.table`, where `*` matches any run of characters and `?` one (for example `shop.*` or `*.audit_*`)",
+                });
+            }
         }
         let snapshot_host = self
             .var("MYSQL_SNAPSHOT_HOST")
@@ -560,6 +621,8 @@ impl Source<'_> {
             database,
             schema,
             tables,
+            include,
+            exclude,
             snapshot_host,
             server_id,
             on_table_reset,

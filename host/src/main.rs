@@ -219,7 +219,7 @@ fn position_show(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let store = sluice::state::PositionStore::for_tables(
         &cfg.state_dir,
         &cfg.mysql.schema,
-        &cfg.mysql.tables,
+        &cfg.state_tables(),
     );
     match store.load()? {
         Some(p) => println!("{p}\n(saved in {})", store.path().display()),
@@ -231,7 +231,7 @@ fn position_show(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let snapshots = sluice::state::SnapshotStore::for_tables(
         &cfg.state_dir,
         &cfg.mysql.schema,
-        &cfg.mysql.tables,
+        &cfg.state_tables(),
     );
     if let Some(s) = snapshots.load()? {
         let status = match s.status {

@@ -2,6 +2,7 @@
 //! real Kafka-protocol broker that `scripts/services.sh` starts.
 
 mod author;
+mod capture;
 mod charsets;
 mod check;
 mod exactly_once;

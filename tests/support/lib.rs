@@ -194,7 +194,8 @@ impl TestPipeline {
         self
     }
 
-    /// An environment variable for `sluice`, over the defaults of [`SluiceConfig::new`].
+    /// An environment variable for `sluice`, over the defaults of [`SluiceConfig::new`] (`{t}`
+    /// stands for the table).
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
         self.env.push((key.to_owned(), value.into()));
         self
@@ -254,7 +255,7 @@ impl TestPipeline {
             cfg.set("MYSQL_USER", &own_user).set("MYSQL_PASSWORD", "pw");
         }
         for (k, v) in &self.env {
-            cfg.set(k, v);
+            cfg.set(k, &t(v));
         }
         let user = cfg.var("MYSQL_USER").to_owned();
         let mut args = vec!["run".to_owned()];

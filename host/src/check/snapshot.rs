@@ -137,7 +137,7 @@ fn retention_verdict(rows: u64, needed: u64, kept: u64) -> CheckResult {
 
 /// The snapshot file: none, in progress, or complete.
 fn progress(cfg: &Config) -> CheckResult {
-    let store = SnapshotStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.mysql.tables);
+    let store = SnapshotStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.state_tables());
     match store.load() {
         Ok(None) => info(
             NAME,

@@ -411,3 +411,54 @@ fn exactly_once_refuses_settings_that_would_break_it() {
         );
     }
 }
+
+#[test]
+fn patterns_choose_tables_and_name_their_own_state() {
+    // `MYSQL_TABLE=*`: every table of the schema, and a state name no single table can have.
+    let mut vars = BASE.to_vec();
+    vars[4] = ("MYSQL_TABLE", "*");
+    vars.push(("MYSQL_EXCLUDE", "tmp_*, shop.audit_secret"));
+    let c = load(&vars).unwrap();
+    assert!(c.has_patterns());
+    assert!(c.captured_tables().is_empty());
+    let f = c.table_filter();
+    assert!(f.captures("shop", "orders") && f.captures("shop", "created_later"));
+    assert!(!f.captures("shop", "tmp_load") && !f.captures("shop", "audit_secret"));
+    assert!(!f.captures("crm", "orders") && !f.captures("mysql", "user"));
+    let name = c.position_file_name();
+    let hash = name
+        .strip_prefix("binlog_position_shop_patterns_")
+        .and_then(|r| r.strip_suffix(".json"))
+        .unwrap_or_else(|| panic!("{name}"));
+    assert_eq!(hash.len(), 64, "longer than any table name: {name}");
+    // Another exclude list is another pipeline.
+    vars.pop();
+    assert_ne!(load(&vars).unwrap().position_file_name(), name);
+    // Named tables and patterns together, across databases (TOML).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(
+        &file,
+        "[mysql]\ntables = [\"orders\"]\ninclude = [\"crm.*\"]\nexclude = [\"crm.tmp\"]\n",
+    )
+    .unwrap();
+    let base: HashMap<String, String> = BASE[..4]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let c = Config::load(Some(&file), &move |k| base.get(k).cloned()).unwrap();
+    assert_eq!(
+        c.captured_tables(),
+        vec![("shop".to_owned(), "orders".to_owned())]
+    );
+    let f = c.table_filter();
+    assert!(f.captures("shop", "orders") && f.captures("crm", "contacts"));
+    assert!(!f.captures("crm", "tmp") && !f.captures("shop", "items"));
+    // A pattern that is not `table` or `db.table`.
+    let mut vars = BASE.to_vec();
+    vars.push(("MYSQL_INCLUDE", "a.b.c"));
+    assert!(load(&vars).unwrap_err().to_string().contains("db.table"));
+    // Without any table or pattern: MYSQL_TABLE is required, as before.
+    let vars: Vec<_> = BASE[..4].to_vec();
+    assert!(load(&vars).unwrap_err().to_string().contains("MYSQL_TABLE"));
+}

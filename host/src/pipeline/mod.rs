@@ -167,15 +167,16 @@ async fn stopped(sd: &mut watch::Receiver<bool>) {
 /// Runs until `shutdown` turns true (returns `Ok`) or a non-retryable error occurs.
 pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
     // One pipeline per state directory, for the life of this call (the process, in `sluice run`).
-    let _lock = StateLock::acquire(&cfg.state_dir, &cfg.mysql.tables.join(","))?;
-    let position = PositionStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.mysql.tables);
+    let _lock = StateLock::acquire(&cfg.state_dir, &cfg.state_tables().join(","))?;
+    let position =
+        PositionStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.state_tables());
     let stores = Stores {
         topics: TopicStore::beside(
             &cfg.state_dir,
-            &crate::state::position_file_name(&cfg.mysql.schema, &cfg.mysql.tables),
+            &crate::state::position_file_name(&cfg.mysql.schema, &cfg.state_tables()),
         ),
         position,
-        snapshot: SnapshotStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.mysql.tables),
+        snapshot: SnapshotStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.state_tables()),
     };
     // A broken transform stops Sluice here, once, before any connection or position file.
     let mut transforms = Transforms::load(cfg).await?;

@@ -56,13 +56,35 @@ async fn ensure_topics(cfg: &Config, timeout: Duration) -> Result<(), SinkError>
     Ok(())
 }
 
+/// The tables captured now: the named ones, and those the patterns match on the server (logged,
+/// since they can change as tables are created).
+pub(super) async fn captured_now(cfg: &Config) -> Result<Vec<(String, String)>, SourceError> {
+    if !cfg.has_patterns() {
+        return Ok(cfg.captured_tables());
+    }
+    let mut conn = binlog::connect(&cfg.mysql).await?;
+    let tables = crate::source::objects::captured_tables(&mut conn, cfg)
+        .await
+        .map_err(|e| SourceError::Query {
+            context: e.what,
+            source: e.source,
+        });
+    let _ = conn.disconnect().await;
+    let tables = tables?;
+    let include: Vec<String> = cfg.mysql.include.iter().map(|p| p.to_string()).collect();
+    let exclude: Vec<String> = cfg.mysql.exclude.iter().map(|p| p.to_string()).collect();
+    tracing::info!(?include, ?exclude, count = tables.len(), first = ?tables.iter().take(10).collect::<Vec<_>>(), "the patterns match these tables now; tables created later that match are captured from their first row");
+    Ok(tables)
+}
+
 /// The start-up checks: what a retry cannot heal stops Sluice here, at once.
 pub(super) async fn preflight(cfg: &Config) -> Result<(), PipelineError> {
-    binlog::preflight(&cfg.mysql, &cfg.captured_tables()).await?;
+    let tables = captured_now(cfg).await?;
+    binlog::preflight(&cfg.mysql, &tables).await?;
     let mut conn = binlog::connect(&cfg.mysql).await?;
     let accepted = crate::source::foreign_keys::check_capturable(
         &mut conn,
-        &cfg.captured_tables(),
+        &tables,
         cfg.mysql.accept_fk_cascades,
     )
     .await;

@@ -23,7 +23,6 @@ use crate::event::Batch;
 use crate::sink::Sink;
 use crate::source::binlog;
 use crate::source::snapshot::drive;
-use crate::source::TableFilter;
 
 /// The source task: the snapshot first when `start` asks for one, then the binlog stream.
 async fn source(
@@ -52,7 +51,7 @@ async fn source(
             }
         }
     };
-    let filter = TableFilter::new(cfg.captured_tables());
+    let filter = cfg.table_filter();
     binlog::stream(&cfg.mysql, filter, from, None, limits, tx, stop).await?;
     Ok(())
 }

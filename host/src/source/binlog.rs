@@ -509,7 +509,7 @@ impl Driver {
         // statements may spell a captured table in any case.
         let lower: Option<u8> = query_value(&mut c, "SELECT @@lower_case_table_names").await?;
         let filter = filter.with_fold_case(lower.unwrap_or(0) != 0);
-        let kinds = super::objects::table_kinds(&mut c, &filter.tables())
+        let (filter, kinds) = super::objects::stream_scope(&mut c, filter)
             .await
             .map_err(|e| SourceError::Query {
                 context: e.what,

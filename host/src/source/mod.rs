@@ -22,5 +22,5 @@ pub mod skip;
 pub(crate) mod snapshot;
 pub(crate) mod versioned;
 
-pub use processor::TableFilter;
+pub use processor::{TableFilter, TablePattern};
 pub use resets::ResetPolicy;

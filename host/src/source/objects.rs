@@ -29,6 +29,65 @@ impl CatalogError {
     }
 }
 
+/// The tables `cfg` captures now: the ones it names (in its order), then the base tables its
+/// patterns match on the server (never a view, never one of the system schemas), sorted, so
+/// that a snapshot numbers them the same way on every start.
+pub(crate) async fn captured_tables(
+    conn: &mut Conn,
+    cfg: &crate::config::Config,
+) -> Result<Vec<(String, String)>, CatalogError> {
+    let mut out = cfg.captured_tables();
+    if !cfg.has_patterns() {
+        return Ok(out);
+    }
+    let filter = cfg.table_filter();
+    out.retain(|(s, t)| filter.captures(s, t));
+    for t in matching(conn, &filter, "'BASE TABLE', 'SYSTEM VERSIONED'").await? {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+/// The objects of the given `TABLE_TYPE`s (a SQL list) that `filter`'s patterns match, sorted.
+async fn matching(
+    conn: &mut Conn,
+    filter: &super::TableFilter,
+    types: &str,
+) -> Result<Vec<(String, String)>, CatalogError> {
+    let mut all: Vec<(String, String)> = conn
+        .query(format!(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+             WHERE TABLE_TYPE IN ({types}) \
+             AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')"
+        ))
+        .await
+        .map_err(|e| CatalogError::new("the tables the patterns match", e))?;
+    all.retain(|(s, t)| filter.captures(s, t));
+    all.sort();
+    Ok(all)
+}
+
+/// A stream's filter with its patterns resolved against the server for what the binlog does
+/// not say: the sequences they match are left out (never published), and the kinds of every
+/// table captured now are read (system-versioned periods).
+pub(crate) async fn stream_scope(
+    conn: &mut Conn,
+    filter: super::TableFilter,
+) -> Result<(super::TableFilter, TableKinds), CatalogError> {
+    if !filter.has_patterns() {
+        let kinds = table_kinds(conn, &filter.tables()).await?;
+        return Ok((filter, kinds));
+    }
+    let sequences = matching(conn, &filter, "'SEQUENCE'").await?;
+    let filter = filter.excluding(sequences);
+    let mut tables = filter.tables();
+    tables.extend(matching(conn, &filter, "'BASE TABLE', 'SYSTEM VERSIONED'").await?);
+    let kinds = table_kinds(conn, &tables).await?;
+    Ok((filter, kinds))
+}
+
 /// The captured tables that need special handling.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TableKinds {

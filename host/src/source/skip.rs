@@ -35,7 +35,7 @@ use mysql_common::binlog::events::{Event, QueryEvent, TableMapEvent};
 use super::binlog::{self, SourceError};
 use super::event_types as et;
 use super::gtid::{self, MariaGtidState, MysqlGtidSet};
-use super::processor::{ProcessError, TableFilter};
+use super::processor::ProcessError;
 use crate::state::BinlogPosition;
 
 /// How long the scan waits for the rest of the group before it gives up.
@@ -304,7 +304,7 @@ pub(crate) async fn verify_one_group(
         rows: cfg.pipeline.max_batch_rows,
         bytes: cfg.pipeline.max_batch_bytes,
     };
-    let filter = TableFilter::new(cfg.captured_tables());
+    let filter = cfg.table_filter();
     let mut driver = binlog::Driver::new(&cfg.mysql, filter, at, limits).await?;
     let mut scanner = GroupScanner::new(at);
     let mut refused: Option<ProcessError> = None;
@@ -383,7 +383,7 @@ pub async fn skip_saved_position(
     let store = crate::state::PositionStore::for_tables(
         &cfg.state_dir,
         &cfg.mysql.schema,
-        &cfg.mysql.tables,
+        &cfg.state_tables(),
     );
     let from = store.load()?.ok_or_else(|| SkipError::NoPosition {
         path: store.path().to_owned(),

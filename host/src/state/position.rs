@@ -114,6 +114,23 @@ const MAX_FILE_NAME: usize = 255;
 /// - A name longer than 255 bytes (long table names, many tables) keeps as much of the readable
 ///   part as fits, cut at a character boundary, followed by the hash, so it always fits.
 pub fn position_file_name(schema: &str, tables: &[String]) -> String {
+    // A pipeline that patterns choose tables for (see `Config::state_tables`): its name ends in
+    // 64 hex digits after `patterns_`, longer than any table name can be (64 characters), so
+    // it cannot be a single table's.
+    if tables.iter().any(|t| is_pattern_key(t)) {
+        let mut h = Sha256::new();
+        h.update(schema.as_bytes());
+        for t in tables {
+            h.update([0u8]);
+            h.update(t.as_bytes());
+        }
+        let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let mut schema_part = schema.to_owned();
+        while schema_part.len() > 64 {
+            schema_part.pop();
+        }
+        return format!("binlog_position_{schema_part}_patterns_{hex}.json");
+    }
     let readable = format!("binlog_position_{}_{}", schema, tables.join("_"));
     let hash = || {
         let mut h = Sha256::new();
@@ -136,6 +153,11 @@ pub fn position_file_name(schema: &str, tables: &[String]) -> String {
         cut -= 1;
     }
     format!("{}{suffix}", &readable[..cut])
+}
+
+/// Whether a state key entry is a pattern (`*`, `?`) or an include/exclude entry.
+fn is_pattern_key(t: &str) -> bool {
+    t.contains(['*', '?']) || t.starts_with("include:") || t.starts_with("exclude:")
 }
 
 /// The name earlier versions gave a multi-table pipeline's file (names joined by `_`, no hash).

@@ -1,11 +1,92 @@
 //! [`TableFilter`]: which tables are captured, compared by name as the server compares them.
+//!
+//! Design note: a filter names tables (`MYSQL_TABLE=orders,items`) or matches them with glob
+//! patterns on `db.table` (`MYSQL_TABLE=*`, `mysql.include`, `mysql.exclude`): `*` stands for
+//! any run of characters, `?` for one; neither crosses the `.`. Patterns are matched as the
+//! stream goes, so a table created mid-stream is captured from its first row. The system
+//! schemas are never captured.
 
 use std::collections::HashSet;
+
+/// Databases whose tables are never captured, whatever the patterns say.
+const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
+
+/// A `db.table` glob pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablePattern {
+    pub schema: String,
+    pub table: String,
+}
+
+impl TablePattern {
+    /// `db.table`, or `table` in `default_db`.
+    pub fn parse(text: &str, default_db: &str) -> TablePattern {
+        match text.split_once('.') {
+            Some((db, table)) => TablePattern {
+                schema: db.to_owned(),
+                table: table.to_owned(),
+            },
+            None => TablePattern {
+                schema: default_db.to_owned(),
+                table: text.to_owned(),
+            },
+        }
+    }
+
+    /// Whether a text holds a glob character (`*` or `?`).
+    pub fn is_glob(text: &str) -> bool {
+        text.contains(['*', '?'])
+    }
+
+    fn matches(&self, schema: &str, table: &str, fold: bool) -> bool {
+        glob(&self.schema, schema, fold) && glob(&self.table, table, fold)
+    }
+}
+
+impl std::fmt::Display for TablePattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+/// Whether `text` matches the glob `pattern` (`*`: any run, `?`: one character).
+fn glob(pattern: &str, text: &str, fold: bool) -> bool {
+    let norm = |s: &str| -> Vec<char> {
+        match fold {
+            true => s.to_lowercase().chars().collect(),
+            false => s.chars().collect(),
+        }
+    };
+    let (p, t) = (norm(pattern), norm(text));
+    // Iterative matching with one backtrack point for the last `*`.
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < t.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == t[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some((i, j));
+            i += 1;
+        } else if let Some((si, sj)) = star {
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|&c| c == '*')
+}
 
 /// Which tables to capture, by `(schema, table)`.
 #[derive(Debug, Clone, Default)]
 pub struct TableFilter {
     pub(super) tables: HashSet<(String, String)>,
+    /// Tables captured by pattern (besides `tables`).
+    include: Vec<TablePattern>,
+    /// Tables never captured, though named or matched.
+    exclude: Vec<TablePattern>,
     /// The server compares table and database names without case (`lower_case_table_names`
     /// 1 or 2): `TRUNCATE Orders` then empties the captured `orders`.
     fold_case: bool,
@@ -18,9 +99,29 @@ impl TableFilter {
     pub fn new<I: IntoIterator<Item = (String, String)>>(tables: I) -> Self {
         TableFilter {
             tables: tables.into_iter().collect(),
+            include: Vec::new(),
+            exclude: Vec::new(),
             fold_case: false,
             excluded: HashSet::new(),
         }
+    }
+
+    /// The same filter, also capturing the tables `include` matches, and never those
+    /// `exclude` matches.
+    pub fn with_patterns(mut self, include: Vec<TablePattern>, exclude: Vec<TablePattern>) -> Self {
+        self.include = include;
+        self.exclude = exclude;
+        self
+    }
+
+    /// Whether patterns choose tables (the set can change as tables are created).
+    pub(crate) fn has_patterns(&self) -> bool {
+        !self.include.is_empty() || !self.exclude.is_empty()
+    }
+
+    /// Whether the filter captures every table (a tool reading binlog files).
+    fn everything(&self) -> bool {
+        self.tables.is_empty() && self.include.is_empty()
     }
 
     /// The same filter without `tables`.
@@ -60,7 +161,13 @@ impl TableFilter {
 
     /// Whether a captured table lives in `db`.
     pub(crate) fn captures_in(&self, db: &str) -> bool {
-        self.tables.is_empty() || self.tables.iter().any(|(s, _)| self.same(s, db))
+        self.everything()
+            || self.tables.iter().any(|(s, _)| self.same(s, db))
+            || (!SYSTEM_SCHEMAS.contains(&db.to_ascii_lowercase().as_str())
+                && self
+                    .include
+                    .iter()
+                    .any(|p| glob(&p.schema, db, self.fold_case)))
     }
 
     /// A filter that captures every table (used by tools that read binlog files).
@@ -84,12 +191,77 @@ impl TableFilter {
         {
             return false;
         }
-        self.tables.is_empty()
+        if self.has_patterns() {
+            if SYSTEM_SCHEMAS.contains(&schema.to_ascii_lowercase().as_str())
+                || self
+                    .exclude
+                    .iter()
+                    .any(|p| p.matches(schema, table, self.fold_case))
+            {
+                return false;
+            }
+            if self
+                .include
+                .iter()
+                .any(|p| p.matches(schema, table, self.fold_case))
+            {
+                return true;
+            }
+        }
+        self.everything()
             || self.tables.contains(&(schema.to_owned(), table.to_owned()))
             || (self.fold_case
                 && self
                     .tables
                     .iter()
                     .any(|(s, t)| self.same(s, schema) && self.same(t, table)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_within_one_name() {
+        assert!(glob("*", "orders", false));
+        assert!(glob("ord*", "orders", false));
+        assert!(glob("o?ders", "orders", false));
+        assert!(glob("*_log", "audit_log", false));
+        assert!(!glob("*_log", "audit_logs", false));
+        assert!(glob("a*b*c", "aXXbYYc", false));
+        assert!(!glob("a*b*c", "aXXbYY", false));
+        assert!(!glob("Orders", "orders", false));
+        assert!(glob("Orders", "orders", true));
+        assert!(glob("", "", false));
+        assert!(!glob("", "x", false));
+    }
+
+    #[test]
+    fn patterns_include_exclude_and_never_system_schemas() {
+        let p = |t: &str| TablePattern::parse(t, "shop");
+        let f = TableFilter::new([("other".to_owned(), "named".to_owned())]).with_patterns(
+            vec![p("*"), p("*.audit_*")],
+            vec![p("tmp_*"), p("*.audit_secret")],
+        );
+        assert!(f.captures("shop", "orders"));
+        assert!(f.captures("shop", "new_table_created_later"));
+        assert!(!f.captures("shop", "tmp_import"));
+        assert!(f.captures("crm", "audit_calls"));
+        assert!(!f.captures("crm", "audit_secret"));
+        assert!(!f.captures("crm", "contacts"));
+        assert!(f.captures("other", "named"));
+        assert!(!f.captures("mysql", "audit_user"));
+        assert!(!f.captures("information_schema", "audit_x"));
+        assert!(f.captures_in("crm") && f.captures_in("shop") && f.captures_in("other"));
+        assert!(!f.captures_in("mysql"));
+        // Excluding wins over naming too.
+        let g = TableFilter::new([("shop".to_owned(), "tmp_x".to_owned())])
+            .with_patterns(Vec::new(), vec![p("tmp_*")]);
+        assert!(!g.captures("shop", "tmp_x"));
+        assert!(
+            !g.captures("shop", "orders"),
+            "exclude alone captures nothing more"
+        );
     }
 }

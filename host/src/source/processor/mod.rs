@@ -57,7 +57,7 @@ use crate::event::{Batch, Value};
 use crate::state::BinlogPosition;
 use cascade::StatementMaps;
 pub(crate) use error::ProcessError;
-pub use filter::TableFilter;
+pub use filter::{TableFilter, TablePattern};
 use payload::Payload;
 use rows::TableEntry;
 use txn::Txn;

@@ -26,7 +26,6 @@ use crate::config::Config;
 use crate::event::{Batch, ChangeEvent, Checkpoint, HeldBounds, Kind, SourcePosition};
 use crate::source::binlog::{self, BatchLimits};
 use crate::source::objects::{self, TableKinds};
-use crate::source::TableFilter;
 use crate::state::snapshot::now_secs;
 use crate::state::{BinlogPosition, SnapshotState, SnapshotStatus, TableProgress, TableStatus};
 
@@ -234,7 +233,12 @@ fn recovered(id: String, point: &BinlogPosition, tables: &[(String, String)]) ->
 /// The captured tables the snapshot reads (sequences are never published), and their kinds.
 async fn captured(cfg: &Config) -> Result<(Vec<(String, String)>, TableKinds), SnapshotError> {
     let mut conn = binlog::connect(&cfg.mysql).await?;
-    let all = cfg.captured_tables();
+    let all = objects::captured_tables(&mut conn, cfg)
+        .await
+        .map_err(|e| SnapshotError::Query {
+            context: e.what.to_owned(),
+            source: e.source,
+        })?;
     let kinds = objects::table_kinds(&mut conn, &all)
         .await
         .map_err(|e| SnapshotError::Query {
@@ -416,7 +420,7 @@ async fn catch_up(
         .filter(|t| t.state == TableStatus::Pending)
         .map(|t| (t.schema.clone(), t.table.clone()))
         .filter(|t| !started.contains(t));
-    let filter = TableFilter::new(ctx.cfg.captured_tables()).excluding(pending);
+    let filter = ctx.cfg.table_filter().excluding(pending);
     tracing::info!(from = %from, to = %to, "snapshot catch-up");
     Ok(binlog::stream(
         &ctx.cfg.mysql,

@@ -368,6 +368,8 @@ mod tests {
             database: "shop".into(),
             schema: "shop".into(),
             tables: vec!["orders".into()],
+            include: Vec::new(),
+            exclude: Vec::new(),
             snapshot_host: snapshot_host.into(),
             server_id: 4079,
             on_table_reset: Default::default(),

@@ -983,6 +983,8 @@ mod tests {
                 database: "mysql".into(),
                 schema: "mysql".into(),
                 tables: vec![],
+                include: Vec::new(),
+                exclude: Vec::new(),
                 snapshot_host: String::new(),
                 server_id: 4_100_000 + std::process::id() % 10_000 * 2,
                 on_table_reset: Default::default(),
