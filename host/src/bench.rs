@@ -103,6 +103,8 @@ pub async fn read_back(brokers: &str, topic: &str) -> Result<(i32, usize), Bench
         dead_letter_topic: None,
         exactly_once: true,
         recover_topics: Vec::new(),
+        partitions: 1,
+        replication_factor: 1,
     };
     let r = crate::sink::kafka::read_back(
         &cfg,

@@ -208,11 +208,21 @@ async fn kafka_checks(cfg: &Config, produce: bool) -> Vec<CheckResult> {
         }
     };
     let topic = &k.topic;
+    if k.topic_per_table() {
+        out.push(info(
+            "topic",
+            format!(
+                "a topic per table ({topic:?}): each is created on its first event, with {} partition(s), replication factor {}",
+                k.partitions, k.replication_factor
+            ),
+        ));
+        return out;
+    }
     match probe.topic_error {
         None => out.push(pass("topic", format!("topic {topic:?} exists"))),
         Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
             let r = if produce {
-                kafka::ensure_topic(k, topic, 1, CONNECT_TIMEOUT)
+                kafka::ensure_topic(k, topic, CONNECT_TIMEOUT)
                     .await
                     .map(|()| {
                         format!(

@@ -111,6 +111,33 @@ pub struct KafkaConfig {
     /// Topics that transforms route to, read back by a recovery from Kafka with an empty state
     /// directory (`kafka.recover_topics`); the state directory records them otherwise.
     pub recover_topics: Vec<String>,
+    /// Partitions of each topic Sluice creates (`kafka.partitions`, default 1).
+    pub partitions: i32,
+    /// Replication factor of each topic Sluice creates (`kafka.replication_factor`, default 1).
+    pub replication_factor: i32,
+}
+
+impl KafkaConfig {
+    /// Whether `topic` holds `{schema}` or `{table}`: a topic per table.
+    pub fn topic_per_table(&self) -> bool {
+        self.topic.contains("{schema}") || self.topic.contains("{table}")
+    }
+
+    /// The topic of a table's events: `topic` with `{schema}` and `{table}` filled in, each
+    /// character Kafka does not allow in a topic name (outside `[a-zA-Z0-9._-]`) written `_`.
+    pub fn topic_for(&self, schema: &str, table: &str) -> String {
+        let clean = |s: &str| -> String {
+            s.chars()
+                .map(|c| match c {
+                    'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '_' | '-' => c,
+                    _ => '_',
+                })
+                .collect()
+        };
+        self.topic
+            .replace("{schema}", &clean(schema))
+            .replace("{table}", &clean(table))
+    }
 }
 
 /// Where a pipeline without a saved position starts.
@@ -335,6 +362,8 @@ struct FileKafka {
     on_oversize: Option<OversizePolicy>,
     dead_letter_topic: Option<String>,
     recover_topics: Option<Vec<String>>,
+    partitions: Option<i32>,
+    replication_factor: Option<i32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -721,6 +750,17 @@ impl Source<'_> {
             return Ok(None);
         };
         let topic = self.required("output", "kafka.topic", f.topic)?;
+        let count = |v: Option<i32>, key: &'static str| match v {
+            None => Ok(1),
+            Some(n) if n >= 1 => Ok(n),
+            Some(n) => Err(ConfigError::Invalid {
+                var: key,
+                value: n.to_string(),
+                expected: "a positive number",
+            }),
+        };
+        let partitions = count(f.partitions, "kafka.partitions")?;
+        let replication_factor = count(f.replication_factor, "kafka.replication_factor")?;
         let on_oversize = f.on_oversize.unwrap_or_default();
         if on_oversize == OversizePolicy::DeadLetter && f.dead_letter_topic.is_none() {
             return Err(ConfigError::Invalid {
@@ -786,6 +826,8 @@ impl Source<'_> {
             dead_letter_topic: f.dead_letter_topic,
             exactly_once,
             recover_topics: f.recover_topics.unwrap_or_default(),
+            partitions,
+            replication_factor,
         }))
     }
 

@@ -315,6 +315,8 @@ async fn run(config: Option<PathBuf>, watch: bool) -> anyhow::Result<ExitCode> {
     cfg.hot_reload |= watch;
     tracing::info!(
         tables = ?cfg.captured_tables(),
+        include = ?cfg.mysql.include.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        exclude = ?cfg.mysql.exclude.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
         sink = if cfg.kafka.is_some() { "kafka" } else { "stdout" },
         state_dir = %cfg.state_dir.display(),
         "starting sluice"

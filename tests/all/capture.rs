@@ -148,3 +148,194 @@ async fn the_snapshot_reads_every_table_the_patterns_match() -> anyhow::Result<(
     p.sql("DROP DATABASE {t}_y").await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_per_table_keeps_each_rows_events_in_order_on_one_partition() -> anyhow::Result<()>
+{
+    // `output = {t}.{schema}.{table}`, 4 partitions, keys by primary key: every table on its
+    // own topic, and each row's events in commit order on a single partition.
+    let (mut p, sluice) = TestPipeline::new("cappart")
+        .kafka()
+        .setup("CREATE TABLE {t}_a (id INT PRIMARY KEY, v INT)")
+        .setup("CREATE TABLE {t}_b (id INT PRIMARY KEY, v INT)")
+        .tables("{t}_a,{t}_b")
+        .env("output", "{t}.{schema}.{table}")
+        .env("KAFKA_KEY", "primary_key")
+        .config("[kafka]\npartitions = 4\n")
+        .start()
+        .await?;
+    let (ids, steps): (usize, usize) = (24, 4);
+    let mut expected = 0;
+    for step in 0..steps {
+        for table in ["a", "b"] {
+            // One transaction per step and table, touching every row.
+            let sql = if step == 0 {
+                let rows: Vec<String> = (1..=ids).map(|i| format!("({i}, 0)")).collect();
+                format!("INSERT INTO {{t}}_{table} VALUES {}", rows.join(", "))
+            } else {
+                format!("UPDATE {{t}}_{table} SET v = {step}")
+            };
+            p.sql(sql).await?;
+            expected += ids;
+        }
+    }
+    for table in ["a", "b"] {
+        let topic = format!("{}.sluicetest.{}_{table}", p.table, p.table);
+        let recs = read_topic(&topic, expected / 2, Duration::from_secs(30))?;
+        assert_eq!(recs.len(), expected / 2, "{topic}");
+        let mut partition_of = std::collections::HashMap::new();
+        let mut last_v = std::collections::HashMap::new();
+        let mut partitions = std::collections::HashSet::new();
+        for r in &recs {
+            assert_eq!(r.value["table"], format!("{}_{table}", p.table), "{topic}");
+            let id = r.value["columnvalues"][0].as_i64().unwrap();
+            let v = r.value["columnvalues"][1].as_i64().unwrap();
+            partitions.insert(r.partition);
+            assert_eq!(
+                *partition_of.entry(id).or_insert(r.partition),
+                r.partition,
+                "row {id} of {topic} on one partition"
+            );
+            // read_topic returns each partition in offset order: a row's values only grow.
+            let prev = last_v.insert(id, v);
+            assert!(prev.is_none_or(|p| p < v), "row {id}: {prev:?} then {v}");
+        }
+        assert!(
+            partitions.len() > 1,
+            "{topic}: rows spread over the partitions"
+        );
+        assert!(last_v.values().all(|v| *v == steps as i64 - 1), "{topic}");
+    }
+    sluice.stop()?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_of_a_table_a_pattern_matches_stops_as_for_a_named_one() -> anyhow::Result<()> {
+    // `TRUNCATE` of a matched table removes rows without row events: with ON_TABLE_RESET=stop
+    // (the default) Sluice stops at it, naming the table; an excluded table's does not matter.
+    let (mut p, mut sluice) = TestPipeline::new("capreset")
+        .kafka()
+        .setup("CREATE DATABASE {t}_db")
+        .setup("CREATE TABLE {t}_db.a (id INT PRIMARY KEY)")
+        .setup("CREATE TABLE {t}_db.tmp (id INT PRIMARY KEY)")
+        .tables("*")
+        .env("MYSQL_SCHEMA", "{t}_db")
+        .env("MYSQL_EXCLUDE", "tmp")
+        .start()
+        .await?;
+    p.sql("INSERT INTO {t}_db.a VALUES (1)").await?;
+    p.sql("TRUNCATE TABLE {t}_db.tmp").await?;
+    read_topic(&p.topic, 1, Duration::from_secs(30))?;
+    p.sql("TRUNCATE TABLE {t}_db.a").await?;
+    let code = sluice.wait(Duration::from_secs(30))?;
+    let err = sluice.stderr_text();
+    assert_ne!(code, 0, "{err}");
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("Sluice stopped"))
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains(&format!("{}_db.a", p.table))),
+        "the error names the table: {err}"
+    );
+    assert!(
+        !errors
+            .iter()
+            .any(|l| l.contains(&format!("{}_db.tmp", p.table))),
+        "the excluded table's TRUNCATE did not stop it: {err}"
+    );
+    p.sql("DROP DATABASE {t}_db").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_disjoint_patterns_split_one_server() -> anyhow::Result<()> {
+    // One database, two Sluice instances: `a*` and `b*`, each with its own server id, state
+    // directory and per-table topics. Transactions touch tables of both.
+    let (mut pa, sa) = TestPipeline::new("capsplit")
+        .kafka()
+        .setup("CREATE DATABASE {t}_db")
+        .setup("CREATE TABLE {t}_db.a1 (id INT PRIMARY KEY, v INT)")
+        .setup("CREATE TABLE {t}_db.a2 (id INT PRIMARY KEY, v INT)")
+        .setup("CREATE TABLE {t}_db.b1 (id INT PRIMARY KEY, v INT)")
+        .tables("a*")
+        .env("MYSQL_SCHEMA", "{t}_db")
+        .env("output", "{t}.{table}")
+        .start()
+        .await?;
+    let db = format!("{}_db", pa.table);
+    let (pb, sb) = TestPipeline::new("capsplit")
+        .kafka()
+        .tables("b*")
+        .env("MYSQL_SCHEMA", db.as_str())
+        .env("output", "{t}.{table}")
+        .start()
+        .await?;
+    let tables = ["a1", "a2", "b1"];
+    let mut expected: std::collections::HashMap<&str, Vec<(String, i64, i64)>> =
+        std::collections::HashMap::new();
+    for i in 1..=20i64 {
+        // One transaction over the three tables; every third row is updated, every fifth
+        // deleted, in later transactions.
+        let mut sql = String::from("START TRANSACTION;");
+        for t in tables {
+            sql.push_str(&format!("INSERT INTO {db}.{t} VALUES ({i}, {i});"));
+            expected.entry(t).or_default().push(("insert".into(), i, i));
+        }
+        sql.push_str("COMMIT;");
+        pa.sql(sql).await?;
+        if i % 3 == 0 {
+            for t in tables {
+                pa.sql(format!("UPDATE {db}.{t} SET v = v + 100 WHERE id = {i}"))
+                    .await?;
+                expected
+                    .entry(t)
+                    .or_default()
+                    .push(("update".into(), i, i + 100));
+            }
+        }
+        if i % 5 == 0 {
+            let v = if i % 3 == 0 { i + 100 } else { i };
+            for t in tables {
+                pa.sql(format!("DELETE FROM {db}.{t} WHERE id = {i}"))
+                    .await?;
+                expected.entry(t).or_default().push(("delete".into(), i, v));
+            }
+        }
+    }
+    for (t, want) in &expected {
+        let owner = if t.starts_with('a') { &pa } else { &pb };
+        let other = if t.starts_with('a') { &pb } else { &pa };
+        let topic = format!("{}.{t}", owner.table);
+        let recs = read_topic(&topic, want.len(), Duration::from_secs(30))?;
+        let got: Vec<(String, i64, i64)> = recs
+            .iter()
+            .map(|r| {
+                let kind = r.value["kind"].as_str().unwrap().to_owned();
+                let vals = if kind == "delete" {
+                    &r.value["oldkeys"]["keyvalues"]
+                } else {
+                    &r.value["columnvalues"]
+                };
+                (kind, vals[0].as_i64().unwrap(), vals[1].as_i64().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            &got, want,
+            "{topic}: every change of {t} once, in commit order"
+        );
+        // The other instance never wrote that table.
+        let stray = format!("{}.{t}", other.table);
+        assert!(
+            read_topic(&stray, 1, Duration::from_secs(1)).map_or(true, |r| r.is_empty()),
+            "{stray} must not exist"
+        );
+    }
+    sa.stop()?;
+    sb.stop()?;
+    pa.sql(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}

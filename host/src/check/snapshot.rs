@@ -60,7 +60,9 @@ pub(super) async fn snapshot_checks(cfg: &Config) -> Vec<CheckResult> {
             ),
         ));
     }
-    let tables = cfg.captured_tables();
+    let tables = crate::source::objects::captured_tables(&mut conn, cfg)
+        .await
+        .unwrap_or_else(|_| cfg.captured_tables());
     if host.host != cfg.mysql.host || host.port != cfg.mysql.port {
         out.push(match replica::check_filters(&mut conn, &tables).await {
             Ok(()) => pass(

@@ -462,3 +462,38 @@ fn patterns_choose_tables_and_name_their_own_state() {
     let vars: Vec<_> = BASE[..4].to_vec();
     assert!(load(&vars).unwrap_err().to_string().contains("MYSQL_TABLE"));
 }
+
+#[test]
+fn a_topic_template_gives_each_table_a_valid_topic() {
+    let mut vars = BASE.to_vec();
+    vars.push(("KAFKA_BROKERS", "k:9092"));
+    vars.push(("output", "cdc.{schema}.{table}"));
+    let c = load(&vars).unwrap();
+    let k = c.kafka.as_ref().unwrap();
+    assert!(k.topic_per_table());
+    assert_eq!((k.partitions, k.replication_factor), (1, 1));
+    assert_eq!(k.topic_for("shop", "orders"), "cdc.shop.orders");
+    // Kafka allows only [a-zA-Z0-9._-] in a topic name.
+    assert_eq!(
+        k.topic_for("my shop", "ordres_é$x"),
+        "cdc.my_shop.ordres___x"
+    );
+    vars.pop();
+    vars.push(("output", "plain"));
+    assert!(!load(&vars).unwrap().kafka.unwrap().topic_per_table());
+    // Partitions and replication factor from the file; zero is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    std::fs::write(&file, "[kafka]\npartitions = 4\nreplication_factor = 3\n").unwrap();
+    let m = map.clone();
+    let c = Config::load(Some(&file), &move |k| m.get(k).cloned()).unwrap();
+    let k = c.kafka.unwrap();
+    assert_eq!((k.partitions, k.replication_factor), (4, 3));
+    std::fs::write(&file, "[kafka]\npartitions = 0\n").unwrap();
+    let err = Config::load(Some(&file), &move |k| map.get(k).cloned()).unwrap_err();
+    assert!(err.to_string().contains("kafka.partitions"), "{err}");
+}

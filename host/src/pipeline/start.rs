@@ -29,7 +29,12 @@ fn own_topics(cfg: &Config) -> Vec<String> {
     let Some(k) = &cfg.kafka else {
         return Vec::new();
     };
-    let mut topics = vec![k.topic.clone()];
+    // A topic per table (`{schema}`/`{table}`): each is recorded in the state directory
+    // before its first record, as a routed topic is.
+    let mut topics: Vec<String> = (!k.topic_per_table())
+        .then(|| k.topic.clone())
+        .into_iter()
+        .collect();
     topics.extend(k.dead_letter_topic.clone());
     topics.extend(
         cfg.transforms
@@ -50,7 +55,7 @@ fn unique(mut topics: Vec<String>) -> Vec<String> {
 async fn ensure_topics(cfg: &Config, timeout: Duration) -> Result<(), SinkError> {
     if let Some(k) = &cfg.kafka {
         for t in own_topics(cfg) {
-            kafka::ensure_topic(k, &t, 1, timeout).await?;
+            kafka::ensure_topic(k, &t, timeout).await?;
         }
     }
     Ok(())
@@ -178,7 +183,13 @@ pub(super) async fn resume(
             }
             // No state files, and the output holds rows of an unfinished snapshot (a finished
             // one leaves a checkpoint header): it is resumed from its point, not taken again.
-            None if snapshot.is_none() && cfg.snapshot.initial && snapshot_in_kafka.is_some() => {
+            // Not with patterns: the tables they match may have changed since, and the
+            // snapshot's table numbers with them.
+            None if snapshot.is_none()
+                && cfg.snapshot.initial
+                && !cfg.has_patterns()
+                && snapshot_in_kafka.is_some() =>
+            {
                 let (id, point) = snapshot_in_kafka.expect("checked above");
                 return Ok(Some((
                     Start::Snapshot(Begin::Recover {

@@ -40,10 +40,20 @@ pub(crate) async fn captured_tables(
     if !cfg.has_patterns() {
         return Ok(out);
     }
-    let filter = cfg.table_filter();
+    // Names compare as the server compares them, as in the stream.
+    let lower: Option<u8> = conn
+        .query_first("SELECT @@lower_case_table_names")
+        .await
+        .map_err(|e| CatalogError::new("@@lower_case_table_names", e))?;
+    let fold = lower.unwrap_or(0) != 0;
+    let filter = cfg.table_filter().with_fold_case(fold);
     out.retain(|(s, t)| filter.captures(s, t));
+    let same = |a: &(String, String), b: &(String, String)| match fold {
+        true => a.0.eq_ignore_ascii_case(&b.0) && a.1.to_lowercase() == b.1.to_lowercase(),
+        false => a == b,
+    };
     for t in matching(conn, &filter, "'BASE TABLE', 'SYSTEM VERSIONED'").await? {
-        if !out.contains(&t) {
+        if !out.iter().any(|o| same(o, &t)) {
             out.push(t);
         }
     }

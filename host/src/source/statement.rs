@@ -161,7 +161,7 @@ impl Processor {
         start: u64,
         timestamp: u32,
     ) -> Result<(), ProcessError> {
-        if self.filter.tables.is_empty() {
+        if self.filter.everything() {
             // Every table (an offline read of binlog files, `TableFilter::all`): there is no
             // consumer's copy to keep in step, and the statements are the history being read.
             return Ok(());
@@ -183,7 +183,12 @@ impl Processor {
                 );
                 return Ok(());
             }
-            Verdict::Reset { tables, what } if event_mode => {
+            // A whole database goes (`DROP DATABASE`): with patterns, which of its tables
+            // were captured is not known here, so no event can list them; it stops.
+            Verdict::Reset { tables, what }
+                if event_mode
+                    && !(self.filter.has_patterns() && tables.iter().any(|(_, t)| t == "*")) =>
+            {
                 self.push_truncates(&tables, &what, sql, start, timestamp);
                 return Ok(());
             }
@@ -298,7 +303,7 @@ impl Processor {
     /// A DML statement's text may name a captured table: which one (or every table, when all
     /// are captured). Conservative: any identifier equal to a captured table's name counts.
     pub(super) fn captured_mention(&self, sql: &str, schema: &str) -> Option<String> {
-        if self.filter.tables.is_empty() {
+        if self.filter.everything() {
             return Some(format!(
                 "(every table is captured; default schema `{schema}`)"
             ));
@@ -325,7 +330,7 @@ impl Scope for TableFilter {
     }
 
     fn mention(&self, sql: &str) -> Option<String> {
-        if self.tables.is_empty() {
+        if self.everything() {
             return Some("(every table is captured)".to_owned());
         }
         // Bare words, and backquoted names whole (a name with `-` or a space can only be
@@ -343,7 +348,11 @@ impl Scope for TableFilter {
             .filter(|(_, t)| words.contains(&t.to_lowercase()))
             .map(|(s, t)| format!("{s}.{t}"))
             .collect();
+        // A word a pattern's table part matches (in any database: the statement may qualify
+        // it) counts too.
+        hits.extend(self.pattern_mentions(&words));
         hits.sort();
+        hits.dedup();
         (!hits.is_empty()).then(|| hits.join(", "))
     }
 }

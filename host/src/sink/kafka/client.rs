@@ -248,6 +248,8 @@ mod tests {
             dead_letter_topic: None,
             exactly_once: true,
             recover_topics: Vec::new(),
+            partitions: 1,
+            replication_factor: 1,
         }
     }
 

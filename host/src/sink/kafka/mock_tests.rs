@@ -37,6 +37,8 @@ fn cfg(brokers: String, dead_letters: bool) -> KafkaConfig {
         dead_letter_topic: dead_letters.then(|| "events.dlq".into()),
         exactly_once: false,
         recover_topics: Vec::new(),
+        partitions: 1,
+        replication_factor: 1,
     }
 }
 

@@ -162,6 +162,28 @@ pub(crate) struct KafkaSink {
     transactional: bool,
     /// How long a batch may wait for delivery (`client::delivery_deadline`), read once.
     deadline: Duration,
+    /// `kafka.topic` holds `{schema}` or `{table}`: each table has its own topic.
+    per_table: bool,
+    table_topics: TableTopics,
+}
+
+/// Each table's topic under a `{schema}`/`{table}` template, made once per table and looked up
+/// without allocating.
+#[derive(Default)]
+struct TableTopics(std::collections::HashMap<String, std::collections::HashMap<String, Arc<str>>>);
+
+impl TableTopics {
+    fn get(&mut self, schema: &str, table: &str, cfg: &KafkaConfig) -> Arc<str> {
+        if let Some(t) = self.0.get(schema).and_then(|m| m.get(table)) {
+            return t.clone();
+        }
+        let t: Arc<str> = Arc::from(cfg.topic_for(schema, table).as_str());
+        self.0
+            .entry(schema.to_owned())
+            .or_default()
+            .insert(table.to_owned(), t.clone());
+        t
+    }
 }
 
 /// What the sink keeps in exactly-once mode (see [`exactly_once`]).
@@ -214,6 +236,8 @@ impl KafkaSink {
             eo: None,
             transactional: client::is_transactional(cfg),
             deadline: client::delivery_deadline(cfg),
+            per_table: cfg.topic_per_table(),
+            table_topics: TableTopics::default(),
         })
     }
 
@@ -308,17 +332,18 @@ impl KafkaSink {
     /// is wrong.
     pub(crate) async fn connect(&self) {
         let producer = self.producer.clone();
-        let topic = self.topic.clone();
+        // A topic template names no topic yet: any answer does.
+        let topic = (!self.per_table).then(|| self.topic.clone());
         let started = std::time::Instant::now();
         let r = tokio::task::spawn_blocking(move || {
             // The first answer (from the bootstrap server) names the brokers, and the producer
             // connects to the topic's leader; the second, from an established connection,
             // finds a broker up to ask for the id.
             let client = producer.client();
-            client.fetch_metadata(Some(&topic), CONNECT_HEAD_START)?;
+            client.fetch_metadata(topic.as_deref(), CONNECT_HEAD_START)?;
             std::thread::sleep(Duration::from_millis(20));
             client
-                .fetch_metadata(Some(&topic), CONNECT_HEAD_START)
+                .fetch_metadata(topic.as_deref(), CONNECT_HEAD_START)
                 .map(|_| ())
         })
         .await;
@@ -362,9 +387,21 @@ impl KafkaSink {
                 Some(k) => self.key_buf.extend_from_slice(k),
                 None => encode_key(ev, self.key, &mut self.key_buf),
             }
-            if let Some(t) = route.and_then(|r| r.topic.as_deref()) {
+            // A transform's route wins; else, with `{schema}`/`{table}`, the table's own topic.
+            let table_topic = match route.and_then(|r| r.topic.as_deref()) {
+                None if self.per_table => Some(self.table_topics.get(
+                    &ev.meta.schema,
+                    &ev.meta.table,
+                    &self.cfg,
+                )),
+                _ => None,
+            };
+            let dynamic = route
+                .and_then(|r| r.topic.as_deref())
+                .or(table_topic.as_deref());
+            if let Some(t) = dynamic {
                 if !self.known_topics.contains(t) {
-                    ensure_topic(&self.cfg, t, 1, CONNECT_TIMEOUT).await?;
+                    ensure_topic(&self.cfg, t, CONNECT_TIMEOUT).await?;
                     if let Some(eo) = &self.eo {
                         // Durable before the topic's first record, so recovery reads it back.
                         eo.topics
@@ -374,9 +411,7 @@ impl KafkaSink {
                     self.known_topics.insert(t.to_owned());
                 }
             }
-            let topic = route
-                .and_then(|r| r.topic.as_deref())
-                .unwrap_or(&self.topic);
+            let topic = dynamic.unwrap_or(&self.topic);
             // A table-level `truncate` in primary_key mode goes to every partition: the table's
             // rows are spread over them by key, and each partition's consumer must see it in
             // order with the rows it holds. Otherwise the partitioner places it by its key (in

@@ -63,15 +63,15 @@ fn topic_metadata(
 }
 
 /// Makes sure `topic` exists: reads the cluster's metadata first (with the producer's security
-/// settings) and creates the topic with `partitions` only when it is missing. An authorization
-/// failure or an invalid name is permanent ([`SinkError::is_permanent`]); an unreachable broker
-/// is reported within `timeout`.
+/// settings) and creates the topic with `kafka.partitions` and `kafka.replication_factor` only
+/// when it is missing. An authorization failure or an invalid name is permanent
+/// ([`SinkError::is_permanent`]); an unreachable broker is reported within `timeout`.
 pub(crate) async fn ensure_topic(
     cfg: &KafkaConfig,
     topic: &str,
-    partitions: i32,
     timeout: Duration,
 ) -> Result<(), SinkError> {
+    let partitions = cfg.partitions;
     let (admin, context) = client::admin(cfg)?;
     let admin = Arc::new(admin);
     let (a, c, k, t) = (admin.clone(), context, cfg.clone(), topic.to_owned());
@@ -96,7 +96,11 @@ pub(crate) async fn ensure_topic(
             tracing::debug!(topic, %code, "topic metadata error; trying to create it");
         }
     }
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let new = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(cfg.replication_factor),
+    );
     let opts = AdminOptions::new()
         .operation_timeout(Some(timeout))
         .request_timeout(Some(timeout));

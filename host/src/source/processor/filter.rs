@@ -120,7 +120,7 @@ impl TableFilter {
     }
 
     /// Whether the filter captures every table (a tool reading binlog files).
-    fn everything(&self) -> bool {
+    pub(crate) fn everything(&self) -> bool {
         self.tables.is_empty() && self.include.is_empty()
     }
 
@@ -157,6 +157,23 @@ impl TableFilter {
             .find(|(s, _)| self.same(s, db))
             .map(|(s, _)| s.clone())
             .unwrap_or_else(|| db.to_owned())
+    }
+
+    /// The words (lowercase) that an include pattern's table part matches, and no exclude
+    /// pattern's, as `pattern:word`: a statement naming such a table may write a captured one.
+    pub(crate) fn pattern_mentions(&self, words: &HashSet<String>) -> Vec<String> {
+        let mut out = Vec::new();
+        for w in words {
+            let included = self.include.iter().any(|p| glob(&p.table, w, true));
+            let excluded = self
+                .exclude
+                .iter()
+                .any(|p| p.schema == "*" && glob(&p.table, w, true));
+            if included && !excluded {
+                out.push(format!("(a table the patterns match) {w}"));
+            }
+        }
+        out
     }
 
     /// Whether a captured table lives in `db`.
