@@ -108,7 +108,7 @@ pub(crate) async fn run(
     let mut held_cursors = Vec::new();
     let (mut state, mut epoch) = match begin {
         Begin::Fresh => {
-            let epoch = epoch::open(&cfg.mysql, &tables, &kinds).await?;
+            let epoch = open_listed(cfg, tables.clone(), kinds.clone()).await?;
             let progress = epoch.tables.iter().map(progress_of).collect();
             let state = SnapshotState::new(&epoch.point, epoch.host.clone(), progress);
             tracing::info!(
@@ -228,6 +228,31 @@ fn recovered(id: String, point: &BinlogPosition, tables: &[(String, String)]) ->
     tracing::warn!(id = %id, point = %point, "no snapshot state file, and the output holds rows of an unfinished snapshot: resuming it from its point (state.recover = \"kafka\"); each partition skips the rows it holds");
     state.id = id;
     state
+}
+
+/// Opens a fresh snapshot's epoch over `tables`. With patterns, the tables they match are
+/// listed again once the point is fixed: a matching table created between the listing and the
+/// point would otherwise have its earlier rows neither read nor streamed, so the point is
+/// taken again with it.
+async fn open_listed(
+    cfg: &Config,
+    mut tables: Vec<(String, String)>,
+    mut kinds: TableKinds,
+) -> Result<Epoch, SnapshotError> {
+    loop {
+        let epoch = epoch::open(&cfg.mysql, &tables, &kinds).await?;
+        if !cfg.has_patterns() {
+            return Ok(epoch);
+        }
+        let (now, now_kinds) = captured(cfg).await?;
+        let new: Vec<&(String, String)> = now.iter().filter(|t| !tables.contains(t)).collect();
+        if new.is_empty() {
+            return Ok(epoch);
+        }
+        tracing::info!(tables = ?new, "tables the patterns match were created while the snapshot's point was taken: taking it again with them");
+        let _ = epoch.conn.disconnect().await;
+        (tables, kinds) = (now, now_kinds);
+    }
 }
 
 /// The captured tables the snapshot reads (sequences are never published), and their kinds.
