@@ -195,10 +195,18 @@ impl Processor {
             Verdict::Reset { tables, what } => {
                 let names: Vec<String> =
                     tables.iter().map(|t| format!("{}.{}", t.0, t.1)).collect();
-                let what = format!(
-                    "{what}. With ON_TABLE_RESET=event, Sluice publishes a table-level \
-                     `truncate` event instead and goes on"
-                );
+                let what = match event_mode {
+                    // Only a dropped database under patterns gets here in event mode.
+                    true => format!(
+                        "{what}. Under patterns Sluice does not know here which of the \
+                         database's tables it captured, so ON_TABLE_RESET=event cannot list \
+                         them in `truncate` events"
+                    ),
+                    false => format!(
+                        "{what}. With ON_TABLE_RESET=event, Sluice publishes a table-level \
+                         `truncate` event instead and goes on"
+                    ),
+                };
                 (names.join(", "), what)
             }
             Verdict::Partial { table, what } => (
@@ -623,6 +631,41 @@ mod tests {
             Some("shop.two words")
         );
         assert_eq!(p.captured_mention("update my set orders=1", "shop"), None);
+    }
+
+    #[test]
+    fn patterns_check_resets_and_statement_writes_of_matched_tables() {
+        use crate::source::TablePattern;
+        let start = BinlogPosition {
+            file: "f".into(),
+            pos: 4,
+            gtid: None,
+            timestamp: 0,
+        };
+        let filter = || {
+            TableFilter::new([]).with_patterns(
+                vec![TablePattern::parse("*", "shop")],
+                vec![TablePattern::parse("tmp_*", "shop")],
+            )
+        };
+        // A pattern-only filter still stops at a TRUNCATE of a matched table (not of an
+        // excluded one).
+        let mut p = Processor::new(filter(), &start, 10);
+        assert!(p.query("TRUNCATE TABLE shop.tmp_x", "", 10, 50, 7).is_ok());
+        let err = p
+            .query("TRUNCATE TABLE shop.orders", "", 60, 90, 7)
+            .unwrap_err();
+        assert!(err.to_string().contains("shop.orders"), "{err}");
+        // In event mode a dropped database stops: which of its tables were captured is not
+        // known.
+        let mut p = Processor::new(filter(), &start, 10).with_reset_policy(ResetPolicy::Event);
+        let err = p.query("DROP DATABASE shop", "", 10, 50, 7).unwrap_err();
+        assert!(err.to_string().contains("cannot list them"), "{err}");
+        // A statement-format write naming a matched table is noticed.
+        let p = Processor::new(filter(), &start, 10);
+        assert!(p
+            .captured_mention("update orders set x=1", "shop")
+            .is_some());
     }
 
     #[test]
