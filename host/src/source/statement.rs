@@ -316,7 +316,27 @@ impl Processor {
                 "(every table is captured; default schema `{schema}`)"
             ));
         }
-        self.filter.mention(sql)
+        let named = self.filter.mention(sql);
+        if !self.filter.has_patterns() {
+            return named;
+        }
+        // Patterns: a word counts as a table of the default database or of a database the
+        // text qualifies a name with (`db.t`, `` `db`.`t` ``).
+        let mut schemas = vec![schema.to_owned()];
+        for token in sql.split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')') {
+            if let Some((db, _)) = token.split_once('.') {
+                let db = db.trim_matches('`');
+                if !db.is_empty() && !schemas.iter().any(|s| s == db) {
+                    schemas.push(db.to_owned());
+                }
+            }
+        }
+        let words = statement_words(sql);
+        let mut hits = self.filter.pattern_mentions(&words, &schemas);
+        hits.extend(named);
+        hits.sort();
+        hits.dedup();
+        (!hits.is_empty()).then(|| hits.join(", "))
     }
 }
 
@@ -344,25 +364,29 @@ impl Scope for TableFilter {
         // Bare words, and backquoted names whole (a name with `-` or a space can only be
         // written backquoted). Words inside string literals count too: a false alarm stops the
         // stream, a missed write would lose rows.
-        let mut words: HashSet<String> = sql
-            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .collect();
-        words.extend(quoted_names(sql).into_iter().map(|w| w.to_lowercase()));
+        let words = statement_words(sql);
         let mut hits: Vec<String> = self
             .tables
             .iter()
             .filter(|(_, t)| words.contains(&t.to_lowercase()))
             .map(|(s, t)| format!("{s}.{t}"))
             .collect();
-        // A word a pattern's table part matches (in any database: the statement may qualify
-        // it) counts too.
-        hits.extend(self.pattern_mentions(&words));
         hits.sort();
-        hits.dedup();
         (!hits.is_empty()).then(|| hits.join(", "))
     }
+}
+
+/// Every word of a statement that could name a table (lowercase): bare words, and backquoted
+/// names whole (a name with `-` or a space can only be written backquoted). Words inside
+/// string literals count too: a false alarm stops the stream, a missed write would lose rows.
+fn statement_words(sql: &str) -> HashSet<String> {
+    let mut words: HashSet<String> = sql
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    words.extend(quoted_names(sql).into_iter().map(|w| w.to_lowercase()));
+    words
 }
 
 /// The statement without leading blanks, parentheses and comments.
@@ -661,11 +685,17 @@ mod tests {
         let mut p = Processor::new(filter(), &start, 10).with_reset_policy(ResetPolicy::Event);
         let err = p.query("DROP DATABASE shop", "", 10, 50, 7).unwrap_err();
         assert!(err.to_string().contains("cannot list them"), "{err}");
-        // A statement-format write naming a matched table is noticed.
+        // A statement-format write naming a matched table is noticed, in the default database
+        // or qualified; one in another database is not. (Under `*` any word of the default
+        // database's statement may be a table: such a write always stops.)
         let p = Processor::new(filter(), &start, 10);
         assert!(p
             .captured_mention("update orders set x=1", "shop")
             .is_some());
+        assert!(p
+            .captured_mention("update `shop`.`orders` set x=1", "other")
+            .is_some());
+        assert!(p.captured_mention("update a set b=1", "other").is_none());
     }
 
     #[test]

@@ -159,18 +159,25 @@ impl TableFilter {
             .unwrap_or_else(|| db.to_owned())
     }
 
-    /// The words (lowercase) that an include pattern's table part matches, and no exclude
-    /// pattern's, as `pattern:word`: a statement naming such a table may write a captured one.
-    pub(crate) fn pattern_mentions(&self, words: &HashSet<String>) -> Vec<String> {
+    /// The tables a statement's words may name that the patterns capture: each word (lowercase)
+    /// taken as a table of each database in `schemas` (the statement's default database and
+    /// every qualifier in its text). A statement naming such a table may write a captured one.
+    pub(crate) fn pattern_mentions(
+        &self,
+        words: &HashSet<String>,
+        schemas: &[String],
+    ) -> Vec<String> {
         let mut out = Vec::new();
-        for w in words {
-            let included = self.include.iter().any(|p| glob(&p.table, w, true));
-            let excluded = self
-                .exclude
-                .iter()
-                .any(|p| p.schema == "*" && glob(&p.table, w, true));
-            if included && !excluded {
-                out.push(format!("(a table the patterns match) {w}"));
+        for s in schemas {
+            if SYSTEM_SCHEMAS.contains(&s.to_ascii_lowercase().as_str()) {
+                continue;
+            }
+            for w in words {
+                let included = self.include.iter().any(|p| p.matches(s, w, true));
+                let excluded = self.exclude.iter().any(|p| p.matches(s, w, true));
+                if included && !excluded {
+                    out.push(format!("{s}.{w}"));
+                }
             }
         }
         out
