@@ -317,19 +317,14 @@ pub(crate) struct SnapshotAfter {
 
 impl SnapshotAfter {
     pub(crate) fn parse(v: &str) -> Option<SnapshotAfter> {
-        let mut it = v.splitn(4, '/');
-        let (id, table, ordinal, text) = (it.next()?, it.next()?, it.next()?, it.next()?);
-        let (ordinal, part) = match ordinal.split_once('.') {
-            Some((o, p)) => (o, Some(p.parse().ok()?)),
-            None => (ordinal, None),
-        };
+        let h = AfterHeader::split(v)?;
         Some(SnapshotAfter {
-            id: id.to_owned(),
-            table: table.parse().ok()?,
-            ordinal: ordinal.parse().ok()?,
-            cursor: serde_json::from_str(text).ok()?,
-            cursor_text: text.to_owned(),
-            part,
+            id: h.id.to_owned(),
+            table: h.table,
+            ordinal: h.ordinal,
+            cursor: serde_json::from_str(h.cursor).ok()?,
+            cursor_text: h.cursor.to_owned(),
+            part: h.part,
         })
     }
 
@@ -339,6 +334,35 @@ impl SnapshotAfter {
             "{}/{}/{}.{part}/{}",
             self.id, self.table, self.ordinal, self.cursor_text
         )
+    }
+}
+
+/// The fields of a `sluice.snapshot.after` value, borrowed: the sink reads a row's own header
+/// per output while a resumed snapshot runs, without parsing its cursor.
+struct AfterHeader<'a> {
+    id: &'a str,
+    table: usize,
+    ordinal: u64,
+    part: Option<u32>,
+    cursor: &'a str,
+}
+
+impl<'a> AfterHeader<'a> {
+    /// `{id}/{table}/{ordinal}[.{part}]/{cursor}`.
+    fn split(v: &'a str) -> Option<AfterHeader<'a>> {
+        let mut it = v.splitn(4, '/');
+        let (id, table, ordinal, cursor) = (it.next()?, it.next()?, it.next()?, it.next()?);
+        let (ordinal, part) = match ordinal.split_once('.') {
+            Some((o, p)) => (o, Some(p.parse().ok()?)),
+            None => (ordinal, None),
+        };
+        Some(AfterHeader {
+            id,
+            table: table.parse().ok()?,
+            ordinal: ordinal.parse().ok()?,
+            part,
+            cursor,
+        })
     }
 }
 
@@ -411,16 +435,14 @@ impl SnapshotSeeds {
         else {
             return false;
         };
-        let Some(row) = p.cursor.as_deref() else {
-            return false;
-        };
-        let mut it = row.splitn(4, '/');
-        let (Some(id), Some(table), Some(ordinal), Some(text)) =
-            (it.next(), it.next(), it.next(), it.next())
+        let Some(AfterHeader {
+            id,
+            table,
+            ordinal,
+            cursor: text,
+            ..
+        }) = p.cursor.as_deref().and_then(AfterHeader::split)
         else {
-            return false;
-        };
-        let (Ok(table), Ok(ordinal)) = (table.parse::<usize>(), ordinal.parse::<u64>()) else {
             return false;
         };
         if id != seed.after.id {

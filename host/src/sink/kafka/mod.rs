@@ -379,6 +379,8 @@ impl KafkaSink {
             .eo
             .as_ref()
             .map(|e| e.watermark.get().unwrap_or_else(|| Arc::from(&b"-"[..])));
+        // MySQL's server identity (`sluice.server`), the same on every record.
+        let server = self.eo.as_ref().and_then(|e| e.server.clone());
         for ev in events {
             self.key_buf.clear();
             self.value_buf.clear();
@@ -475,7 +477,6 @@ impl KafkaSink {
                     },
                     None => None,
                 };
-                let server = self.eo.as_ref().and_then(|e| e.server.clone());
                 let headers = position_headers(
                     ev,
                     part,
