@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sluice_tests::{read_topic, TestPipeline};
+use sluice_tests::{read_topic, read_topic_to_end, TestPipeline};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_star_captures_every_table_and_those_created_later() -> anyhow::Result<()> {
@@ -247,6 +247,117 @@ async fn a_reset_of_a_table_a_pattern_matches_stops_as_for_a_named_one() -> anyh
             .any(|l| l.contains(&format!("{}_db.tmp", p.table))),
         "the excluded table's TRUNCATE did not stop it: {err}"
     );
+    p.sql("DROP DATABASE {t}_db").await?;
+    Ok(())
+}
+
+/// `(kind, id)` of each record of a topic, in order.
+fn kinds_and_ids(recs: &[sluice_tests::Record]) -> Vec<(String, i64)> {
+    recs.iter()
+        .map(|r| {
+            (
+                r.value["kind"].as_str().unwrap_or_default().to_owned(),
+                r.value["columnvalues"][0].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_created_dropped_and_renamed_mid_stream_change_what_is_captured(
+) -> anyhow::Result<()> {
+    // `*` over a database of 5 tables (`tmp_e` excluded), a topic per table. Mid-stream: `f`
+    // is created, `d` dropped (and created again), `tmp_e` renamed out of the exclude
+    // pattern, `c` renamed into it. The stream goes on through all of them.
+    let (mut p, sluice) = TestPipeline::new("capddl")
+        .kafka()
+        .setup("CREATE DATABASE {t}_db")
+        .setup("CREATE TABLE {t}_db.a (id INT PRIMARY KEY, v INT)")
+        .setup("CREATE TABLE {t}_db.b (id INT PRIMARY KEY, v INT)")
+        .setup("CREATE TABLE {t}_db.c (id INT PRIMARY KEY, v INT)")
+        .setup("CREATE TABLE {t}_db.d (id INT PRIMARY KEY, v INT)")
+        .setup("CREATE TABLE {t}_db.tmp_e (id INT PRIMARY KEY, v INT)")
+        .setup("INSERT INTO {t}_db.tmp_e VALUES (1, 0)")
+        .tables("*")
+        .env("MYSQL_SCHEMA", "{t}_db")
+        .env("MYSQL_EXCLUDE", "tmp_*")
+        .env("output", "{t}.{schema}.{table}")
+        .start()
+        .await?;
+    for t in ["a", "b", "c", "d"] {
+        p.sql(format!("INSERT INTO {{t}}_db.{t} VALUES (1, 1)"))
+            .await?;
+    }
+    p.sql("INSERT INTO {t}_db.tmp_e VALUES (2, 0)").await?;
+    p.sql("CREATE TABLE {t}_db.f (id INT PRIMARY KEY, v INT)")
+        .await?;
+    p.sql("INSERT INTO {t}_db.f VALUES (1, 1)").await?;
+    p.sql("UPDATE {t}_db.d SET v = 2 WHERE id = 1").await?;
+    p.sql("DROP TABLE {t}_db.d").await?;
+    p.sql("RENAME TABLE {t}_db.tmp_e TO {t}_db.e").await?;
+    p.sql("INSERT INTO {t}_db.e VALUES (3, 1)").await?;
+    p.sql("UPDATE {t}_db.e SET v = 5 WHERE id = 1").await?;
+    p.sql("ALTER TABLE {t}_db.c RENAME TO {t}_db.tmp_c").await?;
+    p.sql("INSERT INTO {t}_db.tmp_c VALUES (2, 2)").await?;
+    p.sql("CREATE TABLE {t}_db.d (id INT PRIMARY KEY, v INT)")
+        .await?;
+    p.sql("INSERT INTO {t}_db.d VALUES (9, 9)").await?;
+    p.sql("INSERT INTO {t}_db.a VALUES (2, 2)").await?;
+    let name = p.table.clone();
+    let topic = |t: &str| format!("{name}.{name}_db.{t}");
+    let last = read_topic(&topic("a"), 2, Duration::from_secs(30))?;
+    assert_eq!(
+        kinds_and_ids(&last).len(),
+        2,
+        "the stream went on to the end"
+    );
+    let ins = |id: i64| ("insert".to_owned(), id);
+    let upd = |id: i64| ("update".to_owned(), id);
+    let expected: Vec<(&str, Vec<(String, i64)>)> = vec![
+        ("a", vec![ins(1), ins(2)]),
+        ("b", vec![ins(1)]),
+        // Renamed into the exclude pattern: captured up to the rename.
+        ("c", vec![ins(1)]),
+        // Dropped (no event by default), then created again: captured from its first row.
+        ("d", vec![ins(1), upd(1), ins(9)]),
+        // Renamed out of the exclude pattern: captured from its next change, an update of a
+        // row it held before included.
+        ("e", vec![ins(3), upd(1)]),
+        ("f", vec![ins(1)]),
+        ("tmp_e", vec![]),
+        ("tmp_c", vec![]),
+    ];
+    for (t, want) in &expected {
+        let got = read_topic_to_end(&topic(t), Duration::from_secs(30))?;
+        assert_eq!(&kinds_and_ids(&got), want, "topic of {t}");
+        assert!(got.iter().all(|r| r.value["table"] == *t), "topic of {t}");
+    }
+    let log = sluice.stderr_text();
+    assert!(
+        log.contains("leaves the captured names") && log.contains(&format!("{}_db.d", p.table)),
+        "the drop is logged: {log}"
+    );
+    assert!(
+        log.contains("RENAME brings a table into") && log.contains(&format!("{}_db.e", p.table)),
+        "the rename in is logged: {log}"
+    );
+    sluice.stop()?;
+    // With ON_TABLE_RESET=event, a name that leaves gets a `truncate` event on its topic.
+    p.cfg.set("ON_TABLE_RESET", "event");
+    let sluice = p.cfg.start()?;
+    p.sql("DROP TABLE {t}_db.f").await?;
+    p.sql("RENAME TABLE {t}_db.b TO {t}_db.tmp_b").await?;
+    p.sql("INSERT INTO {t}_db.a VALUES (3, 3)").await?;
+    read_topic(&topic("a"), 3, Duration::from_secs(30))?;
+    for t in ["b", "f"] {
+        let got = read_topic_to_end(&topic(t), Duration::from_secs(30))?;
+        assert_eq!(
+            kinds_and_ids(&got),
+            vec![ins(1), ("truncate".to_owned(), -1)],
+            "topic of {t}"
+        );
+    }
+    sluice.stop()?;
     p.sql("DROP DATABASE {t}_db").await?;
     Ok(())
 }

@@ -107,6 +107,29 @@ pub(crate) struct TableKinds {
     pub versioned: HashMap<(String, String), Periods>,
 }
 
+impl TableKinds {
+    /// Moves the kinds of renamed tables to their new names, all pairs of one statement at
+    /// once (a swap `t -> t_old, t_new -> t` moves both ways).
+    pub(crate) fn rename_all(&mut self, pairs: Vec<((String, String), (String, String))>) {
+        let mut sequences = Vec::new();
+        let mut versioned = Vec::new();
+        for (from, to) in &pairs {
+            if self.sequences.remove(from) {
+                sequences.push(to.clone());
+            }
+            if let Some(p) = self.versioned.remove(from) {
+                versioned.push((to.clone(), p));
+            }
+        }
+        for (_, to) in &pairs {
+            self.sequences.remove(to);
+            self.versioned.remove(to);
+        }
+        self.sequences.extend(sequences);
+        self.versioned.extend(versioned);
+    }
+}
+
 /// Reads which of `tables` are sequences or system-versioned.
 pub(crate) async fn table_kinds(
     conn: &mut Conn,
@@ -209,6 +232,24 @@ fn periods(ddl: &str) -> Periods {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_follow_renames_of_one_statement() {
+        let n = |t: &str| ("db".to_owned(), t.to_owned());
+        let mut k = TableKinds::default();
+        k.versioned
+            .insert(n("t"), periods("WITH SYSTEM VERSIONING"));
+        k.sequences.insert(n("s"));
+        // A swap moves both ways at once; a renamed sequence stays one.
+        k.rename_all(vec![
+            (n("t"), n("t_old")),
+            (n("t_new"), n("t")),
+            (n("s"), n("s2")),
+        ]);
+        assert!(k.versioned.contains_key(&n("t_old")));
+        assert!(!k.versioned.contains_key(&n("t")));
+        assert!(k.sequences.contains(&n("s2")) && !k.sequences.contains(&n("s")));
+    }
 
     #[test]
     fn explicit_and_implicit_periods() {

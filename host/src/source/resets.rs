@@ -81,6 +81,17 @@ pub(crate) enum Verdict {
         tables: Vec<TableName>,
         what: String,
     },
+    /// Under patterns, names the patterns capture go away or arrive (DROP TABLE, DROP
+    /// DATABASE, RENAME): the capture set follows the names, so capture of `left` ends and
+    /// capture of `entered`'s new names starts. `left` holds `(db, "*")` for a dropped
+    /// database; `entered` holds `(old, new)` pairs; `swapped` the pairs of the same statement
+    /// whose captured name another table takes again (as in [`Verdict::Swap`]).
+    Membership {
+        left: Vec<TableName>,
+        entered: Vec<(TableName, TableName)>,
+        swapped: Vec<(TableName, TableName)>,
+        what: String,
+    },
     /// It removes some rows of a captured table (partition TRUNCATE or DROP), or gives a
     /// captured name to a table that arrives with rows no event describes (a rename onto it):
     /// no event can describe it.
@@ -96,6 +107,16 @@ pub(crate) trait Scope {
     fn captures(&self, schema: &str, table: &str) -> bool;
     /// Whether a captured table lives in `schema`.
     fn captures_in(&self, schema: &str) -> bool;
+    /// Whether `schema.table` is captured because a pattern matches it, not because it is
+    /// named: its capture follows the name, so a DROP or a RENAME changes the capture set
+    /// instead of resetting a table the consumer holds.
+    fn follows(&self, _schema: &str, _table: &str) -> bool {
+        false
+    }
+    /// Whether `schema` holds named captured tables (not only tables a pattern matches).
+    fn names_in(&self, schema: &str) -> bool {
+        self.captures_in(schema)
+    }
     /// Which captured table a text may name, conservatively (any identifier equal to a
     /// captured table's name counts).
     fn mention(&self, text: &str) -> Option<String>;
@@ -158,22 +179,46 @@ pub(crate) fn classify(sql: &str, default_db: &str, scope: &dyn Scope) -> Verdic
                 ObjectType::Table if !*temporary => {
                     let tables: Vec<TableName> =
                         names.iter().map(name).filter(|n| captured(n)).collect();
-                    (!tables.is_empty()).then(|| Verdict::Reset {
-                        tables,
-                        what: "DROP TABLE removes the table and its rows".into(),
-                    })
+                    let what = "DROP TABLE removes the table and its rows";
+                    match tables.iter().all(|n| scope.follows(&n.0, &n.1)) {
+                        _ if tables.is_empty() => None,
+                        true => Some(Verdict::Membership {
+                            left: tables,
+                            entered: Vec::new(),
+                            swapped: Vec::new(),
+                            what: what.into(),
+                        }),
+                        false => Some(Verdict::Reset {
+                            tables,
+                            what: what.into(),
+                        }),
+                    }
                 }
                 ObjectType::Schema | ObjectType::Database => {
-                    let tables: Vec<TableName> = names
+                    let dbs: Vec<String> = names
                         .iter()
                         .filter_map(last_part)
                         .filter(|db| scope.captures_in(db))
+                        .collect();
+                    let named = dbs.iter().any(|db| scope.names_in(db));
+                    let tables: Vec<TableName> = dbs
+                        .into_iter()
                         .map(|db| (scope.canonical_db(db), "*".to_owned()))
                         .collect();
-                    (!tables.is_empty()).then(|| Verdict::Reset {
-                        tables,
-                        what: "DROP DATABASE drops the captured tables in it".into(),
-                    })
+                    let what = "DROP DATABASE drops the captured tables in it";
+                    match named {
+                        _ if tables.is_empty() => None,
+                        false => Some(Verdict::Membership {
+                            left: tables,
+                            entered: Vec::new(),
+                            swapped: Vec::new(),
+                            what: what.into(),
+                        }),
+                        true => Some(Verdict::Reset {
+                            tables,
+                            what: what.into(),
+                        }),
+                    }
                 }
                 _ => None,
             },
@@ -193,7 +238,7 @@ pub(crate) fn classify(sql: &str, default_db: &str, scope: &dyn Scope) -> Verdic
                     .iter()
                     .map(|r| (name(&r.old_name), name(&r.new_name)))
                     .collect();
-                renames(&pairs, &captured, &mut swaps)
+                renames(&pairs, scope, &mut swaps)
             }
             _ => None,
         };
@@ -232,7 +277,7 @@ fn alter(
                     sqlparser::ast::RenameTableNameKind::As(n)
                     | sqlparser::ast::RenameTableNameKind::To(n) => name(n),
                 };
-                if let Some(v) = renames(&[(table.clone(), new)], &captured, swaps) {
+                if let Some(v) = renames(&[(table.clone(), new)], scope, swaps) {
                     return Some(v);
                 }
             }
@@ -278,18 +323,23 @@ fn alter(
     None
 }
 
-/// A rename: a captured name that another table takes without the old one going away brings
-/// rows that were never published (partial: no event describes them, it needs a snapshot); a
-/// captured name that goes away and is not taken again in the same statement is a whole-table
-/// reset of that name.
+/// A rename. For a named table: a captured name that another table takes without the old one
+/// going away brings rows that were never published (partial: no event describes them, it
+/// needs a snapshot); a captured name that goes away and is not taken again in the same
+/// statement is a whole-table reset of that name. For a name a pattern captures, the capture
+/// set follows the names ([`Verdict::Membership`]): a name that goes away leaves it, a matching
+/// name that arrives enters it. A name taken again in the same statement is a swap.
 fn renames(
     pairs: &[(TableName, TableName)],
-    captured: &dyn Fn(&TableName) -> bool,
+    scope: &dyn Scope,
     swaps: &mut Vec<(TableName, TableName)>,
 ) -> Option<Verdict> {
-    let mut involved = false;
+    let captured = |n: &TableName| scope.captures(&n.0, &n.1);
+    let follows = |n: &TableName| captured(n) && scope.follows(&n.0, &n.1);
+    let retaken = |n: &TableName| pairs.iter().any(|(_, new)| new == n);
+    let was_old = |n: &TableName| pairs.iter().any(|(old, _)| old == n);
     for (old, new) in pairs {
-        if captured(new) && !pairs.iter().any(|(o, _)| o == new) {
+        if captured(new) && !follows(new) && !was_old(new) {
             return Some(Verdict::Partial {
                 table: new.clone(),
                 what: format!(
@@ -299,13 +349,12 @@ fn renames(
                 ),
             });
         }
-        involved |= captured(old) || captured(new);
     }
     let away: Vec<&(TableName, TableName)> = pairs
         .iter()
-        .filter(|(old, _)| captured(old) && !pairs.iter().any(|(_, n)| n == old))
+        .filter(|(old, _)| captured(old) && !retaken(old))
         .collect();
-    if let Some((_, new)) = away.first() {
+    if let Some((_, new)) = away.iter().find(|(old, _)| !follows(old)) {
         return Some(Verdict::Reset {
             tables: away.iter().map(|(old, _)| old.clone()).collect(),
             what: format!(
@@ -314,15 +363,31 @@ fn renames(
             ),
         });
     }
-    if involved {
-        swaps.extend(
-            pairs
-                .iter()
-                .filter(|(o, n)| captured(o) || captured(n))
-                .cloned(),
-        );
+    let involved: Vec<(TableName, TableName)> = pairs
+        .iter()
+        .filter(|(o, n)| captured(o) || captured(n))
+        .cloned()
+        .collect();
+    let left: Vec<TableName> = away.iter().map(|(old, _)| old.clone()).collect();
+    let entered: Vec<(TableName, TableName)> = pairs
+        .iter()
+        .filter(|(_, new)| follows(new) && !was_old(new))
+        .cloned()
+        .collect();
+    if left.is_empty() && entered.is_empty() {
+        swaps.extend(involved);
+        return None;
     }
-    None
+    let swapped = involved
+        .into_iter()
+        .filter(|(o, n)| (captured(o) && retaken(o)) || (captured(n) && was_old(n)))
+        .collect();
+    Some(Verdict::Membership {
+        left,
+        entered,
+        swapped,
+        what: "RENAME gives it another name".into(),
+    })
 }
 
 /// Whether a column in the operation has a type the parser did not recognise: then it has
@@ -521,6 +586,134 @@ mod tests {
             v => panic!("not a swap: {v:?}"),
         }
         assert_eq!(run("RENAME TABLE a TO b"), Verdict::Keeps);
+    }
+
+    /// Patterns: every table of `app` but `tmp_*`, and `app.orders` named.
+    struct App;
+    impl Scope for App {
+        fn captures(&self, s: &str, t: &str) -> bool {
+            s == "app" && !t.starts_with("tmp_")
+        }
+        fn captures_in(&self, s: &str) -> bool {
+            s == "app"
+        }
+        fn follows(&self, s: &str, t: &str) -> bool {
+            self.captures(s, t) && t != "orders"
+        }
+        fn names_in(&self, s: &str) -> bool {
+            s == "app"
+        }
+        fn mention(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    /// A scope with patterns only (`other.*`).
+    struct Other;
+    impl Scope for Other {
+        fn captures(&self, s: &str, _: &str) -> bool {
+            s == "other"
+        }
+        fn captures_in(&self, s: &str) -> bool {
+            s == "other"
+        }
+        fn follows(&self, s: &str, t: &str) -> bool {
+            self.captures(s, t)
+        }
+        fn names_in(&self, _: &str) -> bool {
+            false
+        }
+        fn mention(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    fn app(t: &str) -> TableName {
+        ("app".to_owned(), t.to_owned())
+    }
+
+    /// `(left, entered, swapped)` of a membership change.
+    type Change = (
+        Vec<TableName>,
+        Vec<(TableName, TableName)>,
+        Vec<(TableName, TableName)>,
+    );
+
+    fn membership(sql: &str) -> Change {
+        match classify(sql, "app", &App) {
+            Verdict::Membership {
+                left,
+                entered,
+                swapped,
+                ..
+            } => (left, entered, swapped),
+            v => panic!("{sql}: not a membership change: {v:?}"),
+        }
+    }
+
+    #[test]
+    fn under_patterns_drops_and_renames_change_the_capture_set() {
+        // A dropped table leaves; a named one is still a reset.
+        assert_eq!(membership("DROP TABLE a, tmp_b").0, vec![app("a")]);
+        assert!(matches!(
+            classify("DROP TABLE a, orders", "app", &App),
+            Verdict::Reset { .. }
+        ));
+        // Out of the exclude pattern: enters (its rows of now were never published).
+        assert_eq!(
+            membership("RENAME TABLE tmp_x TO x"),
+            (vec![], vec![(app("tmp_x"), app("x"))], vec![])
+        );
+        // Into it: leaves.
+        assert_eq!(
+            membership("ALTER TABLE a RENAME TO tmp_a"),
+            (vec![app("a")], vec![], vec![])
+        );
+        // From one matched name to another: the old leaves, the new enters.
+        assert_eq!(
+            membership("RENAME TABLE a TO b"),
+            (vec![app("a")], vec![(app("a"), app("b"))], vec![])
+        );
+        // gh-ost's swap when its own tables match too: `t` keeps its capture, the ghost's
+        // name leaves, the old table's new name enters.
+        assert_eq!(
+            membership("RENAME TABLE t TO _t_del, _t_gho TO t"),
+            (
+                vec![app("_t_gho")],
+                vec![(app("t"), app("_t_del"))],
+                vec![(app("t"), app("_t_del")), (app("_t_gho"), app("t"))]
+            )
+        );
+        // With the tool's tables excluded, it is the plain swap.
+        assert!(matches!(
+            classify("RENAME TABLE t TO tmp_del, tmp_gho TO t", "app", &App),
+            Verdict::Swap(_)
+        ));
+        // A named table keeps the strict rules.
+        assert!(matches!(
+            classify("RENAME TABLE tmp_x TO orders", "app", &App),
+            Verdict::Partial { .. }
+        ));
+        assert!(matches!(
+            classify("RENAME TABLE orders TO o2", "app", &App),
+            Verdict::Reset { .. }
+        ));
+        // TRUNCATE keeps the table in the capture set: still a reset.
+        assert!(matches!(
+            classify("TRUNCATE a", "app", &App),
+            Verdict::Reset { .. }
+        ));
+        // A database: with a named table in it, a reset; with patterns only, it leaves.
+        assert!(matches!(
+            classify("DROP DATABASE app", "x", &App),
+            Verdict::Reset { .. }
+        ));
+        match classify("DROP DATABASE other", "x", &Other) {
+            Verdict::Membership { left, .. } => {
+                assert_eq!(left, vec![("other".to_owned(), "*".to_owned())])
+            }
+            v => panic!("{v:?}"),
+        }
     }
 
     #[test]

@@ -183,30 +183,42 @@ impl Processor {
                 );
                 return Ok(());
             }
-            // A whole database goes (`DROP DATABASE`): with patterns, which of its tables
-            // were captured is not known here, so no event can list them; it stops.
-            Verdict::Reset { tables, what }
-                if event_mode
-                    && !(self.filter.has_patterns() && tables.iter().any(|(_, t)| t == "*")) =>
+            // A whole database whose captured tables patterns chose goes (`DROP DATABASE`):
+            // which of them existed is not known here, so no `truncate` event can list them.
+            Verdict::Membership { left, what, .. }
+                if event_mode && left.iter().any(|(_, t)| t == "*") =>
             {
+                let names: Vec<String> = left.iter().map(|t| format!("{}.{}", t.0, t.1)).collect();
+                (
+                    names.join(", "),
+                    format!(
+                        "{what}. Under patterns Sluice does not know here which of the \
+                         database's tables it captured, so ON_TABLE_RESET=event cannot list \
+                         them in `truncate` events (ON_TABLE_RESET=stop lets their capture end \
+                         and goes on)"
+                    ),
+                )
+            }
+            Verdict::Membership {
+                left,
+                entered,
+                swapped,
+                what,
+            } => {
+                self.membership(&left, &entered, &swapped, &what, sql, start, timestamp);
+                return Ok(());
+            }
+            Verdict::Reset { tables, what } if event_mode => {
                 self.push_truncates(&tables, &what, sql, start, timestamp);
                 return Ok(());
             }
             Verdict::Reset { tables, what } => {
                 let names: Vec<String> =
                     tables.iter().map(|t| format!("{}.{}", t.0, t.1)).collect();
-                let what = match event_mode {
-                    // Only a dropped database under patterns gets here in event mode.
-                    true => format!(
-                        "{what}. Under patterns Sluice does not know here which of the \
-                         database's tables it captured, so ON_TABLE_RESET=event cannot list \
-                         them in `truncate` events"
-                    ),
-                    false => format!(
-                        "{what}. With ON_TABLE_RESET=event, Sluice publishes a table-level \
-                         `truncate` event instead and goes on"
-                    ),
-                };
+                let what = format!(
+                    "{what}. With ON_TABLE_RESET=event, Sluice publishes a table-level \
+                     `truncate` event instead and goes on"
+                );
                 (names.join(", "), what)
             }
             Verdict::Partial { table, what } => (
@@ -242,6 +254,74 @@ impl Processor {
             sql: clip(sql, 200),
             policy: self.reset_policy.as_str(),
         })
+    }
+
+    /// Names the patterns capture went away or arrived ([`Verdict::Membership`]): the capture
+    /// set follows them. A name that leaves is logged, and under `ON_TABLE_RESET=event` gets a
+    /// `truncate` event (the consumer's copy of a table that no longer exists under that name
+    /// can be cleared); a name that arrives is captured from its next change, and its rows of
+    /// now, never published, are logged as such.
+    #[allow(clippy::too_many_arguments)]
+    fn membership(
+        &mut self,
+        left: &[resets::TableName],
+        entered: &[(resets::TableName, resets::TableName)],
+        swapped: &[(resets::TableName, resets::TableName)],
+        what: &str,
+        sql: &str,
+        start: u64,
+        timestamp: u32,
+    ) {
+        let position = format!("{}:{start}", self.file);
+        let name = |t: &resets::TableName| format!("{}.{}", t.0, t.1);
+        if !swapped.is_empty() {
+            let renames: Vec<String> = swapped
+                .iter()
+                .map(|(o, n)| format!("{} -> {}", name(o), name(n)))
+                .collect();
+            tracing::info!(
+                %position,
+                renames = %renames.join(", "),
+                "an atomic RENAME swapped a captured table: the new table takes the captured \
+                 name, and its rows are taken as the old table's"
+            );
+        }
+        for t in left {
+            let table = match t.1.as_str() {
+                "*" => format!(
+                    "{}.* (every table of the database the patterns capture)",
+                    t.0
+                ),
+                _ => name(t),
+            };
+            tracing::info!(
+                %table,
+                %position,
+                statement = %clip(sql, 200),
+                "{what}: the table leaves the captured names, and its capture ends{}",
+                match self.reset_policy {
+                    ResetPolicy::Event => "",
+                    ResetPolicy::Stop => " (consumers keep the rows they hold of it; \
+                        ON_TABLE_RESET=event publishes a `truncate` event for them to clear)",
+                }
+            );
+        }
+        for (from, to) in entered {
+            tracing::warn!(
+                table = %name(to),
+                from = %name(from),
+                %position,
+                "RENAME brings a table into the names the patterns capture: it is captured \
+                 from its next change; the rows it holds now were never published (take a new \
+                 snapshot with FORCE_SNAPSHOT=true if consumers need them)"
+            );
+        }
+        // The kinds read for the old names (system-versioned, sequence) go with the tables.
+        self.kinds
+            .rename_all(entered.iter().chain(swapped).cloned().collect());
+        if self.reset_policy == ResetPolicy::Event {
+            self.push_truncates(left, what, sql, start, timestamp);
+        }
     }
 
     /// Puts one table-level `truncate` event per table into the open group's batch, in order
@@ -347,6 +427,14 @@ impl Scope for TableFilter {
 
     fn captures_in(&self, schema: &str) -> bool {
         TableFilter::captures_in(self, schema)
+    }
+
+    fn follows(&self, schema: &str, table: &str) -> bool {
+        TableFilter::by_pattern(self, schema, table)
+    }
+
+    fn names_in(&self, schema: &str) -> bool {
+        TableFilter::names_in(self, schema)
     }
 
     fn canonical(&self, name: resets::TableName) -> resets::TableName {
@@ -680,10 +768,45 @@ mod tests {
             .query("TRUNCATE TABLE shop.orders", "", 60, 90, 7)
             .unwrap_err();
         assert!(err.to_string().contains("shop.orders"), "{err}");
+        // A DROP or RENAME of a matched table changes the capture set and goes on: in stop
+        // mode without an event, the rows of the renamed-in table are captured from then on.
+        let mut p = Processor::new(filter(), &start, 10);
+        for (i, sql) in [
+            "DROP TABLE shop.a",
+            "RENAME TABLE shop.tmp_b TO shop.b",
+            "RENAME TABLE shop.c TO shop.tmp_c",
+            "DROP DATABASE shop",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let at = 100 * (i as u64 + 1);
+            assert!(p.query(sql, "", at, at + 50, 7).is_ok(), "{sql}");
+        }
+        assert!(p.ready.events.is_empty());
+        // In event mode each name that leaves gets a `truncate` event; a name that enters
+        // does not.
+        let mut p = Processor::new(filter(), &start, 10).with_reset_policy(ResetPolicy::Event);
+        p.query("DROP TABLE shop.a, shop.tmp_x", "", 10, 50, 7)
+            .unwrap();
+        p.query(
+            "RENAME TABLE shop.b TO shop.tmp_b, shop.tmp_y TO shop.y",
+            "",
+            60,
+            90,
+            7,
+        )
+        .unwrap();
+        let truncated: Vec<&str> = p
+            .ready
+            .events
+            .iter()
+            .map(|e| e.meta.table.as_str())
+            .collect();
+        assert_eq!(truncated, vec!["a", "b"]);
         // In event mode a dropped database stops: which of its tables were captured is not
         // known.
-        let mut p = Processor::new(filter(), &start, 10).with_reset_policy(ResetPolicy::Event);
-        let err = p.query("DROP DATABASE shop", "", 10, 50, 7).unwrap_err();
+        let err = p.query("DROP DATABASE shop", "", 100, 150, 7).unwrap_err();
         assert!(err.to_string().contains("cannot list them"), "{err}");
         // A statement-format write naming a matched table is noticed, in the default database
         // or qualified; one in another database is not. (Under `*` any word of the default

@@ -183,6 +183,22 @@ impl TableFilter {
         out
     }
 
+    /// Whether `schema.table` is captured only because a pattern matches it (it is not named
+    /// in `tables`): its capture follows its name through DROP and RENAME.
+    pub(crate) fn by_pattern(&self, schema: &str, table: &str) -> bool {
+        self.has_patterns()
+            && self.captures(schema, table)
+            && !self
+                .tables
+                .iter()
+                .any(|(s, t)| self.same(s, schema) && self.same(t, table))
+    }
+
+    /// Whether `db` holds a table named in `tables` (or every table is captured).
+    pub(crate) fn names_in(&self, db: &str) -> bool {
+        self.everything() || self.tables.iter().any(|(s, _)| self.same(s, db))
+    }
+
     /// Whether a captured table lives in `db`.
     pub(crate) fn captures_in(&self, db: &str) -> bool {
         self.everything()
