@@ -363,6 +363,82 @@ async fn tables_created_dropped_and_renamed_mid_stream_change_what_is_captured(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_or_versioned_table_created_mid_stream_is_read_as_its_kind() -> anyhow::Result<()>
+{
+    // The kinds of the tables that match at the start are read then; those created later are
+    // read at their first row: a sequence is never published, a system-versioned table as
+    // `SELECT *` shows it (no period columns, no history rows).
+    let (mut p, sluice) = TestPipeline::new("capkind")
+        .setup("CREATE DATABASE {t}_db")
+        .setup("CREATE TABLE {t}_db.plain (id INT PRIMARY KEY)")
+        .tables("*")
+        .env("MYSQL_SCHEMA", "{t}_db")
+        .start()
+        .await?;
+    p.sql("CREATE SEQUENCE {t}_db.seq").await?;
+    p.sql("SELECT NEXTVAL({t}_db.seq)").await?;
+    p.sql("SELECT SETVAL({t}_db.seq, 5000)").await?;
+    p.sql("CREATE TABLE {t}_db.hist (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING")
+        .await?;
+    p.sql("INSERT INTO {t}_db.hist VALUES (1, 1), (2, 2)")
+        .await?;
+    p.sql("UPDATE {t}_db.hist SET v = 10 WHERE id = 1").await?;
+    p.sql("DELETE FROM {t}_db.hist WHERE id = 2").await?;
+    p.sql("INSERT INTO {t}_db.plain VALUES (1)").await?;
+    let events = || -> Vec<serde_json::Value> {
+        sluice
+            .stdout_lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    assert!(
+        sluice_tests::wait_until(Duration::from_secs(30), || events()
+            .iter()
+            .any(|e| e["table"] == "plain")),
+        "{}",
+        sluice.stderr_text()
+    );
+    let got: Vec<(String, String, serde_json::Value)> = events()
+        .iter()
+        .map(|e| {
+            let names = match e["kind"].as_str() {
+                Some("delete") => e["oldkeys"]["keynames"].clone(),
+                _ => e["columnnames"].clone(),
+            };
+            (
+                e["table"].as_str().unwrap_or_default().to_owned(),
+                e["kind"].as_str().unwrap_or_default().to_owned(),
+                names,
+            )
+        })
+        .collect();
+    let cols = serde_json::json!(["id", "v"]);
+    let row = |t: &str, k: &str, n: &serde_json::Value| (t.to_owned(), k.to_owned(), n.clone());
+    assert_eq!(
+        got,
+        vec![
+            row("hist", "insert", &cols),
+            row("hist", "insert", &cols),
+            row("hist", "update", &cols),
+            row("hist", "delete", &cols),
+            row("plain", "insert", &serde_json::json!(["id"])),
+        ],
+        "{}",
+        sluice.stderr_text()
+    );
+    let log = sluice.stderr_text();
+    assert!(
+        log.contains("a sequence the patterns match appeared")
+            && log.contains("a system-versioned table the patterns match appeared"),
+        "{log}"
+    );
+    sluice.stop()?;
+    p.sql("DROP DATABASE {t}_db").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_disjoint_patterns_split_one_server() -> anyhow::Result<()> {
     // One database, two Sluice instances: `a*` and `b*`, each with its own server id, state
     // directory and per-table topics. Transactions touch tables of both.

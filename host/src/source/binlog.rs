@@ -553,6 +553,32 @@ impl Driver {
                     }
                     self.processor.provide_catalog(schema, table, info);
                 }
+                Step::NeedKind { schema, table } => {
+                    if self.catalog_conn.is_none() {
+                        self.catalog_conn = Some(connect(&self.cfg).await?);
+                    }
+                    let c = self.catalog_conn.as_mut().expect("connected above");
+                    let name = (schema.clone(), table.clone());
+                    let read = super::objects::table_kinds(c, std::slice::from_ref(&name))
+                        .await
+                        .map_err(|e| SourceError::Query {
+                            context: e.what,
+                            source: e.source,
+                        })?;
+                    let table_name = format!("{schema}.{table}");
+                    match (read.sequences.is_empty(), read.versioned.is_empty()) {
+                        (false, _) => {
+                            tracing::info!(table = %table_name, "a sequence the patterns match appeared since the start: its rows are never published")
+                        }
+                        (_, false) => {
+                            tracing::info!(table = %table_name, "a system-versioned table the patterns match appeared since the start: its rows are published as `SELECT *` shows them")
+                        }
+                        _ => {
+                            tracing::debug!(table = %table_name, "read the kind of a table that appeared since the start: a plain table")
+                        }
+                    }
+                    self.processor.provide_kinds(schema, table, read);
+                }
             }
         }
     }

@@ -76,7 +76,9 @@ pub fn read_binlog_file(path: &Path, filter: TableFilter) -> Result<Vec<Batch>, 
         })? {
             Step::Continue => {}
             Step::Emit => out.push(processor.take_batch()),
-            Step::NeedCatalog { .. } => unreachable!("the processor runs without a catalog"),
+            Step::NeedCatalog { .. } | Step::NeedKind { .. } => {
+                unreachable!("the processor runs without a catalog")
+            }
         }
         Ok(())
     };

@@ -105,28 +105,36 @@ pub(crate) struct TableKinds {
     pub sequences: HashSet<(String, String)>,
     /// System-versioned tables and their period columns.
     pub versioned: HashMap<(String, String), Periods>,
+    /// The tables whose kind was read (`None`: kinds are not tracked, as for a binlog file
+    /// read offline). A captured table outside it has its kind read at its first TABLE_MAP.
+    pub known: Option<HashSet<(String, String)>>,
 }
 
 impl TableKinds {
-    /// Moves the kinds of renamed tables to their new names, all pairs of one statement at
-    /// once (a swap `t -> t_old, t_new -> t` moves both ways).
-    pub(crate) fn rename_all(&mut self, pairs: Vec<((String, String), (String, String))>) {
-        let mut sequences = Vec::new();
-        let mut versioned = Vec::new();
-        for (from, to) in &pairs {
-            if self.sequences.remove(from) {
-                sequences.push(to.clone());
-            }
-            if let Some(p) = self.versioned.remove(from) {
-                versioned.push((to.clone(), p));
+    /// Whether the kind of a table is to be read before its rows are decoded: kinds are
+    /// tracked (they came from [`table_kinds`]) and this table's was not read, because it was
+    /// created, renamed or re-created after the start.
+    pub(crate) fn unknown(&self, table: &(String, String)) -> bool {
+        self.known.as_ref().is_some_and(|k| !k.contains(table))
+    }
+
+    /// Takes in the kind read for one table (after [`TableKinds::unknown`]).
+    pub(crate) fn learn(&mut self, table: (String, String), read: TableKinds) {
+        self.sequences.extend(read.sequences);
+        self.versioned.extend(read.versioned);
+        self.known.get_or_insert_with(HashSet::new).insert(table);
+    }
+
+    /// Forgets what is known of tables a statement dropped, renamed or replaced: a table that
+    /// takes one of their names later has its kind read again.
+    pub(crate) fn forget<'a>(&mut self, tables: impl IntoIterator<Item = &'a (String, String)>) {
+        for t in tables {
+            self.sequences.remove(t);
+            self.versioned.remove(t);
+            if let Some(k) = self.known.as_mut() {
+                k.remove(t);
             }
         }
-        for (_, to) in &pairs {
-            self.sequences.remove(to);
-            self.versioned.remove(to);
-        }
-        self.sequences.extend(sequences);
-        self.versioned.extend(versioned);
     }
 }
 
@@ -135,7 +143,10 @@ pub(crate) async fn table_kinds(
     conn: &mut Conn,
     tables: &[(String, String)],
 ) -> Result<TableKinds, CatalogError> {
-    let mut kinds = TableKinds::default();
+    let mut kinds = TableKinds {
+        known: Some(tables.iter().cloned().collect()),
+        ..TableKinds::default()
+    };
     for (schema, table) in tables {
         let kind: Option<String> = conn
             .exec_first(
@@ -234,21 +245,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kinds_follow_renames_of_one_statement() {
+    fn kinds_of_tables_not_read_at_start_are_asked_for() {
         let n = |t: &str| ("db".to_owned(), t.to_owned());
-        let mut k = TableKinds::default();
+        // Untracked (a file read offline): never asked.
+        assert!(!TableKinds::default().unknown(&n("t")));
+        let mut k = TableKinds {
+            known: Some([n("t")].into_iter().collect()),
+            ..TableKinds::default()
+        };
         k.versioned
             .insert(n("t"), periods("WITH SYSTEM VERSIONING"));
-        k.sequences.insert(n("s"));
-        // A swap moves both ways at once; a renamed sequence stays one.
-        k.rename_all(vec![
-            (n("t"), n("t_old")),
-            (n("t_new"), n("t")),
-            (n("s"), n("s2")),
-        ]);
-        assert!(k.versioned.contains_key(&n("t_old")));
-        assert!(!k.versioned.contains_key(&n("t")));
-        assert!(k.sequences.contains(&n("s2")) && !k.sequences.contains(&n("s")));
+        assert!(!k.unknown(&n("t")) && k.unknown(&n("new")));
+        let mut seq = TableKinds::default();
+        seq.sequences.insert(n("new"));
+        k.learn(n("new"), seq);
+        assert!(!k.unknown(&n("new")) && k.sequences.contains(&n("new")));
+        // A dropped or renamed name is forgotten: a table that takes it is read again.
+        k.forget([&n("t"), &n("new")]);
+        assert!(k.unknown(&n("t")) && k.versioned.is_empty() && k.sequences.is_empty());
     }
 
     #[test]

@@ -209,6 +209,7 @@ impl Processor {
                 return Ok(());
             }
             Verdict::Reset { tables, what } if event_mode => {
+                self.kinds.forget(&tables);
                 self.push_truncates(&tables, &what, sql, start, timestamp);
                 return Ok(());
             }
@@ -316,9 +317,12 @@ impl Processor {
                  snapshot with FORCE_SNAPSHOT=true if consumers need them)"
             );
         }
-        // The kinds read for the old names (system-versioned, sequence) go with the tables.
-        self.kinds
-            .rename_all(entered.iter().chain(swapped).cloned().collect());
+        // A table that now holds one of these names has its kind (system-versioned,
+        // sequence) read again at its first row.
+        self.kinds.forget(
+            left.iter()
+                .chain(entered.iter().chain(swapped).flat_map(|(o, n)| [o, n])),
+        );
         if self.reset_policy == ResetPolicy::Event {
             self.push_truncates(left, what, sql, start, timestamp);
         }

@@ -77,6 +77,10 @@ pub(crate) enum Step {
     /// does not write names into TABLE_MAP); call [`Processor::provide_catalog`] and hand the
     /// same event in again.
     NeedCatalog { schema: String, table: String },
+    /// The kind of this captured table (sequence, system-versioned) was not read at the start
+    /// (it was created or renamed since): read it ([`super::objects::table_kinds`]), call
+    /// [`Processor::provide_kinds`] and hand the same event in again.
+    NeedKind { schema: String, table: String },
 }
 
 /// Turns binlog events into batches. See the module note.
@@ -268,6 +272,11 @@ impl Processor {
         &self.file
     }
 
+    /// Supplies a table's kind after [`Step::NeedKind`].
+    pub(crate) fn provide_kinds(&mut self, schema: String, table: String, read: TableKinds) {
+        self.kinds.learn((schema, table), read);
+    }
+
     /// Supplies catalog data after [`Step::NeedCatalog`].
     pub(crate) fn provide_catalog(&mut self, schema: String, table: String, info: InfoSchemaTable) {
         self.catalog.insert((schema, table), info);
@@ -311,7 +320,7 @@ impl Processor {
             }
         }
         let step = self.dispatch(event)?;
-        if !matches!(step, Step::NeedCatalog { .. }) {
+        if !matches!(step, Step::NeedCatalog { .. } | Step::NeedKind { .. }) {
             if let Some(p) = self
                 .payload
                 .as_mut()

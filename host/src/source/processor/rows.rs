@@ -35,6 +35,18 @@ impl Processor {
         })?;
         let raw = event.data();
         let id = tme.table_id();
+        if !self.no_catalog {
+            let key = (
+                tme.database_name().into_owned(),
+                tme.table_name().into_owned(),
+            );
+            if self.kinds.unknown(&key) && self.filter.captures(&key.0, &key.1) {
+                return Ok(Step::NeedKind {
+                    schema: key.0,
+                    table: key.1,
+                });
+            }
+        }
         if self.stmt.rows_seen {
             self.check_cascade(start)?;
         }
