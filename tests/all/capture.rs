@@ -439,6 +439,58 @@ async fn a_sequence_or_versioned_table_created_mid_stream_is_read_as_its_kind() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_state_directory_recovers_from_the_tables_own_topics() -> anyhow::Result<()> {
+    // A topic per table, exactly-once, `STATE_RECOVER=kafka`: the state directory that listed
+    // the tables' topics is lost while rows are committed. The start reads back the topics of
+    // the tables the patterns match, resumes from the position they carry and publishes the
+    // rows committed meanwhile, each once.
+    let (mut p, sluice) = TestPipeline::new("caplost")
+        .kafka()
+        .setup("CREATE DATABASE {t}_db")
+        .setup("CREATE TABLE {t}_db.a (id INT PRIMARY KEY)")
+        .setup("CREATE TABLE {t}_db.b (id INT PRIMARY KEY)")
+        .tables("*")
+        .env("MYSQL_SCHEMA", "{t}_db")
+        .env("output", "{t}.{schema}.{table}")
+        .env("STATE_RECOVER", "kafka")
+        .start()
+        .await?;
+    let name = p.table.clone();
+    let topic = |t: &str| format!("{name}.{name}_db.{t}");
+    p.sql("INSERT INTO {t}_db.a VALUES (1), (2)").await?;
+    p.sql("INSERT INTO {t}_db.b VALUES (1)").await?;
+    assert_eq!(
+        read_topic(&topic("b"), 1, Duration::from_secs(30))?.len(),
+        1
+    );
+    sluice.stop()?;
+    for e in std::fs::read_dir(p.state_dir())? {
+        let e = e?;
+        if !e.file_name().to_string_lossy().ends_with(".toml") && e.file_type()?.is_file() {
+            std::fs::remove_file(e.path())?;
+        }
+    }
+    p.sql("INSERT INTO {t}_db.a VALUES (3)").await?;
+    p.sql("INSERT INTO {t}_db.b VALUES (2)").await?;
+    let sluice = p.cfg.start()?;
+    p.sql("INSERT INTO {t}_db.a VALUES (4)").await?;
+    read_topic(&topic("a"), 4, Duration::from_secs(30))?;
+    assert!(
+        sluice.log_contains("resuming from the position read back from Kafka"),
+        "{}",
+        sluice.stderr_text()
+    );
+    for (t, want) in [("a", vec![1, 2, 3, 4]), ("b", vec![1, 2])] {
+        let got = read_topic_to_end(&topic(t), Duration::from_secs(30))?;
+        let ids: Vec<i64> = kinds_and_ids(&got).into_iter().map(|(_, id)| id).collect();
+        assert_eq!(ids, want, "topic of {t}: every row once");
+    }
+    sluice.stop()?;
+    p.sql("DROP DATABASE {t}_db").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_disjoint_patterns_split_one_server() -> anyhow::Result<()> {
     // One database, two Sluice instances: `a*` and `b*`, each with its own server id, state
     // directory and per-table topics. Transactions touch tables of both.

@@ -67,6 +67,15 @@ pub(super) async fn captured_now(cfg: &Config) -> Result<Vec<(String, String)>, 
     if !cfg.has_patterns() {
         return Ok(cfg.captured_tables());
     }
+    let tables = matched_now(cfg).await?;
+    let include: Vec<String> = cfg.mysql.include.iter().map(|p| p.to_string()).collect();
+    let exclude: Vec<String> = cfg.mysql.exclude.iter().map(|p| p.to_string()).collect();
+    tracing::info!(?include, ?exclude, count = tables.len(), first = ?tables.iter().take(10).collect::<Vec<_>>(), "the patterns match these tables now; tables created later that match are captured from their first row");
+    Ok(tables)
+}
+
+/// The tables the patterns match on the server now (and the named ones), without logging.
+async fn matched_now(cfg: &Config) -> Result<Vec<(String, String)>, SourceError> {
     let mut conn = binlog::connect(&cfg.mysql).await?;
     let tables = crate::source::objects::captured_tables(&mut conn, cfg)
         .await
@@ -75,11 +84,7 @@ pub(super) async fn captured_now(cfg: &Config) -> Result<Vec<(String, String)>, 
             source: e.source,
         });
     let _ = conn.disconnect().await;
-    let tables = tables?;
-    let include: Vec<String> = cfg.mysql.include.iter().map(|p| p.to_string()).collect();
-    let exclude: Vec<String> = cfg.mysql.exclude.iter().map(|p| p.to_string()).collect();
-    tracing::info!(?include, ?exclude, count = tables.len(), first = ?tables.iter().take(10).collect::<Vec<_>>(), "the patterns match these tables now; tables created later that match are captured from their first row");
-    Ok(tables)
+    tables
 }
 
 /// The start-up checks: what a retry cannot heal stops Sluice here, at once.
@@ -379,12 +384,21 @@ pub(super) enum Held {
     Read(Box<ReadBack>),
 }
 
-/// Every topic exactly-once recovery reads back: Sluice's own, those transforms routed to
-/// (recorded in the state directory), and `kafka.recover_topics`.
-fn recovery_topics(cfg: &Config, stores: &Stores) -> Result<Vec<String>, PipelineError> {
+/// Every topic exactly-once recovery reads back: Sluice's own, those transforms routed to and
+/// the tables' own topics (recorded in the state directory before their first record),
+/// `kafka.recover_topics`, and with a topic per table, the topics of the tables captured now:
+/// a lost state directory forgot which tables had one.
+async fn recovery_topics(cfg: &Config, stores: &Stores) -> Result<Vec<String>, PipelineError> {
     let mut topics = own_topics(cfg);
     if let Some(k) = &cfg.kafka {
         topics.extend(k.recover_topics.iter().cloned());
+        if k.topic_per_table() {
+            let tables = match cfg.has_patterns() {
+                true => matched_now(cfg).await?,
+                false => cfg.captured_tables(),
+            };
+            topics.extend(tables.iter().map(|(s, t)| k.topic_for(s, t)));
+        }
     }
     topics.extend(stores.topics.load()?);
     Ok(unique(topics))
@@ -401,7 +415,7 @@ pub(super) async fn read_back(
     let Some(k) = cfg.kafka.as_ref().filter(|k| k.exactly_once) else {
         return Ok(Held::Off);
     };
-    let topics = recovery_topics(cfg, stores)?;
+    let topics = recovery_topics(cfg, stores).await?;
     let started = std::time::Instant::now();
     match unless_stopped(shutdown, kafka::read_back(k, topics, CONNECT_TIMEOUT)).await {
         None => Ok(Held::Stopped),
