@@ -371,6 +371,8 @@ async fn a_sequence_or_versioned_table_created_mid_stream_is_read_as_its_kind() 
     let (mut p, sluice) = TestPipeline::new("capkind")
         .setup("CREATE DATABASE {t}_db")
         .setup("CREATE TABLE {t}_db.plain (id INT PRIMARY KEY)")
+        .setup("CREATE TABLE {t}_db.plain2 (id INT PRIMARY KEY)")
+        .setup("CREATE SEQUENCE {t}_db.seq0")
         .tables("*")
         .env("MYSQL_SCHEMA", "{t}_db")
         .start()
@@ -384,6 +386,18 @@ async fn a_sequence_or_versioned_table_created_mid_stream_is_read_as_its_kind() 
         .await?;
     p.sql("UPDATE {t}_db.hist SET v = 10 WHERE id = 1").await?;
     p.sql("DELETE FROM {t}_db.hist WHERE id = 2").await?;
+    // Names change kinds: a sequence of the start dropped and a table created in its name is
+    // published; a plain table dropped and a sequence created in its name is not.
+    p.sql("SELECT NEXTVAL({t}_db.seq0)").await?;
+    p.sql("DROP SEQUENCE {t}_db.seq0").await?;
+    p.sql("CREATE TABLE {t}_db.seq0 (id INT PRIMARY KEY, v INT)")
+        .await?;
+    p.sql("INSERT INTO {t}_db.seq0 VALUES (5, 5)").await?;
+    p.sql("INSERT INTO {t}_db.plain2 VALUES (1)").await?;
+    p.sql("DROP TABLE {t}_db.plain2").await?;
+    p.sql("CREATE SEQUENCE {t}_db.plain2").await?;
+    p.sql("SELECT NEXTVAL({t}_db.plain2)").await?;
+    p.sql("SELECT SETVAL({t}_db.plain2, 100)").await?;
     p.sql("INSERT INTO {t}_db.plain VALUES (1)").await?;
     let events = || -> Vec<serde_json::Value> {
         sluice
@@ -422,6 +436,8 @@ async fn a_sequence_or_versioned_table_created_mid_stream_is_read_as_its_kind() 
             row("hist", "insert", &cols),
             row("hist", "update", &cols),
             row("hist", "delete", &cols),
+            row("seq0", "insert", &cols),
+            row("plain2", "insert", &serde_json::json!(["id"])),
             row("plain", "insert", &serde_json::json!(["id"])),
         ],
         "{}",

@@ -415,9 +415,12 @@ pub(super) async fn read_back(
     let Some(k) = cfg.kafka.as_ref().filter(|k| k.exactly_once) else {
         return Ok(Held::Off);
     };
-    let topics = recovery_topics(cfg, stores).await?;
     let started = std::time::Instant::now();
-    match unless_stopped(shutdown, kafka::read_back(k, topics, CONNECT_TIMEOUT)).await {
+    let read = async {
+        let topics = recovery_topics(cfg, stores).await?;
+        Ok::<_, PipelineError>(kafka::read_back(k, topics, CONNECT_TIMEOUT).await?)
+    };
+    match unless_stopped(shutdown, read).await {
         None => Ok(Held::Stopped),
         Some(r) => {
             let r = r?;

@@ -567,6 +567,9 @@ impl Driver {
                         })?;
                     let table_name = format!("{schema}.{table}");
                     match (read.sequences.is_empty(), read.versioned.is_empty()) {
+                        _ if read.missing.contains(&name) => {
+                            tracing::warn!(table = %table_name, "a table whose rows are being read no longer exists, so its kind cannot be read: it keeps the kind read before (a plain table if none was); if it was a sequence or a system-versioned table created and dropped while Sluice was behind, its rows are published as stored")
+                        }
                         (false, _) => {
                             tracing::info!(table = %table_name, "a sequence the patterns match appeared since the start: its rows are never published")
                         }

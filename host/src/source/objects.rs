@@ -80,8 +80,8 @@ async fn matching(
 }
 
 /// A stream's filter with its patterns resolved against the server for what the binlog does
-/// not say: the sequences they match are left out (never published), and the kinds of every
-/// table captured now are read (system-versioned periods).
+/// not say: the kinds of every table captured now (sequences, never published; system-versioned
+/// periods).
 pub(crate) async fn stream_scope(
     conn: &mut Conn,
     filter: super::TableFilter,
@@ -90,10 +90,17 @@ pub(crate) async fn stream_scope(
         let kinds = table_kinds(conn, &filter.tables()).await?;
         return Ok((filter, kinds));
     }
-    let sequences = matching(conn, &filter, "'SEQUENCE'").await?;
-    let filter = filter.excluding(sequences);
+    // The sequences stay in the filter's scope: their kind keeps their rows out, and a table
+    // created later in a sequence's name is captured.
     let mut tables = filter.tables();
-    tables.extend(matching(conn, &filter, "'BASE TABLE', 'SYSTEM VERSIONED'").await?);
+    tables.extend(
+        matching(
+            conn,
+            &filter,
+            "'BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE'",
+        )
+        .await?,
+    );
     let kinds = table_kinds(conn, &tables).await?;
     Ok((filter, kinds))
 }
@@ -108,6 +115,11 @@ pub(crate) struct TableKinds {
     /// The tables whose kind was read (`None`: kinds are not tracked, as for a binlog file
     /// read offline). A captured table outside it has its kind read at its first TABLE_MAP.
     pub known: Option<HashSet<(String, String)>>,
+    /// Known tables a DDL statement named since their kind was read: read again at their next
+    /// TABLE_MAP (the kinds held meanwhile stay, in case the table is gone by then).
+    pub stale: HashSet<(String, String)>,
+    /// Of the tables [`table_kinds`] was asked about, those that do not exist (now).
+    pub missing: HashSet<(String, String)>,
 }
 
 impl TableKinds {
@@ -115,25 +127,56 @@ impl TableKinds {
     /// tracked (they came from [`table_kinds`]) and this table's was not read, because it was
     /// created, renamed or re-created after the start.
     pub(crate) fn unknown(&self, table: &(String, String)) -> bool {
-        self.known.as_ref().is_some_and(|k| !k.contains(table))
+        self.known
+            .as_ref()
+            .is_some_and(|k| !k.contains(table) || self.stale.contains(table))
     }
 
-    /// Takes in the kind read for one table (after [`TableKinds::unknown`]).
+    /// Takes in the kind read for one table (after [`TableKinds::unknown`]). A table that no
+    /// longer exists keeps the kind held for it (none: a plain table).
     pub(crate) fn learn(&mut self, table: (String, String), read: TableKinds) {
-        self.sequences.extend(read.sequences);
-        self.versioned.extend(read.versioned);
+        if !read.missing.contains(&table) {
+            self.sequences.remove(&table);
+            self.versioned.remove(&table);
+            self.sequences.extend(read.sequences);
+            self.versioned.extend(read.versioned);
+        }
+        self.stale.remove(&table);
         self.known.get_or_insert_with(HashSet::new).insert(table);
     }
 
     /// Forgets what is known of tables a statement dropped, renamed or replaced: a table that
-    /// takes one of their names later has its kind read again.
+    /// takes one of their names later has its kind read again. Names compare without case
+    /// (forgetting too much only costs a read), and `(db, "*")` stands for every table of `db`.
     pub(crate) fn forget<'a>(&mut self, tables: impl IntoIterator<Item = &'a (String, String)>) {
-        for t in tables {
-            self.sequences.remove(t);
-            self.versioned.remove(t);
-            if let Some(k) = self.known.as_mut() {
-                k.remove(t);
-            }
+        let gone: Vec<(String, String)> = tables
+            .into_iter()
+            .map(|(s, t)| (s.to_lowercase(), t.to_lowercase()))
+            .collect();
+        self.forget_where(|s, t| {
+            gone.iter()
+                .any(|(gs, gt)| *gs == s.to_lowercase() && (gt == "*" || *gt == t.to_lowercase()))
+        });
+    }
+
+    /// Marks the known tables whose name is one of `words` (lowercase) for a new read of
+    /// their kind: a DDL statement that names them may have changed it.
+    pub(crate) fn recheck_named(&mut self, words: &HashSet<String>) {
+        if let Some(k) = &self.known {
+            self.stale.extend(
+                k.iter()
+                    .filter(|(_, t)| words.contains(&t.to_lowercase()))
+                    .cloned(),
+            );
+        }
+    }
+
+    fn forget_where(&mut self, gone: impl Fn(&str, &str) -> bool) {
+        self.sequences.retain(|(s, t)| !gone(s, t));
+        self.versioned.retain(|(s, t), _| !gone(s, t));
+        self.stale.retain(|(s, t)| !gone(s, t));
+        if let Some(k) = self.known.as_mut() {
+            k.retain(|(s, t)| !gone(s, t));
         }
     }
 }
@@ -161,6 +204,9 @@ pub(crate) async fn table_kinds(
             })?;
         let key = (schema.clone(), table.clone());
         match kind.as_deref() {
+            None => {
+                kinds.missing.insert(key);
+            }
             Some("SEQUENCE") => {
                 kinds.sequences.insert(key);
             }
@@ -261,8 +307,30 @@ mod tests {
         k.learn(n("new"), seq);
         assert!(!k.unknown(&n("new")) && k.sequences.contains(&n("new")));
         // A dropped or renamed name is forgotten: a table that takes it is read again.
-        k.forget([&n("t"), &n("new")]);
+        k.forget([&n("T"), &n("new")]);
         assert!(k.unknown(&n("t")) && k.versioned.is_empty() && k.sequences.is_empty());
+        // A DDL marks the tables its words name for a new read; one that is gone by then
+        // keeps its kind.
+        let mut v = TableKinds::default();
+        v.versioned
+            .insert(n("b"), periods("WITH SYSTEM VERSIONING"));
+        k.learn(n("a"), TableKinds::default());
+        k.learn(n("b"), v);
+        k.recheck_named(&["b".to_owned()].into_iter().collect());
+        assert!(!k.unknown(&n("a")) && k.unknown(&n("b")));
+        let gone = TableKinds {
+            missing: [n("b")].into_iter().collect(),
+            ..TableKinds::default()
+        };
+        k.learn(n("b"), gone);
+        assert!(!k.unknown(&n("b")) && k.versioned.contains_key(&n("b")));
+        // A plain table read again now replaces the kind held.
+        k.recheck_named(&["b".to_owned()].into_iter().collect());
+        k.learn(n("b"), TableKinds::default());
+        assert!(k.versioned.is_empty());
+        // A dropped database forgets all of its tables.
+        k.forget([&n("*")]);
+        assert!(k.unknown(&n("a")) && k.unknown(&n("b")));
     }
 
     #[test]

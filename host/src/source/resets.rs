@@ -118,8 +118,8 @@ pub(crate) trait Scope {
         self.captures_in(schema)
     }
     /// Which captured table a text may name, conservatively (any identifier equal to a
-    /// captured table's name counts).
-    fn mention(&self, text: &str) -> Option<String>;
+    /// captured table's name counts); `default_db` resolves unqualified names.
+    fn mention(&self, text: &str, default_db: &str) -> Option<String>;
     /// The configured spelling of a table name as the statement wrote it (servers with
     /// `lower_case_table_names` ≠ 0 ignore case).
     fn canonical(&self, name: TableName) -> TableName {
@@ -136,7 +136,7 @@ pub(crate) fn classify(sql: &str, default_db: &str, scope: &dyn Scope) -> Verdic
     let statements = match Parser::parse_sql(&MySqlDialect {}, sql) {
         Ok(s) => s,
         Err(e) => {
-            return match scope.mention(sql) {
+            return match scope.mention(sql, default_db) {
                 Some(table) => Verdict::NotUnderstood {
                     table,
                     detail: format!("the SQL parser cannot read it ({e})"),
@@ -264,6 +264,9 @@ fn alter(
     use AlterTableOperation as Op;
     let captured = |n: &TableName| scope.captures(&n.0, &n.1);
     let here = captured(table);
+    // A rename that changes the capture set is the verdict unless a later operation of the
+    // same ALTER stops.
+    let mut membership = None;
     for op in ops {
         if here && custom_type(op) {
             return Some(Verdict::NotUnderstood {
@@ -277,8 +280,10 @@ fn alter(
                     sqlparser::ast::RenameTableNameKind::As(n)
                     | sqlparser::ast::RenameTableNameKind::To(n) => name(n),
                 };
-                if let Some(v) = renames(&[(table.clone(), new)], scope, swaps) {
-                    return Some(v);
+                match renames(&[(table.clone(), new)], scope, swaps) {
+                    Some(v @ Verdict::Membership { .. }) => membership = Some(v),
+                    Some(v) => return Some(v),
+                    None => {}
                 }
             }
             Op::DropPartitions { .. } if here => {
@@ -309,7 +314,7 @@ fn alter(
                 let table = match here {
                     true => Some(format!("{}.{}", table.0, table.1)),
                     // It may name a captured table (EXCHANGE PARTITION … WITH TABLE t).
-                    false => scope.mention(&text),
+                    false => scope.mention(&text, &table.0),
                 };
                 if let Some(table) = table {
                     return Some(Verdict::NotUnderstood {
@@ -320,7 +325,7 @@ fn alter(
             }
         }
     }
-    None
+    membership
 }
 
 /// A rename. For a named table: a captured name that another table takes without the old one
@@ -459,7 +464,7 @@ mod tests {
         fn captures_in(&self, s: &str) -> bool {
             s == "shop"
         }
-        fn mention(&self, text: &str) -> Option<String> {
+        fn mention(&self, text: &str, _: &str) -> Option<String> {
             text.to_lowercase()
                 .contains("orders")
                 .then(|| "shop.orders".to_owned())
@@ -603,7 +608,7 @@ mod tests {
         fn names_in(&self, s: &str) -> bool {
             s == "app"
         }
-        fn mention(&self, _: &str) -> Option<String> {
+        fn mention(&self, _: &str, _: &str) -> Option<String> {
             None
         }
     }
@@ -623,7 +628,7 @@ mod tests {
         fn names_in(&self, _: &str) -> bool {
             false
         }
-        fn mention(&self, _: &str) -> Option<String> {
+        fn mention(&self, _: &str, _: &str) -> Option<String> {
             None
         }
     }
@@ -684,6 +689,15 @@ mod tests {
                 vec![(app("t"), app("_t_del")), (app("_t_gho"), app("t"))]
             )
         );
+        // A later operation of the same ALTER that stops still stops.
+        assert!(matches!(
+            classify(
+                "ALTER TABLE a RENAME TO b, DROP PARTITION (p0)",
+                "app",
+                &App
+            ),
+            Verdict::Partial { .. }
+        ));
         // With the tool's tables excluded, it is the plain swap.
         assert!(matches!(
             classify("RENAME TABLE t TO tmp_del, tmp_gho TO t", "app", &App),

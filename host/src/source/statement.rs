@@ -84,6 +84,9 @@ impl Processor {
             // Column metadata may have changed.
             self.catalog.clear();
             self.catalog_time.clear();
+            // So may the kind of a table it names (a sequence dropped and a table created in
+            // its name, …): read again at its next row.
+            self.kinds.recheck_named(&statement_words(sql));
         }
         match self.txn.as_mut() {
             Some(t) if t.began && !t.standalone => Ok(Step::Continue),
@@ -168,9 +171,14 @@ impl Processor {
         }
         let txn_start = self.txn.as_ref().map_or(start, |t| t.start);
         let event_mode = self.reset_policy == ResetPolicy::Event;
-        let (table, what) = match resets::classify(sql, schema, &self.filter) {
+        let scope = StreamScope {
+            filter: &self.filter,
+            known: self.kinds.known.as_ref(),
+        };
+        let (table, what) = match resets::classify(sql, schema, &scope) {
             Verdict::Keeps => return Ok(()),
             Verdict::Swap(pairs) => {
+                self.kinds.forget(pairs.iter().flat_map(|(o, n)| [o, n]));
                 let renames: Vec<String> = pairs
                     .iter()
                     .map(|(o, n)| format!("{}.{} -> {}.{}", o.0, o.1, n.0, n.1))
@@ -208,7 +216,12 @@ impl Processor {
                 self.membership(&left, &entered, &swapped, &what, sql, start, timestamp);
                 return Ok(());
             }
-            Verdict::Reset { tables, what } if event_mode => {
+            // A database goes that holds named tables and tables patterns chose: the named
+            // ones are known, the others not, so no `truncate` events can list them all.
+            Verdict::Reset { tables, what }
+                if event_mode
+                    && !(self.filter.has_patterns() && tables.iter().any(|(_, t)| t == "*")) =>
+            {
                 self.kinds.forget(&tables);
                 self.push_truncates(&tables, &what, sql, start, timestamp);
                 return Ok(());
@@ -216,10 +229,18 @@ impl Processor {
             Verdict::Reset { tables, what } => {
                 let names: Vec<String> =
                     tables.iter().map(|t| format!("{}.{}", t.0, t.1)).collect();
-                let what = format!(
-                    "{what}. With ON_TABLE_RESET=event, Sluice publishes a table-level \
-                     `truncate` event instead and goes on"
-                );
+                let what = match event_mode {
+                    // Only a dropped database holding pattern tables gets here in event mode.
+                    true => format!(
+                        "{what}. Under patterns Sluice does not know here which of the \
+                         database's tables it captured, so ON_TABLE_RESET=event cannot list \
+                         them in `truncate` events"
+                    ),
+                    false => format!(
+                        "{what}. With ON_TABLE_RESET=event, Sluice publishes a table-level \
+                         `truncate` event instead and goes on"
+                    ),
+                };
                 (names.join(", "), what)
             }
             Verdict::Partial { table, what } => (
@@ -317,15 +338,21 @@ impl Processor {
                  snapshot with FORCE_SNAPSHOT=true if consumers need them)"
             );
         }
+        if self.reset_policy == ResetPolicy::Event {
+            // A sequence's rows were never published: nothing to clear.
+            let tables: Vec<resets::TableName> = left
+                .iter()
+                .filter(|t| !self.kinds.sequences.contains(*t))
+                .cloned()
+                .collect();
+            self.push_truncates(&tables, what, sql, start, timestamp);
+        }
         // A table that now holds one of these names has its kind (system-versioned,
         // sequence) read again at its first row.
         self.kinds.forget(
             left.iter()
                 .chain(entered.iter().chain(swapped).flat_map(|(o, n)| [o, n])),
         );
-        if self.reset_policy == ResetPolicy::Event {
-            self.push_truncates(left, what, sql, start, timestamp);
-        }
     }
 
     /// Puts one table-level `truncate` event per table into the open group's batch, in order
@@ -400,23 +427,86 @@ impl Processor {
                 "(every table is captured; default schema `{schema}`)"
             ));
         }
-        let named = self.filter.mention(sql);
+        let named = Scope::mention(&self.filter, sql, schema);
         if !self.filter.has_patterns() {
             return named;
         }
         // Patterns: a word counts as a table of the default database or of a database the
         // text qualifies a name with (`db.t`, `` `db`.`t` ``).
-        let mut schemas = vec![schema.to_owned()];
-        for token in sql.split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')') {
-            if let Some((db, _)) = token.split_once('.') {
-                let db = db.trim_matches('`');
-                if !db.is_empty() && !schemas.iter().any(|s| s == db) {
-                    schemas.push(db.to_owned());
-                }
-            }
-        }
+        let schemas = statement_schemas(sql, schema);
         let words = statement_words(sql);
         let mut hits = self.filter.pattern_mentions(&words, &schemas);
+        hits.extend(named);
+        hits.sort();
+        hits.dedup();
+        (!hits.is_empty()).then(|| hits.join(", "))
+    }
+}
+
+/// The statement's default database and every database its text qualifies a name with
+/// (`db.t`, `` `db`.`t` ``).
+fn statement_schemas(sql: &str, default_db: &str) -> Vec<String> {
+    let mut schemas = vec![default_db.to_owned()];
+    for token in sql.split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')') {
+        if let Some((db, _)) = token.split_once('.') {
+            let db = db.trim_matches('`');
+            if !db.is_empty() && !schemas.iter().any(|s| s == db) {
+                schemas.push(db.to_owned());
+            }
+        }
+    }
+    schemas
+}
+
+/// What [`resets::classify`] sees of a stream: its filter, and the tables the patterns
+/// captured that the stream knows exist (their kinds were read), so that a statement the
+/// parser cannot read stops when it names one of them, not only a named table.
+struct StreamScope<'a> {
+    filter: &'a TableFilter,
+    known: Option<&'a HashSet<(String, String)>>,
+}
+
+impl Scope for StreamScope<'_> {
+    fn captures(&self, schema: &str, table: &str) -> bool {
+        self.filter.captures(schema, table)
+    }
+
+    fn captures_in(&self, schema: &str) -> bool {
+        self.filter.captures_in(schema)
+    }
+
+    fn follows(&self, schema: &str, table: &str) -> bool {
+        self.filter.by_pattern(schema, table)
+    }
+
+    fn names_in(&self, schema: &str) -> bool {
+        self.filter.names_in(schema)
+    }
+
+    fn canonical(&self, name: resets::TableName) -> resets::TableName {
+        self.filter.canonical(&name.0, &name.1)
+    }
+
+    fn canonical_db(&self, db: String) -> String {
+        self.filter.canonical_db(&db)
+    }
+
+    fn mention(&self, sql: &str, default_db: &str) -> Option<String> {
+        let named = Scope::mention(self.filter, sql, default_db);
+        let Some(known) = self.known.filter(|_| self.filter.has_patterns()) else {
+            return named;
+        };
+        let words = statement_words(sql);
+        let schemas = statement_schemas(sql, default_db);
+        let mut hits: Vec<String> = known
+            .iter()
+            .filter(|(s, t)| {
+                words.contains(&t.to_lowercase())
+                    && schemas.iter().any(|d| d.eq_ignore_ascii_case(s))
+                    && self.filter.by_pattern(s, t)
+            })
+            .map(|(s, t)| format!("{s}.{t}"))
+            .collect();
         hits.extend(named);
         hits.sort();
         hits.dedup();
@@ -449,7 +539,7 @@ impl Scope for TableFilter {
         TableFilter::canonical_db(self, &db)
     }
 
-    fn mention(&self, sql: &str) -> Option<String> {
+    fn mention(&self, sql: &str, _default_db: &str) -> Option<String> {
         if self.everything() {
             return Some("(every table is captured)".to_owned());
         }
@@ -812,6 +902,36 @@ mod tests {
         // known.
         let err = p.query("DROP DATABASE shop", "", 100, 150, 7).unwrap_err();
         assert!(err.to_string().contains("cannot list them"), "{err}");
+        // Also when it holds a named table besides the pattern ones.
+        let mixed = TableFilter::new([("shop".to_owned(), "orders".to_owned())])
+            .with_patterns(vec![TablePattern::parse("*", "shop")], Vec::new());
+        let mut p = Processor::new(mixed, &start, 10).with_reset_policy(ResetPolicy::Event);
+        let err = p.query("DROP DATABASE shop", "", 100, 150, 7).unwrap_err();
+        assert!(err.to_string().contains("cannot list them"), "{err}");
+        assert!(p.ready.events.is_empty());
+        // A statement the parser cannot read stops when it names a matched table the stream
+        // knows exists, not only a named one; one naming no such table passes.
+        let kinds = crate::source::objects::TableKinds {
+            known: Some([("shop".to_owned(), "a".to_owned())].into_iter().collect()),
+            ..Default::default()
+        };
+        let mut p = Processor::new(filter(), &start, 10).with_table_kinds(kinds);
+        // (The parser reads neither MySQL's `DROP PARTITION p0` without parentheses nor
+        // MariaDB's `ALTER ONLINE TABLE`.)
+        let err = p
+            .query("ALTER TABLE a DROP PARTITION p0", "shop", 10, 50, 7)
+            .unwrap_err();
+        assert!(err.to_string().contains("shop.a"), "{err}");
+        let err = p
+            .query("ALTER ONLINE TABLE shop.a ADD x INT", "other", 10, 50, 7)
+            .unwrap_err();
+        assert!(err.to_string().contains("shop.a"), "{err}");
+        for sql in [
+            "ALTER TABLE tmp_a DROP PARTITION p0",
+            "ALTER TABLE never_written DROP PARTITION p0",
+        ] {
+            assert!(p.query(sql, "shop", 60, 90, 7).is_ok(), "{sql}");
+        }
         // A statement-format write naming a matched table is noticed, in the default database
         // or qualified; one in another database is not. (Under `*` any word of the default
         // database's statement may be a table: such a write always stops.)

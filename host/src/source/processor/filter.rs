@@ -141,22 +141,32 @@ impl TableFilter {
     }
 
     /// The configured name of the captured table that `schema.table` names (the server may
-    /// spell it in another case), or the name as given when none matches.
+    /// spell it in another case), or else the name as the server stores it: lowercase when it
+    /// ignores case (`lower_case_table_names=1`, the usual setting that folds), as given
+    /// otherwise.
     pub(crate) fn canonical(&self, schema: &str, table: &str) -> (String, String) {
         self.tables
             .iter()
             .find(|(s, t)| self.same(s, schema) && self.same(t, table))
             .cloned()
-            .unwrap_or_else(|| (schema.to_owned(), table.to_owned()))
+            .unwrap_or_else(|| (self.stored(schema), self.stored(table)))
     }
 
-    /// The configured spelling of a database that holds captured tables, or `db` as given.
+    /// The configured spelling of a database that holds captured tables, or else `db` as the
+    /// server stores it (see [`TableFilter::canonical`]).
     pub(crate) fn canonical_db(&self, db: &str) -> String {
         self.tables
             .iter()
             .find(|(s, _)| self.same(s, db))
             .map(|(s, _)| s.clone())
-            .unwrap_or_else(|| db.to_owned())
+            .unwrap_or_else(|| self.stored(db))
+    }
+
+    fn stored(&self, name: &str) -> String {
+        match self.fold_case {
+            true => name.to_lowercase(),
+            false => name.to_owned(),
+        }
     }
 
     /// The tables a statement's words may name that the patterns capture: each word (lowercase)

@@ -35,25 +35,22 @@ impl Processor {
         })?;
         let raw = event.data();
         let id = tme.table_id();
-        if !self.no_catalog {
-            let key = (
-                tme.database_name().into_owned(),
-                tme.table_name().into_owned(),
-            );
-            if self.kinds.unknown(&key) && self.filter.captures(&key.0, &key.1) {
-                return Ok(Step::NeedKind {
-                    schema: key.0,
-                    table: key.1,
-                });
-            }
+        let key = (
+            tme.database_name().into_owned(),
+            tme.table_name().into_owned(),
+        );
+        let captured = self.filter.captures(&key.0, &key.1);
+        if captured && !self.no_catalog && self.kinds.unknown(&key) {
+            return Ok(Step::NeedKind {
+                schema: key.0,
+                table: key.1,
+            });
         }
         if self.stmt.rows_seen {
             self.check_cascade(start)?;
         }
-        let (db, table) = (tme.database_name(), tme.table_name());
-        let name = format!("{db}.{table}");
-        let key = (db.into_owned(), table.into_owned());
-        if self.filter.captures(&key.0, &key.1) && !self.kinds.sequences.contains(&key) {
+        let name = format!("{}.{}", key.0, key.1);
+        if captured && !self.kinds.sequences.contains(&key) {
             self.stmt.unmatched.push((id, name.clone()));
         }
         self.stmt.names.insert(id, name);
@@ -65,15 +62,12 @@ impl Processor {
             }
             _ => {}
         }
-        let (db, table) = (
-            tme.database_name().into_owned(),
-            tme.table_name().into_owned(),
-        );
-        if !self.filter.captures(&db, &table) || self.kinds.sequences.contains(&key) {
+        if !captured || self.kinds.sequences.contains(&key) {
             self.tables
                 .insert(id, TableEntry::Ignored { raw: raw.to_vec() });
             return Ok(Step::Continue);
         }
+        let (db, table) = key.clone();
         let catalog = if self.no_catalog || !schema::needs_catalog(&tme) {
             None
         } else {
