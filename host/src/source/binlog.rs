@@ -508,7 +508,7 @@ impl Driver {
         // With lower_case_table_names 1 or 2 the server ignores the case of table names, and
         // statements may spell a captured table in any case.
         let lower: Option<u8> = query_value(&mut c, "SELECT @@lower_case_table_names").await?;
-        let filter = filter.with_fold_case(lower.unwrap_or(0) != 0);
+        let filter = filter.with_lower_case_table_names(lower.unwrap_or(0));
         let (filter, kinds) = super::objects::stream_scope(&mut c, filter)
             .await
             .map_err(|e| SourceError::Query {
@@ -571,10 +571,10 @@ impl Driver {
                             tracing::warn!(table = %table_name, "a table whose rows are being read no longer exists, so its kind cannot be read: it keeps the kind read before (a plain table if none was); if it was a sequence or a system-versioned table created and dropped while Sluice was behind, its rows are published as stored")
                         }
                         (false, _) => {
-                            tracing::info!(table = %table_name, "a sequence the patterns match appeared since the start: its rows are never published")
+                            tracing::info!(table = %table_name, "a captured sequence appeared since the start: its rows are never published")
                         }
                         (_, false) => {
-                            tracing::info!(table = %table_name, "a system-versioned table the patterns match appeared since the start: its rows are published as `SELECT *` shows them")
+                            tracing::info!(table = %table_name, "a captured system-versioned table appeared since the start: its rows are published as `SELECT *` shows them")
                         }
                         _ => {
                             tracing::debug!(table = %table_name, "read the kind of a table that appeared since the start: a plain table")

@@ -115,9 +115,6 @@ pub(crate) struct TableKinds {
     /// The tables whose kind was read (`None`: kinds are not tracked, as for a binlog file
     /// read offline). A captured table outside it has its kind read at its first TABLE_MAP.
     pub known: Option<HashSet<(String, String)>>,
-    /// Known tables a DDL statement named since their kind was read: read again at their next
-    /// TABLE_MAP (the kinds held meanwhile stay, in case the table is gone by then).
-    pub stale: HashSet<(String, String)>,
     /// Of the tables [`table_kinds`] was asked about, those that do not exist (now).
     pub missing: HashSet<(String, String)>,
 }
@@ -127,13 +124,11 @@ impl TableKinds {
     /// tracked (they came from [`table_kinds`]) and this table's was not read, because it was
     /// created, renamed or re-created after the start.
     pub(crate) fn unknown(&self, table: &(String, String)) -> bool {
-        self.known
-            .as_ref()
-            .is_some_and(|k| !k.contains(table) || self.stale.contains(table))
+        self.known.as_ref().is_some_and(|k| !k.contains(table))
     }
 
     /// Takes in the kind read for one table (after [`TableKinds::unknown`]). A table that no
-    /// longer exists keeps the kind held for it (none: a plain table).
+    /// longer exists keeps the kind held for it (none after a DROP or RENAME: a plain table).
     pub(crate) fn learn(&mut self, table: (String, String), read: TableKinds) {
         if !read.missing.contains(&table) {
             self.sequences.remove(&table);
@@ -141,7 +136,6 @@ impl TableKinds {
             self.sequences.extend(read.sequences);
             self.versioned.extend(read.versioned);
         }
-        self.stale.remove(&table);
         self.known.get_or_insert_with(HashSet::new).insert(table);
     }
 
@@ -159,22 +153,9 @@ impl TableKinds {
         });
     }
 
-    /// Marks the known tables whose name is one of `words` (lowercase) for a new read of
-    /// their kind: a DDL statement that names them may have changed it.
-    pub(crate) fn recheck_named(&mut self, words: &HashSet<String>) {
-        if let Some(k) = &self.known {
-            self.stale.extend(
-                k.iter()
-                    .filter(|(_, t)| words.contains(&t.to_lowercase()))
-                    .cloned(),
-            );
-        }
-    }
-
     fn forget_where(&mut self, gone: impl Fn(&str, &str) -> bool) {
         self.sequences.retain(|(s, t)| !gone(s, t));
         self.versioned.retain(|(s, t), _| !gone(s, t));
-        self.stale.retain(|(s, t)| !gone(s, t));
         if let Some(k) = self.known.as_mut() {
             k.retain(|(s, t)| !gone(s, t));
         }
@@ -309,25 +290,14 @@ mod tests {
         // A dropped or renamed name is forgotten: a table that takes it is read again.
         k.forget([&n("T"), &n("new")]);
         assert!(k.unknown(&n("t")) && k.versioned.is_empty() && k.sequences.is_empty());
-        // A DDL marks the tables its words name for a new read; one that is gone by then
-        // keeps its kind.
-        let mut v = TableKinds::default();
-        v.versioned
-            .insert(n("b"), periods("WITH SYSTEM VERSIONING"));
-        k.learn(n("a"), TableKinds::default());
-        k.learn(n("b"), v);
-        k.recheck_named(&["b".to_owned()].into_iter().collect());
-        assert!(!k.unknown(&n("a")) && k.unknown(&n("b")));
+        // A table gone by the time its kind is read is taken as a plain one.
         let gone = TableKinds {
             missing: [n("b")].into_iter().collect(),
             ..TableKinds::default()
         };
+        k.learn(n("a"), TableKinds::default());
         k.learn(n("b"), gone);
-        assert!(!k.unknown(&n("b")) && k.versioned.contains_key(&n("b")));
-        // A plain table read again now replaces the kind held.
-        k.recheck_named(&["b".to_owned()].into_iter().collect());
-        k.learn(n("b"), TableKinds::default());
-        assert!(k.versioned.is_empty());
+        assert!(!k.unknown(&n("b")) && k.versioned.is_empty());
         // A dropped database forgets all of its tables.
         k.forget([&n("*")]);
         assert!(k.unknown(&n("a")) && k.unknown(&n("b")));

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use super::{ProcessError, Processor, ResetPolicy, Step, TableFilter};
 use crate::event::{ChangeEvent, SourcePosition};
+use crate::source::objects::TableKinds;
 use crate::source::resets::{self, Scope, Verdict};
 
 impl Processor {
@@ -84,9 +85,24 @@ impl Processor {
             // Column metadata may have changed.
             self.catalog.clear();
             self.catalog_time.clear();
-            // So may the kind of a table it names (a sequence dropped and a table created in
-            // its name, …): read again at its next row.
-            self.kinds.recheck_named(&statement_words(sql));
+            // A sequence created or dropped: its kind is known from the statement itself, at
+            // this point of the binlog (a table created later in its name is read again).
+            if let Some((created, names)) = sequence_ddl(sql, schema) {
+                let names: Vec<resets::TableName> = names
+                    .into_iter()
+                    .map(|(s, t)| self.filter.canonical(&s, &t))
+                    .collect();
+                self.kinds.forget(&names);
+                if created {
+                    for n in names {
+                        let read = TableKinds {
+                            sequences: [n.clone()].into_iter().collect(),
+                            ..TableKinds::default()
+                        };
+                        self.kinds.learn(n, read);
+                    }
+                }
+            }
         }
         match self.txn.as_mut() {
             Some(t) if t.began && !t.standalone => Ok(Step::Continue),
@@ -174,6 +190,7 @@ impl Processor {
         let scope = StreamScope {
             filter: &self.filter,
             known: self.kinds.known.as_ref(),
+            sequences: &self.kinds.sequences,
         };
         let (table, what) = match resets::classify(sql, schema, &scope) {
             Verdict::Keeps => return Ok(()),
@@ -220,7 +237,9 @@ impl Processor {
             // ones are known, the others not, so no `truncate` events can list them all.
             Verdict::Reset { tables, what }
                 if event_mode
-                    && !(self.filter.has_patterns() && tables.iter().any(|(_, t)| t == "*")) =>
+                    && !tables
+                        .iter()
+                        .any(|(db, t)| t == "*" && self.filter.patterns_in(db)) =>
             {
                 self.kinds.forget(&tables);
                 self.push_truncates(&tables, &what, sql, start, timestamp);
@@ -328,7 +347,10 @@ impl Processor {
                 }
             );
         }
-        for (from, to) in entered {
+        for (from, to) in entered
+            .iter()
+            .filter(|(from, _)| !self.kinds.sequences.contains(from))
+        {
             tracing::warn!(
                 table = %name(to),
                 from = %name(from),
@@ -339,13 +361,7 @@ impl Processor {
             );
         }
         if self.reset_policy == ResetPolicy::Event {
-            // A sequence's rows were never published: nothing to clear.
-            let tables: Vec<resets::TableName> = left
-                .iter()
-                .filter(|t| !self.kinds.sequences.contains(*t))
-                .cloned()
-                .collect();
-            self.push_truncates(&tables, what, sql, start, timestamp);
+            self.push_truncates(left, what, sql, start, timestamp);
         }
         // A table that now holds one of these names has its kind (system-versioned,
         // sequence) read again at its first row.
@@ -379,7 +395,8 @@ impl Processor {
                 _ => vec![(s.clone(), t.clone())],
             };
             for n in each {
-                if !names.contains(&n) {
+                // A sequence's rows were never published: nothing to clear.
+                if !names.contains(&n) && !self.kinds.sequences.contains(&n) {
                     names.push(n);
                 }
             }
@@ -443,6 +460,52 @@ impl Processor {
     }
 }
 
+/// `CREATE [OR REPLACE] SEQUENCE [IF NOT EXISTS] name …` (true) or `DROP SEQUENCE [IF EXISTS]
+/// a, b` (false), with the names resolved in `default_db`. A temporary sequence is not logged.
+fn sequence_ddl(sql: &str, default_db: &str) -> Option<(bool, Vec<resets::TableName>)> {
+    let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+    let (w0, mut rest) = split_word(statement_text(sql));
+    let created = is(w0, "CREATE");
+    if !created && !is(w0, "DROP") {
+        return None;
+    }
+    let mut w;
+    (w, rest) = split_word(rest);
+    if created && is(w, "OR") {
+        (_, rest) = split_word(rest); // REPLACE
+        (w, rest) = split_word(rest);
+    }
+    if !is(w, "SEQUENCE") {
+        return None;
+    }
+    let (w1, r1) = split_word(rest);
+    if is(w1, "IF") {
+        let (w2, r2) = split_word(r1);
+        rest = match is(w2, "NOT") {
+            true => split_word(r2).1,
+            false => r2,
+        };
+    }
+    let list = match created {
+        // One name, then the options.
+        true => split_word(rest).0.to_owned(),
+        false => rest.to_owned(),
+    };
+    let names: Vec<resets::TableName> = list
+        .split(',')
+        .map(|n| split_word(n).0)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            let n = n.trim_end_matches(';');
+            match n.split_once("`.`").or_else(|| n.split_once('.')) {
+                Some((db, t)) => (unquote(db), unquote(t)),
+                None => (default_db.to_owned(), unquote(n)),
+            }
+        })
+        .collect();
+    (!names.is_empty()).then_some((created, names))
+}
+
 /// The statement's default database and every database its text qualifies a name with
 /// (`db.t`, `` `db`.`t` ``).
 fn statement_schemas(sql: &str, default_db: &str) -> Vec<String> {
@@ -464,6 +527,8 @@ fn statement_schemas(sql: &str, default_db: &str) -> Vec<String> {
 struct StreamScope<'a> {
     filter: &'a TableFilter,
     known: Option<&'a HashSet<(String, String)>>,
+    /// Sequences: their DDL (`ALTER SEQUENCE`, which the parser cannot read) touches no row.
+    sequences: &'a HashSet<(String, String)>,
 }
 
 impl Scope for StreamScope<'_> {
@@ -501,7 +566,8 @@ impl Scope for StreamScope<'_> {
         let mut hits: Vec<String> = known
             .iter()
             .filter(|(s, t)| {
-                words.contains(&t.to_lowercase())
+                !self.sequences.contains(&(s.clone(), t.clone()))
+                    && words.contains(&t.to_lowercase())
                     && schemas.iter().any(|d| d.eq_ignore_ascii_case(s))
                     && self.filter.by_pattern(s, t)
             })
@@ -795,6 +861,28 @@ mod tests {
     }
 
     #[test]
+    fn sequence_statements_name_their_sequences() {
+        let n = |s: &str, t: &str| (s.to_owned(), t.to_owned());
+        assert_eq!(
+            sequence_ddl("CREATE SEQUENCE s START WITH 1", "db"),
+            Some((true, vec![n("db", "s")]))
+        );
+        assert_eq!(
+            sequence_ddl(
+                "create or replace sequence if not exists `x`.`s` nocache",
+                "db"
+            ),
+            Some((true, vec![n("x", "s")]))
+        );
+        assert_eq!(
+            sequence_ddl("DROP SEQUENCE IF EXISTS a, other.b;", "db"),
+            Some((false, vec![n("db", "a"), n("other", "b")]))
+        );
+        assert_eq!(sequence_ddl("DROP TABLE s", "db"), None);
+        assert_eq!(sequence_ddl("CREATE TEMPORARY SEQUENCE s", "db"), None);
+    }
+
+    #[test]
     fn set_statement_for_and_quoted_names() {
         assert_eq!(
             for_statement("SET STATEMENT max_statement_time=1 FOR UPDATE t SET a=1").map(str::trim),
@@ -909,6 +997,29 @@ mod tests {
         let err = p.query("DROP DATABASE shop", "", 100, 150, 7).unwrap_err();
         assert!(err.to_string().contains("cannot list them"), "{err}");
         assert!(p.ready.events.is_empty());
+        // A database holding named tables only is listed in full, patterns elsewhere or not.
+        let named_db = TableFilter::new([("crm".to_owned(), "c".to_owned())])
+            .with_patterns(vec![TablePattern::parse("*", "shop")], Vec::new());
+        let mut p = Processor::new(named_db, &start, 10).with_reset_policy(ResetPolicy::Event);
+        p.query("DROP DATABASE crm", "", 100, 150, 7).unwrap();
+        assert_eq!(p.ready.events.len(), 1);
+        assert_eq!(p.ready.events[0].meta.table, "c");
+        // A sequence created mid-stream is known as one from its statement: its DDL (which
+        // the parser cannot read) stops nothing, and a DROP of it publishes no truncate.
+        let kinds = crate::source::objects::TableKinds {
+            known: Some(HashSet::new()),
+            ..Default::default()
+        };
+        let mut p = Processor::new(filter(), &start, 10)
+            .with_table_kinds(kinds)
+            .with_reset_policy(ResetPolicy::Event);
+        p.query("CREATE SEQUENCE s", "shop", 10, 50, 7).unwrap();
+        assert!(!p.kinds.unknown(&("shop".to_owned(), "s".to_owned())));
+        p.query("ALTER SEQUENCE s RESTART 1", "shop", 60, 90, 7)
+            .unwrap();
+        p.query("DROP TABLE s", "shop", 100, 150, 7).unwrap();
+        assert!(p.ready.events.is_empty());
+        assert!(p.kinds.unknown(&("shop".to_owned(), "s".to_owned())));
         // A statement the parser cannot read stops when it names a matched table the stream
         // knows exists, not only a named one; one naming no such table passes.
         let kinds = crate::source::objects::TableKinds {

@@ -90,6 +90,9 @@ pub struct TableFilter {
     /// The server compares table and database names without case (`lower_case_table_names`
     /// 1 or 2): `TRUNCATE Orders` then empties the captured `orders`.
     fold_case: bool,
+    /// The server stores names in lowercase (`lower_case_table_names=1`): the spelling of a
+    /// name a statement gives, for a table no name configures.
+    lowercase_names: bool,
     /// Tables left out although `tables` names them: a resumed snapshot's catch-up drops the
     /// events of tables it has not read yet, since their full read later contains them.
     excluded: HashSet<(String, String)>,
@@ -102,6 +105,7 @@ impl TableFilter {
             include: Vec::new(),
             exclude: Vec::new(),
             fold_case: false,
+            lowercase_names: false,
             excluded: HashSet::new(),
         }
     }
@@ -130,7 +134,15 @@ impl TableFilter {
         self
     }
 
-    /// Compares names as a server with `lower_case_table_names` ≠ 0 does: without case.
+    /// Compares names as a server with `lower_case_table_names` ≠ 0 does: without case; with
+    /// 1 the server also stores them in lowercase (with 2, as created).
+    pub(crate) fn with_lower_case_table_names(mut self, value: u8) -> Self {
+        self.fold_case = value != 0;
+        self.lowercase_names = value == 1;
+        self
+    }
+
+    /// Compares names without case (`lower_case_table_names` 2: stored as created).
     pub(crate) fn with_fold_case(mut self, fold: bool) -> Self {
         self.fold_case = fold;
         self
@@ -163,7 +175,7 @@ impl TableFilter {
     }
 
     fn stored(&self, name: &str) -> String {
-        match self.fold_case {
+        match self.lowercase_names {
             true => name.to_lowercase(),
             false => name.to_owned(),
         }
@@ -207,6 +219,15 @@ impl TableFilter {
     /// Whether `db` holds a table named in `tables` (or every table is captured).
     pub(crate) fn names_in(&self, db: &str) -> bool {
         self.everything() || self.tables.iter().any(|(s, _)| self.same(s, db))
+    }
+
+    /// Whether an include pattern can match tables of `db` (besides named tables).
+    pub(crate) fn patterns_in(&self, db: &str) -> bool {
+        !SYSTEM_SCHEMAS.contains(&db.to_ascii_lowercase().as_str())
+            && self
+                .include
+                .iter()
+                .any(|p| glob(&p.schema, db, self.fold_case))
     }
 
     /// Whether a captured table lives in `db`.
