@@ -75,6 +75,9 @@ const MINIMAL_IMAGE: &[&str] = &[
     "write-partial-row.binlog",
     "update-partial-row.binlog",
     "rpl_unfiltered_hidden_gcol.000001",
+    // MySQL 8 with binlog_row_value_options=PARTIAL_JSON: its partial update has a MINIMAL
+    // before image, so the diffs have no document to apply to.
+    "json.binlog.000001",
 ];
 
 #[test]

@@ -11,6 +11,10 @@
 
 use mysql_common::binlog::jsonb;
 
+/// The after image's value option that marks partial JSON updates (MySQL's
+/// `PARTIAL_JSON_UPDATES`).
+const PARTIAL_JSON_UPDATES: u64 = 1;
+
 use super::charset::{InvalidText, Text};
 use super::schema::{Charset, ColumnKind, TableSchema};
 use crate::event::Value;
@@ -76,6 +80,48 @@ impl<'a> RowReader<'a> {
         present: &dyn Fn(usize) -> bool,
         out: &mut Vec<Value>,
     ) -> Result<(), DecodeError> {
+        self.read_image_with(schema, present, out, None)
+    }
+
+    /// Reads the after image of a MySQL `PARTIAL_UPDATE_ROWS_EVENT`: its value options, then
+    /// (with PARTIAL_JSON_UPDATES) one bit per JSON column of the table, set when its value is
+    /// a list of diffs against `before` (see [`super::json_diff`]), then the image.
+    pub(crate) fn read_partial_after(
+        &mut self,
+        schema: &TableSchema,
+        present: &dyn Fn(usize) -> bool,
+        before: &[Value],
+        out: &mut Vec<Value>,
+    ) -> Result<(), DecodeError> {
+        let truncated = || DecodeError::Truncated {
+            table: schema.meta.qualified_name(),
+            column: 0,
+        };
+        let rest = self.buf.get(self.pos..).ok_or_else(truncated)?;
+        let (options, used) = super::compressed::lenenc(rest).ok_or_else(truncated)?;
+        self.pos += used;
+        let partial = match options & PARTIAL_JSON_UPDATES != 0 {
+            true => {
+                let json = schema
+                    .columns
+                    .iter()
+                    .filter(|k| matches!(k, ColumnKind::Json { .. }))
+                    .count();
+                Some(self.take(json.div_ceil(8)).ok_or_else(truncated)?)
+            }
+            false => None,
+        };
+        self.read_image_with(schema, present, out, partial.map(|bits| (bits, before)))
+    }
+
+    /// [`RowReader::read_image`], with `partial`: the partial-JSON bits and the before image.
+    fn read_image_with(
+        &mut self,
+        schema: &TableSchema,
+        present: &dyn Fn(usize) -> bool,
+        out: &mut Vec<Value>,
+        partial: Option<(&[u8], &[Value])>,
+    ) -> Result<(), DecodeError> {
         let n = schema.columns.len();
         let table = || schema.meta.qualified_name();
         let count = (0..n).filter(|&i| present(i)).count();
@@ -87,6 +133,7 @@ impl<'a> RowReader<'a> {
             })?;
         out.reserve(n);
         // Every column is present (checked below), so bit i of the null bitmap is column i.
+        let mut json_column = 0;
         for (i, kind) in schema.columns.iter().enumerate() {
             if !present(i) {
                 return Err(DecodeError::PartialImage {
@@ -94,9 +141,45 @@ impl<'a> RowReader<'a> {
                     column: i,
                 });
             }
+            // The partial bits count the table's JSON columns, null or not.
+            let diffs = match (kind, partial) {
+                (ColumnKind::Json { len_bytes }, Some((bits, before))) => {
+                    let j = json_column;
+                    json_column += 1;
+                    (bits.get(j / 8).is_some_and(|b| b & (1 << (j % 8)) != 0))
+                        .then_some((*len_bytes, before))
+                }
+                _ => None,
+            };
             let is_null = nulls[i / 8] & (1 << (i % 8)) != 0;
             if is_null {
                 out.push(Value::Null);
+                continue;
+            }
+            if let Some((len_bytes, before)) = diffs {
+                let invalid = |detail: String| DecodeError::Invalid {
+                    table: table(),
+                    column: i,
+                    detail,
+                };
+                let raw = self
+                    .length_prefixed(len_bytes)
+                    .map_err(|_| DecodeError::Truncated {
+                        table: table(),
+                        column: i,
+                    })?;
+                let doc =
+                    match before.get(i) {
+                        Some(Value::Json(doc)) => doc,
+                        _ => return Err(invalid(
+                            "a partial JSON update of a document the before image does not hold \
+                             (NULL or missing); the after image cannot be built"
+                                .into(),
+                        )),
+                    };
+                out.push(Value::Json(
+                    super::json_diff::apply_diffs(doc, raw).map_err(invalid)?,
+                ));
                 continue;
             }
             let v = self.read_value(kind).map_err(|e| match e {
@@ -672,6 +755,64 @@ fn decode_json(raw: &[u8]) -> Result<serde_json::Value, ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partial_json_after_image_applies_its_diffs_to_the_before_image() {
+        // (id INT, doc JSON, note JSON): FULL before image, then a partial after image whose
+        // value options set PARTIAL_JSON_UPDATES and whose bits mark `doc` (not `note`).
+        let schema = TableSchema {
+            meta: std::sync::Arc::new(crate::event::TableMeta {
+                schema: "db".into(),
+                table: "t".into(),
+                columns: vec!["id".into(), "doc".into(), "note".into()],
+                primary_key: vec![0],
+            }),
+            columns: vec![
+                ColumnKind::Long { unsigned: false },
+                ColumnKind::Json { len_bytes: 4 },
+                ColumnKind::Json { len_bytes: 4 },
+            ],
+        };
+        let all = |_: usize| true;
+        let json_col = |raw: &[u8]| {
+            let mut b = (raw.len() as u32).to_le_bytes().to_vec();
+            b.extend_from_slice(raw);
+            b
+        };
+        // Before: id 7, doc = int16 25 (binary JSON), note = int16 1.
+        let mut rows = vec![0b000];
+        rows.extend_from_slice(&7i32.to_le_bytes());
+        rows.extend(json_col(&[0x05, 25, 0]));
+        rows.extend(json_col(&[0x05, 1, 0]));
+        // After: value options 1, partial bits 0b01, nulls, id, doc as a REPLACE of `$` with
+        // 26, note as a whole document (int16 2).
+        rows.extend_from_slice(&[1, 0b01, 0b000]);
+        rows.extend_from_slice(&7i32.to_le_bytes());
+        rows.extend(json_col(&[0u8, 1, b'$', 3, 0x05, 26, 0]));
+        rows.extend(json_col(&[0x05, 2, 0]));
+        let mut r = RowReader::new(&rows);
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        r.read_image(&schema, &all, &mut before).unwrap();
+        r.read_partial_after(&schema, &all, &before, &mut after)
+            .unwrap();
+        assert!(r.is_empty());
+        assert_eq!(
+            after,
+            vec![
+                Value::Int(7),
+                Value::Json(serde_json::json!(26)),
+                Value::Json(serde_json::json!(2))
+            ]
+        );
+        // A diff against a NULL document cannot be applied: an error, not a guess.
+        let before_null = vec![Value::Int(7), Value::Null, Value::Null];
+        // The before image is 19 bytes: nulls 1, id 4, doc 4+3, note 4+3.
+        let mut r = RowReader::new(&rows[19..]);
+        let err = r
+            .read_partial_after(&schema, &all, &before_null, &mut Vec::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("partial JSON update"), "{err}");
+    }
 
     fn dec(raw: &[u8], p: u8, s: u8) -> String {
         match decode_decimal(raw, p, s) {

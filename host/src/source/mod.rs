@@ -13,6 +13,7 @@ pub(crate) mod failover;
 pub mod file;
 pub mod foreign_keys;
 pub(crate) mod gtid;
+pub(crate) mod json_diff;
 pub mod objects;
 pub(crate) mod processor;
 pub(crate) mod resets;

@@ -38,15 +38,6 @@ pub enum ProcessError {
         pos: u64,
     },
     #[error(
-        "{file}:{pos}: {what} are not supported yet; disable them on the server \
-         (binlog_row_value_options='') to capture this table"
-    )]
-    Unsupported {
-        what: &'static str,
-        file: String,
-        pos: u64,
-    },
-    #[error(
         "unsupported binlog event type {type_code} at {file}:{pos}: Sluice does not know whether \
          it changes rows, so it stops instead of skipping it. Report the event type and the server \
          version; a restart stops here again"
@@ -187,7 +178,7 @@ impl ProcessError {
     /// Whether this error refuses one event that is already written in the binlog, so that
     /// every restart stops at it again and only skipping its transaction (`sluice position
     /// skip`) gets past it: rows Sluice cannot decode faithfully, an unknown event type, a
-    /// statement-format write, an INCIDENT, partial JSON updates, a statement that resets a
+    /// statement-format write, an INCIDENT, a statement that resets a
     /// captured table, a possible foreign-key cascade. Not errors about the stream's state or
     /// Sluice's bounds (XA limits and bookkeeping, a definition newer than the rows, an unknown
     /// table id, a rollback after a published piece, a malformed event): skipping one
@@ -199,7 +190,6 @@ impl ProcessError {
                 | ProcessError::UnknownEvent { .. }
                 | ProcessError::StatementWrite { .. }
                 | ProcessError::Incident { .. }
-                | ProcessError::Unsupported { .. }
                 | ProcessError::TableReset { .. }
                 | ProcessError::Cascade { .. }
         )

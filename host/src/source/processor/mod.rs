@@ -414,12 +414,8 @@ impl Processor {
             et::MARIADB_WRITE_ROWS_COMPRESSED_V1..=et::MARIADB_DELETE_ROWS_COMPRESSED => {
                 self.compressed_rows(event, start)
             }
-            // MySQL partial JSON updates
-            et::PARTIAL_UPDATE_ROWS => Err(ProcessError::Unsupported {
-                what: "partial JSON updates",
-                file: self.file.to_string(),
-                pos: start,
-            }),
+            // MySQL partial JSON updates: the diffs are applied to the before image.
+            et::PARTIAL_UPDATE_ROWS => self.rows(event, start),
             // MySQL GTID / ANONYMOUS_GTID / GTID_TAGGED
             et::GTID | et::ANONYMOUS_GTID | et::GTID_TAGGED => {
                 if type_code == et::ANONYMOUS_GTID {

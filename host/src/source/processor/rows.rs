@@ -144,21 +144,16 @@ impl Processor {
             RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => Kind::Insert,
             RowsEventData::UpdateRowsEventV1(_) | RowsEventData::UpdateRowsEvent(_) => Kind::Update,
             RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => Kind::Delete,
-            RowsEventData::PartialUpdateRowsEvent(_) => {
-                return Err(ProcessError::Unsupported {
-                    what: "partial JSON updates",
-                    file: self.file.to_string(),
-                    pos: start,
-                })
-            }
+            RowsEventData::PartialUpdateRowsEvent(_) => Kind::Update,
         };
+        let partial_json = matches!(data, RowsEventData::PartialUpdateRowsEvent(_));
         let before_bits = data.columns_before_image();
         let after_bits = data.columns_after_image();
         let before_present = |i: usize| before_bits.is_none_or(|b| b.get(i).is_some_and(|x| *x));
         let after_present = |i: usize| after_bits.is_none_or(|b| b.get(i).is_some_and(|x| *x));
         let timestamp = event.header().timestamp();
         self.push_rows(
-            kind,
+            (kind, partial_json),
             data.table_id(),
             &before_present,
             &after_present,
@@ -223,7 +218,7 @@ impl Processor {
         let after_present = |i: usize| bit(after, i);
         let timestamp = event.header().timestamp();
         self.push_rows(
-            kind,
+            (kind, false),
             table_id,
             &before_present,
             &after_present,
@@ -233,11 +228,12 @@ impl Processor {
         )
     }
 
-    /// Decodes the rows of one rows event into the open group's batch.
+    /// Decodes the rows of one rows event into the open group's batch. `kind.1`: a MySQL
+    /// PARTIAL_UPDATE_ROWS_EVENT, whose after images may hold JSON diffs.
     #[allow(clippy::too_many_arguments)]
     fn push_rows(
         &mut self,
-        kind: Kind,
+        (kind, partial_json): (Kind, bool),
         table_id: u64,
         before_present: &dyn Fn(usize) -> bool,
         after_present: &dyn Fn(usize) -> bool,
@@ -296,9 +292,16 @@ impl Processor {
                     reader
                         .read_image(&schema, before_present, &mut before)
                         .map_err(at)?;
-                    reader
-                        .read_image(&schema, after_present, &mut self.scratch)
-                        .map_err(at)?;
+                    match partial_json {
+                        true => reader.read_partial_after(
+                            &schema,
+                            after_present,
+                            &before,
+                            &mut self.scratch,
+                        ),
+                        false => reader.read_image(&schema, after_present, &mut self.scratch),
+                    }
+                    .map_err(at)?;
                     (before, std::mem::take(&mut self.scratch))
                 }
             };
