@@ -127,6 +127,27 @@ pub(crate) struct Processor {
     xa_watch: Option<XaWatch>,
 }
 
+/// Whether an event's CRC32 (when the server writes one: `binlog_checksum=CRC32`) disagrees
+/// with its bytes; `None` when it agrees or the event carries none (events inside a compressed
+/// transaction, servers without checksums).
+fn checksum_mismatch(event: &Event) -> Option<String> {
+    use mysql_common::binlog::consts::BinlogChecksumAlg;
+    let footer = event.footer();
+    let alg = footer.get_checksum_alg().ok().flatten()?;
+    if alg != BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_CRC32 || !footer.get_checksum_enabled() {
+        return None;
+    }
+    let stored = u32::from_le_bytes(event.checksum()?);
+    let computed = event.calc_checksum(alg);
+    (stored != computed).then(|| {
+        format!(
+            "the event's CRC32 is {stored:#010x} but its bytes give {computed:#010x}: the binlog \
+             is corrupt here (check the server's disk and binlog; a replica of it may hold a \
+             good copy)"
+        )
+    })
+}
+
 /// XA transactions seen by a stream that starts at a snapshot's point (see `xa`).
 #[derive(Debug, Default)]
 struct XaWatch {
@@ -299,6 +320,16 @@ impl Processor {
     pub(crate) fn handle(&mut self, event: &Event) -> Result<Step, ProcessError> {
         let header = event.header();
         let type_code = header.event_type_raw();
+        // A corrupt event never reaches a parser: some size a parser trusts (a count of GTID
+        // ranges, of ENUM labels, of JSON elements) could make it allocate without bound.
+        if let Some(detail) = checksum_mismatch(event) {
+            return Err(ProcessError::Malformed {
+                what: "event (its checksum)",
+                file: self.file.to_string(),
+                pos: u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size())),
+                detail,
+            });
+        }
         // Inside a compressed payload, each event must be the next one Sluice found in it.
         let mut payload_last = false;
         if type_code != et::TRANSACTION_PAYLOAD {
