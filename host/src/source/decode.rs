@@ -100,6 +100,15 @@ impl<'a> RowReader<'a> {
         let rest = self.buf.get(self.pos..).ok_or_else(truncated)?;
         let (options, used) = super::compressed::lenenc(rest).ok_or_else(truncated)?;
         self.pos += used;
+        // MySQL refuses any other option as a corrupt event: one Sluice does not know may
+        // change the layout.
+        if options & !PARTIAL_JSON_UPDATES != 0 {
+            return Err(DecodeError::Invalid {
+                table: schema.meta.qualified_name(),
+                column: 0,
+                detail: format!("unknown row value options {options:#x} in a partial update"),
+            });
+        }
         let partial = match options & PARTIAL_JSON_UPDATES != 0 {
             true => {
                 let json = schema
@@ -760,6 +769,7 @@ mod tests {
     fn a_partial_json_after_image_applies_its_diffs_to_the_before_image() {
         // (id INT, doc JSON, note JSON): FULL before image, then a partial after image whose
         // value options set PARTIAL_JSON_UPDATES and whose bits mark `doc` (not `note`).
+        // `doc` is `[25]`: a small array holding the int16 25 inline.
         let schema = TableSchema {
             meta: std::sync::Arc::new(crate::event::TableMeta {
                 schema: "db".into(),
@@ -779,16 +789,16 @@ mod tests {
             b.extend_from_slice(raw);
             b
         };
-        // Before: id 7, doc = int16 25 (binary JSON), note = int16 1.
+        // Before: id 7, doc = [25] (binary JSON), note = int16 1.
         let mut rows = vec![0b000];
         rows.extend_from_slice(&7i32.to_le_bytes());
-        rows.extend(json_col(&[0x05, 25, 0]));
+        rows.extend(json_col(&[0x02, 1, 0, 7, 0, 0x05, 25, 0]));
         rows.extend(json_col(&[0x05, 1, 0]));
-        // After: value options 1, partial bits 0b01, nulls, id, doc as a REPLACE of `$` with
-        // 26, note as a whole document (int16 2).
+        // After: value options 1, partial bits 0b01, nulls, id, doc as a REPLACE of `$[0]`
+        // with 26, note as a whole document (int16 2).
         rows.extend_from_slice(&[1, 0b01, 0b000]);
         rows.extend_from_slice(&7i32.to_le_bytes());
-        rows.extend(json_col(&[0u8, 1, b'$', 3, 0x05, 26, 0]));
+        rows.extend(json_col(&[0u8, 4, b'$', b'[', b'0', b']', 3, 0x05, 26, 0]));
         rows.extend(json_col(&[0x05, 2, 0]));
         let mut r = RowReader::new(&rows);
         let (mut before, mut after) = (Vec::new(), Vec::new());
@@ -800,14 +810,14 @@ mod tests {
             after,
             vec![
                 Value::Int(7),
-                Value::Json(serde_json::json!(26)),
+                Value::Json(serde_json::json!([26])),
                 Value::Json(serde_json::json!(2))
             ]
         );
         // A diff against a NULL document cannot be applied: an error, not a guess.
         let before_null = vec![Value::Int(7), Value::Null, Value::Null];
-        // The before image is 19 bytes: nulls 1, id 4, doc 4+3, note 4+3.
-        let mut r = RowReader::new(&rows[19..]);
+        // The before image is 24 bytes: nulls 1, id 4, doc 4+8, note 4+3.
+        let mut r = RowReader::new(&rows[24..]);
         let err = r
             .read_partial_after(&schema, &all, &before_null, &mut Vec::new())
             .unwrap_err();

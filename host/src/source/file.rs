@@ -82,7 +82,16 @@ pub fn read_binlog_file(path: &Path, filter: TableFilter) -> Result<Vec<Batch>, 
         }
         Ok(())
     };
-    while let Some(ev) = binlog.next() {
+    loop {
+        // `mysql_common` panics on some corrupt headers (an event too short for its checksum):
+        // that is an unreadable event here, not a crash of the tool reading the file.
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| binlog.next()))
+            .unwrap_or_else(|_| {
+                Some(Err(std::io::Error::other(
+                    "the event's header is corrupt: it cannot be framed",
+                )))
+            });
+        let Some(ev) = next else { break };
         let ev = ev.map_err(|source| FileError::Event {
             path: name.clone(),
             events: count,

@@ -16,11 +16,28 @@ use mysql_common::binlog::jsonb;
 use mysql_common::binlog::jsondiff::{JsonDiff, JsonDiffOperation};
 use serde_json::Value as Json;
 
-/// One step of a JSON path: an object member or an array element.
+/// One step of a JSON path: an object member, an array element, or an element counted from
+/// the end (`[last]` is `FromEnd(0)`, `[last-2]` is `FromEnd(2)`: MySQL logs the path as the
+/// statement wrote it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
     Member(String),
     Index(usize),
+    FromEnd(usize),
+}
+
+impl Step {
+    /// The array position this step names in an array of `len` elements (MySQL's
+    /// `first_array_index`): `None` for a member, or an element counted from the end of an
+    /// array too short for it (position 0 for an INSERT, `insert` true).
+    fn position(&self, len: usize, insert: bool) -> Option<usize> {
+        match self {
+            Step::Member(_) => None,
+            Step::Index(i) => Some(*i),
+            Step::FromEnd(n) if *n < len => Some(len - 1 - n),
+            Step::FromEnd(_) => insert.then_some(0),
+        }
+    }
 }
 
 /// Applies the diffs of one column (`raw`: the column's bytes in the after image, one diff
@@ -72,49 +89,52 @@ fn apply(
 ) -> Result<(), String> {
     let steps = parse_path(path)?;
     let missing = || format!("{op:?} at {path}: the path is not in the before image's document");
-    let Some((last, parents)) = steps.split_last() else {
-        // `$`: the whole document.
-        return match (op, value) {
-            (JsonDiffOperation::REPLACE, Some(v)) => {
-                *doc = v;
-                Ok(())
-            }
-            _ => Err(format!("{op:?} of the whole document ({path})")),
-        };
-    };
+    // MySQL never logs a diff of the whole document (it logs the document instead).
+    let (last, parents) = steps
+        .split_last()
+        .ok_or_else(|| format!("{op:?} of the whole document ({path})"))?;
     let mut parent = &mut *doc;
     for s in parents {
         parent = match (s, parent) {
             (Step::Member(k), Json::Object(m)) => m.get_mut(k).ok_or_else(missing)?,
-            (Step::Index(i), Json::Array(a)) => a.get_mut(*i).ok_or_else(missing)?,
+            (s, Json::Array(a)) => {
+                let i = s.position(a.len(), false).ok_or_else(missing)?;
+                a.get_mut(i).ok_or_else(missing)?
+            }
             _ => return Err(missing()),
         };
     }
+    let insert = op == JsonDiffOperation::INSERT;
     match (op, last, parent, value) {
         (JsonDiffOperation::REPLACE, Step::Member(k), Json::Object(m), Some(v)) => {
             *m.get_mut(k).ok_or_else(missing)? = v;
-        }
-        (JsonDiffOperation::REPLACE, Step::Index(i), Json::Array(a), Some(v)) => {
-            *a.get_mut(*i).ok_or_else(missing)? = v;
         }
         (JsonDiffOperation::INSERT, Step::Member(k), Json::Object(m), Some(v)) => {
             if m.contains_key(k) {
                 return Err(format!("INSERT at {path}: the member exists already"));
             }
             m.insert(k.clone(), v);
-        }
-        (JsonDiffOperation::INSERT, Step::Index(i), Json::Array(a), Some(v)) => {
-            let at = (*i).min(a.len());
-            a.insert(at, v);
+            // Members in the order a whole document decodes to (sorted), so an update reads
+            // the same whether MySQL logged a diff or the document.
+            m.sort_keys();
         }
         (JsonDiffOperation::REMOVE, Step::Member(k), Json::Object(m), None) => {
-            m.remove(k).ok_or_else(missing)?;
+            m.shift_remove(k).ok_or_else(missing)?;
         }
-        (JsonDiffOperation::REMOVE, Step::Index(i), Json::Array(a), None) => {
-            if *i >= a.len() {
+        (JsonDiffOperation::REPLACE, s, Json::Array(a), Some(v)) => {
+            let i = s.position(a.len(), insert).ok_or_else(missing)?;
+            *a.get_mut(i).ok_or_else(missing)? = v;
+        }
+        (JsonDiffOperation::INSERT, s, Json::Array(a), Some(v)) => {
+            let i = s.position(a.len(), insert).ok_or_else(missing)?;
+            a.insert(i.min(a.len()), v);
+        }
+        (JsonDiffOperation::REMOVE, s, Json::Array(a), None) => {
+            let i = s.position(a.len(), insert).ok_or_else(missing)?;
+            if i >= a.len() {
                 return Err(missing());
             }
-            a.remove(*i);
+            a.remove(i);
         }
         _ => return Err(missing()),
     }
@@ -145,15 +165,30 @@ fn parse_path(path: &str) -> Result<Vec<Step>, String> {
                             Some('"') => break,
                             Some('\\') => {
                                 let c = chars.get(i + 1).ok_or_else(|| bad("a lone `\\`"))?;
+                                i += 2;
                                 key.push(match c {
                                     'n' => '\n',
                                     't' => '\t',
                                     'r' => '\r',
                                     'b' => '\u{8}',
                                     'f' => '\u{c}',
-                                    other => *other,
+                                    '"' | '\\' | '/' => *c,
+                                    'u' => {
+                                        let hex: String = chars
+                                            .get(i..i + 4)
+                                            .unwrap_or_default()
+                                            .iter()
+                                            .collect();
+                                        i += 4;
+                                        u32::from_str_radix(&hex, 16)
+                                            .ok()
+                                            .and_then(char::from_u32)
+                                            .ok_or_else(|| {
+                                                bad("a `\\u` escape that is not a character")
+                                            })?
+                                    }
+                                    _ => return Err(bad("an unknown escape")),
                                 });
-                                i += 2;
                             }
                             Some(c) => {
                                 key.push(*c);
@@ -181,11 +216,19 @@ fn parse_path(path: &str) -> Result<Vec<Step>, String> {
                     .position(|&c| c == ']')
                     .ok_or_else(|| bad("an unterminated `[`"))?;
                 let text: String = chars[i + 1..i + end].iter().collect();
-                let index = text
-                    .trim()
-                    .parse::<usize>()
-                    .map_err(|_| bad("an array index that is not a number"))?;
-                steps.push(Step::Index(index));
+                let text = text.trim();
+                let not_index = || bad("an array index that is neither a number nor `last[-N]`");
+                let step = match text.strip_prefix("last") {
+                    Some("") => Step::FromEnd(0),
+                    Some(rest) => Step::FromEnd(
+                        rest.trim()
+                            .strip_prefix('-')
+                            .and_then(|n| n.trim().parse().ok())
+                            .ok_or_else(not_index)?,
+                    ),
+                    None => Step::Index(text.parse().map_err(|_| not_index())?),
+                };
+                steps.push(step);
                 i += end + 1;
             }
             _ => return Err(bad("an unexpected character")),
@@ -220,7 +263,23 @@ mod tests {
             parse_path("$.\"q\\\"x\"").unwrap(),
             vec![Step::Member("q\"x".into())]
         );
-        for bad in ["a.b", "$.*", "$[last]", "$[1", "$.\"open"] {
+        assert_eq!(
+            parse_path("$.\"a\\u0001b\"[last][last - 2]").unwrap(),
+            vec![
+                Step::Member("a\u{1}b".into()),
+                Step::FromEnd(0),
+                Step::FromEnd(2)
+            ]
+        );
+        for bad in [
+            "a.b",
+            "$.*",
+            "$[1 to 3]",
+            "$[1",
+            "$.\"open",
+            "$.\"\\q\"",
+            "$[last+1]",
+        ] {
             assert!(parse_path(bad).is_err(), "{bad}");
         }
     }
@@ -258,10 +317,26 @@ mod tests {
             run(doc.clone(), REMOVE, "$.o.x", None).unwrap()["o"],
             json!({})
         );
+        // Counted from the end, as the statement wrote it.
         assert_eq!(
-            run(doc.clone(), REPLACE, "$", Some(json!([1]))).unwrap(),
+            run(doc.clone(), REMOVE, "$.l[last]", None).unwrap()["l"],
+            json!([1, 2])
+        );
+        assert_eq!(
+            run(doc.clone(), REPLACE, "$.l[last-2]", Some(json!(0))).unwrap()["l"],
+            json!([0, 2, 3])
+        );
+        assert_eq!(
+            run(json!([]), INSERT, "$[last]", Some(json!(1))).unwrap(),
             json!([1])
         );
+        // Members keep the order a whole document decodes to.
+        let out = run(json!({"a": 1, "c": 3}), INSERT, "$.b", Some(json!(2))).unwrap();
+        let keys: Vec<&String> = out.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        let out = run(json!({"a": 1, "b": 2, "c": 3}), REMOVE, "$.a", None).unwrap();
+        let keys: Vec<&String> = out.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["b", "c"]);
         // What does not apply is an error, never a guess.
         for (op, path, v) in [
             (REPLACE, "$.missing", Some(json!(1))),
@@ -271,6 +346,8 @@ mod tests {
             (REMOVE, "$.l[3]", None),
             (REMOVE, "$.a.b", None),
             (REMOVE, "$", None),
+            (REPLACE, "$", Some(json!(1))),
+            (REPLACE, "$.l[last-3]", Some(json!(1))),
         ] {
             assert!(run(doc.clone(), op, path, v).is_err(), "{op:?} {path}");
         }

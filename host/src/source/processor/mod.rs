@@ -322,11 +322,18 @@ impl Processor {
         let type_code = header.event_type_raw();
         // A corrupt event never reaches a parser: some size a parser trusts (a count of GTID
         // ranges, of ENUM labels, of JSON elements) could make it allocate without bound.
-        if let Some(detail) = checksum_mismatch(event) {
+        if let Some(mut detail) = checksum_mismatch(event) {
+            let end = u64::from(header.log_pos());
+            if end == 0 {
+                detail.push_str(&format!(
+                    " (an artificial event of type {type_code}, which has no offset of its own)"
+                ));
+            }
+            let pos = end.saturating_sub(u64::from(header.event_size()));
             return Err(ProcessError::Malformed {
                 what: "event (its checksum)",
                 file: self.file.to_string(),
-                pos: u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size())),
+                pos,
                 detail,
             });
         }
