@@ -136,7 +136,10 @@ impl TableKinds {
             self.sequences.extend(read.sequences);
             self.versioned.extend(read.versioned);
         }
-        self.known.get_or_insert_with(HashSet::new).insert(table);
+        // Untracked kinds (a file read offline) stay untracked.
+        if let Some(k) = self.known.as_mut() {
+            k.insert(table);
+        }
     }
 
     /// Forgets what is known of tables a statement dropped, renamed or replaced: a table that
