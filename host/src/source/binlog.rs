@@ -674,12 +674,13 @@ pub(crate) async fn stream(
         mariadb,
         by_gtid,
     } = open_replica_stream(cfg, &start, Request::ByGtid).await?;
-    tracing::info!(position = %start, mariadb, by_gtid, "streaming the binlog");
-
     let mut driver = Driver::new(cfg, filter, &start, limits).await?;
     if by_gtid {
         driver.processor = driver.processor.with_file_from_stream();
     }
+    // Logged once the stream's scope (the tables and kinds of now) is read: a table created
+    // after this line is one the stream learns of as it goes.
+    tracing::info!(position = %start, mariadb, by_gtid, "streaming the binlog");
     let mut stopping = *stop.borrow();
     let mut first = true;
     // Where the last event read ended, for an error the server sends mid-stream.

@@ -135,6 +135,11 @@ pub(crate) trait Scope {
 pub(crate) fn classify(sql: &str, default_db: &str, scope: &dyn Scope) -> Verdict {
     let statements = match Parser::parse_sql(&MySqlDialect {}, sql) {
         Ok(s) => s,
+        // A plain CREATE TABLE (not OR REPLACE) adds a table and touches no existing row (the
+        // rows of a CREATE … SELECT are row events), whatever clause the parser cannot read
+        // (`WITH SYSTEM VERSIONING`): a table that existed by that name would have made it
+        // fail, and a failed statement is not logged.
+        Err(_) if creates_a_table(sql) => return Verdict::Keeps,
         Err(e) => {
             return match scope.mention(sql, default_db) {
                 Some(table) => Verdict::NotUnderstood {
@@ -426,6 +431,20 @@ fn custom_type(op: &AlterTableOperation) -> bool {
         Op::ModifyColumn { data_type, .. } | Op::ChangeColumn { data_type, .. } => {
             unknown(data_type)
         }
+        _ => false,
+    }
+}
+
+/// `CREATE [TEMPORARY] TABLE …`, read by its first words (not `CREATE OR REPLACE`).
+fn creates_a_table(sql: &str) -> bool {
+    let mut words = sql.split_whitespace();
+    let is = |w: Option<&str>, k: &str| w.is_some_and(|w| w.eq_ignore_ascii_case(k));
+    if !is(words.next(), "CREATE") {
+        return false;
+    }
+    match words.next() {
+        w if is(w, "TABLE") => true,
+        w if is(w, "TEMPORARY") => is(words.next(), "TABLE"),
         _ => false,
     }
 }
