@@ -479,12 +479,7 @@ async fn a_lost_state_directory_recovers_from_the_tables_own_topics() -> anyhow:
         1
     );
     sluice.stop()?;
-    for e in std::fs::read_dir(p.state_dir())? {
-        let e = e?;
-        if !e.file_name().to_string_lossy().ends_with(".toml") && e.file_type()?.is_file() {
-            std::fs::remove_file(e.path())?;
-        }
-    }
+    p.lose_state()?;
     p.sql("INSERT INTO {t}_db.a VALUES (3)").await?;
     p.sql("INSERT INTO {t}_db.b VALUES (2)").await?;
     let sluice = p.cfg.start()?;

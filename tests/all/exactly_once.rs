@@ -581,21 +581,6 @@ async fn kills_with_routed_topics_lose_and_repeat_nothing() -> anyhow::Result<()
     Ok(())
 }
 
-/// Deletes everything in the state directory but the config: a new machine.
-fn lose_state(p: &Pipeline) -> anyhow::Result<()> {
-    for e in std::fs::read_dir(p.state_dir())? {
-        let e = e?;
-        if !e.file_name().to_string_lossy().ends_with(".toml") {
-            if e.file_type()?.is_dir() {
-                std::fs::remove_dir_all(e.path())?;
-            } else {
-                std::fs::remove_file(e.path())?;
-            }
-        }
-    }
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_state_directory_resumes_from_kafka() -> anyhow::Result<()> {
     let mut p = TestPipeline::new("eo_stateless")
@@ -613,7 +598,7 @@ async fn an_empty_state_directory_resumes_from_kafka() -> anyhow::Result<()> {
     // Killed with nothing saved since the snapshot (positions are saved once a minute), then the
     // state directory is lost: a new machine.
     sluice.kill9()?;
-    lose_state(&p)?;
+    p.lose_state()?;
     insert_ids(&mut p, 301..=400).await?;
     let sluice = p.start()?;
     assert!(
@@ -966,7 +951,7 @@ async fn snapshot_kills(
         sluice.kill9()?;
         kills += 1;
         if state_lost {
-            lose_state(&p)?;
+            p.lose_state()?;
         }
         if done {
             break;

@@ -344,6 +344,21 @@ impl Pipeline {
     pub fn state_dir(&self) -> &Path {
         self.state.path()
     }
+
+    /// Empties the state directory but for the config files (`*.toml`): a new machine.
+    pub fn lose_state(&self) -> Result<()> {
+        for e in std::fs::read_dir(self.state_dir())? {
+            let e = e?;
+            if !e.file_name().to_string_lossy().ends_with(".toml") {
+                if e.file_type()?.is_dir() {
+                    std::fs::remove_dir_all(e.path())?;
+                } else {
+                    std::fs::remove_file(e.path())?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How one `sluice` process is configured.

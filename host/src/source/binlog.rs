@@ -540,10 +540,7 @@ impl Driver {
                 Step::Continue => return Ok(None),
                 Step::Emit => return Ok(Some(self.processor.take_batch())),
                 Step::NeedCatalog { schema, table } => {
-                    if self.catalog_conn.is_none() {
-                        self.catalog_conn = Some(connect(&self.cfg).await?);
-                    }
-                    let c = self.catalog_conn.as_mut().expect("connected above");
+                    let c = catalog_conn(&mut self.catalog_conn, &self.cfg).await?;
                     let info = fetch_catalog(c, &schema, &table).await?;
                     let defined = definition_time(c, &schema, &table).await?;
                     tracing::debug!(%schema, %table, columns = info.columns.len(), "read table metadata from information_schema");
@@ -554,10 +551,7 @@ impl Driver {
                     self.processor.provide_catalog(schema, table, info);
                 }
                 Step::NeedKind { schema, table } => {
-                    if self.catalog_conn.is_none() {
-                        self.catalog_conn = Some(connect(&self.cfg).await?);
-                    }
-                    let c = self.catalog_conn.as_mut().expect("connected above");
+                    let c = catalog_conn(&mut self.catalog_conn, &self.cfg).await?;
                     let name = (schema.clone(), table.clone());
                     let read = super::objects::table_kinds(c, std::slice::from_ref(&name))
                         .await
@@ -603,6 +597,17 @@ impl Driver {
             let _ = c.disconnect().await;
         }
     }
+}
+
+/// The driver's catalog connection, opened at its first use.
+async fn catalog_conn<'a>(
+    slot: &'a mut Option<Conn>,
+    cfg: &MysqlConfig,
+) -> Result<&'a mut Conn, SourceError> {
+    if slot.is_none() {
+        *slot = Some(connect(cfg).await?);
+    }
+    Ok(slot.as_mut().expect("connected above"))
 }
 
 /// Whether a server error 1236 on the first request says that the requested file is not there

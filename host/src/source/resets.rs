@@ -184,20 +184,8 @@ pub(crate) fn classify(sql: &str, default_db: &str, scope: &dyn Scope) -> Verdic
                 ObjectType::Table if !*temporary => {
                     let tables: Vec<TableName> =
                         names.iter().map(name).filter(|n| captured(n)).collect();
-                    let what = "DROP TABLE removes the table and its rows";
-                    match tables.iter().all(|n| scope.follows(&n.0, &n.1)) {
-                        _ if tables.is_empty() => None,
-                        true => Some(Verdict::Membership {
-                            left: tables,
-                            entered: Vec::new(),
-                            swapped: Vec::new(),
-                            what: what.into(),
-                        }),
-                        false => Some(Verdict::Reset {
-                            tables,
-                            what: what.into(),
-                        }),
-                    }
+                    let follow = tables.iter().all(|n| scope.follows(&n.0, &n.1));
+                    dropped(tables, follow, "DROP TABLE removes the table and its rows")
                 }
                 ObjectType::Schema | ObjectType::Database => {
                     let dbs: Vec<String> = names
@@ -205,25 +193,16 @@ pub(crate) fn classify(sql: &str, default_db: &str, scope: &dyn Scope) -> Verdic
                         .filter_map(last_part)
                         .filter(|db| scope.captures_in(db))
                         .collect();
-                    let named = dbs.iter().any(|db| scope.names_in(db));
+                    let follow = !dbs.iter().any(|db| scope.names_in(db));
                     let tables: Vec<TableName> = dbs
                         .into_iter()
                         .map(|db| (scope.canonical_db(db), "*".to_owned()))
                         .collect();
-                    let what = "DROP DATABASE drops the captured tables in it";
-                    match named {
-                        _ if tables.is_empty() => None,
-                        false => Some(Verdict::Membership {
-                            left: tables,
-                            entered: Vec::new(),
-                            swapped: Vec::new(),
-                            what: what.into(),
-                        }),
-                        true => Some(Verdict::Reset {
-                            tables,
-                            what: what.into(),
-                        }),
-                    }
+                    dropped(
+                        tables,
+                        follow,
+                        "DROP DATABASE drops the captured tables in it",
+                    )
                 }
                 _ => None,
             },
@@ -256,6 +235,26 @@ pub(crate) fn classify(sql: &str, default_db: &str, scope: &dyn Scope) -> Verdic
     } else {
         Verdict::Swap(swaps)
     }
+}
+
+/// Captured names a DROP removes: they leave the capture set when patterns chose every one of
+/// them (`follow`), else it is a whole-table reset. `None` when none is captured.
+fn dropped(tables: Vec<TableName>, follow: bool, what: &str) -> Option<Verdict> {
+    if tables.is_empty() {
+        return None;
+    }
+    Some(match follow {
+        true => Verdict::Membership {
+            left: tables,
+            entered: Vec::new(),
+            swapped: Vec::new(),
+            what: what.into(),
+        },
+        false => Verdict::Reset {
+            tables,
+            what: what.into(),
+        },
+    })
 }
 
 /// ALTER TABLE: the operations known to keep the rows pass; a rename goes through [`renames`].

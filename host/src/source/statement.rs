@@ -189,23 +189,12 @@ impl Processor {
         let event_mode = self.reset_policy == ResetPolicy::Event;
         let scope = StreamScope {
             filter: &self.filter,
-            known: self.kinds.known.as_ref(),
-            sequences: &self.kinds.sequences,
+            kinds: &self.kinds,
         };
         let (table, what) = match resets::classify(sql, schema, &scope) {
             Verdict::Keeps => return Ok(()),
             Verdict::Swap(pairs) => {
-                self.kinds.forget(pairs.iter().flat_map(|(o, n)| [o, n]));
-                let renames: Vec<String> = pairs
-                    .iter()
-                    .map(|(o, n)| format!("{}.{} -> {}.{}", o.0, o.1, n.0, n.1))
-                    .collect();
-                tracing::info!(
-                    position = %format!("{}:{start}", self.file),
-                    renames = %renames.join(", "),
-                    "an atomic RENAME swapped a captured table (online schema change): the new \
-                     table takes the captured name, and its rows are taken as the old table's"
-                );
+                self.swapped(&pairs, start);
                 return Ok(());
             }
             // A whole database whose captured tables patterns chose goes (`DROP DATABASE`):
@@ -316,16 +305,7 @@ impl Processor {
         let position = format!("{}:{start}", self.file);
         let name = |t: &resets::TableName| format!("{}.{}", t.0, t.1);
         if !swapped.is_empty() {
-            let renames: Vec<String> = swapped
-                .iter()
-                .map(|(o, n)| format!("{} -> {}", name(o), name(n)))
-                .collect();
-            tracing::info!(
-                %position,
-                renames = %renames.join(", "),
-                "an atomic RENAME swapped a captured table: the new table takes the captured \
-                 name, and its rows are taken as the old table's"
-            );
+            self.swapped(swapped, start);
         }
         for t in left {
             let table = match t.1.as_str() {
@@ -365,9 +345,23 @@ impl Processor {
         }
         // A table that now holds one of these names has its kind (system-versioned,
         // sequence) read again at its first row.
-        self.kinds.forget(
-            left.iter()
-                .chain(entered.iter().chain(swapped).flat_map(|(o, n)| [o, n])),
+        self.kinds
+            .forget(left.iter().chain(entered.iter().flat_map(|(o, n)| [o, n])));
+    }
+
+    /// An atomic RENAME swapped captured names (an online schema change): logged, and the
+    /// kinds of the names are read again, since other tables now hold them.
+    fn swapped(&mut self, pairs: &[(resets::TableName, resets::TableName)], start: u64) {
+        self.kinds.forget(pairs.iter().flat_map(|(o, n)| [o, n]));
+        let renames: Vec<String> = pairs
+            .iter()
+            .map(|(o, n)| format!("{}.{} -> {}.{}", o.0, o.1, n.0, n.1))
+            .collect();
+        tracing::info!(
+            position = %format!("{}:{start}", self.file),
+            renames = %renames.join(", "),
+            "an atomic RENAME swapped a captured table (online schema change): the new table \
+             takes the captured name, and its rows are taken as the old table's"
         );
     }
 
@@ -444,7 +438,7 @@ impl Processor {
                 "(every table is captured; default schema `{schema}`)"
             ));
         }
-        let named = Scope::mention(&self.filter, sql, schema);
+        let named = named_mention(&self.filter, sql);
         if !self.filter.has_patterns() {
             return named;
         }
@@ -526,9 +520,9 @@ fn statement_schemas(sql: &str, default_db: &str) -> Vec<String> {
 /// parser cannot read stops when it names one of them, not only a named table.
 struct StreamScope<'a> {
     filter: &'a TableFilter,
-    known: Option<&'a HashSet<(String, String)>>,
-    /// Sequences: their DDL (`ALTER SEQUENCE`, which the parser cannot read) touches no row.
-    sequences: &'a HashSet<(String, String)>,
+    /// `known`: the tables whose kind was read. `sequences`: their DDL (`ALTER SEQUENCE`,
+    /// which the parser cannot read) touches no row.
+    kinds: &'a TableKinds,
 }
 
 impl Scope for StreamScope<'_> {
@@ -557,8 +551,13 @@ impl Scope for StreamScope<'_> {
     }
 
     fn mention(&self, sql: &str, default_db: &str) -> Option<String> {
-        let named = Scope::mention(self.filter, sql, default_db);
-        let Some(known) = self.known.filter(|_| self.filter.has_patterns()) else {
+        let named = named_mention(self.filter, sql);
+        let Some(known) = self
+            .kinds
+            .known
+            .as_ref()
+            .filter(|_| self.filter.has_patterns())
+        else {
             return named;
         };
         let words = statement_words(sql);
@@ -566,7 +565,7 @@ impl Scope for StreamScope<'_> {
         let mut hits: Vec<String> = known
             .iter()
             .filter(|(s, t)| {
-                !self.sequences.contains(&(s.clone(), t.clone()))
+                !self.kinds.sequences.contains(&(s.clone(), t.clone()))
                     && words.contains(&t.to_lowercase())
                     && schemas.iter().any(|d| d.eq_ignore_ascii_case(s))
                     && self.filter.by_pattern(s, t)
@@ -580,48 +579,23 @@ impl Scope for StreamScope<'_> {
     }
 }
 
-impl Scope for TableFilter {
-    fn captures(&self, schema: &str, table: &str) -> bool {
-        TableFilter::captures(self, schema, table)
+/// The named tables (not those patterns match) a statement's words may name, or every table
+/// when all are captured. Bare words, and backquoted names whole (a name with `-` or a space
+/// can only be written backquoted). Words inside string literals count too: a false alarm
+/// stops the stream, a missed write would lose rows.
+fn named_mention(filter: &TableFilter, sql: &str) -> Option<String> {
+    if filter.everything() {
+        return Some("(every table is captured)".to_owned());
     }
-
-    fn captures_in(&self, schema: &str) -> bool {
-        TableFilter::captures_in(self, schema)
-    }
-
-    fn follows(&self, schema: &str, table: &str) -> bool {
-        TableFilter::by_pattern(self, schema, table)
-    }
-
-    fn names_in(&self, schema: &str) -> bool {
-        TableFilter::names_in(self, schema)
-    }
-
-    fn canonical(&self, name: resets::TableName) -> resets::TableName {
-        TableFilter::canonical(self, &name.0, &name.1)
-    }
-
-    fn canonical_db(&self, db: String) -> String {
-        TableFilter::canonical_db(self, &db)
-    }
-
-    fn mention(&self, sql: &str, _default_db: &str) -> Option<String> {
-        if self.everything() {
-            return Some("(every table is captured)".to_owned());
-        }
-        // Bare words, and backquoted names whole (a name with `-` or a space can only be
-        // written backquoted). Words inside string literals count too: a false alarm stops the
-        // stream, a missed write would lose rows.
-        let words = statement_words(sql);
-        let mut hits: Vec<String> = self
-            .tables
-            .iter()
-            .filter(|(_, t)| words.contains(&t.to_lowercase()))
-            .map(|(s, t)| format!("{s}.{t}"))
-            .collect();
-        hits.sort();
-        (!hits.is_empty()).then(|| hits.join(", "))
-    }
+    let words = statement_words(sql);
+    let mut hits: Vec<String> = filter
+        .tables
+        .iter()
+        .filter(|(_, t)| words.contains(&t.to_lowercase()))
+        .map(|(s, t)| format!("{s}.{t}"))
+        .collect();
+    hits.sort();
+    (!hits.is_empty()).then(|| hits.join(", "))
 }
 
 /// Every word of a statement that could name a table (lowercase): bare words, and backquoted
@@ -794,8 +768,17 @@ mod tests {
 
     #[test]
     fn names_fold_only_where_the_server_ignores_case() {
-        let exact = TableFilter::new([("shop".to_owned(), "orders".to_owned())]);
-        let folded = exact.clone().with_fold_case(true);
+        let exact_filter = TableFilter::new([("shop".to_owned(), "orders".to_owned())]);
+        let folded_filter = exact_filter.clone().with_fold_case(true);
+        let kinds = TableKinds::default();
+        let exact = StreamScope {
+            filter: &exact_filter,
+            kinds: &kinds,
+        };
+        let folded = StreamScope {
+            filter: &folded_filter,
+            kinds: &kinds,
+        };
         let sql = "TRUNCATE TABLE Shop.Orders";
         assert_eq!(
             resets::classify(sql, "shop", &exact),
