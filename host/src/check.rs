@@ -21,7 +21,6 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use crate::config::Config;
-use crate::source::binlog::connect_opts;
 use crate::state::PositionStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,7 +270,7 @@ async fn kafka_checks(cfg: &Config, produce: bool) -> Vec<CheckResult> {
 async fn mysql_checks(cfg: &Config) -> Vec<CheckResult> {
     let m = &cfg.mysql;
     let mut out = Vec::new();
-    let mut conn = match Conn::new(connect_opts(m, &m.host)).await {
+    let mut conn = match crate::source::binlog::open(m, &m.host).await {
         Ok(c) => {
             out.push(pass(
                 "connect",
@@ -281,9 +280,9 @@ async fn mysql_checks(cfg: &Config) -> Vec<CheckResult> {
         }
         Err(e) => {
             let text = e.to_string();
-            let fix = if text.contains("1045")
-                || text.to_ascii_lowercase().contains("access denied")
-            {
+            let fix = if let Some(fix) = crate::source::binlog::tls_fix(&e, m, &m.host).await {
+                fix
+            } else if text.contains("1045") || text.to_ascii_lowercase().contains("access denied") {
                 format!(
                     "access denied for user '{}': check MYSQL_USER and MYSQL_PASSWORD, and that the user may connect from this host",
                     m.user
@@ -300,7 +299,34 @@ async fn mysql_checks(cfg: &Config) -> Vec<CheckResult> {
         }
     };
 
-    let vars = server_variables(&mut conn).await;
+    let settings = server_settings(&mut conn, m.server_id).await;
+    out.extend(settings.binlog);
+
+    out.push(check_privileges(&mut conn, cfg).await);
+    out.extend(check_tables(&mut conn, cfg).await);
+    out.extend(check_capturable(&mut conn, cfg).await);
+
+    out.push(settings.server_id);
+
+    out.push(check_position(&mut conn, cfg).await);
+    let _ = conn.disconnect().await;
+    out
+}
+
+/// The server settings Sluice depends on, as `sluice check` reports them (and `sluice setup`
+/// repeats, changing none): the binlog settings, and the server's `server_id` against Sluice's.
+pub(crate) struct ServerSettings {
+    /// `log_bin`, `binlog_format`, `binlog_row_image`, `binlog_row_metadata` and, where the
+    /// server has it, `log_bin_compress`.
+    pub(crate) binlog: Vec<CheckResult>,
+    pub(crate) server_id: CheckResult,
+}
+
+/// Reads the global variables behind [`ServerSettings`]; a variable that cannot be read is a
+/// result too (a failure or a warning naming it), never an error.
+pub(crate) async fn server_settings(conn: &mut Conn, sluice_server_id: u32) -> ServerSettings {
+    let mut binlog = Vec::new();
+    let vars = server_variables(conn).await;
     let get = |name: &str| {
         vars.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -308,8 +334,8 @@ async fn mysql_checks(cfg: &Config) -> Vec<CheckResult> {
     };
 
     match get("log_bin").as_deref() {
-        Some("ON") | Some("1") => out.push(pass("log_bin", "binary logging is on")),
-        other => out.push(fail(
+        Some("ON") | Some("1") => binlog.push(pass("log_bin", "binary logging is on")),
+        other => binlog.push(fail(
             "log_bin",
             format!(
                 "Binary logging must be enabled for CDC (log_bin={})",
@@ -319,8 +345,8 @@ async fn mysql_checks(cfg: &Config) -> Vec<CheckResult> {
         )),
     }
     match get("binlog_format").as_deref() {
-        Some("ROW") => out.push(pass("binlog_format", "binlog_format=ROW")),
-        other => out.push(fail(
+        Some("ROW") => binlog.push(pass("binlog_format", "binlog_format=ROW")),
+        other => binlog.push(fail(
             "binlog_format",
             format!(
                 "binlog_format={} but CDC needs ROW",
@@ -330,8 +356,8 @@ async fn mysql_checks(cfg: &Config) -> Vec<CheckResult> {
         )),
     }
     match get("binlog_row_image").as_deref() {
-        Some("FULL") => out.push(pass("binlog_row_image", "binlog_row_image=FULL")),
-        other => out.push(fail(
+        Some("FULL") => binlog.push(pass("binlog_row_image", "binlog_row_image=FULL")),
+        other => binlog.push(fail(
             "binlog_row_image",
             format!(
                 "binlog_row_image={} but events need every column",
@@ -341,8 +367,8 @@ async fn mysql_checks(cfg: &Config) -> Vec<CheckResult> {
         )),
     }
     match get("binlog_row_metadata").as_deref() {
-        Some("FULL") => out.push(pass("binlog_row_metadata", "binlog_row_metadata=FULL")),
-        other => out.push(warn(
+        Some("FULL") => binlog.push(pass("binlog_row_metadata", "binlog_row_metadata=FULL")),
+        other => binlog.push(warn(
             "binlog_row_metadata",
             format!(
                 "binlog_row_metadata={}: column names will come from information_schema, which can be wrong right after an ALTER TABLE",
@@ -353,41 +379,35 @@ async fn mysql_checks(cfg: &Config) -> Vec<CheckResult> {
     }
 
     match get("log_bin_compress").as_deref() {
-        Some("ON") | Some("1") => out.push(info(
+        Some("ON") | Some("1") => binlog.push(info(
             "log_bin_compress",
             format!(
                 "log_bin_compress=ON (log_bin_compress_min_len={}): MariaDB compresses large events; Sluice decodes them",
                 get("log_bin_compress_min_len").unwrap_or_else(|| "?".into())
             ),
         )),
-        Some(v) => out.push(info("log_bin_compress", format!("log_bin_compress={v}"))),
+        Some(v) => binlog.push(info("log_bin_compress", format!("log_bin_compress={v}"))),
         None => {}
     }
 
-    out.push(check_privileges(&mut conn, cfg).await);
-    out.extend(check_tables(&mut conn, cfg).await);
-    out.extend(check_capturable(&mut conn, cfg).await);
-
-    match get("server_id").and_then(|v| v.parse::<u32>().ok()) {
-        Some(id) if id == m.server_id => out.push(fail(
+    let server_id = match get("server_id").and_then(|v| v.parse::<u32>().ok()) {
+        Some(id) if id == sluice_server_id => fail(
             "server_id",
             format!("the server's server_id is {id}, the same as Sluice's MYSQL_SERVER_ID"),
             "set MYSQL_SERVER_ID to a value no other server or replica in the topology uses",
-        )),
-        Some(id) => out.push(pass(
+        ),
+        Some(id) => pass(
             "server_id",
-            format!("server_id={id}, Sluice uses {}", m.server_id),
-        )),
-        None => out.push(warn(
+            format!("server_id={id}, Sluice uses {sluice_server_id}"),
+        ),
+        None => warn(
             "server_id",
             "cannot read the server's server_id",
             "check the user may read @@server_id",
-        )),
-    }
+        ),
+    };
 
-    out.push(check_position(&mut conn, cfg).await);
-    let _ = conn.disconnect().await;
-    out
+    ServerSettings { binlog, server_id }
 }
 
 async fn server_variables(conn: &mut Conn) -> Vec<(String, String)> {

@@ -37,6 +37,9 @@ pub struct Config {
     pub hot_reload: bool,
     /// Where precompiled transforms are cached (default `{state_dir}/transform-cache`).
     pub transform_cache_dir: PathBuf,
+    /// Where `/metrics` (Prometheus) and `/health` are served (`METRICS_ADDR`,
+    /// `metrics.addr`); `None`: not served.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// The source database.
@@ -66,6 +69,51 @@ pub struct MysqlConfig {
     /// whose cascaded changes the binlog does not hold (`ACCEPT_FK_CASCADES`,
     /// `mysql.accept_fk_cascades`). Off: `sluice run` refuses such tables.
     pub accept_fk_cascades: bool,
+    /// TLS to the server (`MYSQL_SSL_*`, `mysql.ssl_*`).
+    pub ssl: SslConfig,
+}
+
+/// How Sluice's MySQL connections use TLS, as the `mysql` client's `--ssl-mode` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SslMode {
+    /// Plain connections.
+    Disabled,
+    /// TLS when the server offers it (not verified), plain otherwise.
+    #[default]
+    Preferred,
+    /// TLS or fail; the certificate is not verified.
+    Required,
+    /// TLS with the server's certificate verified against `MYSQL_SSL_CA` (or the public roots),
+    /// whatever name it carries.
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate must name `MYSQL_HOST`.
+    VerifyIdentity,
+}
+
+impl SslMode {
+    /// The mode as `MYSQL_SSL_MODE` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disabled => "disabled",
+            SslMode::Preferred => "preferred",
+            SslMode::Required => "required",
+            SslMode::VerifyCa => "verify_ca",
+            SslMode::VerifyIdentity => "verify_identity",
+        }
+    }
+}
+
+/// TLS settings of the MySQL connections.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SslConfig {
+    pub mode: SslMode,
+    /// PEM file of the certificate authorities to trust (`MYSQL_SSL_CA`); without it the public
+    /// roots are used.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate chain and its key (`MYSQL_SSL_CERT`, `MYSQL_SSL_KEY`), for servers
+    /// that require X.509 authentication.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 /// The initial snapshot (`INITIAL_SNAPSHOT`, `[snapshot]`; see `docs/SNAPSHOT.md`).
@@ -98,8 +146,10 @@ pub struct KafkaConfig {
     pub brokers: String,
     pub topic: String,
     pub key: KeyMode,
-    /// Extra librdkafka producer properties from the TOML file (`[kafka.producer]`). They can
-    /// hold secrets (`sasl.password`, ...): `Debug` redacts those.
+    /// Extra librdkafka properties from the TOML file (`[kafka.properties]`, or its older name
+    /// `[kafka.producer]`): every client gets them, less the producer-only ones for the admin
+    /// and read-back clients. They can hold secrets (`sasl.password`, ...): `Debug` redacts
+    /// those.
     pub producer: BTreeMap<String, String>,
     /// What to do with an event Kafka refuses as too large (`kafka.on_oversize`).
     pub on_oversize: OversizePolicy,
@@ -243,6 +293,7 @@ impl fmt::Debug for MysqlConfig {
             .field("server_id", &self.server_id)
             .field("on_table_reset", &self.on_table_reset)
             .field("accept_fk_cascades", &self.accept_fk_cascades)
+            .field("ssl", &self.ssl)
             .finish()
     }
 }
@@ -258,6 +309,7 @@ impl fmt::Debug for Config {
             .field("pipeline", &self.pipeline)
             .field("transforms", &self.transforms)
             .field("hot_reload", &self.hot_reload)
+            .field("metrics_addr", &self.metrics_addr)
             .finish()
     }
 }
@@ -306,6 +358,14 @@ struct FileConfig {
     #[serde(default)]
     engine: FileEngine,
     exactly_once: Option<bool>,
+    #[serde(default)]
+    metrics: FileMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    addr: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -331,6 +391,10 @@ struct FileMysql {
     server_id: Option<u32>,
     on_table_reset: Option<String>,
     accept_fk_cascades: Option<bool>,
+    ssl_mode: Option<String>,
+    ssl_ca: Option<PathBuf>,
+    ssl_cert: Option<PathBuf>,
+    ssl_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -359,6 +423,9 @@ struct FileKafka {
     key: Option<KeyMode>,
     #[serde(default)]
     producer: BTreeMap<String, String>,
+    /// The same table as `producer` under its general name.
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
     on_oversize: Option<OversizePolicy>,
     dead_letter_topic: Option<String>,
     recover_topics: Option<Vec<String>>,
@@ -418,6 +485,7 @@ impl Config {
             transforms,
             hot_reload: fc.engine.hot_reload.unwrap_or(false),
             transform_cache_dir,
+            metrics_addr: src.metrics_addr(fc.metrics.addr)?,
         })
     }
 
@@ -540,6 +608,34 @@ impl Source<'_> {
     }
 
     /// A boolean (`true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off`), else the file's, else false.
+    /// `METRICS_ADDR` (`metrics.addr`): `host:port` or `:port` (all interfaces).
+    fn metrics_addr(
+        &self,
+        file: Option<String>,
+    ) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        let Some(v) = self
+            .var("METRICS_ADDR")
+            .or(file.filter(|v| !v.trim().is_empty()))
+        else {
+            return Ok(None);
+        };
+        let t = v.trim();
+        let full = if t.starts_with(':') {
+            format!("0.0.0.0{t}")
+        } else {
+            t.to_owned()
+        };
+        use std::net::ToSocketAddrs;
+        match full.to_socket_addrs().map(|mut a| a.next()) {
+            Ok(Some(a)) => Ok(Some(a)),
+            _ => Err(ConfigError::Invalid {
+                var: "METRICS_ADDR",
+                value: v,
+                expected: "an address to serve /metrics and /health on, such as 0.0.0.0:9187, 127.0.0.1:9187 or :9187",
+            }),
+        }
+    }
+
     fn bool_or(&self, var: &'static str, file: Option<bool>) -> Result<bool, ConfigError> {
         match self.var(var) {
             None => Ok(file.unwrap_or(false)),
@@ -568,7 +664,8 @@ impl Source<'_> {
     }
 
     /// `[mysql]`.
-    fn mysql(&self, f: FileMysql) -> Result<MysqlConfig, ConfigError> {
+    fn mysql(&self, mut f: FileMysql) -> Result<MysqlConfig, ConfigError> {
+        let ssl = self.ssl(&mut f)?;
         let host = self.required("MYSQL_HOST", "mysql.host", f.host)?;
         let port = self.parse_or("MYSQL_PORT", EXPECTED_PORT, f.port, 3306)?;
         let user = self.required("MYSQL_USER", "mysql.user", f.user)?;
@@ -656,6 +753,75 @@ impl Source<'_> {
             server_id,
             on_table_reset,
             accept_fk_cascades,
+            ssl,
+        })
+    }
+
+    /// `MYSQL_SSL_MODE`, `MYSQL_SSL_CA`, `MYSQL_SSL_CERT`, `MYSQL_SSL_KEY` (`mysql.ssl_*`).
+    fn ssl(&self, f: &mut FileMysql) -> Result<SslConfig, ConfigError> {
+        const MODES: &str = "disabled, preferred, required, verify_ca or verify_identity";
+        let (mode_var, mode) = match self.var("MYSQL_SSL_MODE") {
+            Some(v) => ("MYSQL_SSL_MODE", Some(v)),
+            None => ("mysql.ssl_mode", f.ssl_mode.take()),
+        };
+        let mode = match mode {
+            None => SslMode::default(),
+            Some(v) => match v.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+                "disabled" => SslMode::Disabled,
+                "preferred" => SslMode::Preferred,
+                "required" => SslMode::Required,
+                "verify_ca" => SslMode::VerifyCa,
+                "verify_identity" => SslMode::VerifyIdentity,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: mode_var,
+                        value: v,
+                        expected: MODES,
+                    })
+                }
+            },
+        };
+        let file = |var: &'static str, toml: &'static str, from_file: Option<PathBuf>| {
+            let (name, path) = match self.var(var) {
+                Some(v) => (var, Some(PathBuf::from(v))),
+                None => (toml, from_file),
+            };
+            match path {
+                Some(p) if !p.is_file() => Err(ConfigError::Invalid {
+                    var: name,
+                    value: p.display().to_string(),
+                    expected: "a readable PEM file",
+                }),
+                p => Ok(p),
+            }
+        };
+        let ca = file("MYSQL_SSL_CA", "mysql.ssl_ca", f.ssl_ca.take())?;
+        let cert = file("MYSQL_SSL_CERT", "mysql.ssl_cert", f.ssl_cert.take())?;
+        let key = file("MYSQL_SSL_KEY", "mysql.ssl_key", f.ssl_key.take())?;
+        if cert.is_some() != key.is_some() {
+            return Err(ConfigError::Invalid {
+                var: if cert.is_some() {
+                    "MYSQL_SSL_KEY"
+                } else {
+                    "MYSQL_SSL_CERT"
+                },
+                value: String::new(),
+                expected:
+                    "MYSQL_SSL_CERT and MYSQL_SSL_KEY together (a client certificate and its key)",
+            });
+        }
+        if mode == SslMode::Disabled && (ca.is_some() || cert.is_some()) {
+            return Err(ConfigError::Invalid {
+                var: mode_var,
+                value: "disabled".into(),
+                expected: "a mode that uses TLS (required, verify_ca or verify_identity) when MYSQL_SSL_CA or a client certificate is set",
+            });
+        }
+        Ok(SslConfig {
+            mode,
+            ca,
+            cert,
+            key,
         })
     }
 
@@ -719,9 +885,25 @@ impl Source<'_> {
     /// `[kafka]`: `None` without brokers (events go to stdout).
     fn kafka(
         &self,
-        f: FileKafka,
+        mut f: FileKafka,
         exactly_once: Option<bool>,
     ) -> Result<Option<KafkaConfig>, ConfigError> {
+        // `[kafka.properties]` and `[kafka.producer]` are one table: librdkafka properties for
+        // every client (the producer-only ones reach only the producer).
+        for (k, v) in std::mem::take(&mut f.properties) {
+            match f.producer.get(&k) {
+                Some(other) if *other != v => {
+                    return Err(ConfigError::Invalid {
+                        var: "kafka.properties",
+                        value: k,
+                        expected: "a property set once: it is also in [kafka.producer] with another value (the two tables are one)",
+                    })
+                }
+                _ => {
+                    f.producer.insert(k, v);
+                }
+            }
+        }
         let brokers = self
             .var("KAFKA_BROKERS")
             .or_else(|| self.var("Quix__Broker__Address"))

@@ -9,7 +9,9 @@
 //! - `sink`: Kafka and stdout;
 //! - [`state`]: the position file and the snapshot's progress file;
 //! - [`pipeline`]: the stages, their channels and the restart supervisor;
-//! - [`check`]: the preflight behind `sluice check`.
+//! - [`check`]: the preflight behind `sluice check`;
+//! - [`setup`]: `sluice setup`, which creates Sluice's MySQL user with only the grants it needs
+//!   (from administrator credentials used once) so that `check` passes for it.
 //!
 //! # Public API
 //!
@@ -19,6 +21,8 @@
 //!   [`pipeline::run`] and [`pipeline::PipelineError`] (`run`), [`check::run_checks`] with
 //!   [`check::CheckResult`] and [`check::Status`] (`check`), [`state::PositionStore`] and
 //!   [`state::SnapshotStore`] (`position show`), [`source::skip::skip_saved_position`] (`position skip`),
+//!   [`setup::run_setup`] with [`setup::Admin`], [`setup::SetupOptions`] and
+//!   [`setup::SetupOutcome`] (`setup`),
 //!   [`transform::template`] (`transform new`), and for `transform test`
 //!   [`transform::build_chain`], [`transform::TransformEngine`], [`transform::TransformSpec`],
 //!   [`transform::FailurePolicy`], [`encode::contract_json::EventReader`] and
@@ -36,7 +40,7 @@
 //!   the position file, and re-exports the Kafka sink's `PRODUCER_DEFAULTS`.
 //!
 //! Types in those items' signatures and public fields are public too: the error each returns
-//! ([`state::StateError`], [`source::skip::SkipError`], [`transform::EngineError`],
+//! ([`state::StateError`], [`source::skip::SkipError`], [`setup::SetupError`], [`transform::EngineError`],
 //! [`transform::HaltError`], ...), what it returns ([`transform::Chain`] and its
 //! [`transform::Stats`], [`state::BinlogPosition`]) and the types of [`config::Config`]'s
 //! fields ([`source::ResetPolicy`], [`encode::KeyMode`], [`transform::Limits`]). The errors
@@ -56,7 +60,11 @@ pub mod config;
 pub mod encode;
 pub mod event;
 pub mod pipeline;
+/// `sluice setup`: a wizard that creates the user `sluice check` then passes for, so that no
+/// operator has to work out the grants by hand.
+pub mod setup;
 pub(crate) mod sink;
 pub mod source;
 pub mod state;
+pub mod telemetry;
 pub mod transform;

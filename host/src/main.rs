@@ -1,4 +1,4 @@
-//! The `sluice` command line: `run`, `check`, `position`, and `transform new` / `transform test`.
+//! The `sluice` command line: `run`, `check`, `setup`, `position`, and `transform new` / `transform test`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -72,6 +72,28 @@ enum Command {
         /// Only read the cluster's metadata (the default; kept for scripts that pass it).
         #[arg(long)]
         no_produce: bool,
+    },
+    /// Create the MySQL user Sluice runs as (MYSQL_USER, with MYSQL_PASSWORD) with only the
+    /// grants it needs, report the server's settings, and print the configuration to use.
+    ///
+    /// It logs in as an administrator (MYSQL_ADMIN_USER and MYSQL_ADMIN_PASSWORD, or asked on a
+    /// terminal) for this run only and stores nothing. It runs only what is missing, so a second
+    /// run changes nothing, and it changes no server setting. Afterwards `sluice check` passes
+    /// for that user (once the server settings it reports are right).
+    Setup {
+        /// TOML config file (environment variables override it).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The host part of the account ('user'@'HOST'): where Sluice connects from.
+        #[arg(long, default_value = "%", value_name = "HOST")]
+        user_host: String,
+        /// Print the statements that would run, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// When the user exists and MYSQL_PASSWORD does not log in, set its password to
+        /// MYSQL_PASSWORD (without this, setup stops and changes nothing).
+        #[arg(long)]
+        update_password: bool,
     },
     /// Work with WebAssembly transforms.
     #[command(subcommand)]
@@ -179,6 +201,12 @@ fn main() -> ExitCode {
                 produce,
                 no_produce: _,
             } => check(config, produce).await,
+            Command::Setup {
+                config,
+                user_host,
+                dry_run,
+                update_password,
+            } => setup(config, user_host, dry_run, update_password).await,
             Command::Position(PositionCommand::Show { config }) => position_show(config),
             Command::Position(PositionCommand::Skip {
                 config,
@@ -321,6 +349,11 @@ async fn run(config: Option<PathBuf>, watch: bool) -> anyhow::Result<ExitCode> {
         state_dir = %cfg.state_dir.display(),
         "starting sluice"
     );
+    if let Some(addr) = cfg.metrics_addr {
+        sluice::telemetry::install();
+        let bound = sluice::telemetry::serve(addr).await?;
+        tracing::info!(addr = %bound, "serving /metrics and /health");
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -383,6 +416,78 @@ async fn check(config: Option<PathBuf>, produce: bool) -> anyhow::Result<ExitCod
         println!("{failed} check(s) failed");
         Ok(ExitCode::FAILURE)
     }
+}
+
+async fn setup(
+    config: Option<PathBuf>,
+    user_host: String,
+    dry_run: bool,
+    update_password: bool,
+) -> anyhow::Result<ExitCode> {
+    use sluice::setup::{run_setup, Admin, SetupError, SetupOptions};
+    let cfg = load_config(config)?;
+    let admin = tokio::task::spawn_blocking(Admin::from_env_or_prompt)
+        .await
+        .context("asking for the administrator credentials failed")?
+        .context("sluice setup needs an administrator account to create Sluice's user")?;
+    let opts = SetupOptions {
+        user_host,
+        dry_run,
+        update_password,
+    };
+    let mut stdout = std::io::stdout();
+    let outcome = run_setup(&cfg, &admin, &opts, &mut stdout)
+        .await
+        .map_err(|e| {
+            let what = match &e {
+                SetupError::AdminConnect { .. } => {
+                    "cannot log in as the administrator: check MYSQL_ADMIN_USER and \
+                     MYSQL_ADMIN_PASSWORD (an account that may create users and grant \
+                     privileges, such as root) and MYSQL_HOST/MYSQL_PORT; nothing was changed"
+                }
+                SetupError::Statement { .. } if e.is_privilege_denied() => {
+                    "the administrator lacks a privilege this needs: CREATE USER, and GRANT \
+                     OPTION together with every privilege it grants (as `GRANT ALL PRIVILEGES ON \
+                     *.* TO ... WITH GRANT OPTION` gives, as root has); the statements marked \
+                     `ran:` above were applied, and `sluice setup` runs only what is still \
+                     missing when run again"
+                }
+                SetupError::Read { .. } if e.is_privilege_denied() => {
+                    "the administrator cannot read the server's accounts (SHOW GRANTS FOR needs \
+                     SELECT on the mysql database): use an account such as root; nothing was \
+                     changed"
+                }
+                _ if e.after_changes() => {
+                    "sluice setup stopped; the statements marked `ran:` above were applied: fix \
+                     the cause and run it again (it runs only what is still missing)"
+                }
+                _ => "sluice setup stopped; nothing was changed",
+            };
+            anyhow::Error::new(e).context(what)
+        })?;
+    println!();
+    if dry_run {
+        println!(
+            "dry run: nothing was changed ({} statement(s) would run)",
+            outcome.statements
+        );
+    } else if outcome.statements == 0 {
+        println!("nothing to change");
+    } else {
+        println!("done: {} statement(s) ran", outcome.statements);
+    }
+    if outcome.settings_failed > 0 {
+        println!(
+            "{} server setting(s) above must be fixed before `sluice run`: each shows its fix \
+             (setup changes no server setting)",
+            outcome.settings_failed
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if !dry_run {
+        println!("next: `sluice check` with the configuration above");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn transform_new(

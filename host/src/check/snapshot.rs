@@ -40,10 +40,10 @@ pub(super) async fn snapshot_checks(cfg: &Config) -> Vec<CheckResult> {
         .query("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'")
         .await
         .unwrap_or_default();
-    if vars
+    let lockless = vars
         .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("Binlog_snapshot_file"))
-    {
+        .any(|(k, _)| k.eq_ignore_ascii_case("Binlog_snapshot_file"));
+    if lockless {
         out.push(pass(
             NAME,
             format!(
@@ -63,6 +63,9 @@ pub(super) async fn snapshot_checks(cfg: &Config) -> Vec<CheckResult> {
     let tables = crate::source::objects::captured_tables(&mut conn, cfg)
         .await
         .unwrap_or_else(|_| cfg.captured_tables());
+    if !lockless {
+        out.push(mysql_lock_check(&mut conn, &cfg.mysql.user, &tables).await);
+    }
     if host.host != cfg.mysql.host || host.port != cfg.mysql.port {
         out.push(match replica::check_filters(&mut conn, &tables).await {
             Ok(()) => pass(
@@ -86,6 +89,134 @@ pub(super) async fn snapshot_checks(cfg: &Config) -> Vec<CheckResult> {
         out.push(r);
     }
     out
+}
+
+/// MySQL: whether the snapshot host's grants allow the brief lock around the point: RELOAD (for
+/// `FLUSH TABLES WITH READ LOCK`) or LOCK TABLES on every captured schema, and on 8.0+
+/// XA_RECOVER_ADMIN (for `XA RECOVER`). Read from `SHOW GRANTS`, without taking any lock.
+async fn mysql_lock_check(
+    conn: &mut mysql_async::Conn,
+    user: &str,
+    tables: &[(String, String)],
+) -> CheckResult {
+    let grants: Vec<String> = match conn.query("SHOW GRANTS").await {
+        Ok(g) => g,
+        Err(e) => {
+            return warn(
+                NAME,
+                format!("cannot read the snapshot user's grants to verify the lock privileges: {e}"),
+                "make sure the user has RELOAD (or LOCK TABLES on the captured schemas) and, on MySQL 8.0+, XA_RECOVER_ADMIN",
+            )
+        }
+    };
+    let version: String = conn
+        .query_first("SELECT VERSION()")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let mut schemas: Vec<&str> = tables.iter().map(|(s, _)| s.as_str()).collect();
+    schemas.sort_unstable();
+    schemas.dedup();
+    lock_grants_verdict(&grants, user, &schemas, needs_xa_recover_admin(&version))
+}
+
+/// MySQL 8.0 and later require XA_RECOVER_ADMIN for `XA RECOVER`; 5.7 lets anyone run it.
+fn needs_xa_recover_admin(version: &str) -> bool {
+    version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok())
+        .is_some_and(|major| major >= 8)
+}
+
+/// The verdict on `SHOW GRANTS` lines for the MySQL snapshot lock (see [`mysql_lock_check`]).
+/// Privileges granted through roles do not show there, so a user with role grants gets a
+/// warning instead of a failure.
+fn lock_grants_verdict(grants: &[String], user: &str, schemas: &[&str], xa: bool) -> CheckResult {
+    let upper: Vec<String> = grants.iter().map(|g| g.to_ascii_uppercase()).collect();
+    // `GRANT <privileges> ON <level> TO …`; a role grant (`GRANT `r`@`%` TO …`) has no ON.
+    let privileges_on = |level_matches: &dyn Fn(&str) -> bool, p: &str| {
+        upper.iter().any(|g| {
+            let Some((privs, rest)) = g.strip_prefix("GRANT ").and_then(|g| g.split_once(" ON "))
+            else {
+                return false;
+            };
+            let level = rest.split(" TO ").next().unwrap_or_default().trim();
+            level_matches(level)
+                && privs
+                    .split(',')
+                    .map(str::trim)
+                    .any(|x| x == p || x == "ALL PRIVILEGES" || x == "ALL")
+        })
+    };
+    let global = |p: &str| privileges_on(&|l: &str| l == "*.*", p);
+    let on_schema = |schema: &str, p: &str| {
+        let quoted = format!("`{}`.*", schema.to_ascii_uppercase().replace('`', "``"));
+        let bare = format!("{}.*", schema.to_ascii_uppercase());
+        privileges_on(&|l: &str| l == "*.*" || l == quoted || l == bare, p)
+    };
+    let roles = upper
+        .iter()
+        .any(|g| g.starts_with("GRANT ") && !g.contains(" ON "));
+    let mut missing = Vec::new();
+    let reload = global("RELOAD");
+    let lock_tables = schemas.iter().all(|s| on_schema(s, "LOCK TABLES"));
+    if !reload && !lock_tables {
+        let per_schema: Vec<String> = schemas
+            .iter()
+            .map(|s| {
+                format!(
+                    "GRANT LOCK TABLES ON `{}`.* TO '{user}'@'%'",
+                    s.replace('`', "``")
+                )
+            })
+            .collect();
+        missing.push((
+            "RELOAD (for FLUSH TABLES WITH READ LOCK) or LOCK TABLES on the captured schemas",
+            format!(
+                "GRANT RELOAD ON *.* TO '{user}'@'%', or {}",
+                per_schema.join("; ")
+            ),
+        ));
+    }
+    if xa && !global("XA_RECOVER_ADMIN") {
+        missing.push((
+            "XA_RECOVER_ADMIN (for XA RECOVER, MySQL 8.0+)",
+            format!("GRANT XA_RECOVER_ADMIN ON *.* TO '{user}'@'%'"),
+        ));
+    }
+    if missing.is_empty() {
+        let how = if reload {
+            "RELOAD allows FLUSH TABLES WITH READ LOCK"
+        } else {
+            "LOCK TABLES on every captured schema allows LOCK TABLES … READ (RELOAD is not granted)"
+        };
+        let xa = if xa {
+            "; XA_RECOVER_ADMIN is granted"
+        } else {
+            ""
+        };
+        return pass(NAME, format!("the snapshot's brief lock: {how}{xa}"));
+    }
+    let what: Vec<&str> = missing.iter().map(|(w, _)| *w).collect();
+    let fix: Vec<String> = missing.into_iter().map(|(_, f)| f).collect();
+    let detail = format!(
+        "the snapshot user '{user}' lacks {}, which the snapshot's brief lock around its point needs on MySQL",
+        what.join(" and ")
+    );
+    let fix = format!("as an administrator: {}", fix.join("; "));
+    if roles {
+        warn(
+            NAME,
+            format!(
+                "{detail} (unless a role grants it: SHOW GRANTS does not list role privileges)"
+            ),
+            fix,
+        )
+    } else {
+        fail(NAME, detail, fix)
+    }
 }
 
 /// Rows per second assumed for the estimate of a snapshot's duration: the lower end measured
@@ -217,6 +348,73 @@ async fn table_check(
 mod tests {
     use super::*;
     use crate::check::Status;
+
+    fn grants(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|l| (*l).to_owned()).collect()
+    }
+
+    #[test]
+    fn mysql_lock_grants_accept_reload_or_lock_tables_on_every_schema() {
+        let reload = grants(&[
+            "GRANT SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO `cdc`@`%`",
+            "GRANT XA_RECOVER_ADMIN ON *.* TO `cdc`@`%`",
+        ]);
+        let r = lock_grants_verdict(&reload, "cdc", &["shop"], true);
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        assert!(r.detail.contains("FLUSH TABLES WITH READ LOCK"));
+
+        let tables = grants(&[
+            "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO `cdc`@`%`",
+            "GRANT SELECT, LOCK TABLES ON `shop`.* TO `cdc`@`%`",
+            "GRANT SELECT, LOCK TABLES ON `crm`.* TO `cdc`@`%`",
+        ]);
+        let r = lock_grants_verdict(&tables, "cdc", &["crm", "shop"], false);
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        // One schema without LOCK TABLES: neither lock is allowed.
+        let r = lock_grants_verdict(&tables, "cdc", &["crm", "shop", "billing"], false);
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        let fix = r.fix.unwrap_or_default();
+        assert!(fix.contains("GRANT RELOAD ON *.* TO 'cdc'@'%'"), "{fix}");
+        assert!(fix.contains("GRANT LOCK TABLES ON `billing`.*"), "{fix}");
+
+        let all = grants(&["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"]);
+        assert_eq!(
+            lock_grants_verdict(&all, "root", &["shop"], false).status,
+            Status::Pass
+        );
+    }
+
+    #[test]
+    fn mysql_8_needs_xa_recover_admin_and_roles_only_warn() {
+        assert!(needs_xa_recover_admin("8.0.36"));
+        assert!(needs_xa_recover_admin("9.1.0"));
+        assert!(!needs_xa_recover_admin("5.7.44-log"));
+        let no_xa = grants(&["GRANT SELECT, RELOAD, REPLICATION SLAVE ON *.* TO `cdc`@`%`"]);
+        let r = lock_grants_verdict(&no_xa, "cdc", &["shop"], true);
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        assert!(r.detail.contains("XA_RECOVER_ADMIN"), "{r:?}");
+        assert_eq!(
+            r.fix.as_deref(),
+            Some("as an administrator: GRANT XA_RECOVER_ADMIN ON *.* TO 'cdc'@'%'")
+        );
+        assert_eq!(
+            lock_grants_verdict(&no_xa, "cdc", &["shop"], false).status,
+            Status::Pass
+        );
+        // A privilege named inside another word is not that privilege.
+        let lookalike = grants(&["GRANT SELECT ON `reload`.* TO `cdc`@`%`"]);
+        assert_eq!(
+            lock_grants_verdict(&lookalike, "cdc", &["shop"], false).status,
+            Status::Fail
+        );
+        let with_role = grants(&[
+            "GRANT USAGE ON *.* TO `cdc`@`%`",
+            "GRANT `cdc_role`@`%` TO `cdc`@`%`",
+        ]);
+        let r = lock_grants_verdict(&with_role, "cdc", &["shop"], true);
+        assert_eq!(r.status, Status::Warn, "{r:?}");
+        assert!(r.detail.contains("role"), "{r:?}");
+    }
 
     #[test]
     fn retention_shorter_than_twice_the_estimate_warns() {

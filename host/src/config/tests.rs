@@ -497,3 +497,117 @@ fn a_topic_template_gives_each_table_a_valid_topic() {
     let err = Config::load(Some(&file), &move |k| map.get(k).cloned()).unwrap_err();
     assert!(err.to_string().contains("kafka.partitions"), "{err}");
 }
+
+#[test]
+fn kafka_properties_is_the_producer_table_under_its_general_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    let map: HashMap<String, String> = BASE
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    std::fs::write(
+        &file,
+        "[kafka]\nbrokers = \"k:9092\"\ntopic = \"cdc\"\n[kafka.properties]\n\
+         \"security.protocol\" = \"SASL_SSL\"\n\"sasl.password\" = \"hunter2\"\n\
+         [kafka.producer]\n\"linger.ms\" = \"2\"\n\"security.protocol\" = \"SASL_SSL\"\n",
+    )
+    .unwrap();
+    let c = Config::load(Some(&file), &|k| map.get(k).cloned()).unwrap();
+    let k = c.kafka.as_ref().unwrap();
+    assert_eq!(k.producer["security.protocol"], "SASL_SSL");
+    assert_eq!(k.producer["sasl.password"], "hunter2");
+    assert_eq!(k.producer["linger.ms"], "2");
+    assert!(!format!("{c:?}").contains("hunter2"));
+    // The same key with two values is refused, naming it.
+    std::fs::write(
+        &file,
+        "[kafka]\nbrokers = \"k:9092\"\ntopic = \"cdc\"\n[kafka.properties]\n\"acks\" = \"1\"\n\
+         [kafka.producer]\n\"acks\" = \"all\"\n",
+    )
+    .unwrap();
+    let err = Config::load(Some(&file), &|k| map.get(k).cloned()).unwrap_err();
+    assert!(
+        err.to_string().contains("kafka.properties") && err.to_string().contains("acks"),
+        "{err}"
+    );
+}
+
+#[test]
+fn metrics_addr_takes_host_port_or_a_bare_port() {
+    let mut vars = BASE.to_vec();
+    assert_eq!(load(&vars).unwrap().metrics_addr, None);
+    vars.push(("METRICS_ADDR", ":9187"));
+    assert_eq!(
+        load(&vars).unwrap().metrics_addr,
+        Some("0.0.0.0:9187".parse().unwrap())
+    );
+    vars.pop();
+    vars.push(("METRICS_ADDR", "127.0.0.1:9100"));
+    assert_eq!(
+        load(&vars).unwrap().metrics_addr,
+        Some("127.0.0.1:9100".parse().unwrap())
+    );
+    vars.pop();
+    vars.push(("METRICS_ADDR", "nine"));
+    let err = load(&vars).unwrap_err();
+    assert!(
+        err.to_string().contains("METRICS_ADDR") && err.to_string().contains(":9187"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mysql_ssl_settings_are_parsed_and_checked() {
+    assert_eq!(load(&BASE).unwrap().mysql.ssl.mode, SslMode::Preferred);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let ca_s = ca.display().to_string();
+    let mut vars = BASE.to_vec();
+    vars.extend([
+        ("MYSQL_SSL_MODE", "VERIFY-IDENTITY"),
+        ("MYSQL_SSL_CA", ca_s.as_str()),
+    ]);
+    let c = load(&vars).unwrap();
+    assert_eq!(c.mysql.ssl.mode, SslMode::VerifyIdentity);
+    assert_eq!(c.mysql.ssl.ca.as_deref(), Some(ca.as_path()));
+
+    let mut bad = BASE.to_vec();
+    bad.push(("MYSQL_SSL_MODE", "on"));
+    let err = load(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("MYSQL_SSL_MODE") && err.contains("verify_identity"),
+        "{err}"
+    );
+
+    let mut missing = BASE.to_vec();
+    missing.extend([
+        ("MYSQL_SSL_MODE", "verify_ca"),
+        ("MYSQL_SSL_CA", "/nonexistent/ca.pem"),
+    ]);
+    let err = load(&missing).unwrap_err().to_string();
+    assert!(
+        err.contains("MYSQL_SSL_CA") && err.contains("readable PEM file"),
+        "{err}"
+    );
+
+    let mut half = BASE.to_vec();
+    half.extend([
+        ("MYSQL_SSL_MODE", "required"),
+        ("MYSQL_SSL_CERT", ca_s.as_str()),
+    ]);
+    let err = load(&half).unwrap_err().to_string();
+    assert!(err.contains("MYSQL_SSL_KEY"), "{err}");
+
+    let mut off = BASE.to_vec();
+    off.extend([
+        ("MYSQL_SSL_MODE", "disabled"),
+        ("MYSQL_SSL_CA", ca_s.as_str()),
+    ]);
+    let err = load(&off).unwrap_err().to_string();
+    assert!(
+        err.contains("MYSQL_SSL_MODE") && err.contains("disabled"),
+        "{err}"
+    );
+}

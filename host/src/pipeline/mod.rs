@@ -52,6 +52,7 @@ use crate::config::Config;
 use crate::sink::SinkError;
 use crate::source::binlog::SourceError;
 use crate::state::{PositionStore, SnapshotStore, StateError, StateLock, TopicStore};
+use crate::telemetry::{health, metrics, Phase};
 use crate::transform::{EngineError, HaltError};
 
 use stages::Stores;
@@ -102,6 +103,19 @@ impl PipelineError {
             Err(e) => e.to_string(),
         };
         PipelineError::Panicked { stage, message }
+    }
+
+    /// A short word for the part that failed (the `reason` of `sluice_pipeline_restarts_total`).
+    fn kind(&self) -> &'static str {
+        match self {
+            PipelineError::Source(_) => "source",
+            PipelineError::Snapshot(_) => "snapshot",
+            PipelineError::Sink(_) => "sink",
+            PipelineError::State(_) => "state",
+            PipelineError::TransformLoad(_) | PipelineError::Halt(_) => "transform",
+            PipelineError::Capture(_) => "capture",
+            PipelineError::Panicked { .. } => "panic",
+        }
     }
 
     /// Whether restarting the stages from the last acknowledged position may help.
@@ -179,6 +193,7 @@ pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), Pi
         snapshot: SnapshotStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.state_tables()),
     };
     // A broken transform stops Sluice here, once, before any connection or position file.
+    health::set(Phase::Connecting, None);
     let mut transforms = Transforms::load(cfg).await?;
     match unless_stopped(&shutdown, start::preflight(cfg)).await {
         None => return Ok(()),
@@ -198,6 +213,13 @@ pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), Pi
         Force::No
     };
     let mut before = stores.snapshot.load()?.map(|s| s.id);
+    tokio::spawn({
+        let mut sd = shutdown.clone();
+        async move {
+            stopped(&mut sd).await;
+            health::set(Phase::Stopping, None);
+        }
+    });
     loop {
         let started = Instant::now();
         let result = run_once(
@@ -221,9 +243,24 @@ pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), Pi
                 if let Some((position, message)) = e.purged() {
                     tracing::error!(%position, server = %message, "the saved position was purged from the server; re-snapshotting every captured table (SNAPSHOT_WHEN_NEEDED=true)");
                 }
+                metrics::restart("purged");
                 force = Force::Purged;
             }
+            Err(PipelineError::Halt(halt)) if cfg.hot_reload && !*shutdown.borrow() => {
+                // Under --watch the author is iterating: keep the process (and /health's 503)
+                // up and resume once a fixed version of the file loads.
+                tracing::error!(error = %halt, "a transform halted the pipeline; waiting for a new version of the transform file (hot reload is on). Nothing past the last acknowledged event was saved");
+                health::set(Phase::Halted, Some(halt.to_string()));
+                if !transforms.wait_for_fix(&shutdown).await {
+                    return Err(PipelineError::Halt(halt));
+                }
+                tracing::info!("a new version of a transform loaded; restarting from the last acknowledged position");
+                metrics::restart("transform_fixed");
+                health::set(Phase::Connecting, None);
+            }
             Err(e) if e.is_retryable() && !*shutdown.borrow() => {
+                metrics::restart(e.kind());
+                health::set(Phase::Reconnecting, Some(e.to_string()));
                 if started.elapsed() > Duration::from_secs(60) {
                     backoff = Duration::from_millis(500);
                 }

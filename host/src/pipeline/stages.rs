@@ -15,6 +15,7 @@ use crate::event::{Batch, Checkpoint};
 use crate::sink::kafka::Watermark;
 use crate::sink::{Ack, Sink};
 use crate::state::{PositionStore, SnapshotStatus, SnapshotStore, StateError, TopicStore};
+use crate::telemetry::metrics as telemetry;
 use crate::transform::reload::Reloaded;
 use crate::transform::Chain;
 
@@ -48,10 +49,35 @@ pub(super) async fn forward(
             _ = tx.closed() => return,
         };
         let permit = budget.acquire(batch.bytes).await;
+        if telemetry::enabled() {
+            count_read(&batch);
+            telemetry::batch_entered();
+        }
         if tx.send(Flight { batch, permit }).await.is_err() {
             return;
         }
     }
+}
+
+/// Counts a batch's events per table (`sluice_events_read_total`): one update per run of
+/// events of one table, which is the whole batch in the usual case.
+fn count_read(batch: &Batch) {
+    let mut run: Option<(&std::sync::Arc<crate::event::TableMeta>, u64)> = None;
+    let flush = |run: Option<(&std::sync::Arc<crate::event::TableMeta>, u64)>| {
+        if let Some((meta, n)) = run {
+            telemetry::events_read(&format!("{}.{}", meta.schema, meta.table), n);
+        }
+    };
+    for ev in &batch.events {
+        match &mut run {
+            Some((meta, n)) if std::sync::Arc::ptr_eq(meta, &ev.meta) => *n += 1,
+            _ => {
+                flush(run.take());
+                run = Some((&ev.meta, 1));
+            }
+        }
+    }
+    flush(run);
 }
 
 /// Runs batches through the transform chain on a blocking thread, swapping in hot-reloaded
@@ -63,6 +89,7 @@ pub(super) fn transform(
     tx: mpsc::Sender<Flight>,
     budget: Budget,
 ) -> Result<(), PipelineError> {
+    let mut seen = ChainSeen::new(&chain);
     while let Some(mut flight) = rx.blocking_recv() {
         if let Some(r) = &reloads {
             while let Ok(new) = r.try_recv() {
@@ -70,7 +97,9 @@ pub(super) fn transform(
             }
         }
         let batch = &mut flight.batch;
-        batch.events = chain.process(std::mem::take(&mut batch.events))?;
+        let processed = chain.process(std::mem::take(&mut batch.events));
+        seen.record(&chain);
+        batch.events = processed?;
         batch.recount();
         budget.resize(&mut flight.permit, flight.batch.bytes);
         if tx.blocking_send(flight).is_err() {
@@ -78,6 +107,49 @@ pub(super) fn transform(
         }
     }
     Ok(())
+}
+
+/// What the transform stage last reported of each transform, to record the differences after
+/// each batch (`sluice_events_dropped_total`, `…_dead_lettered_total`, `sluice_transform_seconds`,
+/// `sluice_transform_generation`).
+struct ChainSeen(Vec<(crate::transform::Stats, u64)>);
+
+impl ChainSeen {
+    fn new(chain: &Chain) -> Self {
+        for (name, _) in chain.generations() {
+            telemetry::transform_loaded(name);
+        }
+        ChainSeen(
+            chain
+                .stats()
+                .zip(chain.generations())
+                .map(|((_, s), (_, g))| (s, g))
+                .collect(),
+        )
+    }
+
+    fn record(&mut self, chain: &Chain) {
+        if !telemetry::enabled() {
+            return;
+        }
+        for (((name, now), (_, generation)), (was, was_generation)) in chain
+            .stats()
+            .zip(chain.generations())
+            .zip(self.0.iter_mut())
+        {
+            if now.calls != was.calls || now.busy_ns != was.busy_ns {
+                let dropped = (now.dropped + now.skipped).saturating_sub(was.dropped + was.skipped);
+                let dead = now.dead_lettered.saturating_sub(was.dead_lettered);
+                let secs = now.busy_ns.saturating_sub(was.busy_ns) as f64 / 1e9;
+                telemetry::transform_batch(name, dropped, dead, secs);
+            }
+            if generation > *was_generation {
+                telemetry::transform_swapped(name, generation - *was_generation);
+            }
+            *was = now;
+            *was_generation = generation;
+        }
+    }
 }
 
 /// Publishes each batch and hands its acknowledgement to the checkpointer, in order.
@@ -239,7 +311,16 @@ pub(super) async fn checkpoint(
             }
             return Err(e.into());
         }
+        telemetry::batch_acked(match &checkpoint {
+            Some(Checkpoint::Binlog(p)) => Some(p),
+            _ => None,
+        });
         if let Some(cp) = checkpoint {
+            // The moment the sink confirmed a transaction (the latency bench joins it to the
+            // commit time the load generator wrote in each row; operators can follow it too).
+            if let Checkpoint::Binlog(p) = &cp {
+                tracing::debug!(target: "sluice::acked", file = %p.file, pos = p.pos, "acknowledged");
+            }
             if let Some(w) = &watermark {
                 advance(w, &cp);
             }

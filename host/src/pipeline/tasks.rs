@@ -23,6 +23,7 @@ use crate::event::Batch;
 use crate::sink::Sink;
 use crate::source::binlog;
 use crate::source::snapshot::drive;
+use crate::telemetry::{health, Phase};
 
 /// The source task: the snapshot first when `start` asks for one, then the binlog stream.
 async fn source(
@@ -36,6 +37,7 @@ async fn source(
     let from = match start {
         Start::Stream(p) => p,
         Start::Snapshot(begin) => {
+            health::set(Phase::Snapshotting, None);
             let ctx = drive::Context {
                 cfg: &cfg,
                 limits,
@@ -103,6 +105,7 @@ impl Stages {
         shutdown: watch::Receiver<bool>,
     ) -> Stages {
         let capacity = cfg.pipeline.channel_capacity;
+        crate::telemetry::metrics::new_life();
         // A snapshot's rows flow under a smaller budget, so that a snapshot of any size stays
         // within a small memory bound (docs/SNAPSHOT.md §10).
         let budget = Budget::new(match start {

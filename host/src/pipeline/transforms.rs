@@ -11,6 +11,8 @@
 
 use std::sync::Arc;
 
+use tokio::sync::watch;
+
 use super::PipelineError;
 use crate::config::Config;
 use crate::transform::reload::{Reloaded, Reloader};
@@ -95,5 +97,27 @@ impl Transforms {
             None => subscribed,
         };
         Ok(Some((chain, reloads)))
+    }
+
+    /// Under `--watch`, after a transform halted the pipeline: waits until a new version of a
+    /// transform file loads (true), or until `shutdown` (false). Without hot reload: false.
+    pub(super) async fn wait_for_fix(&self, shutdown: &watch::Receiver<bool>) -> bool {
+        let Some(reloader) = &self.reloader else {
+            return false;
+        };
+        let rx = reloader.subscribe();
+        let sd = shutdown.clone();
+        tokio::task::spawn_blocking(move || loop {
+            if *sd.borrow() {
+                return false;
+            }
+            match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                Ok(_) => return true,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return false,
+            }
+        })
+        .await
+        .unwrap_or(false)
     }
 }

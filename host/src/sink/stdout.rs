@@ -27,6 +27,7 @@ impl Default for StdoutSink {
 impl StdoutSink {
     pub(crate) async fn publish(&mut self, events: &[ChangeEvent]) -> Result<Ack, SinkError> {
         self.buf.clear();
+        let mut written = 0u64;
         for ev in events {
             match ev.route.as_deref() {
                 // Dead letters are for a DLQ topic; without Kafka they are logged, so that stdout
@@ -48,6 +49,7 @@ impl StdoutSink {
                 _ => self.encoder.encode(ev, &mut self.buf),
             }
             self.buf.push(b'\n');
+            written += 1;
         }
         self.out
             .write_all(&self.buf)
@@ -55,6 +57,7 @@ impl StdoutSink {
             .map_err(SinkError::Stdout)?;
         // A batch is a transaction: flush it whole so a reader never waits on half of one.
         self.out.flush().await.map_err(SinkError::Stdout)?;
+        crate::telemetry::metrics::events_published("stdout", written);
         Ok(Ack::done())
     }
 

@@ -45,6 +45,13 @@ pub enum SourceError {
         port: u16,
         source: mysql_async::Error,
     },
+    #[error("cannot connect to MySQL at {host}:{port}: {source}. {fix}")]
+    Tls {
+        host: String,
+        port: u16,
+        source: mysql_async::Error,
+        fix: String,
+    },
     #[error("cannot connect to MySQL at {host}:{port}: no answer within {timeout:?}. Check MYSQL_HOST and MYSQL_PORT, and that the server is reachable")]
     ConnectTimeout {
         host: String,
@@ -122,8 +129,15 @@ impl SourceError {
     }
 }
 
-/// Connection options for a MySQL config (TCP only, so that the configured server is the one used).
+/// Connection options for a MySQL config (TCP only, so that the configured server is the one
+/// used), with TLS as `cfg.ssl` says. Connect with [`open`], which also handles
+/// `MYSQL_SSL_MODE=preferred` against a server without TLS.
 pub(crate) fn connect_opts(cfg: &MysqlConfig, host: &str) -> Opts {
+    let plain = PLAIN_SERVERS
+        .lock()
+        .map(|s| s.contains(&(host.to_owned(), cfg.port)))
+        .unwrap_or(false);
+    let ssl = if plain { None } else { ssl_opts(&cfg.ssl) };
     OptsBuilder::default()
         .ip_or_hostname(host)
         .tcp_port(cfg.port)
@@ -131,7 +145,129 @@ pub(crate) fn connect_opts(cfg: &MysqlConfig, host: &str) -> Opts {
         .pass(Some(cfg.password.clone()))
         .prefer_socket(false)
         .stmt_cache_size(0)
+        .ssl_opts(ssl)
         .into()
+}
+
+/// mysql_async's TLS options for a mode (rustls; `None`: a plain connection).
+fn ssl_opts(ssl: &crate::config::SslConfig) -> Option<mysql_async::SslOpts> {
+    use crate::config::SslMode;
+    use mysql_async::{ClientIdentity, SslOpts};
+    let mut o = SslOpts::default();
+    match ssl.mode {
+        SslMode::Disabled => return None,
+        // Encrypted, not authenticated: the `mysql` client's PREFERRED and REQUIRED.
+        SslMode::Preferred | SslMode::Required => {
+            o = o
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true);
+        }
+        SslMode::VerifyCa => o = o.with_danger_skip_domain_validation(true),
+        SslMode::VerifyIdentity => {}
+    }
+    if let Some(ca) = &ssl.ca {
+        // The given authorities are the whole trust store, as with the `mysql` client.
+        o = o
+            .with_root_certs(vec![ca.clone().into()])
+            .with_disable_built_in_roots(true);
+    }
+    if let (Some(cert), Some(key)) = (&ssl.cert, &ssl.key) {
+        o = o.with_client_identity(Some(ClientIdentity::new(
+            cert.clone().into(),
+            key.clone().into(),
+        )));
+    }
+    Some(o)
+}
+
+/// What to set when a connection to `host` failed for TLS reasons (`None`: another reason).
+/// Under `MYSQL_SSL_MODE=disabled` an access denial is tried again over TLS, because MariaDB
+/// answers a plain connection that `require_secure_transport` refuses with the same "access
+/// denied" as a wrong password.
+pub(crate) async fn tls_fix(
+    e: &mysql_async::Error,
+    cfg: &MysqlConfig,
+    host: &str,
+) -> Option<String> {
+    if let Some(fix) = tls_fix_from_error(e, cfg) {
+        return Some(fix);
+    }
+    let denied = matches!(e, mysql_async::Error::Server(se) if se.code == 1045);
+    if !denied || cfg.ssl.mode != crate::config::SslMode::Disabled {
+        return None;
+    }
+    let mut probe = cfg.clone();
+    probe.ssl.mode = crate::config::SslMode::Required;
+    let conn = tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(connect_opts(&probe, host)))
+        .await
+        .ok()?
+        .ok()?;
+    let _ = conn.disconnect().await;
+    Some("The same credentials are accepted over TLS: the server refuses plain connections (require_secure_transport; MariaDB reports that as access denied). Set MYSQL_SSL_MODE=required, or verify_ca or verify_identity with MYSQL_SSL_CA set to the server's CA certificate".into())
+}
+
+/// [`tls_fix`] from the error alone.
+fn tls_fix_from_error(e: &mysql_async::Error, cfg: &MysqlConfig) -> Option<String> {
+    use crate::config::SslMode;
+    let text = e.to_string().to_ascii_lowercase();
+    if text.contains("insecure transport") || text.contains("secure transport") {
+        return Some("The server requires TLS (require_secure_transport): set MYSQL_SSL_MODE=required, or verify_ca or verify_identity with MYSQL_SSL_CA set to the server's CA certificate".into());
+    }
+    if matches!(
+        e,
+        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer)
+    ) {
+        return Some(format!(
+            "The server offers no TLS, and MYSQL_SSL_MODE={} requires it: configure TLS on the server (ssl_cert, ssl_key), or set MYSQL_SSL_MODE=preferred or disabled",
+            cfg.ssl.mode.as_str()
+        ));
+    }
+    // rustls's handshake failures reach mysql_async as I/O errors; their texts are specific
+    // ("invalid peer certificate: UnknownIssuer", "received fatal alert: …"), so a network
+    // failure (retryable) is never taken for one.
+    let tls_error = matches!(e, mysql_async::Error::Io(mysql_async::IoError::Tls(_)))
+        || (matches!(e, mysql_async::Error::Io(_))
+            && (text.contains("certificate")
+                || text.contains("fatal alert")
+                || text.contains("peer is incompatible")
+                || text.contains("peer misbehaved")));
+    if tls_error && cfg.ssl.mode != SslMode::Disabled {
+        return Some(format!(
+            "The TLS handshake failed under MYSQL_SSL_MODE={}: check that MYSQL_SSL_CA is the CA that signed the server's certificate{}, and that MYSQL_SSL_CERT/MYSQL_SSL_KEY (if set) are a matching PEM pair",
+            cfg.ssl.mode.as_str(),
+            if cfg.ssl.mode == SslMode::VerifyIdentity {
+                " and that the certificate names MYSQL_HOST (or use verify_ca)"
+            } else {
+                ""
+            }
+        ));
+    }
+    None
+}
+
+/// Servers (host, port) found without TLS under `MYSQL_SSL_MODE=preferred`: later connections
+/// to them go plain at once, so each process tries TLS there once, not once per connection.
+static PLAIN_SERVERS: std::sync::Mutex<Vec<(String, u16)>> = std::sync::Mutex::new(Vec::new());
+
+/// Opens a connection to `host` with `cfg`'s credentials and TLS settings. Under
+/// `MYSQL_SSL_MODE=preferred`, a server that offers no TLS gets a plain connection.
+pub(crate) async fn open(cfg: &MysqlConfig, host: &str) -> Result<Conn, mysql_async::Error> {
+    match Conn::new(connect_opts(cfg, host)).await {
+        Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
+            if cfg.ssl.mode == crate::config::SslMode::Preferred =>
+        {
+            tracing::info!(
+                host,
+                port = cfg.port,
+                "the server offers no TLS; connecting without it (MYSQL_SSL_MODE=preferred)"
+            );
+            if let Ok(mut s) = PLAIN_SERVERS.lock() {
+                s.push((host.to_owned(), cfg.port));
+            }
+            Conn::new(connect_opts(cfg, host)).await
+        }
+        r => r,
+    }
 }
 
 /// How long a connection attempt may take before it counts as failed.
@@ -140,17 +276,26 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connects, giving up after [`CONNECT_TIMEOUT`]. Every failure is retryable here: a server
 /// that restarts refuses connections for a while.
 pub(crate) async fn connect(cfg: &MysqlConfig) -> Result<Conn, SourceError> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(connect_opts(cfg, &cfg.host))).await {
+    match tokio::time::timeout(CONNECT_TIMEOUT, open(cfg, &cfg.host)).await {
         Err(_) => Err(SourceError::ConnectTimeout {
             host: cfg.host.clone(),
             port: cfg.port,
             timeout: CONNECT_TIMEOUT,
         }),
-        Ok(r) => r.map_err(|source| SourceError::Connect {
-            host: cfg.host.clone(),
-            port: cfg.port,
-            source,
-        }),
+        Ok(Err(source)) => match tls_fix(&source, cfg, &cfg.host).await {
+            Some(fix) => Err(SourceError::Tls {
+                host: cfg.host.clone(),
+                port: cfg.port,
+                fix,
+                source,
+            }),
+            None => Err(SourceError::Connect {
+                host: cfg.host.clone(),
+                port: cfg.port,
+                source,
+            }),
+        },
+        Ok(Ok(conn)) => Ok(conn),
     }
 }
 
@@ -686,6 +831,10 @@ pub(crate) async fn stream(
     // Logged once the stream's scope (the tables and kinds of now) is read: a table created
     // after this line is one the stream learns of as it goes.
     tracing::info!(position = %start, mariadb, by_gtid, "streaming the binlog");
+    if stop_at.is_none() {
+        // The stream itself, not a snapshot's bounded catch-up.
+        crate::telemetry::health::set(crate::telemetry::Phase::Streaming, None);
+    }
     let mut stopping = *stop.borrow();
     let mut first = true;
     // Where the last event read ended, for an error the server sends mid-stream.

@@ -176,8 +176,19 @@ pub(crate) fn create<C: FromClientConfigAndContext<Context>>(
     let context = Context::default();
     let client = config
         .create_with_context(context.clone())
-        .map_err(SinkError::Create)?;
+        .map_err(|e| SinkError::Create(redacted(e)))?;
     Ok((client, context))
+}
+
+/// librdkafka's refusal of a setting, without the value when it is a secret (rdkafka's text of
+/// a `ClientConfig` error ends with the property's value).
+fn redacted(e: KafkaError) -> KafkaError {
+    match e {
+        KafkaError::ClientConfig(code, desc, key, _) if crate::config::is_secret_property(&key) => {
+            KafkaError::ClientConfig(code, desc, key, "<redacted>".into())
+        }
+        e => e,
+    }
 }
 
 /// The admin client ([`Role::Admin`]) for metadata requests and topic creation.
@@ -227,6 +238,48 @@ impl ClientContext for Context {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_refused_secret_setting_is_reported_without_its_value() {
+        use rdkafka::types::RDKafkaConfRes;
+        let refused = |key: &str| {
+            super::redacted(KafkaError::ClientConfig(
+                RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+                format!("Configuration property \"{key}\" not supported in this build"),
+                key.into(),
+                "Hunter2-secret".into(),
+            ))
+            .to_string()
+        };
+        for key in [
+            "sasl.password",
+            "ssl.key.password",
+            "sasl.oauthbearer.config",
+        ] {
+            let text = refused(key);
+            assert!(
+                !text.contains("Hunter2-secret") && text.contains(key),
+                "{text}"
+            );
+        }
+        // Other settings keep their value: it helps to see what was refused.
+        assert!(refused("linger.ms").contains("Hunter2-secret"));
+    }
+
+    /// librdkafka is built with OpenSSL: TLS and SASL/SCRAM clusters can be configured (a
+    /// build without it refuses these settings when the client is created).
+    #[test]
+    fn the_build_supports_tls_and_sasl_scram_to_kafka() {
+        let mut c = rdkafka::config::ClientConfig::new();
+        c.set("bootstrap.servers", "127.0.0.1:1")
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanisms", "SCRAM-SHA-512")
+            .set("sasl.username", "u")
+            .set("sasl.password", "p")
+            .set("ssl.key.password", "k");
+        let made = super::create::<rdkafka::producer::BaseProducer<super::Context>>(&c);
+        assert!(made.is_ok(), "{:?}", made.err());
+    }
+
     use super::*;
     use std::collections::BTreeMap;
 

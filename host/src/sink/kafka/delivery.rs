@@ -105,6 +105,7 @@ impl Tally {
         result: &Result<BorrowedMessage<'_>, (KafkaError, BorrowedMessage<'_>)>,
     ) {
         if let Err((e, msg)) = result {
+            crate::telemetry::metrics::delivery_error();
             let failure = (e.clone(), msg.detach());
             match self.failures.lock() {
                 Ok(mut f) => f.push(failure),

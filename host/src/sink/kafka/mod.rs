@@ -44,6 +44,7 @@ use super::{Ack, SinkError};
 use crate::config::{KafkaConfig, OversizePolicy};
 use crate::encode::{encode_key, KeyMode, ValueEncoder};
 use crate::event::{ChangeEvent, Kind};
+use crate::telemetry::metrics as telemetry;
 
 pub(crate) use client::{client_config, Role};
 use dead_letters::DeadLetters;
@@ -381,6 +382,8 @@ impl KafkaSink {
             .map(|e| e.watermark.get().unwrap_or_else(|| Arc::from(&b"-"[..])));
         // MySQL's server identity (`sluice.server`), the same on every record.
         let server = self.eo.as_ref().and_then(|e| e.server.clone());
+        // Messages per topic, counted as published once the batch is acknowledged.
+        let mut published: Option<Vec<(String, u64)>> = telemetry::enabled().then(Vec::new);
         for ev in events {
             self.key_buf.clear();
             self.value_buf.clear();
@@ -486,6 +489,12 @@ impl KafkaSink {
                 );
                 self.send(ev, topic, named.then_some(p), headers, &tally)
                     .await?;
+                if let Some(counts) = &mut published {
+                    match counts.iter_mut().find(|(t, _)| t == topic) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((topic.to_owned(), 1)),
+                    }
+                }
             }
         }
         tally.seal();
@@ -496,6 +505,15 @@ impl KafkaSink {
             self.commit().await?;
         }
         let delivered = dead_letters::delivered(tally, self.dead_letters.clone());
+        let delivered = async move {
+            let r = delivered.await;
+            if r.is_ok() {
+                for (topic, n) in published.into_iter().flatten() {
+                    telemetry::events_published(&topic, n);
+                }
+            }
+            r
+        };
         if self.eo.is_none() {
             return Ok(Ack::when(delivered));
         }

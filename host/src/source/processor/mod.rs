@@ -535,17 +535,20 @@ impl Processor {
             // file's data; the EXECUTE_LOAD_QUERY that uses it stops. TRANSACTION_CONTEXT and
             // VIEW_CHANGE: group replication membership. START_ENCRYPTION: the server decrypts
             // what it sends to a replica, and an encrypted file fails to parse after it.
+            // The server had nothing else to send: the stream is at its head (the lag metric).
+            et::HEARTBEAT | et::HEARTBEAT_V2 => {
+                crate::telemetry::metrics::heartbeat();
+                Ok(Step::Continue)
+            }
             et::START_V3
             | et::STOP
             | et::INTVAR
             | et::RAND
             | et::USER_VAR
             | et::BEGIN_LOAD_QUERY
-            | et::HEARTBEAT
             | et::ROWS_QUERY
             | et::TRANSACTION_CONTEXT
             | et::VIEW_CHANGE
-            | et::HEARTBEAT_V2
             | et::MARIADB_ANNOTATE_ROWS
             | et::MARIADB_BINLOG_CHECKPOINT
             | et::MARIADB_START_ENCRYPTION => Ok(Step::Continue),

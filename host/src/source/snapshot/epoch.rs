@@ -374,6 +374,7 @@ mod tests {
             server_id: 4079,
             on_table_reset: Default::default(),
             accept_fk_cascades: false,
+            ssl: Default::default(),
         }
     }
 

@@ -53,6 +53,8 @@ impl Progress {
         self.rows_at_start = done;
         self.last_log = Instant::now();
         tracing::info!(table, estimate, resumed_at = done, "snapshot reading table");
+        crate::telemetry::metrics::snapshot_estimate(table, estimate);
+        crate::telemetry::metrics::snapshot_rows(table, done);
         if self.tty {
             let bar = ProgressBar::new(estimate.max(done));
             if let Ok(style) = ProgressStyle::with_template(
@@ -69,6 +71,7 @@ impl Progress {
     /// `rows` of `table` are read (and sent); `done` when it is the last of them.
     pub(crate) fn rows(&mut self, table: &str, rows: u64, estimate: u64, done: bool) {
         let elapsed = self.started.elapsed();
+        crate::telemetry::metrics::snapshot_rows(table, rows);
         let rate = rate(rows.saturating_sub(self.rows_at_start), elapsed);
         if let Some(bar) = &self.bar {
             if rows > bar.length().unwrap_or(0) {

@@ -989,6 +989,7 @@ mod tests {
                 server_id: 4_100_000 + std::process::id() % 10_000 * 2,
                 on_table_reset: Default::default(),
                 accept_fk_cascades: false,
+                ssl: Default::default(),
             }
         }
 

@@ -92,9 +92,13 @@ pub(crate) enum AnswerError {
 pub struct Stats {
     pub calls: u64,
     pub events_in: u64,
+    /// Events the transform dropped (no output).
+    pub dropped: u64,
     pub skipped: u64,
     pub dead_lettered: u64,
     pub errors: u64,
+    /// Time spent in this stage, guest calls and host work, in nanoseconds.
+    pub busy_ns: u64,
 }
 
 /// Stable small ids for table versions, shared by every stage.
@@ -159,8 +163,11 @@ impl Chain {
             }
             let ids: Vec<u32> = events.iter().map(|e| self.registry.id(&e.meta)).collect();
             let stage = &mut self.stages[i];
+            let started = std::time::Instant::now();
             if !stage.on_probation() {
-                events = run_stage(stage, events, &ids, self.call_events)?;
+                let out = run_stage(stage, events, &ids, self.call_events);
+                stage.stats.busy_ns += started.elapsed().as_nanos() as u64;
+                events = out?;
                 continue;
             }
             // On probation: keep the input for a re-run with the previous version.
@@ -178,6 +185,7 @@ impl Chain {
                     events = run_stage(stage, input, &ids, self.call_events)?;
                 }
             }
+            stage.stats.busy_ns += started.elapsed().as_nanos() as u64;
         }
         Ok(events)
     }
@@ -185,6 +193,14 @@ impl Chain {
     /// Each transform's name and counters, in chain order.
     pub fn stats(&self) -> impl Iterator<Item = (&str, Stats)> {
         self.stages.iter().map(|s| (s.spec.name.as_str(), s.stats))
+    }
+
+    /// Each transform's version in this chain: 1 when built, plus one per hot reload swapped
+    /// in or rolled back.
+    pub fn generations(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.stages
+            .iter()
+            .map(|s| (s.spec.name.as_str(), s.generation))
     }
 
     /// Swaps in a hot-reloaded version between two batches. It is on probation: if it stops
@@ -280,6 +296,7 @@ fn run_stage(
             Fate::Keep => out.push(ev),
             Fate::Replaced(list) => out.extend(list),
             Fate::Edited(mut first, mut more) => {
+                let before = out.len();
                 // Every output but the last works on a copy; the last takes the event itself.
                 match more.pop() {
                     None => out.extend(apply(ev, first.as_mut_slice())),
@@ -290,6 +307,9 @@ fn run_stage(
                         }
                         out.extend(apply(ev, last.as_mut_slice()));
                     }
+                }
+                if out.len() == before {
+                    stage.stats.dropped += 1;
                 }
             }
         }
