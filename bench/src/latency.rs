@@ -1,13 +1,17 @@
-//! Measurement 6, latency: how long a committed row takes to become readable in Kafka while
+//! Measurement 6, latency: how long a committed row takes to be acknowledged by Kafka while
 //! Sluice streams at a steady load. A load generator (mysql_async, one connection) commits
 //! rows to `benchcdc.lat` at a fixed pace, each row carrying the wall-clock time in
 //! microseconds taken just before its committing statement (autocommit); Sluice, started at
-//! the current head with its default settings, streams the table to a fresh topic; a consumer
-//! (rdkafka, `fetch.wait.max.ms=5`; 1 ms overloads the local broker, which then answered in 0.5 to 1.8 s) reads the topic and computes now − timestamp for every
-//! row. Loads: 1k one-row commits/s (1k rows/s) and 1k ten-row commits/s (10k rows/s), each
-//! measured for `--latency-seconds` after `--warmup-seconds`, one after the other on the same
-//! Sluice. The figure is commit → readable by a consumer: an upper bound of commit →
-//! acknowledged by the broker, which is what the target names.
+//! the current head with its default settings, streams the table to a fresh topic. Loads: 1k
+//! one-row commits/s (1k rows/s) and 1k ten-row commits/s (10k rows/s), each measured for
+//! `--latency-seconds` after `--warmup-seconds`, one after the other on the same Sluice.
+//!
+//! Two figures per row. **Commit → acknowledged** (the definition): Sluice runs with
+//! `sluice::acked=debug`, which logs each transaction's end position when Kafka acknowledged
+//! it; a row's acknowledgement is the first such line at or past the row's `sluice.file` and
+//! `sluice.pos` headers. **Commit → readable**: a consumer (rdkafka, `fetch.wait.max.ms=5`;
+//! 1 ms overloads the local broker, which then answered in 0.5 to 1.8 s) reads the topic and
+//! takes now − timestamp, so it adds the broker's fetch path and the consumer's wait.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,7 +22,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
@@ -39,9 +43,13 @@ pub struct LoadResult {
     /// Rows committed in the measured window, and how many of them the consumer read.
     pub measured_rows: u64,
     pub read_rows: u64,
+    /// Commit → acknowledged (the `sluice::acked` line), over the rows read.
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// Commit → readable by the consumer.
+    pub read_p50_ms: f64,
+    pub read_p99_ms: f64,
     /// Commit → handed to librdkafka (the message's CreateTime, millisecond resolution): Sluice's
     /// own share of the latency.
     pub to_producer_p50_ms: f64,
@@ -73,11 +81,23 @@ fn unix_micros() -> i64 {
     (sys::unix_now() * 1e6) as i64
 }
 
-/// Reads `topic` from its start until `stop`; returns (phase, latency µs, µs from the commit to
-/// the message's CreateTime) for every row. librdkafka stamps CreateTime (in milliseconds) when
-/// Sluice hands it the message, so the third figure is Sluice's own share: binlog to `produce`,
+/// One row as the consumer read it.
+struct Seen {
+    phase: i64,
+    /// The commit time the generator wrote (unix µs).
+    committed: i64,
+    /// µs from the commit to the consumer reading it.
+    read: i64,
+    /// µs from the commit to the message's CreateTime, or `i64::MIN` without one.
+    created: i64,
+    /// The row's `sluice.file` and `sluice.pos` headers.
+    at: Option<(String, u64)>,
+}
+
+/// Reads `topic` from its start until `stop`. librdkafka stamps CreateTime (in milliseconds)
+/// when Sluice hands it the message, so `created` is Sluice's own share: binlog to `produce`,
 /// before the linger, the broker and the consumer.
-fn consume(brokers: &str, topic: &str, stop: &AtomicBool) -> Result<Vec<(i64, i64, i64)>> {
+fn consume(brokers: &str, topic: &str, stop: &AtomicBool) -> Result<Vec<Seen>> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "sluice-bench-latency")
@@ -123,10 +143,70 @@ fn consume(brokers: &str, topic: &str, stop: &AtomicBool) -> Result<Vec<(i64, i6
                 .timestamp()
                 .to_millis()
                 .map_or(i64::MIN, |ms| ms * 1000 - ts);
-            out.push((p, now - ts, created));
+            out.push(Seen {
+                phase: p,
+                committed: ts,
+                read: now - ts,
+                created,
+                at: position_headers(&m),
+            });
         }
     }
     Ok(out)
+}
+
+/// The `sluice.file` and `sluice.pos` headers of a message.
+fn position_headers(m: &impl Message) -> Option<(String, u64)> {
+    let h = m.headers()?;
+    let get = |name: &str| {
+        (0..h.count())
+            .map(|i| h.get(i))
+            .find(|x| x.key == name)
+            .and_then(|x| x.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    };
+    Some((
+        get("sluice.file")?.to_owned(),
+        get("sluice.pos")?.parse().ok()?,
+    ))
+}
+
+/// The `sluice::acked` lines of a JSON log: (file, end position, unix µs), in the order Sluice
+/// confirmed them.
+fn acknowledgements(log: &std::path::Path) -> Result<Vec<(String, u64, i64)>> {
+    let text = std::fs::read_to_string(log)?;
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| l.contains("\"sluice::acked\"")) {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        let (Some(ts), Some(file), Some(pos)) = (
+            v["timestamp"].as_str().and_then(rfc3339_micros),
+            v["fields"]["file"].as_str(),
+            v["fields"]["pos"].as_u64(),
+        ) else {
+            bail!("an acknowledgement line without timestamp, file or pos: {line}");
+        };
+        out.push((file.to_owned(), pos, ts));
+    }
+    Ok(out)
+}
+
+/// `2026-12-07T01:02:03.456789Z` (tracing's JSON timestamps, UTC) as unix µs.
+fn rfc3339_micros(t: &str) -> Option<i64> {
+    let (date, time) = t.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(str::parse::<i64>);
+    let (y, mo, da) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut h = hms.splitn(3, ':').map(str::parse::<i64>);
+    let (hh, mm, ss) = (h.next()?.ok()?, h.next()?.ok()?, h.next()?.ok()?);
+    let digits = frac.len().min(6);
+    let micros: i64 = frac.get(..digits)?.parse().ok()?;
+    let micros = micros * 10_i64.pow(6 - digits as u32);
+    let days = sluice_contract::format::days_from_civil(
+        y,
+        u32::try_from(mo).ok()?,
+        u32::try_from(da).ok()?,
+    );
+    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000) + micros)
 }
 
 /// Commits `rows_per_commit`-row inserts at `per_s` commits per second for `warmup + measure`;
@@ -217,7 +297,8 @@ pub async fn run(env: &Env, args: &Args, n: u32) -> Result<Vec<LoadResult>> {
             },
         ),
     )?;
-    let mut sluice = Sluice::spawn(env, &dir, &config)?;
+    let mut sluice = Sluice::spawn_logging(env, &dir, &config, "info,sluice::acked=debug")?;
+    let sluice_log = sluice.stderr.clone();
     let ready = Instant::now() + Duration::from_secs(60);
     while sluice.streaming_since().is_none() {
         sluice.check_alive()?;
@@ -274,6 +355,7 @@ pub async fn run(env: &Env, args: &Args, n: u32) -> Result<Vec<LoadResult>> {
         .join()
         .map_err(|_| anyhow::anyhow!("the latency consumer panicked"))??;
     broker::delete_topic(env, &topic).await;
+    let acks = acknowledgements(&sluice_log)?;
 
     let mut out = Vec::new();
     for w in written {
@@ -289,22 +371,37 @@ pub async fn run(env: &Env, args: &Args, n: u32) -> Result<Vec<LoadResult>> {
             broker,
             rss,
         } = w;
-        let mut lat: Vec<i64> = seen
+        let measured: Vec<&Seen> = seen.iter().filter(|r| r.phase == 10 * load + 1).collect();
+        let mut read: Vec<i64> = measured.iter().map(|r| r.read).collect();
+        read.sort_unstable();
+        let mut to_producer: Vec<i64> = measured
             .iter()
-            .filter(|(p, _, _)| *p == 10 * load + 1)
-            .map(|(_, l, _)| *l)
-            .collect();
-        lat.sort_unstable();
-        let mut to_producer: Vec<i64> = seen
-            .iter()
-            .filter(|(p, _, c)| *p == 10 * load + 1 && *c != i64::MIN)
-            .map(|(_, _, c)| *c)
+            .filter(|r| r.created != i64::MIN)
+            .map(|r| r.created)
             .collect();
         to_producer.sort_unstable();
-        if (lat.len() as u64) < rows {
+        // Acknowledgements are in binlog order, so the first at or past a row is found by
+        // bisection (file names of one server sort in order).
+        let mut lat: Vec<i64> = measured
+            .iter()
+            .filter_map(|r| {
+                let (file, pos) = r.at.as_ref()?;
+                let i = acks.partition_point(|(f, p, _)| (f.as_str(), *p) < (file.as_str(), *pos));
+                acks.get(i).map(|(_, _, t)| t - r.committed)
+            })
+            .collect();
+        lat.sort_unstable();
+        if lat.len() < measured.len() {
+            log(format!(
+                "  load {load}: {} of {} rows read have no acknowledgement line at or after them",
+                measured.len() - lat.len(),
+                measured.len()
+            ));
+        }
+        if (read.len() as u64) < rows {
             log(format!(
                 "  load {load}: the consumer read {} of the {rows} measured rows",
-                lat.len()
+                read.len()
             ));
         }
         out.push(LoadResult {
@@ -318,10 +415,12 @@ pub async fn run(env: &Env, args: &Args, n: u32) -> Result<Vec<LoadResult>> {
             achieved_commits_per_s: commits as f64 / secs,
             achieved_rows_per_s: rows as f64 / secs,
             measured_rows: rows,
-            read_rows: lat.len() as u64,
+            read_rows: read.len() as u64,
             p50_ms: percentile(&lat, 0.50),
             p99_ms: percentile(&lat, 0.99),
             max_ms: lat.last().map_or(f64::NAN, |m| *m as f64 / 1000.0),
+            read_p50_ms: percentile(&read, 0.50),
+            read_p99_ms: percentile(&read, 0.99),
             to_producer_p50_ms: percentile(&to_producer, 0.50),
             to_producer_p99_ms: percentile(&to_producer, 0.99),
             peak_rss_mib: rss.or(stopped.peak_rss_mib),
@@ -333,8 +432,8 @@ pub async fn run(env: &Env, args: &Args, n: u32) -> Result<Vec<LoadResult>> {
         });
         let r = out.last().context("just pushed")?;
         log(format!(
-            "  load {load}: {:.0} rows/s achieved, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} rows",
-            r.achieved_rows_per_s, r.p50_ms, r.p99_ms, r.max_ms, r.read_rows
+            "  load {load}: {:.0} rows/s achieved; commit → acknowledged p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; → readable p50 {:.1}, p99 {:.1} ms; over {} rows",
+            r.achieved_rows_per_s, r.p50_ms, r.p99_ms, r.max_ms, r.read_p50_ms, r.read_p99_ms, r.read_rows
         ));
     }
     Ok(out)

@@ -172,6 +172,12 @@ impl Sluice {
     /// Starts `sluice run --config CONFIG` with an empty environment (only `PATH`, `HOME` and
     /// `SLUICE_LOG=info`), stdout to `/dev/null` and stderr to `dir/stderr.log`.
     pub fn spawn(env: &Env, dir: &Path, config: &Path) -> Result<Sluice> {
+        Self::spawn_logging(env, dir, config, "info")
+    }
+
+    /// [`Sluice::spawn`] with `SLUICE_LOG=filter` (the latency run adds the
+    /// `sluice::acked=debug` lines, one per acknowledged transaction).
+    pub fn spawn_logging(env: &Env, dir: &Path, config: &Path, filter: &str) -> Result<Sluice> {
         let stderr = dir.join("stderr.log");
         let err = std::fs::File::create(&stderr)?;
         let services = env.services.start();
@@ -183,7 +189,7 @@ impl Sluice {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-            .env("SLUICE_LOG", "info")
+            .env("SLUICE_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err)
