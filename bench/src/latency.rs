@@ -8,7 +8,7 @@
 //!
 //! Two figures per row. **Commit → acknowledged** (the definition): Sluice runs with
 //! `sluice::acked=debug`, which logs each transaction's end position when Kafka acknowledged
-//! it; a row's acknowledgement is the first such line at or past the row's `sluice.file` and
+//! it; a row's acknowledgement is the first such line past the row's `sluice.file` and
 //! `sluice.pos` headers. **Commit → readable**: a consumer (rdkafka, `fetch.wait.max.ms=5`;
 //! 1 ms overloads the local broker, which then answered in 0.5 to 1.8 s) reads the topic and
 //! takes now − timestamp, so it adds the broker's fetch path and the consumer's wait.
@@ -380,13 +380,15 @@ pub async fn run(env: &Env, args: &Args, n: u32) -> Result<Vec<LoadResult>> {
             .map(|r| r.created)
             .collect();
         to_producer.sort_unstable();
-        // Acknowledgements are in binlog order, so the first at or past a row is found by
-        // bisection (file names of one server sort in order).
+        // Acknowledgements are in binlog order, so the first past a row is found by bisection
+        // (file names of one server sort in order). Strictly past: a row's `sluice.pos` can be
+        // its transaction's start, which is the previous transaction's end, whose
+        // acknowledgement came first.
         let mut lat: Vec<i64> = measured
             .iter()
             .filter_map(|r| {
                 let (file, pos) = r.at.as_ref()?;
-                let i = acks.partition_point(|(f, p, _)| (f.as_str(), *p) < (file.as_str(), *pos));
+                let i = acks.partition_point(|(f, p, _)| (f.as_str(), *p) <= (file.as_str(), *pos));
                 acks.get(i).map(|(_, _, t)| t - r.committed)
             })
             .collect();

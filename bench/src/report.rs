@@ -332,7 +332,7 @@ pub fn markdown(
          constant column; rows/s always counts the binlog's row changes. Latency runs from the \
          time the load generator wrote into each row just before its commit to the first \
          `sluice::acked` log line (Sluice's debug line when Kafka acknowledged a transaction, \
-         timestamped to the microsecond) at or past the row's `sluice.file`/`sluice.pos`; \
+         timestamped to the microsecond) past the row's `sluice.file`/`sluice.pos`; \
          `readable` runs to a consumer's read instead."
     );
     s

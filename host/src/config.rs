@@ -607,7 +607,6 @@ impl Source<'_> {
         nonzero(value, from, expected)
     }
 
-    /// A boolean (`true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off`), else the file's, else false.
     /// `METRICS_ADDR` (`metrics.addr`): `host:port` or `:port` (all interfaces).
     fn metrics_addr(
         &self,
@@ -636,6 +635,7 @@ impl Source<'_> {
         }
     }
 
+    /// A boolean (`true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off`), else the file's, else false.
     fn bool_or(&self, var: &'static str, file: Option<bool>) -> Result<bool, ConfigError> {
         match self.var(var) {
             None => Ok(file.unwrap_or(false)),
@@ -764,7 +764,8 @@ impl Source<'_> {
             Some(v) => ("MYSQL_SSL_MODE", Some(v)),
             None => ("mysql.ssl_mode", f.ssl_mode.take()),
         };
-        let mode = match mode {
+        let given = mode.is_some();
+        let mut mode = match mode {
             None => SslMode::default(),
             Some(v) => match v.trim().to_ascii_lowercase().replace('-', "_").as_str() {
                 "disabled" => SslMode::Disabled,
@@ -798,6 +799,11 @@ impl Source<'_> {
         let ca = file("MYSQL_SSL_CA", "mysql.ssl_ca", f.ssl_ca.take())?;
         let cert = file("MYSQL_SSL_CERT", "mysql.ssl_cert", f.ssl_cert.take())?;
         let key = file("MYSQL_SSL_KEY", "mysql.ssl_key", f.ssl_key.take())?;
+        // A CA with no mode asks for the certificate to be checked against it (the `mysql`
+        // client's rule since 5.7): `preferred` would encrypt without looking at it.
+        if !given && ca.is_some() {
+            mode = SslMode::VerifyCa;
+        }
         if cert.is_some() != key.is_some() {
             return Err(ConfigError::Invalid {
                 var: if cert.is_some() {

@@ -10,6 +10,7 @@
 //! - [`state`]: the position file and the snapshot's progress file;
 //! - [`pipeline`]: the stages, their channels and the restart supervisor;
 //! - [`check`]: the preflight behind `sluice check`;
+//! - [`telemetry`]: the Prometheus metrics and the health state served on `METRICS_ADDR`;
 //! - [`setup`]: `sluice setup`, which creates Sluice's MySQL user with only the grants it needs
 //!   (from administrator credentials used once) so that `check` passes for it.
 //!
@@ -22,7 +23,8 @@
 //!   [`check::CheckResult`] and [`check::Status`] (`check`), [`state::PositionStore`] and
 //!   [`state::SnapshotStore`] (`position show`), [`source::skip::skip_saved_position`] (`position skip`),
 //!   [`setup::run_setup`] with [`setup::Admin`], [`setup::SetupOptions`] and
-//!   [`setup::SetupOutcome`] (`setup`),
+//!   [`setup::SetupOutcome`] (`setup`), [`telemetry::install`] and [`telemetry::serve`]
+//!   (`run` with `METRICS_ADDR`),
 //!   [`transform::template`] (`transform new`), and for `transform test`
 //!   [`transform::build_chain`], [`transform::TransformEngine`], [`transform::TransformSpec`],
 //!   [`transform::FailurePolicy`], [`encode::contract_json::EventReader`] and

@@ -572,6 +572,10 @@ fn mysql_ssl_settings_are_parsed_and_checked() {
     let c = load(&vars).unwrap();
     assert_eq!(c.mysql.ssl.mode, SslMode::VerifyIdentity);
     assert_eq!(c.mysql.ssl.ca.as_deref(), Some(ca.as_path()));
+    // A CA without a mode: its certificate check is what was asked for.
+    let mut ca_only = BASE.to_vec();
+    ca_only.push(("MYSQL_SSL_CA", ca_s.as_str()));
+    assert_eq!(load(&ca_only).unwrap().mysql.ssl.mode, SslMode::VerifyCa);
 
     let mut bad = BASE.to_vec();
     bad.push(("MYSQL_SSL_MODE", "on"));

@@ -193,7 +193,13 @@ pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), Pi
         snapshot: SnapshotStore::for_tables(&cfg.state_dir, &cfg.mysql.schema, &cfg.state_tables()),
     };
     // A broken transform stops Sluice here, once, before any connection or position file.
-    health::set(Phase::Connecting, None);
+    health::set(
+        Phase::Connecting,
+        Some(format!(
+            "starting: loading the transforms, checking MySQL at {}:{} and the sink",
+            cfg.mysql.host, cfg.mysql.port
+        )),
+    );
     let mut transforms = Transforms::load(cfg).await?;
     match unless_stopped(&shutdown, start::preflight(cfg)).await {
         None => return Ok(()),
@@ -251,12 +257,16 @@ pub async fn run(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), Pi
                 // up and resume once a fixed version of the file loads.
                 tracing::error!(error = %halt, "a transform halted the pipeline; waiting for a new version of the transform file (hot reload is on). Nothing past the last acknowledged event was saved");
                 health::set(Phase::Halted, Some(halt.to_string()));
-                if !transforms.wait_for_fix(&shutdown).await {
+                let Some(fixed) = transforms.wait_for_fix(&shutdown).await else {
                     return Err(PipelineError::Halt(halt));
-                }
-                tracing::info!("a new version of a transform loaded; restarting from the last acknowledged position");
+                };
+                tracing::info!(transform = %fixed, "a new version of a transform loaded; restarting from the last acknowledged position");
                 metrics::restart("transform_fixed");
-                health::set(Phase::Connecting, None);
+                metrics::transform_swapped(&fixed, 1);
+                health::set(
+                    Phase::Connecting,
+                    Some(format!("restarting with a new version of {fixed}")),
+                );
             }
             Err(e) if e.is_retryable() && !*shutdown.borrow() => {
                 metrics::restart(e.kind());

@@ -30,6 +30,8 @@ pub(super) struct Transforms {
     reloader: Option<Reloader>,
     /// The chain [`Transforms::load`] built, for the first life of the stages.
     first: Option<LoadedChain>,
+    /// The watcher's count of prepared versions when the last chain was built.
+    built_at: u64,
 }
 
 impl Transforms {
@@ -41,6 +43,7 @@ impl Transforms {
             hot_reload: cfg.hot_reload,
             reloader: None,
             first: None,
+            built_at: 0,
         };
         if transforms.specs.is_empty() {
             return Ok(transforms);
@@ -72,6 +75,8 @@ impl Transforms {
         };
         let specs = self.specs.clone();
         let subscribed = self.reloader.as_ref().map(Reloader::subscribe);
+        // Versions prepared before this point are what the files hold now: the chain loads them.
+        self.built_at = self.reloader.as_ref().map_or(0, |r| r.prepared().0);
         let start_watching = self.hot_reload && self.reloader.is_none();
         let (chain, started) = tokio::task::spawn_blocking(move || {
             let started = start_watching.then(|| {
@@ -99,25 +104,22 @@ impl Transforms {
         Ok(Some((chain, reloads)))
     }
 
-    /// Under `--watch`, after a transform halted the pipeline: waits until a new version of a
-    /// transform file loads (true), or until `shutdown` (false). Without hot reload: false.
-    pub(super) async fn wait_for_fix(&self, shutdown: &watch::Receiver<bool>) -> bool {
-        let Some(reloader) = &self.reloader else {
-            return false;
-        };
-        let rx = reloader.subscribe();
-        let sd = shutdown.clone();
-        tokio::task::spawn_blocking(move || loop {
-            if *sd.borrow() {
-                return false;
+    /// Under `--watch`, after a transform halted the pipeline: waits until the watcher has
+    /// prepared a version newer than the halted chain's (returns that transform's name), or
+    /// until `shutdown` (`None`). Without hot reload: `None` at once. A version prepared between
+    /// the halt and this wait counts: the watcher's count moved past the chain's.
+    pub(super) async fn wait_for_fix(&self, shutdown: &watch::Receiver<bool>) -> Option<String> {
+        let reloader = self.reloader.as_ref()?;
+        let mut sd = shutdown.clone();
+        loop {
+            let (count, stage) = reloader.prepared();
+            if count > self.built_at {
+                return self.specs.get(stage).map(|s| s.name.clone());
             }
-            match rx.recv_timeout(std::time::Duration::from_millis(200)) {
-                Ok(_) => return true,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return false,
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                _ = super::stopped(&mut sd) => return None,
             }
-        })
-        .await
-        .unwrap_or(false)
+        }
     }
 }

@@ -17,7 +17,8 @@
 //!
 //! Size: the replica connection, its preflight and its catalog queries share the connection handling; the pure parts already live in `processor`, `schema` and `decode`. Splitting the preflight out is the next step when the snapshot (issue 8) adds its own connection.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use mysql_async::prelude::Queryable;
@@ -133,11 +134,11 @@ impl SourceError {
 /// used), with TLS as `cfg.ssl` says. Connect with [`open`], which also handles
 /// `MYSQL_SSL_MODE=preferred` against a server without TLS.
 pub(crate) fn connect_opts(cfg: &MysqlConfig, host: &str) -> Opts {
-    let plain = PLAIN_SERVERS
-        .lock()
-        .map(|s| s.contains(&(host.to_owned(), cfg.port)))
-        .unwrap_or(false);
-    let ssl = if plain { None } else { ssl_opts(&cfg.ssl) };
+    let ssl = if cfg.ssl.mode == crate::config::SslMode::Preferred && known_plain(host, cfg.port) {
+        None
+    } else {
+        ssl_opts(&cfg.ssl)
+    };
     OptsBuilder::default()
         .ip_or_hostname(host)
         .tcp_port(cfg.port)
@@ -193,7 +194,13 @@ pub(crate) async fn tls_fix(
         return Some(fix);
     }
     let denied = matches!(e, mysql_async::Error::Server(se) if se.code == 1045);
-    if !denied || cfg.ssl.mode != crate::config::SslMode::Disabled {
+    // Once per process: a wrong password must not cost two login attempts at every reconnect
+    // (FAILED_LOGIN_ATTEMPTS would lock the account sooner).
+    static PROBED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !denied
+        || cfg.ssl.mode != crate::config::SslMode::Disabled
+        || PROBED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
         return None;
     }
     let mut probe = cfg.clone();
@@ -235,8 +242,10 @@ fn tls_fix_from_error(e: &mysql_async::Error, cfg: &MysqlConfig) -> Option<Strin
         return Some(format!(
             "The TLS handshake failed under MYSQL_SSL_MODE={}: check that MYSQL_SSL_CA is the CA that signed the server's certificate{}, and that MYSQL_SSL_CERT/MYSQL_SSL_KEY (if set) are a matching PEM pair",
             cfg.ssl.mode.as_str(),
-            if cfg.ssl.mode == SslMode::VerifyIdentity {
-                " and that the certificate names MYSQL_HOST (or use verify_ca)"
+            if matches!(cfg.ssl.mode, SslMode::VerifyIdentity | SslMode::VerifyCa) {
+                // verify_ca too: mysql_async 0.37.1 fails to skip the name check with the rustls
+                // it builds with (blackbeam/mysql_async#404).
+                " and that the certificate names MYSQL_HOST"
             } else {
                 ""
             }
@@ -245,9 +254,25 @@ fn tls_fix_from_error(e: &mysql_async::Error, cfg: &MysqlConfig) -> Option<Strin
     None
 }
 
-/// Servers (host, port) found without TLS under `MYSQL_SSL_MODE=preferred`: later connections
-/// to them go plain at once, so each process tries TLS there once, not once per connection.
-static PLAIN_SERVERS: std::sync::Mutex<Vec<(String, u16)>> = std::sync::Mutex::new(Vec::new());
+/// Servers (host, port) found without TLS under `MYSQL_SSL_MODE=preferred`, and when: for
+/// [`PLAIN_FOR`] after that, connections to them go plain at once, so a process tries TLS there
+/// about once per interval, not once per connection; a server that gains TLS (or a failover
+/// behind the same name) is encrypted again after it.
+static PLAIN_SERVERS: std::sync::Mutex<Option<HashMap<(String, u16), Instant>>> =
+    std::sync::Mutex::new(None);
+
+/// How long a server found without TLS is connected in plain without trying TLS again.
+const PLAIN_FOR: Duration = Duration::from_secs(600);
+
+fn known_plain(host: &str, port: u16) -> bool {
+    let Ok(servers) = PLAIN_SERVERS.lock() else {
+        return false;
+    };
+    servers
+        .as_ref()
+        .and_then(|m| m.get(&(host.to_owned(), port)))
+        .is_some_and(|at| at.elapsed() < PLAIN_FOR)
+}
 
 /// Opens a connection to `host` with `cfg`'s credentials and TLS settings. Under
 /// `MYSQL_SSL_MODE=preferred`, a server that offers no TLS gets a plain connection.
@@ -262,7 +287,8 @@ pub(crate) async fn open(cfg: &MysqlConfig, host: &str) -> Result<Conn, mysql_as
                 "the server offers no TLS; connecting without it (MYSQL_SSL_MODE=preferred)"
             );
             if let Ok(mut s) = PLAIN_SERVERS.lock() {
-                s.push((host.to_owned(), cfg.port));
+                s.get_or_insert_with(HashMap::new)
+                    .insert((host.to_owned(), cfg.port), Instant::now());
             }
             Conn::new(connect_opts(cfg, host)).await
         }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 /// What the pipeline is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Loading, checking, connecting: not publishing yet.
     Connecting,
     /// Reading the initial snapshot.
@@ -29,7 +29,7 @@ pub enum Phase {
 
 impl Phase {
     /// The word `/health` answers with.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Phase::Connecting => "connecting",
             Phase::Snapshotting => "snapshotting",
@@ -41,7 +41,7 @@ impl Phase {
     }
 
     /// Whether a probe should count the pipeline as working.
-    pub fn is_healthy(self) -> bool {
+    pub(crate) fn is_healthy(self) -> bool {
         matches!(self, Phase::Snapshotting | Phase::Streaming)
     }
 }
@@ -63,8 +63,10 @@ fn with<T>(f: impl FnOnce(&mut Option<State>) -> T) -> T {
 
 /// Enters `phase` (the reason: why it is unhealthy, if it is). The same phase again keeps its
 /// start time, and its reason unless a new one is given.
+/// `Stopping` is final: nothing that runs during the drain moves the phase back.
 pub(crate) fn set(phase: Phase, reason: Option<String>) {
     with(|s| match s {
+        Some(st) if st.phase == Phase::Stopping => {}
         Some(st) if st.phase == phase => {
             if reason.is_some() {
                 st.reason = reason;
@@ -81,7 +83,7 @@ pub(crate) fn set(phase: Phase, reason: Option<String>) {
 }
 
 /// The current phase, its reason and how long it has lasted, in seconds.
-pub fn current() -> (Phase, Option<String>, f64) {
+pub(crate) fn current() -> (Phase, Option<String>, f64) {
     with(|s| match s {
         Some(st) => (
             st.phase,

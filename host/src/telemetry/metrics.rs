@@ -4,9 +4,11 @@
 //! command but `sluice run` with `METRICS_ADDR`, each function here returns after one atomic
 //! load. Stages call them once per batch (or per transaction, per reload, per restart) with
 //! counts they already have, never once per event. `sluice_source_lag_seconds` is computed
-//! when scraped (`Metrics::render`): the commit time of the last acknowledged transaction
-//! against now, or 0 while the server's heartbeats say the stream is at the head and nothing
-//! is in flight; so a stalled sink shows a growing lag, not the last one measured.
+//! when scraped (`Metrics::render`): 0 while the server's heartbeats say the stream is at its
+//! head and nothing is in flight; otherwise now minus the latest of the last acknowledged
+//! commit, the last time the stream was at its head, and the process's start. So a stalled
+//! sink shows a growing lag, the first transaction after an idle hour does not show an hour,
+//! and a long first snapshot shows the time since the start.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -68,8 +70,13 @@ pub(crate) struct Metrics {
     /// The lag's inputs (see the module's note).
     acked_commit_secs: AtomicU64,
     heartbeat_ms: AtomicU64,
+    /// The last time the stream was known to be at its head (a heartbeat with nothing in
+    /// flight): after an idle hour or an outage, the lag counts from there, not from the last
+    /// commit.
+    head_ms: AtomicU64,
     entered_ms: AtomicU64,
     in_flight: AtomicI64,
+    started_ms: u64,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -114,8 +121,10 @@ impl Metrics {
             snapshot_estimate: Family::default(),
             acked_commit_secs: AtomicU64::new(0),
             heartbeat_ms: AtomicU64::new(0),
+            head_ms: AtomicU64::new(0),
             entered_ms: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
+            started_ms: now_ms(),
         };
         // prometheus-client adds `_total` to counters' names.
         registry.register(
@@ -125,7 +134,7 @@ impl Metrics {
         );
         registry.register(
             "sluice_events_published",
-            "Events acknowledged by the sink, per topic (\"stdout\" for the stdout sink)",
+            "Messages acknowledged by the sink, per topic (\"stdout\" for the stdout sink; a table-level truncate sent to every partition counts once per partition)",
             m.events_published.clone(),
         );
         registry.register(
@@ -150,7 +159,7 @@ impl Metrics {
         );
         registry.register(
             "sluice_kafka_delivery_errors",
-            "Messages Kafka did not acknowledge (each stops the batch; the pipeline restarts or stops)",
+            "Messages Kafka did not acknowledge (a refusal as too large that goes to the dead-letter topic counts too)",
             m.delivery_errors.clone(),
         );
         registry.register(
@@ -296,7 +305,13 @@ impl Metrics {
 
     /// The server sent a heartbeat: it had nothing else to send, so the stream is at its head.
     fn heartbeat(&self) {
-        self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+        let now = now_ms();
+        self.heartbeat_ms.store(now, Ordering::Relaxed);
+        if self.in_flight.load(Ordering::Relaxed) <= 0
+            && now >= self.entered_ms.load(Ordering::Relaxed)
+        {
+            self.head_ms.store(now, Ordering::Relaxed);
+        }
     }
 
     /// The snapshot of `table` has read `rows` rows in all (a resumed read starts at the rows
@@ -421,34 +436,46 @@ pub(crate) fn snapshot_estimate(table: &str, rows: u64) {
 /// How long a heartbeat counts as "at the head": the server sends one each second of silence.
 const HEAD_MS: u64 = 3_000;
 
-/// The lag from its inputs (see the module's note), in seconds.
-fn lag_seconds(
-    now_ms: u64,
+/// What the lag is computed from (see the module's note); times in unix ms.
+#[derive(Debug, Clone, Copy)]
+struct LagInputs {
+    now: u64,
+    /// Commit time (unix seconds) of the last acknowledged transaction; 0: none yet.
     commit_secs: u64,
-    heartbeat_ms: u64,
-    entered_ms: u64,
+    heartbeat: u64,
+    head: u64,
+    entered: u64,
     in_flight: i64,
-) -> f64 {
-    let at_head = in_flight <= 0
-        && heartbeat_ms > 0
-        && heartbeat_ms >= entered_ms
-        && now_ms.saturating_sub(heartbeat_ms) <= HEAD_MS;
-    if at_head || commit_secs == 0 {
+    started: u64,
+}
+
+/// The lag, in seconds: 0 at the head (a recent heartbeat, after the last batch entered, and
+/// nothing in flight); otherwise now minus the latest of the last acknowledged commit, the
+/// last time the stream was at its head, and the process's start.
+fn lag_seconds(l: LagInputs) -> f64 {
+    let at_head = l.in_flight <= 0
+        && l.heartbeat > 0
+        && l.heartbeat >= l.entered
+        && l.now.saturating_sub(l.heartbeat) <= HEAD_MS;
+    if at_head {
         return 0.0;
     }
-    (now_ms.saturating_sub(commit_secs * 1000)) as f64 / 1000.0
+    let since = (l.commit_secs * 1000).max(l.head).max(l.started);
+    l.now.saturating_sub(since) as f64 / 1000.0
 }
 
 impl Metrics {
     /// The Prometheus text of every series, with the lag computed now.
     fn render(&self) -> String {
-        let lag = lag_seconds(
-            now_ms(),
-            self.acked_commit_secs.load(Ordering::Relaxed),
-            self.heartbeat_ms.load(Ordering::Relaxed),
-            self.entered_ms.load(Ordering::Relaxed),
-            self.in_flight.load(Ordering::Relaxed),
-        );
+        let lag = lag_seconds(LagInputs {
+            now: now_ms(),
+            commit_secs: self.acked_commit_secs.load(Ordering::Relaxed),
+            heartbeat: self.heartbeat_ms.load(Ordering::Relaxed),
+            head: self.head_ms.load(Ordering::Relaxed),
+            entered: self.entered_ms.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            started: self.started_ms,
+        });
         self.lag.set(lag);
         let mut out = String::new();
         // Writing into a String cannot fail.
@@ -467,30 +494,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lag_is_zero_at_the_head_and_grows_while_batches_wait() {
+    fn lag_is_zero_at_the_head_and_counts_from_the_latest_known_point() {
         let now = 1_000_000_000_000;
+        let base = LagInputs {
+            now,
+            commit_secs: 999_999_990, // 10 s ago
+            heartbeat: now - 1000,
+            head: now - 1000,
+            entered: now - 5000,
+            in_flight: 0,
+            started: now - 3_600_000,
+        };
         // A heartbeat a second ago, after the last batch, nothing in flight: at the head.
-        assert_eq!(
-            lag_seconds(now, 999_999_990, now - 1000, now - 5000, 0),
-            0.0
-        );
-        // A batch in flight (the sink is stalled): now minus the last acknowledged commit.
-        assert_eq!(
-            lag_seconds(now, 999_999_990, now - 1000, now - 500, 1),
-            10.0
-        );
-        // The last heartbeat is old (the server went quiet): not known to be at the head.
-        assert_eq!(
-            lag_seconds(now, 999_999_990, now - 60_000, now - 90_000, 0),
-            10.0
-        );
-        // A batch entered after the heartbeat: not at the head until the next one.
-        assert_eq!(
-            lag_seconds(now, 999_999_998, now - 2000, now - 1000, 0),
-            2.0
-        );
-        // Nothing acknowledged yet.
-        assert_eq!(lag_seconds(now, 0, 0, now, 3), 0.0);
+        assert_eq!(lag_seconds(base), 0.0);
+        // A batch in flight (the sink is stalled) since the last commit: 10 s.
+        let stalled = LagInputs {
+            entered: now - 500,
+            in_flight: 1,
+            head: now - 20_000,
+            ..base
+        };
+        assert_eq!(lag_seconds(stalled), 10.0);
+        // The first transaction after an idle hour: from the last time at the head, not from
+        // the commit an hour ago.
+        let after_idle = LagInputs {
+            commit_secs: 999_996_400,
+            entered: now - 300,
+            in_flight: 1,
+            head: now - 1500,
+            ..base
+        };
+        assert_eq!(lag_seconds(after_idle), 1.5);
+        // Nothing acknowledged and never at the head (a long first snapshot): from the start.
+        let snapshot = LagInputs {
+            commit_secs: 0,
+            heartbeat: 0,
+            head: 0,
+            in_flight: 3,
+            started: now - 42_000,
+            ..base
+        };
+        assert_eq!(lag_seconds(snapshot), 42.0);
     }
 
     #[test]

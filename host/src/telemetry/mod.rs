@@ -10,11 +10,11 @@
 //! transform failure). Series names are a promise to dashboards: they are listed in the README
 //! and checked by the end-to-end tests, so rename none of them.
 
-pub mod health;
+pub(crate) mod health;
 pub(crate) mod metrics;
 mod server;
 
-pub use health::Phase;
+pub(crate) use health::Phase;
 pub use server::{serve, ServeError};
 
 /// Turns metrics on for this process (idempotent). Until then every recording is a no-op.

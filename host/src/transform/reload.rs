@@ -45,7 +45,17 @@ type Subscriber = Arc<Mutex<mpsc::Sender<Reloaded>>>;
 /// the thread).
 pub(crate) struct Reloader {
     subscriber: Subscriber,
+    prepared: Arc<Prepared>,
     _watcher: notify::RecommendedWatcher,
+}
+
+/// How many new versions the watcher has prepared, and the stage of the last one: a halted
+/// pipeline waits for this count to move, so a version prepared between the halt and its wait
+/// is not missed.
+#[derive(Default)]
+struct Prepared {
+    count: std::sync::atomic::AtomicU64,
+    last_stage: std::sync::atomic::AtomicUsize,
 }
 
 impl Reloader {
@@ -58,11 +68,21 @@ impl Reloader {
     ) -> notify::Result<Self> {
         let (tx, _) = mpsc::channel();
         let subscriber: Subscriber = Arc::new(Mutex::new(tx));
-        let watcher = start(engine, specs, subscriber.clone())?;
+        let prepared = Arc::new(Prepared::default());
+        let watcher = start(engine, specs, subscriber.clone(), prepared.clone())?;
         Ok(Reloader {
             subscriber,
+            prepared,
             _watcher: watcher,
         })
+    }
+
+    /// How many new versions have been prepared so far, and the stage of the last one.
+    pub(crate) fn prepared(&self) -> (u64, usize) {
+        use std::sync::atomic::Ordering;
+        // The stage is stored before the count is raised.
+        let n = self.prepared.count.load(Ordering::Acquire);
+        (n, self.prepared.last_stage.load(Ordering::Relaxed))
     }
 
     /// The channel the chain polls at batch boundaries; the previous one is disconnected.
@@ -78,6 +98,7 @@ fn start(
     engine: Arc<TransformEngine>,
     specs: Vec<TransformSpec>,
     subscriber: Subscriber,
+    prepared: Arc<Prepared>,
 ) -> notify::Result<notify::RecommendedWatcher> {
     let (ev_tx, ev_rx) = mpsc::channel::<notify::Result<notify::Event>>();
     let mut watcher = notify::recommended_watcher(ev_tx)?;
@@ -137,6 +158,8 @@ fn start(
                             }
                             hashes.insert(i, module.hash.clone());
                             engine.remember(&spec.path, &module);
+                            prepared.last_stage.store(i, std::sync::atomic::Ordering::Relaxed);
+                            prepared.count.fetch_add(1, std::sync::atomic::Ordering::Release);
                             tracing::info!(transform = %spec.name, hash = %&module.hash[..12], "new version compiled and initialised; swapping it in at the next batch boundary");
                             // No receiver (between pipeline restarts): the restart loads the
                             // same file, so nothing is lost.

@@ -151,14 +151,16 @@ impl DeadLetters {
 pub(super) async fn delivered(
     tally: Arc<Tally>,
     dead_letters: Option<DeadLetters>,
-) -> Result<(), SinkError> {
+) -> Result<Vec<String>, SinkError> {
+    // The topics of the messages diverted here (not published where they were sent).
+    let mut diverted = Vec::new();
     for (e, msg) in tally.wait().await {
         let too_large = e
             .rdkafka_error_code()
             .is_some_and(|c| classify(c) == Class::TooLarge);
         match &dead_letters {
             Some(dl) if too_large => match dl.divert_message(&msg, &e).await {
-                Ok(()) => {}
+                Ok(()) => diverted.push(msg.topic().to_owned()),
                 // In exactly-once mode (gapless), a refusal by the broker stops the producer,
                 // so the dead letter cannot be sent: a retry would meet the same refusal.
                 Err(SinkError::Enqueue(f) | SinkError::Delivery(f))
@@ -182,5 +184,5 @@ pub(super) async fn delivered(
             _ => return Err(delivery_error(e, &msg)),
         }
     }
-    Ok(())
+    Ok(diverted)
 }

@@ -487,9 +487,10 @@ impl KafkaSink {
                     after.as_deref().map(str::as_bytes),
                     server.as_deref().map(str::as_bytes),
                 );
-                self.send(ev, topic, named.then_some(p), headers, &tally)
+                let queued = self
+                    .send(ev, topic, named.then_some(p), headers, &tally)
                     .await?;
-                if let Some(counts) = &mut published {
+                if let (true, Some(counts)) = (queued, &mut published) {
                     match counts.iter_mut().find(|(t, _)| t == topic) {
                         Some((_, n)) => *n += 1,
                         None => counts.push((topic.to_owned(), 1)),
@@ -506,13 +507,12 @@ impl KafkaSink {
         }
         let delivered = dead_letters::delivered(tally, self.dead_letters.clone());
         let delivered = async move {
-            let r = delivered.await;
-            if r.is_ok() {
-                for (topic, n) in published.into_iter().flatten() {
-                    telemetry::events_published(&topic, n);
-                }
+            let diverted = delivered.await?;
+            for (topic, n) in published.into_iter().flatten() {
+                let gone = diverted.iter().filter(|t| **t == topic).count() as u64;
+                telemetry::events_published(&topic, n.saturating_sub(gone));
             }
-            r
+            Ok(())
         };
         if self.eo.is_none() {
             return Ok(Ack::when(delivered));
@@ -531,9 +531,9 @@ impl KafkaSink {
         }))
     }
 
-    /// Queues the encoded event (`key_buf`, `value_buf`) to `topic`, counted by `tally`. An
-    /// event librdkafka refuses as too large goes to the dead letters when they are configured;
-    /// any other refusal stops the batch.
+    /// Queues the encoded event (`key_buf`, `value_buf`) to `topic`, counted by `tally`
+    /// (`true`). An event librdkafka refuses as too large goes to the dead letters when they
+    /// are configured (`false`); any other refusal stops the batch.
     async fn send(
         &self,
         ev: &ChangeEvent,
@@ -541,7 +541,7 @@ impl KafkaSink {
         partition: Option<i32>,
         headers: OwnedHeaders,
         tally: &Arc<Tally>,
-    ) -> Result<(), SinkError> {
+    ) -> Result<bool, SinkError> {
         let mut record = Record::with_opaque_to(topic, tally.expect_one())
             .key(&self.key_buf[..])
             .payload(&self.value_buf[..])
@@ -550,7 +550,7 @@ impl KafkaSink {
             record = record.partition(p);
         }
         let Err((e, r)) = enqueue(&self.producer, record, self.stop.as_ref()).await else {
-            return Ok(());
+            return Ok(true);
         };
         let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Unknown);
         let bytes = self.value_buf.len() + self.key_buf.len();
@@ -570,7 +570,8 @@ impl KafkaSink {
                         bytes,
                         &e.to_string(),
                     )
-                    .await;
+                    .await
+                    .map(|()| false);
             }
         }
         Err(refusal(

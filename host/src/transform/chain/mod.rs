@@ -197,7 +197,7 @@ impl Chain {
 
     /// Each transform's version in this chain: 1 when built, plus one per hot reload swapped
     /// in or rolled back.
-    pub fn generations(&self) -> impl Iterator<Item = (&str, u64)> {
+    pub(crate) fn generations(&self) -> impl Iterator<Item = (&str, u64)> {
         self.stages
             .iter()
             .map(|s| (s.spec.name.as_str(), s.generation))
