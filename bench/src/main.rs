@@ -62,7 +62,7 @@ pub const MEASUREMENTS: &[(&str, &str)] = &[
     ("chain3-kafka", "4. pipeline, filter+mask+reshape → Kafka"),
     (
         "latency",
-        "6. latency: commit → readable in Kafka, 1k and 10k rows/s",
+        "6. latency: commit → acknowledged by Kafka (and → readable), 1k and 10k rows/s",
     ),
     (
         "recovery",

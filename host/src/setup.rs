@@ -302,7 +302,7 @@ impl Level {
     }
 
     /// Whether a privilege held at this level applies at `other` too.
-    fn covers(&self, other: &Level) -> bool {
+    pub(crate) fn covers(&self, other: &Level) -> bool {
         match (self, other) {
             (Level::Global, _) => true,
             (Level::Schema(a), Level::Schema(b)) => a == b,
@@ -542,7 +542,7 @@ pub(crate) fn parse_grants(lines: &[String]) -> Vec<Held> {
 
 /// Whether `SHOW GRANTS` lines grant a role (`GRANT `r`@`%` TO …`, no ON): its privileges do
 /// not show.
-fn grants_roles(lines: &[String]) -> bool {
+pub(crate) fn grants_roles(lines: &[String]) -> bool {
     lines.iter().any(|l| {
         strip_prefix_ci(l.trim(), "GRANT ").is_some_and(|r| split_keyword(r, " ON ").is_none())
     })
@@ -984,10 +984,19 @@ pub async fn run_setup(
                 mysql_async::Error::Server(se) => Some(se.code),
                 _ => None,
             };
+            // A statement that carries the password: the server's text may quote part of it
+            // (escaped, or cut in a syntax error's `near '…'`), so only its code is shown.
+            let message = match &e {
+                mysql_async::Error::Server(se) if s.sql != s.shown => format!(
+                    "ERROR {} ({}); the server's text is withheld because the statement carries the password",
+                    se.code, se.state
+                ),
+                _ => e.to_string().replace(&m.password, "<MYSQL_PASSWORD>"),
+            };
             return Err(SetupError::Statement {
                 statement: s.shown.clone(),
                 code,
-                message: e.to_string().replace(&m.password, "<MYSQL_PASSWORD>"),
+                message,
             });
         }
         writeln!(out, "  ran: {}", s.shown)?;

@@ -134,31 +134,18 @@ fn needs_xa_recover_admin(version: &str) -> bool {
 /// Privileges granted through roles do not show there, so a user with role grants gets a
 /// warning instead of a failure.
 fn lock_grants_verdict(grants: &[String], user: &str, schemas: &[&str], xa: bool) -> CheckResult {
-    let upper: Vec<String> = grants.iter().map(|g| g.to_ascii_uppercase()).collect();
-    // `GRANT <privileges> ON <level> TO …`; a role grant (`GRANT `r`@`%` TO …`) has no ON.
-    let privileges_on = |level_matches: &dyn Fn(&str) -> bool, p: &str| {
-        upper.iter().any(|g| {
-            let Some((privs, rest)) = g.strip_prefix("GRANT ").and_then(|g| g.split_once(" ON "))
-            else {
-                return false;
-            };
-            let level = rest.split(" TO ").next().unwrap_or_default().trim();
-            level_matches(level)
-                && privs
-                    .split(',')
-                    .map(str::trim)
-                    .any(|x| x == p || x == "ALL PRIVILEGES" || x == "ALL")
+    use crate::setup::{grants_roles, parse_grants, Level};
+    // `sluice setup`'s reading of SHOW GRANTS (aliases, quoting, wider levels covering
+    // narrower ones).
+    let held = parse_grants(grants);
+    let has = |privilege: &str, at: &Level| {
+        held.iter().any(|h| {
+            (h.privilege == privilege || h.privilege == "ALL PRIVILEGES") && h.level.covers(at)
         })
     };
-    let global = |p: &str| privileges_on(&|l: &str| l == "*.*", p);
-    let on_schema = |schema: &str, p: &str| {
-        let quoted = format!("`{}`.*", schema.to_ascii_uppercase().replace('`', "``"));
-        let bare = format!("{}.*", schema.to_ascii_uppercase());
-        privileges_on(&|l: &str| l == "*.*" || l == quoted || l == bare, p)
-    };
-    let roles = upper
-        .iter()
-        .any(|g| g.starts_with("GRANT ") && !g.contains(" ON "));
+    let global = |p: &str| has(p, &Level::Global);
+    let on_schema = |schema: &str, p: &str| has(p, &Level::Schema(schema.to_owned()));
+    let roles = grants_roles(grants);
     let mut missing = Vec::new();
     let reload = global("RELOAD");
     let lock_tables = schemas.iter().all(|s| on_schema(s, "LOCK TABLES"));
