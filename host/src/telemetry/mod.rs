@@ -1,7 +1,7 @@
 //! What an operator watches: Prometheus metrics and a health state, served on `METRICS_ADDR`.
 //!
 //! Design note: the pipeline's stages report through the free functions of `metrics` (counts
-//! per batch, never per event) and [`health`] (the pipeline's phase). Both are process-wide:
+//! per batch, never per event) and `health` (the pipeline's phase). Both are process-wide:
 //! `metrics` records nothing until [`install`] ran (only `sluice run` with `METRICS_ADDR`
 //! does), so a stage pays one atomic load per batch when metrics are off; the health state is
 //! always kept (it is a few words). `server` answers `GET /metrics` (the Prometheus text
