@@ -75,6 +75,11 @@ start_mariadb() {
   local sock=$dir/mysqld.sock
   if mariadb_running "$port"; then return 0; fi
   if port_busy "$port"; then
+    # A loaded machine can make one query fail: ask again before calling the port taken.
+    for _ in $(seq 1 25); do
+      mariadb_running "$port" && return 0
+      sleep 0.2
+    done
     log "port $port is taken by something that is not a MariaDB we can use; free it or set SLUICE_MARIADB_*PORT"
     exit 1
   fi
@@ -182,7 +187,7 @@ export SLUICE_TEST_MYSQL_NOLOG_PORT=$MARIADB_NOLOG_PORT
 export SLUICE_TEST_MYSQL_REPLICA_PORT=$MARIADB_REPLICA_PORT
 export SLUICE_TEST_MYSQL_REPLICA_URL=mysql://admin:admin-pw@127.0.0.1:$MARIADB_REPLICA_PORT
 export SLUICE_TEST_MYSQL_TLS_PORT=$MARIADB_TLS_PORT
-export SLUICE_TEST_TLS_DIR=$WORK/tls
+export SLUICE_TEST_TLS_DIR=$(tls_dir)
 export SLUICE_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
 export SLUICE_TEST_WORK_DIR=$WORK
 EOF
@@ -218,7 +223,20 @@ make_tls_certs() {
   )
 }
 
+# The certificates of the running TLS instance: it may have been started from another checkout
+# (a CI clone reuses the services it finds), whose .work/tls holds the CA that signed them.
+tls_dir() {
+  local ca
+  ca=$(mariadb_sql "$MARIADB_TLS_PORT" -N -e 'SELECT @@ssl_ca' 2>/dev/null || true)
+  if [ -n "$ca" ] && [ -f "$ca" ]; then dirname "$ca"; else echo "$WORK/tls"; fi
+}
+
 start_tls() {
+  # Already running (ours or another checkout's): its certificates stay as they are.
+  if mariadb_running "$MARIADB_TLS_PORT"; then
+    provision_mariadb "$MARIADB_TLS_PORT"
+    return 0
+  fi
   make_tls_certs
   start_mariadb mariadb-tls "$MARIADB_TLS_PORT" --server-id=6 --log-bin=mysql-bin --binlog-format=ROW \
     --binlog-row-image=FULL --binlog-row-metadata=FULL --ssl-ca="$WORK/tls/ca.pem" \

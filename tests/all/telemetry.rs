@@ -115,12 +115,7 @@ async fn metrics_count_what_the_consumer_receives_and_the_lag_is_sane() -> anyho
 async fn health_is_503_while_a_transform_halts_and_200_after_the_fix() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let live = dir.path().join("probe.wasm");
-    let install = |from: &std::path::Path| -> anyhow::Result<()> {
-        let tmp = dir.path().join("probe.wasm.tmp");
-        std::fs::copy(from, &tmp)?;
-        std::fs::rename(&tmp, &live)?;
-        Ok(())
-    };
+    let install = |from: &std::path::Path| install_wasm(from, &live);
     // Version 1 panics on every event (after a smoke call that passes); version 2 tags them.
     install(&wasm("probe"))?;
     let addr = free_addr();
@@ -197,6 +192,11 @@ async fn health_is_503_while_a_transform_halts_and_200_after_the_fix() -> anyhow
         series(&text, "sluice_transform_generation{transform=\"probe\"}"),
         Some(2.0),
         "the fixed version is the second: {text}"
+    );
+    assert!(
+        series(&text, "sluice_transform_errors_total{transform=\"probe\"}")
+            .is_some_and(|n| n >= 1.0),
+        "the halting call was counted: {text}"
     );
     assert_eq!(sluice.stop()?, 0);
     Ok(())

@@ -429,13 +429,7 @@ async fn an_added_column_reaches_kafka_in_every_row_image() -> anyhow::Result<()
 async fn hot_reload_swaps_versions_at_batch_boundaries_and_loses_nothing() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let live = dir.path().join("probe.wasm");
-    // Replace the file the way cargo does: write beside it, then rename over it.
-    let install = |from: &std::path::Path| -> anyhow::Result<()> {
-        let tmp = dir.path().join("probe.wasm.tmp");
-        std::fs::copy(from, &tmp)?;
-        std::fs::rename(&tmp, &live)?;
-        Ok(())
-    };
+    let install = |from: &std::path::Path| install_wasm(from, &live);
     install(&wasm("probe"))?;
     let (p, mut sluice) = TestPipeline::new("reload")
         .kafka()
@@ -635,12 +629,7 @@ async fn a_panic_is_reported_at_the_failing_row_with_its_message_first() -> anyh
 async fn watch_rolls_back_a_new_version_that_halts_on_its_first_batch() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let live = dir.path().join("probe.wasm");
-    let install = |from: &std::path::Path| -> anyhow::Result<()> {
-        let tmp = dir.path().join("probe.wasm.tmp");
-        std::fs::copy(from, &tmp)?;
-        std::fs::rename(&tmp, &live)?;
-        Ok(())
-    };
+    let install = |from: &std::path::Path| install_wasm(from, &live);
     install(&wasm("probe"))?;
     let (mut p, mut sluice) = TestPipeline::new("rollback")
         .kafka()

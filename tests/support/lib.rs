@@ -879,6 +879,15 @@ pub fn wasm(name: &str) -> PathBuf {
     p
 }
 
+/// Replaces the transform file `live` with a copy of `from` the way cargo does (written beside
+/// it, then renamed over it), so a watcher sees one complete new version.
+pub fn install_wasm(from: &Path, live: &Path) -> Result<()> {
+    let tmp = live.with_extension("wasm.tmp");
+    std::fs::copy(from, &tmp)?;
+    std::fs::rename(&tmp, live)?;
+    Ok(())
+}
+
 /// Runs `sluice transform test` with `args`, feeding `input` on stdin: (exit code, stdout, stderr).
 pub fn transform_test(args: &[&str], input: &str) -> Result<(i32, String, String)> {
     use std::io::Write;

@@ -110,8 +110,8 @@ pub(super) fn transform(
 }
 
 /// What the transform stage last reported of each transform, to record the differences after
-/// each batch (`sluice_events_dropped_total`, `…_dead_lettered_total`, `sluice_transform_seconds`,
-/// `sluice_transform_generation`).
+/// each batch (`sluice_events_dropped_total`, `…_dead_lettered_total`,
+/// `sluice_transform_errors_total`, `sluice_transform_seconds`, `sluice_transform_generation`).
 struct ChainSeen(Vec<(crate::transform::Stats, u64)>);
 
 impl ChainSeen {
@@ -138,10 +138,13 @@ impl ChainSeen {
             .zip(self.0.iter_mut())
         {
             if now.calls != was.calls || now.busy_ns != was.busy_ns {
-                let dropped = (now.dropped + now.skipped).saturating_sub(was.dropped + was.skipped);
-                let dead = now.dead_lettered.saturating_sub(was.dead_lettered);
+                let counts = telemetry::TransformCounts {
+                    dropped: (now.dropped + now.skipped).saturating_sub(was.dropped + was.skipped),
+                    dead_lettered: now.dead_lettered.saturating_sub(was.dead_lettered),
+                    errors: now.errors.saturating_sub(was.errors),
+                };
                 let secs = now.busy_ns.saturating_sub(was.busy_ns) as f64 / 1e9;
-                telemetry::transform_batch(name, dropped, dead, secs);
+                telemetry::transform_batch(name, counts, secs);
             }
             if generation > *was_generation {
                 telemetry::transform_swapped(name, generation - *was_generation);

@@ -55,6 +55,7 @@ pub(crate) struct Metrics {
     events_published: Family<TopicLabel, Counter>,
     events_dropped: Family<TransformLabel, Counter>,
     events_dead_lettered: Family<TransformLabel, Counter>,
+    transform_errors: Family<TransformLabel, Counter>,
     transform_seconds: HistogramFamily<TransformLabel>,
     transform_generation: Family<TransformLabel, Gauge>,
     delivery_errors: Counter,
@@ -109,6 +110,7 @@ impl Metrics {
             events_published: Family::default(),
             events_dropped: Family::default(),
             events_dead_lettered: Family::default(),
+            transform_errors: Family::default(),
             transform_seconds: Family::new_with_constructor(transform_histogram),
             transform_generation: Family::default(),
             delivery_errors: Counter::default(),
@@ -146,6 +148,11 @@ impl Metrics {
             "sluice_events_dead_lettered",
             "Events a transform failed on and sent to its dead-letter topic",
             m.events_dead_lettered.clone(),
+        );
+        registry.register(
+            "sluice_transform_errors",
+            "Failed guest calls per transform (a trap, an error it returned, or an answer the host refused), whatever its on_error policy did next",
+            m.transform_errors.clone(),
         );
         registry.register(
             "sluice_transform_seconds",
@@ -217,7 +224,12 @@ impl Metrics {
     }
 
     /// One batch through transform `name`: what it removed and dead-lettered, and how long it took.
-    fn transform_batch(&self, name: &str, dropped: u64, dead_lettered: u64, seconds: f64) {
+    fn transform_batch(&self, name: &str, counts: TransformCounts, seconds: f64) {
+        let TransformCounts {
+            dropped,
+            dead_lettered,
+            errors,
+        } = counts;
         let l = TransformLabel {
             transform: name.to_owned(),
         };
@@ -228,6 +240,9 @@ impl Metrics {
             self.events_dead_lettered
                 .get_or_create(&l)
                 .inc_by(dead_lettered);
+        }
+        if errors > 0 {
+            self.transform_errors.get_or_create(&l).inc_by(errors);
         }
         self.transform_seconds.get_or_create(&l).observe(seconds);
     }
@@ -357,10 +372,20 @@ pub(crate) fn events_published(topic: &str, n: u64) {
 }
 
 /// One batch through transform `name`: what it removed and dead-lettered, and how long it took.
-pub(crate) fn transform_batch(name: &str, dropped: u64, dead_lettered: u64, seconds: f64) {
+pub(crate) fn transform_batch(name: &str, counts: TransformCounts, seconds: f64) {
     if let Some(m) = get() {
-        m.transform_batch(name, dropped, dead_lettered, seconds);
+        m.transform_batch(name, counts, seconds);
     }
+}
+
+/// What one batch did in one transform.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TransformCounts {
+    /// Events it removed (drops, and failures skipped).
+    pub(crate) dropped: u64,
+    pub(crate) dead_lettered: u64,
+    /// Failed calls.
+    pub(crate) errors: u64,
 }
 
 /// Transform `name` is loaded: its generation is at least 1.
@@ -542,7 +567,15 @@ mod tests {
         let m = Metrics::new();
         m.events_read("metrics_test.t", 3);
         m.events_published("metrics-test", 2);
-        m.transform_batch("metrics-test-filter", 1, 0, 0.001);
+        m.transform_batch(
+            "metrics-test-filter",
+            TransformCounts {
+                dropped: 1,
+                dead_lettered: 0,
+                errors: 2,
+            },
+            0.001,
+        );
         m.transform_loaded("metrics-test-filter");
         m.transform_swapped("metrics-test-filter", 1);
         m.transform_loaded("metrics-test-filter");
@@ -572,6 +605,7 @@ mod tests {
             "sluice_events_read_total{table=\"metrics_test.t\"} 3",
             "sluice_events_published_total{topic=\"metrics-test\"} 2",
             "sluice_events_dropped_total{transform=\"metrics-test-filter\"} 1",
+            "sluice_transform_errors_total{transform=\"metrics-test-filter\"} 2",
             "sluice_transform_seconds_count{transform=\"metrics-test-filter\"} 1",
             "sluice_transform_generation{transform=\"metrics-test-filter\"} 2",
             "sluice_kafka_delivery_errors_total 1",
