@@ -27,6 +27,10 @@
 //! again what was delivered but not yet checkpointed; in exactly-once mode each life first
 //! reads back what the output partitions hold (`start::read_back`) and the sink skips it
 //! (`docs/EXACTLY_ONCE.md`), otherwise it is published again (at-least-once).
+//! Under hot reload (`--watch`), a transform halt does not end the run: the supervisor waits
+//! for the watcher to prepare a new version of a transform file (`Transforms::wait_for_fix`)
+//! and restarts the stages from the last acknowledged position; `/health` says `halted`
+//! meanwhile (`crate::telemetry`).
 //! SIGINT/SIGTERM stop the source at a transaction boundary, drain the stages, save, and exit 0.
 //! If the destination cannot take the rest within `pipeline.shutdown_timeout_ms` (Kafka is
 //! down), the stages are abandoned: the position saved is the last acknowledged one, and a

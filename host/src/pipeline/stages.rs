@@ -137,7 +137,8 @@ impl ChainSeen {
             .zip(chain.generations())
             .zip(self.0.iter_mut())
         {
-            if now.calls != was.calls || now.busy_ns != was.busy_ns {
+            // Only batches the transform saw: one that selected no event is not a sample.
+            if now.calls != was.calls || now.errors != was.errors {
                 let counts = telemetry::TransformCounts {
                     dropped: (now.dropped + now.skipped).saturating_sub(was.dropped + was.skipped),
                     dead_lettered: now.dead_lettered.saturating_sub(was.dead_lettered),
