@@ -357,27 +357,6 @@ impl Metrics {
     }
 }
 
-/// `n` events of `table` (`schema.table`) read.
-pub(crate) fn events_read(table: &str, n: u64) {
-    if let Some(m) = get() {
-        m.events_read(table, n);
-    }
-}
-
-/// `n` events acknowledged on `topic`.
-pub(crate) fn events_published(topic: &str, n: u64) {
-    if let Some(m) = get() {
-        m.events_published(topic, n);
-    }
-}
-
-/// One batch through transform `name`: what it removed and dead-lettered, and how long it took.
-pub(crate) fn transform_batch(name: &str, counts: TransformCounts, seconds: f64) {
-    if let Some(m) = get() {
-        m.transform_batch(name, counts, seconds);
-    }
-}
-
 /// What one batch did in one transform.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct TransformCounts {
@@ -388,74 +367,34 @@ pub(crate) struct TransformCounts {
     pub(crate) errors: u64,
 }
 
-/// Transform `name` is loaded: its generation is at least 1.
-pub(crate) fn transform_loaded(name: &str) {
-    if let Some(m) = get() {
-        m.transform_loaded(name);
-    }
+/// Each recording as a free function for the stages: [`Metrics`]'s method of the same name
+/// (whose doc says what it records) once [`install`] ran, nothing before.
+macro_rules! recorders {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*);)*) => {
+        $(
+            pub(crate) fn $name($($arg: $ty),*) {
+                if let Some(m) = get() {
+                    m.$name($($arg),*);
+                }
+            }
+        )*
+    };
 }
 
-/// Transform `name` changed version `n` times (hot reloads swapped in, or rolled back).
-pub(crate) fn transform_swapped(name: &str, n: u64) {
-    if let Some(m) = get() {
-        m.transform_swapped(name, n);
-    }
-}
-
-/// A message Kafka did not acknowledge.
-pub(crate) fn delivery_error() {
-    if let Some(m) = get() {
-        m.delivery_error();
-    }
-}
-
-/// The stages restart, for `reason` (a short word: `source`, `sink`, `snapshot`, `purged`).
-pub(crate) fn restart(reason: &str) {
-    if let Some(m) = get() {
-        m.restart(reason);
-    }
-}
-
-/// A new life of the stages: nothing is in flight.
-pub(crate) fn new_life() {
-    if let Some(m) = get() {
-        m.new_life();
-    }
-}
-
-/// A batch entered the pipeline.
-pub(crate) fn batch_entered() {
-    if let Some(m) = get() {
-        m.batch_entered();
-    }
-}
-
-/// A batch was acknowledged; `at` is the streamed position it made durable, if any.
-pub(crate) fn batch_acked(at: Option<&crate::state::BinlogPosition>) {
-    if let Some(m) = get() {
-        m.batch_acked(at);
-    }
-}
-
-/// The server sent a heartbeat: it had nothing else to send, so the stream is at its head.
-pub(crate) fn heartbeat() {
-    if let Some(m) = get() {
-        m.heartbeat();
-    }
-}
-
-/// The snapshot of `table` has read `rows` rows in all (the counter never moves back).
-pub(crate) fn snapshot_rows(table: &str, rows: u64) {
-    if let Some(m) = get() {
-        m.snapshot_rows(table, rows);
-    }
-}
-
-/// The server's estimate of `table`'s rows, at the start of its snapshot.
-pub(crate) fn snapshot_estimate(table: &str, rows: u64) {
-    if let Some(m) = get() {
-        m.snapshot_estimate(table, rows);
-    }
+recorders! {
+    fn events_read(table: &str, n: u64);
+    fn events_published(topic: &str, n: u64);
+    fn transform_batch(name: &str, counts: TransformCounts, seconds: f64);
+    fn transform_loaded(name: &str);
+    fn transform_swapped(name: &str, n: u64);
+    fn delivery_error();
+    fn restart(reason: &str);
+    fn new_life();
+    fn batch_entered();
+    fn batch_acked(at: Option<&crate::state::BinlogPosition>);
+    fn heartbeat();
+    fn snapshot_rows(table: &str, rows: u64);
+    fn snapshot_estimate(table: &str, rows: u64);
 }
 
 /// How long a heartbeat counts as "at the head": the server sends one each second of silence.
