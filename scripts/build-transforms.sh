@@ -24,3 +24,42 @@ done
 cargo build --release --target wasm32-wasip2 -p sluice-transform-probe --features v2 --target-dir target/wasm-v2
 cp target/wasm-v2/wasm32-wasip2/release/sluice_transform_probe.wasm "$out/probe-v2.wasm"
 ls -la "$out" >&2
+
+# The same examples in Python and JavaScript (transforms/python, transforms/js), built with the
+# pinned componentize-py and componentize-js (scripts/guest-tools.sh installs them) into
+# target/wasm/py/ and target/wasm/js/. Each build is skipped while its sources are unchanged.
+bash scripts/guest-tools.sh
+PY=$ROOT/.work/guest-tools/py/bin/python
+stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+build_guest() { # lang, source, output, command...
+  local lang=$1 src=$2 out=$3; shift 3
+  local sdk_files
+  if [ "$lang" = py ]; then sdk_files=$(ls guest-sdk/python/sluice/*.py guest-sdk/python/requirements.txt); else sdk_files=$(ls guest-sdk/js/*.js guest-sdk/js/*.mjs guest-sdk/js/package-lock.json); fi
+  local want; want=$(stamp_of "$src" $(dirname "$src")/*.${src##*.} $sdk_files wit/transform.wit)
+  if [ -f "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  mkdir -p "$(dirname "$out")"
+  echo "[transforms] building $out" >&2
+  "$@" > /dev/null
+  echo "$want" > "$out.stamp"
+}
+for n in filter mask; do
+  build_guest py "transforms/python/$n.py" "$out/py/$n.wasm" \
+    "$PY" guest-sdk/python/sluice/build.py "transforms/python/$n.py" -o "$out/py/$n.wasm"
+  build_guest js "transforms/js/$n.js" "$out/js/$n.wasm" \
+    node guest-sdk/js/build.mjs "transforms/js/$n.js" -o "$out/js/$n.wasm"
+done
+# Test fixtures: a failing transform in each language, and two versions of a Python one.
+for n in fails tag_v1 tag_v2; do
+  build_guest py "tests/fixtures/guests/$n.py" "$out/py/$n.wasm" \
+    "$PY" guest-sdk/python/sluice/build.py "tests/fixtures/guests/$n.py" -o "$out/py/$n.wasm"
+done
+build_guest js tests/fixtures/guests/fails.js "$out/js/fails.wasm" \
+  node guest-sdk/js/build.mjs tests/fixtures/guests/fails.js -o "$out/js/fails.wasm"
+# Compile the ones several `transform test` runs use into the artifact cache those runs use,
+# once, here: an 18 MB component takes seconds to compile, which parallel tests would each pay.
+if [ -x target/debug/sluice ]; then
+  for w in "$out"/py/{filter,mask,fails}.wasm "$out"/js/{filter,mask,fails}.wasm; do
+    SLUICE_CACHE_DIR=$out/cache SLUICE_LOG=error target/debug/sluice transform test "$w" --set columns=x --set drop_tables=x </dev/null >/dev/null 2>&1 || true
+  done
+fi
+ls -la "$out"/py "$out"/js >&2

@@ -56,6 +56,14 @@ if ! RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p sluice -p sluice-guest -p
 fi
 log "fmt, clippy and doc clean in $(( $(date +%s) - start ))s"
 
+# The Python and JavaScript SDKs and examples have native unit tests of their own (pytest and
+# Node's test runner), as an author runs them; scripts/guest-tools.sh installed both.
+start=$(date +%s)
+.work/guest-tools/py/bin/pytest -q -p no:cacheprovider guest-sdk/python/tests transforms/python
+(cd guest-sdk/js && node --test test/)
+(cd transforms/js && node --test)
+log "Python and JavaScript unit tests passed in $(( $(date +%s) - start ))s"
+
 # `--run-ignored all`: the few library tests that need the live services (marked #[ignore] so
 # that a plain `cargo test` without them passes) run here, where the services are up.
 cargo nextest run --workspace --no-fail-fast --run-ignored all "$@"

@@ -2,7 +2,8 @@
 //! native Rust, in the same run, on synthetic 8-column events.
 //!
 //! Run: `scripts/build-transforms.sh && cargo bench -p sluice --bench transform`
-//! Prints ns per event and events/s at call batch sizes 1, 16, 128 and 1024. The time is the
+//! Prints ns per event and events/s at call batch sizes 1, 16, 128 and 1024, then filter+mask
+//! per language (native Rust, and the Rust, Python and JavaScript components) at batch 128. The time is the
 //! transform stage's own: the events it publishes are freed after the clock stops (in the
 //! pipeline the sink frees them), on both the wasm and the native side.
 
@@ -93,6 +94,74 @@ fn best<F: FnMut() -> Duration>(mut f: F) -> Duration {
     (0..3).map(|_| f()).min().expect("three runs")
 }
 
+/// filter+mask in each language at the default call size, in this run: the same examples in
+/// Rust, Python (`transforms/python`) and JavaScript (`transforms/js`), and native Rust.
+fn languages(
+    root: &std::path::Path,
+    engine: &TransformEngine,
+    input: &[ChangeEvent],
+    filter: &TransformSpec,
+    mask: &TransformSpec,
+) {
+    println!();
+    println!("filter+mask per language, call batch 128, {EVENTS} events (best of 3)");
+    println!(
+        "{:>22} | {:>10} | {:>10} | {:>8}",
+        "", "ns/event", "events/s", "× native"
+    );
+    let native_t = best(|| {
+        let batches: Vec<Vec<ChangeEvent>> = input.chunks(128).map(|c| c.to_vec()).collect();
+        let start = Instant::now();
+        let kept: Vec<_> = batches.into_iter().map(native).collect();
+        let t = start.elapsed();
+        drop(kept);
+        t
+    });
+    let ns = |d: Duration| d.as_nanos() as f64 / EVENTS as f64;
+    println!(
+        "{:>22} | {:>10.0} | {:>10.0} | {:>8}",
+        "native Rust",
+        ns(native_t),
+        1e9 / ns(native_t),
+        "1.00"
+    );
+    for (label, dir) in [
+        ("Rust (wasm)", ""),
+        ("Python (componentize-py)", "py/"),
+        ("JavaScript (componentize-js)", "js/"),
+    ] {
+        let path = |n: &str| root.join("target/wasm").join(format!("{dir}{n}.wasm"));
+        if !path("filter").exists() || !path("mask").exists() {
+            println!("{label:>22} | missing: run scripts/build-transforms.sh");
+            continue;
+        }
+        let (mut f, mut m) = (filter.clone(), mask.clone());
+        f.path = path("filter");
+        m.path = path("mask");
+        let loaded = Instant::now();
+        let mut chain = build_chain(engine, &[f, m]).expect("chain");
+        let load = loaded.elapsed();
+        let t = best(|| {
+            let batches: Vec<Vec<ChangeEvent>> = input.chunks(128).map(|c| c.to_vec()).collect();
+            let start = Instant::now();
+            let kept: Vec<_> = batches
+                .into_iter()
+                .map(|b| chain.process(b).expect("transform"))
+                .collect();
+            let t = start.elapsed();
+            assert_eq!(kept.iter().map(Vec::len).sum::<usize>(), EVENTS / 2);
+            t
+        });
+        println!(
+            "{:>22} | {:>10.0} | {:>10.0} | {:>8.2}   (load: {load:.1?})",
+            label,
+            ns(t),
+            1e9 / ns(t),
+            ns(t) / ns(native_t)
+        );
+    }
+}
+
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let wasm = |n: &str| root.join("target/wasm").join(format!("{n}.wasm"));
@@ -159,6 +228,7 @@ fn main() {
     if only.is_some() {
         return;
     }
+    languages(&root, &engine, &input, &filter, &mask);
     println!();
     println!("filter+mask over {EVENTS} 8-column events (best of 3; ~50% pass the filter)");
     println!(

@@ -130,17 +130,22 @@ enum PositionCommand {
 
 #[derive(Subcommand)]
 enum TransformCommand {
-    /// Write a new transform crate NAME (Cargo.toml, src/lib.rs with an example and a test,
-    /// samples/events.jsonl) into DIR/NAME. Cargo builds it as NAME.wasm with `-` replaced by
-    /// `_`, and Sluice names the transform after that file stem.
+    /// Write a new transform project NAME into DIR/NAME: an example that masks a column, its
+    /// native unit test and samples/events.jsonl. In Rust (Cargo.toml, src/lib.rs), Python
+    /// (NAME.py, test_NAME.py) or JavaScript (NAME.js, NAME.test.js, package.json). The
+    /// component is NAME.wasm with `-` replaced by `_`, and Sluice names the transform after
+    /// that file stem.
     New {
-        /// The crate name: ASCII letters, digits, `-` and `_`, starting with a letter.
+        /// The project name: ASCII letters, digits, `-` and `_`, starting with a letter.
         name: String,
+        /// The language: rust, python or js.
+        #[arg(long, default_value = "rust")]
+        lang: String,
         /// The directory to create the crate in (default: the current directory).
         #[arg(long, default_value = ".")]
         path: PathBuf,
-        /// The `sluice-guest` SDK directory to depend on (default: the checkout this binary was
-        /// built from).
+        /// The guest SDK directory (`guest-sdk`, which also holds `python/` and `js/`) to use
+        /// (default: the checkout this binary was built from).
         #[arg(long, value_name = "DIR")]
         sdk: Option<PathBuf>,
     },
@@ -213,9 +218,12 @@ fn main() -> ExitCode {
                 reason,
                 dry_run,
             }) => position_skip(config, reason.unwrap_or_default(), dry_run).await,
-            Command::Transform(TransformCommand::New { name, path, sdk }) => {
-                transform_new(&name, &path, sdk)
-            }
+            Command::Transform(TransformCommand::New {
+                name,
+                lang,
+                path,
+                sdk,
+            }) => transform_new(&name, &lang, &path, sdk),
             Command::Transform(TransformCommand::Test {
                 wasm,
                 set,
@@ -492,10 +500,13 @@ async fn setup(
 
 fn transform_new(
     name: &str,
+    lang: &str,
     parent: &std::path::Path,
     sdk: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    use sluice::transform::template;
+    use sluice::transform::template::{self, Lang};
+    let lang =
+        Lang::parse(lang).with_context(|| format!("--lang {lang:?}: use rust, python or js"))?;
     let sdk = match sdk {
         Some(p) => p.canonicalize().with_context(|| {
             format!("--sdk {}: no such directory; give the guest-sdk directory of a Sluice checkout", p.display())
@@ -505,27 +516,46 @@ fn transform_new(
              deleted); pass --sdk PATH/TO/sluice/guest-sdk",
         )?,
     };
-    let dir =
-        template::generate(name, parent, &sdk).context("cannot create the transform crate")?;
+    let dir = template::generate(name, parent, &sdk, lang)
+        .context("cannot create the transform project")?;
     let stem = template::file_stem(name);
-    println!(
-        "created the transform crate {} (SDK: {})",
-        dir.display(),
-        sdk.display()
-    );
+    let d = dir.display();
+    println!("created the transform project {d} (SDK: {})", sdk.display());
     println!();
     println!("next:");
-    println!("  cd {}", dir.display());
-    println!("  cargo test                                        # native unit tests, no wasm");
-    println!("  rustup target add wasm32-wasip2                   # once");
-    println!("  cargo build --release --target wasm32-wasip2");
-    println!("  sluice transform test target/wasm32-wasip2/release/{stem}.wasm --input samples/events.jsonl");
-    println!("  TRANSFORMS=$PWD/target/wasm32-wasip2/release/{stem}.wasm sluice run --watch");
+    println!("  cd {d}");
+    let wasm = match lang {
+        Lang::Rust => {
+            println!(
+                "  cargo test                                        # native unit tests, no wasm"
+            );
+            println!("  rustup target add wasm32-wasip2                   # once");
+            println!("  cargo build --release --target wasm32-wasip2");
+            format!("target/wasm32-wasip2/release/{stem}.wasm")
+        }
+        Lang::Python => {
+            let py = sdk.join("python");
+            println!(
+                "  pip install -r {}/requirements.txt   # once: componentize-py and pytest, pinned",
+                py.display()
+            );
+            println!(
+                "  pytest                                            # native unit tests, no wasm"
+            );
+            println!(
+                "  PYTHONPATH={} python -m sluice.build {stem}.py -o {stem}.wasm",
+                py.display()
+            );
+            format!("{stem}.wasm")
+        }
+    };
+    println!("  sluice transform test {wasm} --input samples/events.jsonl");
+    println!("  TRANSFORMS=$PWD/{wasm} sluice run --watch            # rebuild to hot-reload");
     println!();
     println!(
-        "Cargo names the component after the crate with `-` replaced by `_` ({stem}.wasm), and \
-         Sluice names the transform after the file stem ({stem}) unless `name` is set in its \
-         [[transforms]] config; `--set {stem}:KEY=VALUE` configures it in `transform test`."
+        "The component is {stem}.wasm, and Sluice names the transform after the file stem \
+         ({stem}) unless `name` is set in its [[transforms]] config; `--set {stem}:KEY=VALUE` \
+         configures it in `transform test`."
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ mod fixtures;
 mod kafka_limits;
 mod kafka_shutdown;
 mod ordering;
+mod polyglot;
 mod resets;
 mod restart;
 mod roundtrip;

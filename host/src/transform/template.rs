@@ -1,11 +1,13 @@
-//! `sluice transform new`: writes a ready transform crate, like Fluvio's `smdk generate`.
+//! `sluice transform new`: writes a ready transform project in Rust, Python or JavaScript, like
+//! Fluvio's `smdk generate`.
 //!
-//! Design note: the files live in `host/templates/transform/` and are embedded with
-//! `include_str!`, so the binary carries them. The only substitutions are the crate name, the
-//! Rust type name, the `.wasm` file stem and the SDK's path; nothing else is generated, so the
-//! templates read as the crate an author gets. The crate depends on the guest SDK by path (the
-//! checkout this binary was built from, see [`default_sdk_dir`]); its `Cargo.toml` says how to
-//! switch to a git or registry dependency.
+//! Design note: the files live in `host/templates/transform*/` and are embedded with
+//! `include_str!`, so the binary carries them. The only substitutions are the project name, the
+//! type name, the `.wasm` file stem and the SDK's path; nothing else is generated, so the
+//! templates read as the project an author gets. Each project uses the guest SDK by path (the
+//! checkout this binary was built from, see [`default_sdk_dir`]): a Rust crate as a path
+//! dependency (its `Cargo.toml` says how to switch to a git or registry one), a Python project
+//! through its `conftest.py` and the build command, a JavaScript one as a `file:` dependency.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +15,78 @@ const CARGO_TOML: &str = include_str!("../../templates/transform/Cargo.toml.tmpl
 const LIB_RS: &str = include_str!("../../templates/transform/lib.rs.tmpl");
 const EVENTS: &str = include_str!("../../templates/transform/events.jsonl");
 const GITIGNORE: &str = include_str!("../../templates/transform/gitignore");
+const PY_APP: &str = include_str!("../../templates/transform-python/app.py.tmpl");
+const PY_TEST: &str = include_str!("../../templates/transform-python/test_app.py.tmpl");
+const PY_CONFTEST: &str = include_str!("../../templates/transform-python/conftest.py.tmpl");
+const PY_GITIGNORE: &str = include_str!("../../templates/transform-python/gitignore");
+
+/// The language of a new transform project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// A Rust crate built with `cargo build --target wasm32-wasip2` (the `sluice-guest` SDK).
+    #[default]
+    Rust,
+    /// A Python module built with componentize-py (the `sluice` package, `guest-sdk/python`).
+    Python,
+}
+
+impl Lang {
+    /// Parses `rust`, `python` (`py`).
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s {
+            "rust" | "rs" => Some(Lang::Rust),
+            "python" | "py" => Some(Lang::Python),
+            _ => None,
+        }
+    }
+}
+
+/// Python keywords and the modules a transform's module must not shadow.
+const PY_RESERVED: &[&str] = &[
+    "sluice",
+    "conftest",
+    "False",
+    "None",
+    "True",
+    "and",
+    "as",
+    "assert",
+    "async",
+    "await",
+    "break",
+    "class",
+    "continue",
+    "def",
+    "del",
+    "elif",
+    "else",
+    "except",
+    "finally",
+    "for",
+    "from",
+    "global",
+    "if",
+    "import",
+    "in",
+    "is",
+    "lambda",
+    "nonlocal",
+    "not",
+    "or",
+    "pass",
+    "raise",
+    "return",
+    "try",
+    "while",
+    "with",
+    "yield",
+    "json",
+    "struct",
+    "decimal",
+    "typing",
+    "wit_world",
+    "componentize_py_types",
+];
 
 /// Names Cargo or Rust reserve, which a transform crate cannot take.
 const RESERVED: &[&str] = &[
@@ -93,10 +167,22 @@ pub fn default_sdk_dir() -> Option<PathBuf> {
         .ok()
 }
 
-/// Writes the crate `name` into `parent/name` (which must not exist) and returns its directory.
-/// `sdk` is written into `Cargo.toml` as the `sluice-guest` path dependency.
-pub fn generate(name: &str, parent: &Path, sdk: &Path) -> Result<PathBuf, TemplateError> {
+/// Writes the project `name` in `lang` into `parent/name` (which must not exist) and returns
+/// its directory. `sdk` is the `guest-sdk` directory: the Rust crate's path dependency, whose
+/// `python/` and `js/` hold the other SDKs.
+pub fn generate(
+    name: &str,
+    parent: &Path,
+    sdk: &Path,
+    lang: Lang,
+) -> Result<PathBuf, TemplateError> {
     validate_name(name)?;
+    if lang == Lang::Python && PY_RESERVED.contains(&file_stem(name).as_str()) {
+        return Err(TemplateError::InvalidName {
+            name: name.to_owned(),
+            reason: "Python reserves it, or the module would shadow one the transform imports",
+        });
+    }
     let dir = parent.join(name);
     if dir.exists() {
         return Err(TemplateError::Exists(dir));
@@ -107,18 +193,31 @@ pub fn generate(name: &str, parent: &Path, sdk: &Path) -> Result<PathBuf, Templa
         .to_string()
         .replace('\\', "\\\\")
         .replace('"', "\\\"");
+    // A Python string literal: JSON's escaping is valid Python.
+    let sdk_path_py =
+        serde_json::Value::String(sdk.join("python").display().to_string()).to_string();
     let fill = |t: &str| {
         t.replace("{{name}}", name)
             .replace("{{type_name}}", &type_name(name))
             .replace("{{file_stem}}", &file_stem(name))
             .replace("{{sdk_path}}", &sdk_path)
+            .replace("{{sdk_path_py}}", &sdk_path_py)
     };
-    let files = [
-        ("Cargo.toml", fill(CARGO_TOML)),
-        ("src/lib.rs", fill(LIB_RS)),
-        ("samples/events.jsonl", EVENTS.to_owned()),
-        (".gitignore", GITIGNORE.to_owned()),
-    ];
+    let stem = file_stem(name);
+    let files: Vec<(String, String)> = match lang {
+        Lang::Rust => vec![
+            ("Cargo.toml".into(), fill(CARGO_TOML)),
+            ("src/lib.rs".into(), fill(LIB_RS)),
+            (".gitignore".into(), GITIGNORE.to_owned()),
+        ],
+        Lang::Python => vec![
+            (format!("{stem}.py"), fill(PY_APP)),
+            (format!("test_{stem}.py"), fill(PY_TEST)),
+            ("conftest.py".into(), fill(PY_CONFTEST)),
+            (".gitignore".into(), PY_GITIGNORE.to_owned()),
+        ],
+    };
+    let samples = ("samples/events.jsonl".to_owned(), EVENTS.to_owned());
     let write_err = |path: &Path| {
         let path = path.to_owned();
         move |source| TemplateError::Write { path, source }
@@ -132,7 +231,7 @@ pub fn generate(name: &str, parent: &Path, sdk: &Path) -> Result<PathBuf, Templa
             source: e,
         },
     })?;
-    for (rel, text) in files {
+    for (rel, text) in files.into_iter().chain([samples]) {
         let path = dir.join(rel);
         if let Some(p) = path.parent() {
             std::fs::create_dir_all(p).map_err(write_err(p))?;
@@ -170,7 +269,7 @@ mod tests {
     fn generates_once_and_refuses_to_overwrite() {
         let tmp = tempfile::tempdir().unwrap();
         let tmp = tmp.path();
-        let dir = generate("my-mask", tmp, Path::new("/sdk \"x\"")).unwrap();
+        let dir = generate("my-mask", tmp, Path::new("/sdk \"x\""), Lang::Rust).unwrap();
         let cargo = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
         assert!(cargo.contains("name = \"my-mask\""), "{cargo}");
         assert!(cargo.contains(r#"path = "/sdk \"x\"""#), "{cargo}");
@@ -185,8 +284,36 @@ mod tests {
             3
         );
         assert!(matches!(
-            generate("my-mask", tmp, Path::new("/sdk")),
+            generate("my-mask", tmp, Path::new("/sdk"), Lang::Rust),
             Err(TemplateError::Exists(_))
         ));
+    }
+
+    #[test]
+    fn a_python_project_is_a_module_its_test_and_the_sdk_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = generate("my-mask", tmp.path(), Path::new("/sdk \"x\""), Lang::Python).unwrap();
+        let app = std::fs::read_to_string(dir.join("my_mask.py")).unwrap();
+        assert!(app.contains("class MyMask:") && app.contains("@sluice.transform"));
+        let test = std::fs::read_to_string(dir.join("test_my_mask.py")).unwrap();
+        assert!(test.contains("from my_mask import MyMask"));
+        let conftest = std::fs::read_to_string(dir.join("conftest.py")).unwrap();
+        assert!(
+            conftest.contains(r#"sys.path.append("/sdk \"x\"/python")"#),
+            "{conftest}"
+        );
+        for text in [&app, &test, &conftest] {
+            assert!(!text.contains("{{"), "every placeholder is filled");
+        }
+        assert!(dir.join("samples/events.jsonl").exists());
+        // A module name Python reserves, or one that would shadow the SDK.
+        for bad in ["sluice", "class", "json"] {
+            assert!(matches!(
+                generate(bad, tmp.path(), Path::new("/sdk"), Lang::Python),
+                Err(TemplateError::InvalidName { .. })
+            ));
+        }
+        assert_eq!(Lang::parse("py"), Some(Lang::Python));
+        assert_eq!(Lang::parse("cobol"), None);
     }
 }

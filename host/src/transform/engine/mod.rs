@@ -12,7 +12,8 @@
 //! Sandbox ([`sandbox`]): a wasm32-wasip2 Rust guest imports WASI through `std` even when it
 //! uses none of it. Sluice links `wasmtime-wasi` with a locked-down context rather than trapping
 //! those imports: no preopened directories (file reads fail), no environment or arguments, no
-//! network, stdin empty and stdout/stderr discarded (guests log through the WIT `log` import), a
+//! network, stdin empty, stdout discarded and stderr captured per call (guests log through the WIT
+//! `log` import; what an interpreter prints on stderr reaches the error or the log), a
 //! wall clock and a monotonic clock fixed at zero, and randomness from a fixed seed. A guest
 //! that reaches for the file system, the environment or the clock gets nothing, and the same
 //! input always gives the same output, which exactly-once recovery relies on.
@@ -22,7 +23,7 @@
 //! (`wasi:clocks/monotonic-clock` `subscribe-duration`/`subscribe-instant`, which
 //! `std::thread::sleep` uses) trap with a clear message, and `wasi:io/poll` `poll` and
 //! `pollable.block` answer at once, trapping when nothing is ready (with timers gone, stdin
-//! closed, stdout/stderr discarded and sockets refused, nothing can become ready later).
+//! closed, stdout discarded, stderr always writable and sockets refused, nothing can become ready later).
 //!
 //! Limits: a store may hold [`MAX_MEMORIES`] linear memory, [`MAX_TABLES`] tables of at most
 //! [`MAX_TABLE_ELEMENTS`] elements and [`MAX_CORE_INSTANCES`] core instances, both in the
@@ -31,8 +32,14 @@
 //! growth past the memory cap or the table limit fails with a typed [`LimitExceeded`](sandbox::LimitExceeded); a trap
 //! is classified by type ([`Trap`], in [`traps`]), never by its text. The `log` import keeps at
 //! most [`MAX_LOG_MESSAGES`] messages of [`MAX_LOG_BYTES`] per call and counts the rest.
+//!
+//! Interpreted guests (Python, JavaScript) report through stderr what the runtime itself
+//! prints; [`stderr`] captures it per call (bounded), and a failed call's error carries it,
+//! as does the log for a call that succeeded. An error text a guest returns is cut at
+//! [`MAX_ERROR_BYTES`].
 
 pub(crate) mod sandbox;
+pub(crate) mod stderr;
 pub(crate) mod traps;
 
 use std::collections::HashMap;
@@ -47,6 +54,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub(crate) use sandbox::SandboxLimiter;
+use stderr::StderrCapture;
 pub(crate) use traps::Trap;
 
 use traps::{describe_instantiation, one_line, with_panic};
@@ -87,6 +95,9 @@ pub(crate) const MAX_CORE_INSTANCES: u32 = 16;
 pub(crate) const MAX_LOG_MESSAGES: u32 = 100;
 /// Bytes kept of one log message; the rest is cut off (at a character boundary).
 pub(crate) const MAX_LOG_BYTES: usize = 4096;
+/// Bytes kept of the error text a guest returns (a traceback fits; a runaway message does not
+/// flood the log).
+pub(crate) const MAX_ERROR_BYTES: usize = 16 << 10;
 
 /// Why a transform could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -335,6 +346,8 @@ pub(crate) struct HostState {
     suppressed: u64,
     /// The guest's panic message in the current call (the SDK logs it before the trap).
     panic: Option<String>,
+    /// What the guest writes to stderr, per call.
+    stderr: StderrCapture,
 }
 
 impl HostState {
@@ -344,6 +357,19 @@ impl HostState {
         self.suppressed = 0;
         self.panic = None;
         self.limiter.take();
+        self.stderr.clear();
+    }
+
+    /// Ends a call: logs what it wrote to stderr, unless it failed (`failed`), when the text is
+    /// returned for the error instead.
+    fn end_call(&mut self, failed: bool) -> Option<String> {
+        self.report_suppressed();
+        let text = self.stderr.take()?;
+        if failed {
+            return Some(text);
+        }
+        tracing::info!(transform = &*self.name, stderr = %text, "the transform wrote to stderr");
+        None
     }
 
     /// Reports the messages that the call's log budget suppressed.
@@ -422,8 +448,10 @@ impl Live {
         limits: Limits,
     ) -> Result<Live, EngineError> {
         let name: Arc<str> = Arc::from(name);
+        let stderr = StderrCapture::default();
         let state = HostState {
-            wasi: sandbox::wasi_ctx(),
+            wasi: sandbox::wasi_ctx(stderr.clone()),
+            stderr,
             table: ResourceTable::new(),
             limiter: SandboxLimiter::new(limits.memory_bytes),
             name: name.clone(),
@@ -447,14 +475,17 @@ impl Live {
         store.data_mut().start_call();
         let result = bindings.call_init(&mut store, config);
         let state = store.data_mut();
-        state.report_suppressed();
+        let stderr = state.end_call(!matches!(result, Ok(Ok(_))));
         let (panic, recorded) = (state.panic.take(), state.limiter.take());
         let interest = result
             .map_err(|e| {
                 let trap = Trap::classify(&e, limits, recorded);
-                init_err(with_panic(panic, trap.describe(&e)))
+                init_err(with_stderr(
+                    with_panic(panic, trap.describe(&e)),
+                    stderr.as_deref(),
+                ))
             })?
-            .map_err(init_err)?;
+            .map_err(|m| init_err(with_stderr(bounded(m), stderr.as_deref())))?;
         let wit::Interest { tables, columns } = interest;
         Ok(Live {
             store,
@@ -479,23 +510,51 @@ impl Live {
             .bindings
             .call_transform(&mut self.store, tables, events, cells, data);
         let state = self.store.data_mut();
-        state.report_suppressed();
+        let stderr = state.end_call(!matches!(result, Ok(Ok(_))));
         match result {
             Ok(Ok(edits)) => Ok(edits),
             Ok(Err(message)) => Err(EngineError::Call {
                 name: self.name.to_string(),
-                message,
+                message: with_stderr(bounded(message), stderr.as_deref()),
                 trap: None,
             }),
             Err(e) => {
                 let trap = Trap::classify(&e, self.limits, state.limiter.take());
                 Err(EngineError::Call {
                     name: self.name.to_string(),
-                    message: with_panic(state.panic.take(), trap.describe(&e)),
+                    message: with_stderr(
+                        with_panic(state.panic.take(), trap.describe(&e)),
+                        stderr.as_deref(),
+                    ),
                     trap: Some(trap),
                 })
             }
         }
+    }
+}
+
+/// A guest's error text, cut at [`MAX_ERROR_BYTES`] (at a character boundary).
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_ERROR_BYTES {
+        let mut end = MAX_ERROR_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = message.len() - end;
+        message.truncate(end);
+        message.push_str(&format!("… ({cut} more bytes cut)"));
+    }
+    message
+}
+
+/// `message`, followed by what the guest wrote to stderr during the call, when it wrote
+/// something the message does not already hold (an SDK may both print and return a traceback).
+fn with_stderr(message: String, stderr: Option<&str>) -> String {
+    match stderr {
+        Some(s) if !message.contains(s) => {
+            format!("{message}\n--- the transform's stderr ---\n{s}\n---")
+        }
+        _ => message,
     }
 }
 

@@ -3,8 +3,8 @@
 //!
 //! Design note: a wasm32-wasip2 Rust guest imports WASI through `std` even when it uses none
 //! of it, so Sluice links `wasmtime-wasi` with a context that gives nothing ([`wasi_ctx`]): no
-//! preopened directories, environment, arguments or network, stdin empty and stdout/stderr
-//! discarded, clocks fixed at zero and randomness from a fixed seed, so the same input always
+//! preopened directories, environment, arguments or network, stdin empty, stdout discarded and
+//! stderr captured per call (`super::stderr`), clocks fixed at zero and randomness from a fixed seed, so the same input always
 //! gives the same output. The functions that can wait are replaced ([`forbid_waiting`]) by
 //! ones that trap with [`WouldBlock`], since the CPU deadline cannot fire inside a host call.
 //!
@@ -124,11 +124,13 @@ pub(super) fn forbid_waiting(linker: &mut Linker<HostState>) -> wasmtime::Result
 /// The fixed seed of the sandbox's randomness.
 const SEED: u64 = 0x0051_1CE0;
 
-/// The WASI context of every instance: it gives nothing (see the module's design note).
-pub(super) fn wasi_ctx() -> WasiCtx {
+/// The WASI context of every instance: it gives nothing (see the module's design note) but a
+/// stderr that the host reads after each call.
+pub(super) fn wasi_ctx(stderr: super::StderrCapture) -> WasiCtx {
     use rand::SeedableRng;
     let mut b = WasiCtx::builder();
-    b.wall_clock(FixedClock)
+    b.stderr(stderr)
+        .wall_clock(FixedClock)
         .monotonic_clock(FixedClock)
         .secure_random(rand::rngs::StdRng::seed_from_u64(SEED))
         .insecure_random(rand::rngs::StdRng::seed_from_u64(SEED))
