@@ -177,3 +177,79 @@ fn a_broken_transform_stops_run_before_mysql_and_fails_check() -> anyhow::Result
     assert!(out.contains("[FAIL] transforms: broken: "), "{out}");
     Ok(())
 }
+
+/// The Python tools `scripts/guest-tools.sh` installs.
+fn python() -> std::path::PathBuf {
+    let p = root().join(".work/guest-tools/py/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/guest-tools.sh",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn a_new_python_transform_tests_builds_and_runs() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let said = run_ok(
+        Command::new(sluice_bin())
+            .args(["transform", "new", "demo-py", "--lang", "python", "--path"])
+            .arg(tmp.path()),
+    )?;
+    let dir = tmp.path().join("demo-py");
+    for next in [
+        "pytest",
+        "python -m sluice.build demo_py.py -o demo_py.wasm",
+        "sluice transform test demo_py.wasm --input samples/events.jsonl",
+    ] {
+        assert!(said.contains(next), "prints {next:?}:\n{said}");
+    }
+    // The native tests pass under plain CPython, finding the SDK through conftest.py.
+    let tested = run_ok(
+        Command::new(python())
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+            .current_dir(&dir),
+    )?;
+    assert!(tested.contains("2 passed"), "{tested}");
+    // The printed build command, with this checkout's SDK.
+    run_ok(
+        Command::new(python())
+            .args(["-m", "sluice.build", "demo_py.py", "-o", "demo_py.wasm"])
+            .env("PYTHONPATH", root().join("guest-sdk/python"))
+            .current_dir(&dir),
+    )?;
+    let wasm = dir.join("demo_py.wasm");
+    let (code, out, err) = transform_test(
+        &[
+            wasm.to_str().unwrap(),
+            "--input",
+            dir.join("samples/events.jsonl").to_str().unwrap(),
+        ],
+        "",
+    )?;
+    assert_eq!(code, 0, "{err}");
+    let emails: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let image = if v["kind"] == "delete" {
+                &v["oldkeys"]["keyvalues"]
+            } else {
+                &v["columnvalues"]
+            };
+            image[1].clone()
+        })
+        .collect();
+    // The Rust template's example, in Python: the same output.
+    assert_eq!(
+        emails,
+        ["a***@example.com", "b***@example.com", "b***@example.com"].map(serde_json::Value::from),
+        "{out}"
+    );
+    assert!(
+        err.contains("\"transform\":\"demo_py\""),
+        "named after the file stem: {err}"
+    );
+    Ok(())
+}

@@ -321,3 +321,84 @@ async fn a_python_transform_hot_reloads_and_keeps_its_state_across_batches() -> 
     );
     Ok(())
 }
+
+#[test]
+fn a_python_component_publishes_what_its_native_harness_says() {
+    // Every op and every kind of value, through the built component and under plain CPython:
+    // a module the component could not import, or a value it encodes differently, shows here.
+    let input = mixed_events().join("\n");
+    let path = wasm("py/every_op");
+    let (code, out, err) = transform_test(&[path.to_str().unwrap(), "--envelope"], &input).unwrap();
+    assert_eq!(code, 0, "{err}");
+    let harness = r#"
+import json, sys
+sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2])
+from sluice.testing import Harness, TestEvent
+from every_op import EveryOp
+events = [TestEvent.from_json(l) for l in sys.stdin.read().splitlines()]
+for o in Harness(EveryOp).run(events):
+    print(json.dumps(o.envelope_json(), ensure_ascii=False))
+"#;
+    let python = root().join(".work/guest-tools/py/bin/python");
+    let mut child = std::process::Command::new(&python)
+        .args(["-c", harness])
+        .arg(root().join("guest-sdk/python"))
+        .arg(root().join("tests/fixtures/guests"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}: run scripts/guest-tools.sh", python.display()));
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let native = child.wait_with_output().unwrap();
+    assert!(
+        native.status.success(),
+        "{}",
+        String::from_utf8_lossy(&native.stderr)
+    );
+    let parse = |text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (component, native) = (parse(&out), parse(&String::from_utf8_lossy(&native.stdout)));
+    assert!(
+        component.len() > 40,
+        "splits add events: {}",
+        component.len()
+    );
+    assert_eq!(component.len(), native.len(), "event count");
+    for (i, (c, n)) in component.iter().zip(&native).enumerate() {
+        assert_eq!(c, n, "output {i}");
+    }
+    // Spot checks of what the values became.
+    let first = component
+        .iter()
+        .find(|e| e["value"]["kind"] == "insert")
+        .expect("an insert");
+    let names = first["value"]["columnnames"].as_array().unwrap();
+    assert!(
+        names.contains(&serde_json::json!("contact"))
+            && !names.contains(&serde_json::json!("flag"))
+    );
+    let values = first["value"]["columnvalues"].as_array().unwrap();
+    let tail: Vec<&serde_json::Value> = values.iter().rev().take(6).rev().collect();
+    assert_eq!(
+        tail,
+        [
+            &serde_json::json!("2024-01-02"),
+            &serde_json::json!("2024-01-02T03:04:05.600000"),
+            &serde_json::json!("1.50"),
+            &serde_json::json!({"a": [1, null, "ü"]}),
+            &serde_json::json!(0.1),
+            &serde_json::json!("AP8="),
+        ],
+        "{first}"
+    );
+}

@@ -14,18 +14,19 @@ and otherwise passes: a row predicate cannot judge it.
 
 import math
 import re
-import struct
 from decimal import Decimal
 
 import sluice
 from sluice import Float32, Json, Kind
+from sluice.values import contract_text, float_text
 
 OPS = {"==": "eq", "=": "eq", "eq": "eq", "!=": "ne", "ne": "ne", "<": "lt", "lt": "lt",
        "<=": "le", "le": "le", ">": "gt", "gt": "gt", ">=": "ge", "ge": "ge",
        "contains": "contains"}
 
-# What Rust's `str::parse::<f64>` accepts.
-F64 = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)\Z", re.IGNORECASE)
+# What Rust's `str::parse::<f64>` accepts (ASCII digits only).
+F64 = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)\Z",
+                 re.IGNORECASE | re.ASCII)
 
 
 def parse_f64(text):
@@ -79,43 +80,11 @@ def as_f64(v):
 def text_of(v):
     """The value's contract JSON text with surrounding quotes trimmed (Rust:
     `json::value(v).to_string().trim_matches('"')`)."""
-    if isinstance(v, Float32):
-        return float_text(float(v), 32)
     if isinstance(v, float):
-        return float_text(v, 64)
+        return float_text(v, 32 if isinstance(v, Float32) else 64)
     if isinstance(v, int):
         return str(v)
-    return sluice.values.contract_text(v)
-
-
-def float_text(x, bits):
-    """A float as serde_json writes it: the shortest digits that read back, `1.0` for whole
-    numbers, an exponent outside 1e-5 … 1e16 (`1e20`, `1.5e-7`), and `null` when not finite."""
-    if not math.isfinite(x):
-        return "null"
-    if bits == 32:
-        for p in range(1, 10):
-            s = "%.*e" % (p - 1, x)
-            if struct.unpack("<f", struct.pack("<f", float(s)))[0] == x:
-                break
-    else:
-        s = "%.*e" % (16, x)
-        for p in range(1, 18):
-            s = "%.*e" % (p - 1, x)
-            if float(s) == x:
-                break
-    mantissa, _, exp = s.partition("e")
-    exp = int(exp)
-    sign = "-" if mantissa.startswith("-") else ""
-    digits = mantissa.lstrip("-").replace(".", "").rstrip("0") or "0"
-    if -5 <= exp < 16:
-        if exp >= 0:
-            whole = (digits + "0" * (exp + 1))[: exp + 1]
-            frac = digits[exp + 1:] or "0"
-            return f"{sign}{whole}.{frac}"
-        return f"{sign}0.{'0' * (-exp - 1)}{digits}"
-    frac = f".{digits[1:]}" if len(digits) > 1 else ""
-    return f"{sign}{digits[0]}{frac}e{exp}"
+    return contract_text(v)
 
 
 def matches(v, op, want, want_num):

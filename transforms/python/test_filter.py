@@ -6,7 +6,7 @@ import sluice
 from sluice import Kind
 from sluice.testing import Harness, TestEvent
 
-from filter import Filter, float_text
+from filter import Filter, parse_f64
 
 
 def order(id, status, total):
@@ -54,7 +54,14 @@ def test_bad_config_is_an_error():
         Harness(Filter, {"column": "a", "op": "~", "value": "1"})
 
 
-def test_floats_print_as_serde_json_does():
-    assert [float_text(x, 64) for x in (1.0, 1e20, 1.5e-7, 0.00001, 1e15, -0.5)] == [
-        "1.0", "1e20", "1.5e-7", "0.00001", "1000000000000000.0", "-0.5"]
-    assert float_text(float("nan"), 64) == "null"
+def test_numbers_parse_as_rust_parses_them():
+    assert [parse_f64(t) for t in ("1", "-2.5", ".5", "5.", "1e3", "+inf")] == [
+        1.0, -2.5, 0.5, 5.0, 1000.0, float("inf")]
+    # Not numbers for Rust: non-ASCII digits, underscores, blanks, a bare exponent.
+    assert [parse_f64(t) for t in ("١", "1_0", " 1", "1e", "e5", "")] == [None] * 6
+
+
+def test_a_double_compares_as_its_json_text_against_a_non_number():
+    h = Harness(Filter, {"column": "x", "op": "<", "value": "1e,"})
+    out = h.run([TestEvent.insert("s", "t", {"id": 1, "x": 1e20})])
+    assert len(out) == 1, "1e+20 (as Rust prints it) sorts before 1e,"

@@ -1,9 +1,9 @@
 """The component side: the `WitWorld` class that componentize-py exports, driving an author's
 transform class over the WIT's packed batches and answering with its edits.
 
-Design note: componentize-py builds a new `WitWorld` object for every call, so the author's
-object (built by `init`) lives in this module's `_STATE`, which the component's memory keeps
-from one call to the next. Every exception is caught and answered as the WIT's `err`: a
+Design note: the author's object (built by `init`) lives in this module's `_STATE`, which the
+component's memory keeps from one call to the next, whatever `WitWorld` objects componentize-py
+makes (older versions made one per call, which lost state kept on them). Every exception is caught and answered as the WIT's `err`: a
 `sluice.Error` with its message alone, any other with its type, message and traceback, which
 the host reports with the failing event's position. This module imports the generated
 `wit_world` bindings, which exist only while componentize-py builds the component.
@@ -14,12 +14,20 @@ from __future__ import annotations
 import traceback
 from decimal import Decimal
 
+from wit_world import log as _host_log
+
 from . import packed
 from .event import Config, Error, Event, Interest, Op, Position, Table
 from .values import Date, DateTime, Float32, Json, Time, Timestamp, normalize
 
 import componentize_py_types as _cpt  # noqa: E402  (present at build time only)
 from wit_world.imports import types as wit  # noqa: E402
+
+
+def _err(text: str) -> "_cpt.Err":
+    """The WIT `err`: a string that lowers (a lone surrogate in an exception's text would make
+    the component trap instead)."""
+    return _cpt.Err(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 _I64_MAX = (1 << 63) - 1
 
@@ -77,7 +85,7 @@ class _Answer:
         elif isinstance(v, bytes):
             c = wit.Cell_Bytes(self.span(v))
         elif isinstance(v, Json):
-            c = wit.Cell_Json(self.span(v.text.encode("utf-8")))
+            c = wit.Cell_Json(self.span(v.dumps().encode("utf-8")))
         elif isinstance(v, Date):
             c = wit.Cell_Date(wit.Date(v.year, v.month, v.day))
         elif isinstance(v, DateTime):
@@ -126,6 +134,9 @@ def _interest(obj) -> Interest:
     i = i() if callable(i) else i
     if not isinstance(i, Interest):
         raise Error(f"interest() returned a {type(i).__name__}; return a sluice.Interest")
+    for what, names in (("tables", i.tables), ("columns", i.columns or [])):
+        if not all(isinstance(n, str) for n in names):
+            raise Error(f"the interest's {what} must be strings: {names!r}")
     return i
 
 
@@ -138,7 +149,7 @@ def world(cls):
                 obj = cls(Config(config))
                 interest = _interest(obj)
             except BaseException as e:  # noqa: B036 (every failure is the WIT's err)
-                raise _cpt.Err(describe(e))
+                raise _err(describe(e))
             _STATE.transform = obj
             _STATE.tables = {}
             return wit.Interest(list(interest.tables),
@@ -147,12 +158,12 @@ def world(cls):
         def transform(self, tables, events, cells, data):
             obj = _STATE.transform
             if obj is None:
-                raise _cpt.Err("transform called before init")
+                raise _err("transform called before init")
             known = _STATE.tables
             for t in tables:
                 known[t.id] = Table(t.schema, t.table, t.columns, t.primary_key, t.projection)
             if len(events) % packed.VIEW_BYTES or len(cells) % packed.CELL_BYTES:
-                raise _cpt.Err("events or cells are not whole packed records")
+                raise _err("events or cells are not whole packed records")
             answer = _Answer()
             process = obj.process
             try:
@@ -168,7 +179,7 @@ def world(cls):
                     for ops in outputs:
                         answer.output(i, ops)
             except BaseException as e:  # noqa: B036
-                raise _cpt.Err(describe(e))
+                raise _err(describe(e))
             return wit.Edits(answer.outputs, answer.ops, answer.cells, bytes(answer.data))
 
     return WitWorld
@@ -176,6 +187,5 @@ def world(cls):
 
 def log(level: int, message: str) -> None:
     """Sends a message to the host's log."""
-    from wit_world import log as host_log
-
-    host_log(wit.LogLevel(level), str(message))
+    text = str(message).encode("utf-8", "backslashreplace").decode("utf-8")
+    _host_log(wit.LogLevel(level), text)

@@ -288,8 +288,6 @@ class Event:
     def add(self, column: str, value: Any) -> None:
         """Adds a column after the table's, with `value` in each row image the event has. Its
         name must be new; a `truncate` event has no row and takes none."""
-        from . import _edit
-
         self._ops.append((Op.ADD_COLUMN, str(column), value))
         err = _edit.check(self.kind, self._table.columns, self._ops)
         if err is not None:
@@ -325,3 +323,8 @@ class Event:
     def __repr__(self):
         return (f"Event({self.kind.value} {self.schema}.{self.table} at "
                 f"{self.position.pos}#{self.position.row})")
+
+
+# At the end: `_edit` uses `Kind` and `Op` from here. Imported now, at import time, because a
+# component cannot import later (componentize-py snapshots the interpreter after the build).
+from . import _edit  # noqa: E402

@@ -3,8 +3,8 @@ layout; `sluice_contract::packed` writes it on the host's side).
 
 Design note: the request carries views and cells as fixed-layout little-endian records in
 `bytes`, so a batch crosses the boundary in a few copies; here each is read with a precompiled
-`struct`. A value is decoded only when the transform asks for its event's row (the event's
-images are built per event, from the projected cells alone).
+`struct`. Each event's row images are decoded when its turn comes, and only the projected
+cells (the transform's interest) are there to decode.
 """
 
 from __future__ import annotations

@@ -78,22 +78,41 @@ class TestEvent:
 
     @classmethod
     def from_json(cls, line: str) -> "TestEvent":
-        """One event in the contract's JSON format (as `sluice transform test` reads it)."""
-        v = json.loads(line)
+        """One event in the contract's JSON format, read and checked as `sluice transform test`
+        reads it (`sluice_contract::json::parse_event`)."""
+        v = json.loads(line, parse_constant=_no_constant)
         kind = Kind(v["kind"])
+        empty = lambda x: not x
         if kind is Kind.TRUNCATE:
+            if not (empty(v.get("columnnames")) and empty(v.get("columnvalues"))
+                    and empty(v.get("oldkeys"))):
+                raise Error('a "truncate" event has no row: its columnnames and columnvalues '
+                            "must be [] and its oldkeys {}")
             return cls.truncate(v["schema"], v["table"])
         old = v.get("oldkeys") or {}
         names = v.get("columnnames") or old.get("keynames") or []
         after = [] if kind is Kind.DELETE else [_from_json(x) for x in v.get("columnvalues", [])]
         before = [_from_json(x) for x in old.get("keyvalues", [])]
+        for image, what, needed in ((after, "columnvalues", kind is not Kind.DELETE),
+                                    (before, "oldkeys.keyvalues",
+                                     kind in (Kind.UPDATE, Kind.DELETE))):
+            if needed and len(image) != len(names):
+                raise Error(f"{what} has {len(image)} values for {len(names)} columns: a "
+                            f"{kind.value} event's row images list every column")
         return cls(kind, v["schema"], v["table"], list(names), [0], after, before)
 
 
+def _no_constant(name):
+    raise Error(f"not JSON: {name}")
+
+
 def _from_json(x):
-    # As sluice_contract::json::from_json: booleans 0/1, objects and arrays JSON.
+    # As sluice_contract::json::from_json: booleans 0/1, integers past 64 bits doubles, objects
+    # and arrays JSON.
     if isinstance(x, bool):
         return int(x)
+    if isinstance(x, int) and not -(1 << 63) <= x < (1 << 64):
+        return float(x)
     if isinstance(x, (dict, list)):
         return normalize(x)
     return x

@@ -10,22 +10,37 @@ to the `datetime` type where that type can hold it; `str()` gives the contract's
 
 from __future__ import annotations
 
+# Every module this one uses is imported here, at the top: componentize-py snapshots the
+# interpreter after importing the transform, and a component cannot import anything later.
+import base64 as _base64
 import datetime as _dt
 import json as _json
+import math as _math
+import struct as _struct
 from dataclasses import dataclass
+from decimal import Decimal as _Decimal
+from fractions import Fraction as _Fraction
 
-__all__ = ["Float32", "Json", "Date", "DateTime", "Timestamp", "Time", "contract_text"]
+__all__ = ["Float32", "Json", "Date", "DateTime", "Timestamp", "Time", "contract_text",
+           "normalize", "to_json", "float_text"]
 
 
 class Float32(float):
-    """A FLOAT column's value: a `float` that is published as a 32-bit float again."""
+    """A FLOAT column's value: a `float` rounded to 32 bits, published as a 32-bit float again
+    (its shortest digits: `Float32(0.1)` publishes `0.1`). Arithmetic on it gives a plain
+    `float`, which is published as a DOUBLE."""
 
     __slots__ = ()
 
+    def __new__(cls, value=0.0):
+        return super().__new__(cls, _struct.unpack("<f", _struct.pack("<f", float(value)))[0])
+
 
 class Json:
-    """A JSON document. `text` is the document as Sluice wrote it (compact); `value` is it
-    parsed (a dict, list, str, number, bool or None), parsed on first use."""
+    """A JSON document. `text` is the document as Sluice sent it (compact); `value` is it
+    parsed (a dict, list, str, number, bool or None), parsed on first use. To change a
+    document, change `value` (or set a new dict or list): once parsed, the document is
+    published from `value`."""
 
     __slots__ = ("text", "_value", "_parsed")
 
@@ -37,9 +52,14 @@ class Json:
     @classmethod
     def of(cls, value) -> "Json":
         """A document from a Python value (compact, non-ASCII kept as is)."""
-        j = cls(_json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+        j = cls(_dumps(value))
         j._value, j._parsed = value, True
         return j
+
+    def dumps(self) -> str:
+        """The document to publish: `text`, or `value` serialised again once it was parsed
+        (it may have been changed). NaN and infinities are refused: JSON has none."""
+        return _dumps(self._value) if self._parsed else self.text
 
     @property
     def value(self):
@@ -50,17 +70,21 @@ class Json:
 
     def __eq__(self, other):
         if isinstance(other, Json):
-            return self.text == other.text or self.value == other.value
+            return self.value == other.value
         return NotImplemented
 
-    def __hash__(self):
-        return hash(self.text)
+    # Mutable, like the dict or list it holds.
+    __hash__ = None
 
     def __repr__(self):
         return f"Json({self.text!r})"
 
     def __str__(self):
         return self.text
+
+
+def _dumps(value) -> str:
+    return _json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _fraction(micros: int, fsp: int) -> str:
@@ -118,7 +142,7 @@ class DateTime:
 def _civil_from_days(days: int):
     # Howard Hinnant's algorithm, as sluice-contract's `civil_from_days`.
     z = days + 719468
-    era = (z if z >= 0 else z - 146096) // 146097
+    era = z // 146097  # Python's floor division already rounds toward -infinity
     doe = z - era * 146097
     yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
     y = yoe + era * 400
@@ -190,24 +214,41 @@ def contract_text(value) -> str:
     """The text a value is published as, for values JSON has no type for: dates and times
     (their contract text) and bytes (base64). Others: `str(value)`."""
     if isinstance(value, (bytes, bytearray)):
-        import base64
-
-        return base64.b64encode(bytes(value)).decode("ascii")
+        return _base64.b64encode(bytes(value)).decode("ascii")
     return str(value)
 
 
 _I64_MIN, _I64_MAX, _U64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
+
+#: The widths of the WIT's date and time fields (their `cell` records): name → (min, max).
+_U8, _U16, _U32 = (0, 255), (0, 65535), (0, (1 << 32) - 1)
+_FIELDS = {
+    Date: {"year": _U16, "month": _U8, "day": _U8},
+    DateTime: {"year": _U16, "month": _U8, "day": _U8, "hour": _U8, "minute": _U8,
+               "second": _U8, "micros": _U32, "fsp": _U8},
+    Timestamp: {"secs": (_I64_MIN, _I64_MAX), "micros": _U32, "fsp": _U8},
+    Time: {"hours": _U32, "minutes": _U8, "seconds": _U8, "micros": _U32, "fsp": _U8},
+}
+
+
+def _check_fields(value):
+    for name, (lo, hi) in _FIELDS[type(value)].items():
+        x = getattr(value, name)
+        if isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= hi:
+            raise ValueError(f"{type(value).__name__}.{name} must be an integer in {lo}..={hi}, "
+                             f"not {x!r}")
+    return value
 
 
 def normalize(value):
     """The value as Sluice will publish it: Python's own types become the SDK's (a `datetime`
     a `DateTime`, or a `Timestamp` when it has a time zone; a `date` a `Date`; a `timedelta` a
     `Time`; a dict or list a `Json`; a bool 0 or 1). Raises `TypeError` or `ValueError` for a
-    value no MySQL column type holds."""
-    from decimal import Decimal
-
-    if value is None or isinstance(value, (str, Float32, Json, Date, DateTime, Timestamp, Time)):
+    value no MySQL column type holds, or that does not fit the WIT's fields."""
+    if value is None or isinstance(value, (str, Float32, Json)):
         return value
+    if isinstance(value, (Date, DateTime, Timestamp, Time)):
+        return _check_fields(value)
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -216,7 +257,7 @@ def normalize(value):
         return value
     if isinstance(value, float):
         return value
-    if isinstance(value, Decimal):
+    if isinstance(value, _Decimal):
         if not value.is_finite():
             raise ValueError(f"a DECIMAL cannot be {value}")
         return value
@@ -226,30 +267,98 @@ def normalize(value):
         return Json.of(value)
     if isinstance(value, _dt.datetime):
         if value.tzinfo is not None:
-            return Timestamp.from_datetime(value)
-        return DateTime.from_datetime(value, 6 if value.microsecond else 0)
+            return _check_fields(Timestamp.from_datetime(value, 6 if value.microsecond else 0))
+        return _check_fields(DateTime.from_datetime(value, 6 if value.microsecond else 0))
     if isinstance(value, _dt.date):
         return Date(value.year, value.month, value.day)
     if isinstance(value, _dt.timedelta):
         micros = abs(value) // _dt.timedelta(microseconds=1)
         secs, micros = divmod(micros, 1_000_000)
-        return Time(value < _dt.timedelta(0), secs // 3600, secs // 60 % 60, secs % 60, micros,
-                    6 if micros else 0)
+        return _check_fields(Time(value < _dt.timedelta(0), secs // 3600, secs // 60 % 60,
+                                  secs % 60, micros, 6 if micros else 0))
     raise TypeError(
         f"cannot publish a {type(value).__name__} value: use None, int, float, Decimal, str, "
         "bytes, a dict or list (JSON), or a date, time or datetime"
     )
 
 
-def to_json(value):
-    """The value in the contract's JSON form (a Python value `json.dumps` can write)."""
-    from decimal import Decimal
+def _shortest(x: float, bits: int):
+    """The shortest decimal digits that read back as `x` (a double, or a float when `bits` is
+    32), as Rust prints them: (digits without a dot, decimal exponent of the first digit)."""
+    if bits == 64:
+        # repr is the shortest round trip, correctly rounded, as Rust's.
+        t = _Decimal(repr(abs(x))).as_tuple()
+        digits = "".join(map(str, t.digits))
+        return digits.rstrip("0") or "0", t.exponent + len(digits) - 1
+    exact = abs(_Fraction(x))
 
+    def back(text):
+        try:
+            return _struct.unpack("<f", _struct.pack("<f", float(text)))[0] == abs(x)
+        except OverflowError:  # past the largest float
+            return False
+
+    for p in range(1, 10):
+        rounded = f"{abs(x):.{p - 1}e}"
+        m, _, e = rounded.partition("e")
+        base = int(m.replace(".", ""))
+        exp = int(e)
+        # The correctly rounded digits, and their neighbours (a power of two has an uneven
+        # gap below it): the closest that reads back wins, ties away from zero.
+        best = None
+        for cand in (base - 1, base, base + 1):
+            if cand <= 0:
+                continue
+            ce = exp
+            text = str(cand)
+            if len(text) < p:  # 1.00 - 1: a shorter form, tried with a smaller p already
+                continue
+            if len(text) > p:  # 9.99 + 1 → 10.0
+                ce += 1
+                text = text[:p]
+                cand = int(text)
+            value = _Fraction(cand) * _Fraction(10) ** (ce - p + 1)
+            if not back(f"{text[0]}.{text[1:] or '0'}e{ce}"):
+                continue
+            key = (abs(value - exact), -value)
+            if best is None or key < best[0]:
+                best = (key, text, ce)
+        if best is not None:
+            return best[1].rstrip("0") or "0", best[2]
+    raise ValueError(f"no shortest form for {x}")
+
+
+def float_text(x: float, bits: int = 64) -> str:
+    """A float as Sluice's JSON writes it (serde_json): the shortest digits that read back,
+    `1.0` for whole numbers, an exponent outside 1e-5 … 1e16 (`1e+20`, `1.5e-7`), `null` when
+    not finite. `bits=32` for a FLOAT column."""
+    if not _math.isfinite(x):
+        return "null"
+    if x == 0:
+        return "-0.0" if _math.copysign(1, x) < 0 else "0.0"
+    digits, exp = _shortest(x, bits)
+    sign = "-" if x < 0 else ""
+    if -5 <= exp < 16:
+        if exp >= 0:
+            whole = (digits + "0" * (exp + 1))[: exp + 1]
+            return f"{sign}{whole}.{digits[exp + 1:] or '0'}"
+        return f"{sign}0.{'0' * (-exp - 1)}{digits}"
+    frac = f".{digits[1:]}" if len(digits) > 1 else ""
+    return f"{sign}{digits[0]}{frac}e{'+' if exp > 0 else ''}{exp}"
+
+
+def to_json(value):
+    """The value in the contract's JSON form (a Python value `json.dumps` can write), as Sluice
+    publishes it: a FLOAT by its shortest 32-bit digits, NaN and infinities as null."""
     value = normalize(value)
-    if value is None or isinstance(value, (int, float, str)):
+    if isinstance(value, float):
+        if not _math.isfinite(value):
+            return None
+        return float(float_text(value, 32)) if isinstance(value, Float32) else value
+    if value is None or isinstance(value, (int, str)):
         return value
-    if isinstance(value, Decimal):
+    if isinstance(value, _Decimal):
         return format(value, "f")
     if isinstance(value, Json):
-        return value.value
+        return _json.loads(value.dumps())
     return contract_text(value)

@@ -217,6 +217,7 @@ def component(monkeypatch):
     cpt.Err = Err
     ww = types.ModuleType("wit_world")
     ww.__path__ = []
+    ww.log = lambda level, message: None
     imports = types.ModuleType("wit_world.imports")
     imports.__path__ = []
     imports.types = wit
@@ -298,3 +299,49 @@ def test_the_component_answers_exceptions_with_the_traceback(component):
     text = e.value.value
     assert text.startswith("KeyError: 'missing'\nTraceback (most recent call last):"), text
     assert "in process" in text
+
+
+def test_values_that_do_not_fit_the_wit_are_refused_before_they_reach_it():
+    n = sluice.values.normalize
+    with pytest.raises(ValueError, match="Date.year"):
+        n(Date(70000, 1, 1))
+    with pytest.raises(ValueError, match="Time.hours"):
+        n(datetime.timedelta(days=999999999))
+    with pytest.raises(ValueError, match="DateTime.micros"):
+        n(DateTime(2024, 1, 1, micros=-1))
+    with pytest.raises(ValueError, match="Timestamp.secs"):
+        n(Timestamp(1 << 63))
+    with pytest.raises(ValueError):
+        Json.of({"x": float("nan")})
+
+
+def test_a_changed_json_document_is_published_from_its_value():
+    j = Json('{"a":0}')
+    assert j.dumps() == '{"a":0}'
+    j.value["x"] = "ü"
+    assert j.dumps() == '{"a":0,"x":"ü"}' and j.text == '{"a":0}'
+    assert sluice.values.to_json(j) == {"a": 0, "x": "ü"}
+
+
+def test_floats_publish_as_sluice_writes_them():
+    to_json, text = sluice.values.to_json, sluice.values.float_text
+    assert Float32(0.1) == struct.unpack("<f", struct.pack("<f", 0.1))[0]
+    assert to_json(Float32(0.1)) == 0.1 and to_json(float("nan")) is None
+    assert [text(x) for x in (1.0, 1e20, 1.5e-7, 0.00001, 1e15, -0.5, 0.0)] == [
+        "1.0", "1e+20", "1.5e-7", "0.00001", "1000000000000000.0", "-0.5", "0.0"]
+    # The shortest 32-bit digits, with Rust's choice at ties and at powers of two.
+    f32 = lambda v: struct.unpack("<f", struct.pack("<f", v))[0]
+    assert [text(f32(v), 32) for v in (3061734.25, 2 ** -12, 2 ** -96, 3.4028234663852886e38)] == [
+        "3061734.3", "0.00024414063", "1.2621775e-29", "3.4028235e+38"]
+
+
+def test_from_json_checks_as_the_host_does():
+    with pytest.raises(sluice.Error, match="has 1 values for 2 columns"):
+        TestEvent.from_json('{"kind":"insert","schema":"s","table":"t","columnnames":["a","b"],'
+                            '"columnvalues":[1],"oldkeys":{}}')
+    with pytest.raises(sluice.Error, match="truncate"):
+        TestEvent.from_json('{"kind":"truncate","schema":"s","table":"t","columnnames":["a"],'
+                            '"columnvalues":[1],"oldkeys":{}}')
+    e = TestEvent.from_json('{"kind":"insert","schema":"s","table":"t","columnnames":["a","b"],'
+                            '"columnvalues":[true,18446744073709551616],"oldkeys":{}}')
+    assert e.after == [1, 18446744073709551616.0]

@@ -41,10 +41,15 @@ impl Lang {
     }
 }
 
-/// Python keywords and the modules a transform's module must not shadow.
+/// Python keywords, and the modules a transform's module must not shadow: the SDK's, the
+/// generated bindings', and the standard library's (componentize-py puts the standard library
+/// first on the path, so a module named `email` or `uuid` would never be imported).
 const PY_RESERVED: &[&str] = &[
     "sluice",
     "conftest",
+    "wit_world",
+    "componentize_py_types",
+    "poll_loop",
     "False",
     "None",
     "True",
@@ -80,13 +85,9 @@ const PY_RESERVED: &[&str] = &[
     "while",
     "with",
     "yield",
-    "json",
-    "struct",
-    "decimal",
-    "typing",
-    "wit_world",
-    "componentize_py_types",
 ];
+/// Python 3.11's `sys.stdlib_module_names` (public ones), which componentize-py 0.25 embeds.
+const PY_STDLIB: &str = include_str!("../../templates/transform-python/stdlib-modules.txt");
 
 /// Names Cargo or Rust reserve, which a transform crate cannot take.
 const RESERVED: &[&str] = &[
@@ -177,7 +178,10 @@ pub fn generate(
     lang: Lang,
 ) -> Result<PathBuf, TemplateError> {
     validate_name(name)?;
-    if lang == Lang::Python && PY_RESERVED.contains(&file_stem(name).as_str()) {
+    let stem = file_stem(name);
+    if lang == Lang::Python
+        && (PY_RESERVED.contains(&stem.as_str()) || PY_STDLIB.split_whitespace().any(|m| m == stem))
+    {
         return Err(TemplateError::InvalidName {
             name: name.to_owned(),
             reason: "Python reserves it, or the module would shadow one the transform imports",
@@ -203,7 +207,6 @@ pub fn generate(
             .replace("{{sdk_path}}", &sdk_path)
             .replace("{{sdk_path_py}}", &sdk_path_py)
     };
-    let stem = file_stem(name);
     let files: Vec<(String, String)> = match lang {
         Lang::Rust => vec![
             ("Cargo.toml".into(), fill(CARGO_TOML)),
@@ -299,7 +302,7 @@ mod tests {
         assert!(test.contains("from my_mask import MyMask"));
         let conftest = std::fs::read_to_string(dir.join("conftest.py")).unwrap();
         assert!(
-            conftest.contains(r#"sys.path.append("/sdk \"x\"/python")"#),
+            conftest.contains(r#"sys.path.insert(0, "/sdk \"x\"/python")"#),
             "{conftest}"
         );
         for text in [&app, &test, &conftest] {
@@ -307,7 +310,7 @@ mod tests {
         }
         assert!(dir.join("samples/events.jsonl").exists());
         // A module name Python reserves, or one that would shadow the SDK.
-        for bad in ["sluice", "class", "json"] {
+        for bad in ["sluice", "class", "json", "email", "uuid"] {
             assert!(matches!(
                 generate(bad, tmp.path(), Path::new("/sdk"), Lang::Python),
                 Err(TemplateError::InvalidName { .. })

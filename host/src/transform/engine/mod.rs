@@ -348,6 +348,10 @@ pub(crate) struct HostState {
     panic: Option<String>,
     /// What the guest writes to stderr, per call.
     stderr: StderrCapture,
+    /// When a successful call's stderr was last logged, and the calls' outputs not logged
+    /// since (at most one such log line per second per instance).
+    stderr_logged: Option<std::time::Instant>,
+    stderr_unlogged: u64,
 }
 
 impl HostState {
@@ -368,7 +372,17 @@ impl HostState {
         if failed {
             return Some(text);
         }
-        tracing::info!(transform = &*self.name, stderr = %text, "the transform wrote to stderr");
+        let now = std::time::Instant::now();
+        if self
+            .stderr_logged
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.stderr_unlogged += 1;
+            return None;
+        }
+        let unlogged = std::mem::take(&mut self.stderr_unlogged);
+        tracing::info!(transform = &*self.name, stderr = %text, calls_not_logged = unlogged, "the transform wrote to stderr");
+        self.stderr_logged = Some(now);
         None
     }
 
@@ -452,6 +466,8 @@ impl Live {
         let state = HostState {
             wasi: sandbox::wasi_ctx(stderr.clone()),
             stderr,
+            stderr_logged: None,
+            stderr_unlogged: 0,
             table: ResourceTable::new(),
             limiter: SandboxLimiter::new(limits.memory_bytes),
             name: name.clone(),

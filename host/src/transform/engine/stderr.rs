@@ -66,6 +66,17 @@ impl StderrCapture {
             cut += excess as u64;
             c.buf.drain(..excess);
         }
+        if cut > 0 {
+            // The cut may have split a UTF-8 sequence: drop its continuation bytes (at most 3).
+            let partial = c
+                .buf
+                .iter()
+                .take(3)
+                .take_while(|b| *b & 0xC0 == 0x80)
+                .count();
+            c.buf.drain(..partial);
+            cut += partial as u64;
+        }
         let text = String::from_utf8_lossy(&c.buf).trim_end().to_owned();
         c.buf.clear();
         c.cut = 0;
@@ -73,10 +84,7 @@ impl StderrCapture {
             return None;
         }
         Some(if cut > 0 {
-            format!(
-                "[{cut} earlier bytes cut] {}",
-                text.trim_start_matches(|ch: char| !ch.is_ascii())
-            )
+            format!("[{cut} earlier bytes cut] {text}")
         } else {
             text
         })
@@ -172,6 +180,22 @@ mod tests {
             &text[..40]
         );
         assert!(text.ends_with("the end") && text.len() < MAX_STDERR_BYTES + 40);
+        // A cut inside a UTF-8 sequence drops only that sequence's remains.
+        for _ in 0..20_000 {
+            OutputStream::write(&mut c, bytes::Bytes::from_static("é".as_bytes())).unwrap();
+        }
+        OutputStream::write(&mut c, bytes::Bytes::from_static(b"z")).unwrap();
+        let text = c.take().unwrap();
+        assert!(
+            text.starts_with("[23618 earlier bytes cut] éé"),
+            "{}",
+            &text[..40]
+        );
+        assert!(text.ends_with("éz"));
+        assert_eq!(
+            text.len(),
+            "[23618 earlier bytes cut] ".len() + MAX_STDERR_BYTES - 1
+        );
         // A new call starts empty.
         OutputStream::write(&mut c, bytes::Bytes::from_static(b"old")).unwrap();
         c.clear();
