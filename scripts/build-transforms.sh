@@ -49,7 +49,7 @@ for n in filter mask; do
     node guest-sdk/js/build.mjs "transforms/js/$n.js" -o "$out/js/$n.wasm"
 done
 # Test fixtures: a failing transform in each language, and two versions of a Python one.
-for n in fails tag_v1 tag_v2 every_op; do
+for n in fails tag_v1 tag_v2 every_op leaky; do
   build_guest py "tests/fixtures/guests/$n.py" "$out/py/$n.wasm" \
     "$PY" guest-sdk/python/sluice/build.py "tests/fixtures/guests/$n.py" -o "$out/py/$n.wasm"
 done

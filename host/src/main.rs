@@ -548,6 +548,17 @@ fn transform_new(
             );
             format!("{stem}.wasm")
         }
+        Lang::Js => {
+            let js = sdk.join("js");
+            println!(
+                "  (cd {} && npm ci)          # once: componentize-js and esbuild, pinned",
+                js.display()
+            );
+            println!("  npm install                                       # links the SDK");
+            println!("  npm test                                          # node --test: native unit tests, no wasm");
+            println!("  npm run build                                     # {stem}.wasm");
+            format!("{stem}.wasm")
+        }
     };
     println!("  sluice transform test {wasm} --input samples/events.jsonl");
     println!("  TRANSFORMS=$PWD/{wasm} sluice run --watch            # rebuild to hot-reload");

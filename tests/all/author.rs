@@ -253,3 +253,55 @@ fn a_new_python_transform_tests_builds_and_runs() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_new_javascript_transform_tests_builds_and_runs() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let said = run_ok(
+        Command::new(sluice_bin())
+            .args(["transform", "new", "demo-js", "--lang", "js", "--path"])
+            .arg(tmp.path()),
+    )?;
+    let dir = tmp.path().join("demo-js");
+    for next in [
+        "npm install",
+        "npm test",
+        "npm run build",
+        "sluice transform test demo_js.wasm",
+    ] {
+        assert!(said.contains(next), "prints {next:?}:\n{said}");
+    }
+    // The printed steps: link the SDK (its tools are installed in guest-sdk/js by
+    // scripts/guest-tools.sh), test natively, build.
+    let npm = |args: &[&str]| {
+        let mut c = Command::new("npm");
+        c.args(args)
+            .args(["--no-audit", "--no-fund"])
+            .current_dir(&dir);
+        c
+    };
+    run_ok(&mut npm(&["install", "--offline"]))?;
+    let tested = run_ok(&mut npm(&["test"]))?;
+    assert!(
+        tested.contains("# pass 2") && tested.contains("# fail 0"),
+        "{tested}"
+    );
+    run_ok(&mut npm(&["run", "build"]))?;
+    let wasm = dir.join("demo_js.wasm");
+    let (code, out, err) = transform_test(
+        &[
+            wasm.to_str().unwrap(),
+            "--input",
+            dir.join("samples/events.jsonl").to_str().unwrap(),
+        ],
+        "",
+    )?;
+    assert_eq!(code, 0, "{err}");
+    let expected = [
+        r#"{"kind":"insert","schema":"shop","table":"users","columnnames":["id","email","name"],"columnvalues":[1,"a***@example.com","Alice"],"oldkeys":{}}"#,
+        r#"{"kind":"update","schema":"shop","table":"users","columnnames":["id","email","name"],"columnvalues":[1,"b***@example.com","Alice"],"oldkeys":{"keynames":["id","email","name"],"keyvalues":[1,"a***@example.com","Alice"]}}"#,
+        r#"{"kind":"delete","schema":"shop","table":"users","columnnames":[],"columnvalues":[],"oldkeys":{"keynames":["id","email","name"],"keyvalues":[1,"b***@example.com","Alice"]}}"#,
+    ];
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{err}");
+    Ok(())
+}

@@ -402,3 +402,44 @@ for o in Harness(EveryOp).run(events):
         "{first}"
     );
 }
+
+#[test]
+fn an_instance_that_wears_out_its_memory_is_renewed_and_nothing_is_lost() {
+    // `leaky` keeps 1 KB per event for good: under a 16 MiB cap its instance is full after
+    // about fifty calls of 128 events. Each time, the call is tried again on a fresh instance.
+    let input = (1..=12_000)
+        .map(|i| {
+            serde_json::json!({"kind": "insert", "schema": "shop", "table": "orders", "columnnames": ["id"], "columnvalues": [i], "oldkeys": {}})
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = wasm("py/leaky");
+    let (code, out, err) = transform_test(
+        &[path.to_str().unwrap(), "--memory-mb", "16", "--envelope"],
+        &input,
+    )
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let ids: Vec<i64> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["value"]["columnvalues"][0].as_i64().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        (1..=12_000).collect::<Vec<_>>(),
+        "every event, once, in order"
+    );
+    let renewals = err.matches("reached its memory cap after").count();
+    assert!(renewals >= 1, "the instance was renewed: {err}");
+    // The counter on the instance starts again with each new one.
+    let restarts = out
+        .lines()
+        .filter(|l| l.contains(r#"["leaky-kept","1"]"#))
+        .count();
+    assert_eq!(restarts, renewals + 1, "{renewals} renewals");
+    eprintln!("12000 events under a 16 MiB cap: {renewals} renewals");
+}

@@ -19,6 +19,10 @@ const PY_APP: &str = include_str!("../../templates/transform-python/app.py.tmpl"
 const PY_TEST: &str = include_str!("../../templates/transform-python/test_app.py.tmpl");
 const PY_CONFTEST: &str = include_str!("../../templates/transform-python/conftest.py.tmpl");
 const PY_GITIGNORE: &str = include_str!("../../templates/transform-python/gitignore");
+const JS_APP: &str = include_str!("../../templates/transform-js/app.js.tmpl");
+const JS_TEST: &str = include_str!("../../templates/transform-js/app.test.js.tmpl");
+const JS_PACKAGE: &str = include_str!("../../templates/transform-js/package.json.tmpl");
+const JS_GITIGNORE: &str = include_str!("../../templates/transform-js/gitignore");
 
 /// The language of a new transform project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -28,14 +32,17 @@ pub enum Lang {
     Rust,
     /// A Python module built with componentize-py (the `sluice` package, `guest-sdk/python`).
     Python,
+    /// A JavaScript module built with componentize-js (`sluice-transform`, `guest-sdk/js`).
+    Js,
 }
 
 impl Lang {
-    /// Parses `rust`, `python` (`py`).
+    /// Parses `rust`, `python` (`py`), `js` (`javascript`).
     pub fn parse(s: &str) -> Option<Lang> {
         match s {
             "rust" | "rs" => Some(Lang::Rust),
             "python" | "py" => Some(Lang::Python),
+            "js" | "javascript" => Some(Lang::Js),
             _ => None,
         }
     }
@@ -200,8 +207,13 @@ pub fn generate(
     // A Python string literal: JSON's escaping is valid Python.
     let sdk_path_py =
         serde_json::Value::String(sdk.join("python").display().to_string()).to_string();
+    // Inside a JSON string (package.json): JSON's escaping, without the quotes.
+    let sdk_path_js = serde_json::Value::String(sdk.join("js").display().to_string()).to_string();
+    let sdk_path_js = &sdk_path_js[1..sdk_path_js.len() - 1];
     let fill = |t: &str| {
         t.replace("{{name}}", name)
+            .replace("{{name_lower}}", &name.to_ascii_lowercase())
+            .replace("{{sdk_path_js}}", sdk_path_js)
             .replace("{{type_name}}", &type_name(name))
             .replace("{{file_stem}}", &file_stem(name))
             .replace("{{sdk_path}}", &sdk_path)
@@ -218,6 +230,12 @@ pub fn generate(
             (format!("test_{stem}.py"), fill(PY_TEST)),
             ("conftest.py".into(), fill(PY_CONFTEST)),
             (".gitignore".into(), PY_GITIGNORE.to_owned()),
+        ],
+        Lang::Js => vec![
+            (format!("{stem}.js"), fill(JS_APP)),
+            (format!("{stem}.test.js"), fill(JS_TEST)),
+            ("package.json".into(), fill(JS_PACKAGE)),
+            (".gitignore".into(), JS_GITIGNORE.to_owned()),
         ],
     };
     let samples = ("samples/events.jsonl".to_owned(), EVENTS.to_owned());
@@ -293,6 +311,28 @@ mod tests {
     }
 
     #[test]
+    fn a_javascript_project_is_a_module_its_test_and_a_package_on_the_sdk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = generate("My-Mask", tmp.path(), Path::new("/sdk \"x\""), Lang::Js).unwrap();
+        let app = std::fs::read_to_string(dir.join("My_Mask.js")).unwrap();
+        assert!(app.contains("export class MyMask {") && app.contains("exportTransform(MyMask)"));
+        let test = std::fs::read_to_string(dir.join("My_Mask.test.js")).unwrap();
+        assert!(test.contains("import { MyMask } from './My_Mask.js';"));
+        let package = std::fs::read_to_string(dir.join("package.json")).unwrap();
+        let package: serde_json::Value = serde_json::from_str(&package).unwrap();
+        assert_eq!(package["name"], "my-mask");
+        assert_eq!(
+            package["dependencies"]["sluice-transform"],
+            "file:/sdk \"x\"/js"
+        );
+        assert_eq!(
+            package["scripts"]["build"],
+            "sluice-js-build My_Mask.js -o My_Mask.wasm"
+        );
+        assert!(!app.contains("{{") && !test.contains("{{"));
+    }
+
+    #[test]
     fn a_python_project_is_a_module_its_test_and_the_sdk_path() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = generate("my-mask", tmp.path(), Path::new("/sdk \"x\""), Lang::Python).unwrap();
@@ -317,6 +357,7 @@ mod tests {
             ));
         }
         assert_eq!(Lang::parse("py"), Some(Lang::Python));
+        assert_eq!(Lang::parse("js"), Some(Lang::Js));
         assert_eq!(Lang::parse("cobol"), None);
     }
 }

@@ -9,7 +9,8 @@ use sluice_contract::packed::{self, View, CELL_BYTES};
 use super::stage::Stage;
 use super::CallError;
 use crate::event::{ChangeEvent, Value};
-use crate::transform::engine::{wit, EngineError};
+use crate::transform::engine::sandbox::LimitExceeded;
+use crate::transform::engine::{wit, EngineError, Trap};
 
 /// An event chosen for a call: its index in the batch and its column projection.
 pub(super) type Selected = (usize, Arc<Vec<u32>>);
@@ -125,10 +126,17 @@ pub(super) fn call(
             Ok(edits)
         }
         Err(EngineError::Call { message, trap, .. }) => {
+            let answered = stage.live.as_ref().map_or(0, |l| l.answered);
             if trap.is_some() {
                 // A trapped instance cannot be re-entered.
                 stage.live = None;
                 stage.sent.clear();
+            }
+            // An instance that answered calls before and then ran into its memory cap has
+            // worn out (an interpreter whose runtime keeps a little of every call): a fresh
+            // instance may answer this call.
+            if answered > 0 && matches!(trap, Some(Trap::Limit(LimitExceeded::Memory { .. }))) {
+                return Err(CallError::Worn { message, answered });
             }
             Err(CallError::Guest(message))
         }

@@ -58,6 +58,10 @@ pub(crate) enum CallError {
     /// The guest returned an error or trapped: its message (a panic's message first).
     #[error("{0}")]
     Guest(String),
+    /// The instance reached its memory cap after answering `answered` calls: it may have worn
+    /// out rather than failed on this call, so the call is tried once on a fresh instance.
+    #[error("{message}")]
+    Worn { message: String, answered: u64 },
     /// The instance could not be started, or the engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -97,6 +101,9 @@ pub struct Stats {
     pub skipped: u64,
     pub dead_lettered: u64,
     pub errors: u64,
+    /// Instances replaced after they wore out (reached the memory cap after serving calls),
+    /// whose call then succeeded on a fresh one or failed as usual.
+    pub renewed: u64,
     /// Time spent in this stage, guest calls and host work, in nanoseconds.
     pub busy_ns: u64,
 }
@@ -261,7 +268,14 @@ fn run_stage(
         input_bytes,
     };
     for chunk in chunks {
-        match attempt(stage, &events, ids, chunk, &mut budget) {
+        let mut result = attempt(stage, &events, ids, chunk, &mut budget);
+        if let Err(CallError::Worn { message, answered }) = &result {
+            // State kept on the instance starts again with the new one, as after any trap.
+            tracing::warn!(transform = %stage.spec.name, answered, error = %message, "the transform's instance reached its memory cap after {answered} calls; retrying the call on a fresh instance (if this repeats, raise memory_mb)");
+            stage.stats.renewed += 1;
+            result = attempt(stage, &events, ids, chunk, &mut budget);
+        }
+        match result {
             Ok(found) => {
                 for (i, ops) in found {
                     fates[i].push(ops);

@@ -451,6 +451,8 @@ pub(crate) struct Live {
     pub(crate) interest: sluice_contract::Interest,
     limits: Limits,
     name: Arc<str>,
+    /// Calls this instance answered (`transform`, after `init`).
+    pub(crate) answered: u64,
 }
 
 impl Live {
@@ -509,6 +511,7 @@ impl Live {
             interest: sluice_contract::Interest { tables, columns },
             limits,
             name,
+            answered: 0,
         })
     }
 
@@ -528,7 +531,10 @@ impl Live {
         let state = self.store.data_mut();
         let stderr = state.end_call(!matches!(result, Ok(Ok(_))));
         match result {
-            Ok(Ok(edits)) => Ok(edits),
+            Ok(Ok(edits)) => {
+                self.answered += 1;
+                Ok(edits)
+            }
             Ok(Err(message)) => Err(EngineError::Call {
                 name: self.name.to_string(),
                 message: with_stderr(bounded(message), stderr.as_deref()),
