@@ -15,7 +15,7 @@
 
 export {
   SluiceError, Float32, Double, Decimal, Json, Date_, DateTime, Timestamp, Time,
-  contractJson, compareText, parseRustF64,
+  contractJson, compareText, parseRustF64, rustDebug,
 } from './lib/values.js';
 export { Kind, Config, Interest, Event } from './lib/event.js';
 export { exportTransform, log } from './lib/component.js';

@@ -13,7 +13,7 @@
 
 import {
   exportTransform, Interest, Kind, SluiceError, Decimal, Json, Float32, Double,
-  compareText, contractJson, parseRustF64,
+  compareText, contractJson, parseRustF64, rustDebug,
 } from 'sluice-transform';
 
 const OPS = new Map([
@@ -26,21 +26,6 @@ const OPS = new Map([
   ['contains', 'contains'],
 ]);
 
-/** A string as Rust's `{:?}` prints it, for error texts identical to the Rust transform's. */
-function debug(s) {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0);
-    if (ch === '"' || ch === '\\') out += '\\' + ch;
-    else if (ch === '\n') out += '\\n';
-    else if (ch === '\r') out += '\\r';
-    else if (ch === '\t') out += '\\t';
-    else if (c === 0) out += '\\0';
-    else if (c < 0x20 || (c >= 0x7f && c < 0xa0)) out += `\\u{${c.toString(16)}}`;
-    else out += ch;
-  }
-  return out + '"';
-}
 
 export class Filter {
   constructor(config) {
@@ -51,7 +36,7 @@ export class Filter {
       const opText = config.require('op');
       const op = OPS.get(opText);
       if (op === undefined) {
-        throw new SluiceError(`unknown op ${debug(opText)}: use ==, !=, <, <=, >, >= or contains`);
+        throw new SluiceError(`unknown op ${rustDebug(opText)}: use ==, !=, <, <=, >, >= or contains`);
       }
       this.predicate = { column, op, want: config.require('value') };
     }

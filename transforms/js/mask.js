@@ -10,7 +10,7 @@
 // NULLs stay NULL. Both the row after and the row before the change are masked. A table-level
 // `truncate` event has no values and passes unchanged.
 
-import { exportTransform, Interest, Kind, SluiceError, Decimal, Json } from 'sluice-transform';
+import { exportTransform, Interest, Kind, SluiceError, Decimal, Json, rustDebug } from 'sluice-transform';
 import { sha256Hex } from './sha256.js';
 
 const UTF8 = new TextEncoder();
@@ -23,21 +23,6 @@ function room(n) {
   if (scratch.length < n) scratch = new Uint8Array(Math.max(n, scratch.length * 2));
 }
 
-/** A string as Rust's `{:?}` prints it, for error texts identical to the Rust transform's. */
-function debug(s) {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0);
-    if (ch === '"' || ch === '\\') out += '\\' + ch;
-    else if (ch === '\n') out += '\\n';
-    else if (ch === '\r') out += '\\r';
-    else if (ch === '\t') out += '\\t';
-    else if (c === 0) out += '\\0';
-    else if (c < 0x20 || (c >= 0x7f && c < 0xa0)) out += `\\u{${c.toString(16)}}`;
-    else out += ch;
-  }
-  return out + '"';
-}
 
 /** Hex SHA-256 of `salt || value` (`value`: a string, hashed as UTF-8, or a Uint8Array). */
 export function hashHex(salt, value) {
@@ -60,7 +45,7 @@ export class Mask {
     }
     const mode = config.get('mode') ?? 'hash';
     if (mode !== 'hash' && mode !== 'redact') {
-      throw new SluiceError(`unknown mode ${debug(mode)}: use hash or redact`);
+      throw new SluiceError(`unknown mode ${rustDebug(mode)}: use hash or redact`);
     }
     this.redact = mode === 'redact';
     this.salt = config.get('salt') ?? '';
