@@ -34,7 +34,7 @@ stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 build_guest() { # lang, source, output, command...
   local lang=$1 src=$2 out=$3; shift 3
   local sdk_files
-  if [ "$lang" = py ]; then sdk_files=$(ls guest-sdk/python/sluice/*.py guest-sdk/python/requirements.txt); else sdk_files=$(ls guest-sdk/js/*.js guest-sdk/js/*.mjs guest-sdk/js/package-lock.json); fi
+  if [ "$lang" = py ]; then sdk_files=$(ls guest-sdk/python/sluice/*.py guest-sdk/python/requirements.txt); else sdk_files=$(ls guest-sdk/js/*.js guest-sdk/js/*.mjs guest-sdk/js/lib/*.js guest-sdk/js/package-lock.json); fi
   local want; want=$(stamp_of "$src" $(dirname "$src")/*.${src##*.} $sdk_files wit/transform.wit)
   if [ -f "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$want" ]; then return; fi
   mkdir -p "$(dirname "$out")"
@@ -48,7 +48,8 @@ for n in filter mask; do
   build_guest js "transforms/js/$n.js" "$out/js/$n.wasm" \
     node guest-sdk/js/build.mjs "transforms/js/$n.js" -o "$out/js/$n.wasm"
 done
-# Test fixtures: a failing transform in each language, and two versions of a Python one.
+# Test fixtures: a failing transform in each language, two versions of a Python one, one that
+# uses every op and value, and one that keeps memory from every call (tests/all/polyglot.rs).
 for n in fails tag_v1 tag_v2 every_op leaky; do
   build_guest py "tests/fixtures/guests/$n.py" "$out/py/$n.wasm" \
     "$PY" guest-sdk/python/sluice/build.py "tests/fixtures/guests/$n.py" -o "$out/py/$n.wasm"

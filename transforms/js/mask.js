@@ -13,28 +13,57 @@
 import { exportTransform, Interest, Kind, SluiceError, Decimal, Json, rustDebug } from 'sluice-transform';
 import { sha256Hex } from './sha256.js';
 
-const UTF8 = new TextEncoder();
-
-// The bytes to hash are written into one reused buffer: in the component, every new buffer's
-// memory waits for a full GC to be freed, and the sandbox's memory cap comes first.
+// The bytes to hash are written into one reused buffer, by hand: in the component each new
+// buffer, and each TextEncoder call, leaves memory that only a full GC gives back (and the
+// sandbox's memory cap comes first).
 let scratch = new Uint8Array(1024);
 
-function room(n) {
-  if (scratch.length < n) scratch = new Uint8Array(Math.max(n, scratch.length * 2));
+function room(n, keep) {
+  if (scratch.length < n) {
+    const bigger = new Uint8Array(Math.max(n, scratch.length * 2));
+    bigger.set(scratch.subarray(0, keep));
+    scratch = bigger;
+  }
 }
 
+/** Writes the UTF-8 of `s` into `scratch` from `at`; returns where it ends. */
+function utf8(s, at) {
+  room(at + s.length * 3, at);
+  const b = scratch;
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c < 0x80) {
+      b[at++] = c;
+    } else if (c < 0x800) {
+      b[at++] = 0xc0 | (c >> 6);
+      b[at++] = 0x80 | (c & 63);
+    } else if (c >= 0xd800 && c < 0xdc00 && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      c = 0x10000 + ((c - 0xd800) << 10) + (s.charCodeAt(++i) - 0xdc00);
+      b[at++] = 0xf0 | (c >> 18);
+      b[at++] = 0x80 | ((c >> 12) & 63);
+      b[at++] = 0x80 | ((c >> 6) & 63);
+      b[at++] = 0x80 | (c & 63);
+    } else {
+      if (c >= 0xd800 && c < 0xe000) c = 0xfffd; // a lone surrogate, as TextEncoder writes it
+      b[at++] = 0xe0 | (c >> 12);
+      b[at++] = 0x80 | ((c >> 6) & 63);
+      b[at++] = 0x80 | (c & 63);
+    }
+  }
+  return at;
+}
 
 /** Hex SHA-256 of `salt || value` (`value`: a string, hashed as UTF-8, or a Uint8Array). */
 export function hashHex(salt, value) {
+  let n = utf8(salt, 0);
   if (typeof value === 'string') {
-    const text = salt + value;
-    room(text.length * 3);
-    return sha256Hex(scratch.subarray(0, UTF8.encodeInto(text, scratch).written));
+    n = utf8(value, n);
+  } else {
+    room(n + value.length, n);
+    scratch.set(value, n);
+    n += value.length;
   }
-  room(salt.length * 3 + value.length);
-  const n = UTF8.encodeInto(salt, scratch).written;
-  scratch.set(value, n);
-  return sha256Hex(scratch.subarray(0, n + value.length));
+  return sha256Hex(scratch.subarray(0, n));
 }
 
 export class Mask {

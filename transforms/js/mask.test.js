@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Kind, Json } from 'sluice-transform';
 import { Harness, TestEvent } from 'sluice-transform/testing';
+import { createHash } from 'node:crypto';
 import { Mask, hashHex } from './mask.js';
 
 test('hashes emails in both images', () => {
@@ -55,4 +56,12 @@ test('a delete masks its row before', () => {
 test('bad config is an error', () => {
   assert.throws(() => new Harness(Mask, {}), /set `columns` to the comma-separated columns to mask/);
   assert.throws(() => new Harness(Mask, { columns: 'a', mode: 'x' }), /unknown mode "x": use hash or redact/);
+});
+
+test('hashes the UTF-8 of any text, and bytes', () => {
+  for (const s of ['', 'a', 'é', '€', '😀', 'a\uD800b', 'x'.repeat(3000) + 'ü']) {
+    assert.equal(hashHex('sé', s), createHash('sha256').update(Buffer.from('sé' + s, 'utf8')).digest('hex'), s.slice(0, 5));
+  }
+  const big = new Uint8Array(5000).map((_, i) => i & 255);
+  assert.equal(hashHex('😀', big), createHash('sha256').update(Buffer.concat([Buffer.from('😀'), big])).digest('hex'));
 });
