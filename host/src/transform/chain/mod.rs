@@ -15,6 +15,11 @@
 //! Under `halt`, a failing call is also re-run one event at a time, on a fresh instance, to
 //! name the event that fails (its own position, not the call's first event).
 //!
+//! Before any policy: an instance that reaches its memory cap after answering calls has worn
+//! out rather than failed (componentize-py and componentize-js keep a little memory from each
+//! call), so the call is tried once more on a fresh instance ([`CallError::Worn`]), with a
+//! warning; only a failure there goes to the policy.
+//!
 //! Hot reload ([`Chain::swap`]): a new version is on probation for its first
 //! [`PROBATION_BATCHES`](stage::PROBATION_BATCHES) batches or [`PROBATION_TIME`](stage::PROBATION_TIME), whichever ends later. If it stops the
 //! chain in that time (a `halt`), the stage rolls back to the previous version, which re-runs
