@@ -17,7 +17,7 @@ from decimal import Decimal
 from wit_world import log as _host_log
 
 from . import packed
-from .event import Config, Error, Event, Interest, Op, Position, Table
+from .event import Config, Error, Event, Op, Position, Table, interest_of
 from .values import Date, DateTime, Float32, Json, Time, Timestamp, normalize
 
 import componentize_py_types as _cpt  # noqa: E402  (present at build time only)
@@ -127,19 +127,6 @@ class _Answer:
         self.outputs.append(wit.Output(event, start, len(self.ops) - start))
 
 
-def _interest(obj) -> Interest:
-    i = getattr(obj, "interest", None)
-    if i is None:
-        return Interest.all()
-    i = i() if callable(i) else i
-    if not isinstance(i, Interest):
-        raise Error(f"interest() returned a {type(i).__name__}; return a sluice.Interest")
-    for what, names in (("tables", i.tables), ("columns", i.columns or [])):
-        if not all(isinstance(n, str) for n in names):
-            raise Error(f"the interest's {what} must be strings: {names!r}")
-    return i
-
-
 def world(cls):
     """The `WitWorld` class for the transform class `cls`."""
 
@@ -147,7 +134,7 @@ def world(cls):
         def init(self, config):
             try:
                 obj = cls(Config(config))
-                interest = _interest(obj)
+                interest = interest_of(obj)
             except BaseException as e:  # noqa: B036 (every failure is the WIT's err)
                 raise _err(describe(e))
             _STATE.transform = obj

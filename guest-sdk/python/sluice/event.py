@@ -150,6 +150,21 @@ class Interest:
         return f"Interest(tables={self.tables!r}, columns={self.columns!r})"
 
 
+def interest_of(obj) -> Interest:
+    """What a transform object declares it needs: its `interest()` (or `interest` attribute),
+    else every table and column. The component and the harness both ask through this."""
+    i = getattr(obj, "interest", None)
+    if i is None:
+        return Interest.all()
+    i = i() if callable(i) else i
+    if not isinstance(i, Interest):
+        raise Error(f"interest() returned a {type(i).__name__}; return a sluice.Interest")
+    for what, names in (("tables", i.tables), ("columns", i.columns or [])):
+        if not all(isinstance(n, str) for n in names):
+            raise Error(f"the interest's {what} must be strings: {names!r}")
+    return i
+
+
 class Op:
     """The ops an event records (tuples whose first item is one of these codes), in the WIT's
     `op` order. Column indexes refer to the input table's columns."""

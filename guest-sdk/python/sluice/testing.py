@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import _edit
-from .event import Config, Error, Event, Interest, Kind, Op, Position, Table
+from .event import Config, Error, Event, Interest, Kind, Op, Position, Table, interest_of
 from .values import normalize, to_json
 
 __all__ = ["Harness", "TestEvent", "Output"]
@@ -181,11 +181,7 @@ class Harness:
 
     def __init__(self, cls, config=()):
         self.transform = cls(Config(config))
-        i = getattr(self.transform, "interest", None)
-        i = Interest.all() if i is None else (i() if callable(i) else i)
-        if not isinstance(i, Interest):
-            raise Error(f"interest() returned a {type(i).__name__}; return a sluice.Interest")
-        self.interest: Interest = i
+        self.interest: Interest = interest_of(self.transform)
 
     def run(self, events) -> List[Output]:
         """The published events for `events`, in order."""

@@ -409,7 +409,7 @@ impl WasiView for HostState {
 }
 
 impl bindings::TransformerImports for HostState {
-    fn log(&mut self, level: wit::LogLevel, mut message: String) {
+    fn log(&mut self, level: wit::LogLevel, message: String) {
         if matches!(level, wit::LogLevel::Error) && self.panic.is_none() {
             if let Some(p) = message.strip_prefix("panic: ") {
                 // Kept even past the log budget: it names why the call is about to trap.
@@ -421,15 +421,7 @@ impl bindings::TransformerImports for HostState {
             return;
         }
         self.logged += 1;
-        if message.len() > MAX_LOG_BYTES {
-            let mut end = MAX_LOG_BYTES;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            let cut = message.len() - end;
-            message.truncate(end);
-            message.push_str(&format!("… ({cut} more bytes cut)"));
-        }
+        let message = cut_at(message, MAX_LOG_BYTES);
         let name = &*self.name;
         match level {
             wit::LogLevel::Trace => tracing::trace!(transform = name, "{message}"),
@@ -555,10 +547,11 @@ impl Live {
     }
 }
 
-/// A guest's error text, cut at [`MAX_ERROR_BYTES`] (at a character boundary).
-fn bounded(mut message: String) -> String {
-    if message.len() > MAX_ERROR_BYTES {
-        let mut end = MAX_ERROR_BYTES;
+/// `message` cut at `max` bytes (at a character boundary), saying how much was cut: a guest's
+/// log messages and its error texts.
+fn cut_at(mut message: String, max: usize) -> String {
+    if message.len() > max {
+        let mut end = max;
         while !message.is_char_boundary(end) {
             end -= 1;
         }
@@ -567,6 +560,11 @@ fn bounded(mut message: String) -> String {
         message.push_str(&format!("… ({cut} more bytes cut)"));
     }
     message
+}
+
+/// A guest's error text, cut at [`MAX_ERROR_BYTES`].
+fn bounded(message: String) -> String {
+    cut_at(message, MAX_ERROR_BYTES)
 }
 
 /// `message`, followed by what the guest wrote to stderr during the call, when it wrote
